@@ -1,0 +1,243 @@
+#!/usr/bin/env bash
+# benches/load.sh: what the gateway costs over a bare Pingora passthrough.
+#
+# Starts, all on 127.0.0.1:
+#   upstream     examples/upstream.rs: every request -> 200, 1024-byte JSON
+#   passthrough  examples/passthrough.rs: bare Pingora ProxyHttp -> upstream
+#   gateway      target/release/sentinel run --config "$GATEWAY_CONFIG"
+# then runs wrk against passthrough and gateway with the same settings,
+# alternating the order each round (ABBA...) to cancel drift, and prints
+# requests/s, the throughput ratio gateway/passthrough, p99 of each and the
+# added p99. Every process it starts is stopped on exit.
+#
+# Without "$GATEWAY_CONFIG" it says so and compares passthrough with the
+# upstream called directly (what Pingora itself costs).
+#
+#   benches/load.sh                               # defaults: 3 rounds of 10 s each, -t1 -c32
+#   ROUNDS=1 DURATION=5s benches/load.sh          # quicker
+#   SKIP_BUILD=1 benches/load.sh                  # reuse the release binaries
+#
+# The gateway config must route "$REQUEST_PATH" to the upstream at
+# 127.0.0.1:$UPSTREAM_PORT, listen (`[listen] proxy`) on 127.0.0.1 and should
+# set `threads = 1` like the passthrough; "$TOKEN_FILE" holds a bearer token
+# the policy lets read that route. The gateway is reached at the address in
+# the config's `[listen] proxy` (override: GATEWAY_ADDR).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+GATEWAY_CONFIG=${GATEWAY_CONFIG:-benches/load/gateway.toml}
+TOKEN_FILE=${TOKEN_FILE:-benches/load/token.txt}
+UPSTREAM_PORT=${UPSTREAM_PORT:-18081}
+PASSTHROUGH_PORT=${PASSTHROUGH_PORT:-18082}
+PASSTHROUGH_THREADS=${PASSTHROUGH_THREADS:-1}
+REQUEST_PATH=${REQUEST_PATH:-/msw/vessels}
+ROUNDS=${ROUNDS:-3}
+THREADS=${THREADS:-1}          # wrk threads (the machine has 2 cores)
+CONNECTIONS=${CONNECTIONS:-32}
+DURATION=${DURATION:-10s}
+WARMUP=${WARMUP:-2s}
+READY_TIMEOUT=${READY_TIMEOUT:-20}  # seconds to wait for each listener
+SKIP_BUILD=${SKIP_BUILD:-0}
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+WRK=${WRK:-wrk}
+
+die() { echo "load.sh: $*" >&2; exit 1; }
+note() { echo "load.sh: $*" >&2; }
+
+command -v "$WRK" >/dev/null || die "wrk not found (set WRK=/path/to/wrk)"
+[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "ROUNDS must be a positive number, not \`$ROUNDS\`"
+[[ $DURATION =~ ^[0-9]+[smh]?$ && $WARMUP =~ ^[0-9]+[smh]?$ ]] ||
+    die "DURATION and WARMUP take wrk durations such as 10s"
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/sentinel-load.XXXXXX")
+PIDS=()
+
+# Stops what this script started: SIGINT first (Pingora's fast shutdown;
+# SIGTERM would wait out its grace period), SIGKILL after 3 s.
+cleanup() {
+    local pid i
+    for pid in "${PIDS[@]}"; do
+        kill -INT "$pid" 2>/dev/null || true
+    done
+    for pid in "${PIDS[@]}"; do
+        for ((i = 0; i < 30; i++)); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# Succeeds when something accepts TCP connections on 127.0.0.1:$1.
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# start NAME CMD...: runs CMD in the background, logging to $WORK/NAME.log.
+start() {
+    local name=$1
+    shift
+    "$@" >"$WORK/$name.log" 2>&1 &
+    PIDS+=("$!")
+    eval "PID_$name=$!"
+}
+
+# wait_ready NAME PORT: polls until the port accepts connections.
+wait_ready() {
+    local name=$1 port=$2 pid_var="PID_$1" i
+    for ((i = 0; i < READY_TIMEOUT * 10; i++)); do
+        if ! kill -0 "${!pid_var}" 2>/dev/null; then
+            tail -n 20 "$WORK/$name.log" >&2 || true
+            die "$name exited before listening on 127.0.0.1:$port"
+        fi
+        port_open "$port" && return 0
+        sleep 0.1
+    done
+    tail -n 20 "$WORK/$name.log" >&2 || true
+    die "$name is not listening on 127.0.0.1:$port after ${READY_TIMEOUT}s"
+}
+
+need_free_port() {
+    if port_open "$1"; then
+        die "127.0.0.1:$1 is already in use; set ${2}_PORT to a free port"
+    fi
+}
+
+# Reads `proxy = "ADDR"` from the [listen] table of the gateway config.
+config_proxy_addr() {
+    awk '
+        /^[[:space:]]*\[/ { in_listen = ($0 ~ /^[[:space:]]*\[listen\][[:space:]]*(#.*)?$/); next }
+        in_listen && /^[[:space:]]*proxy[[:space:]]*=/ {
+            if (match($0, /"[^"]*"/)) { print substr($0, RSTART + 1, RLENGTH - 2); exit }
+        }
+    ' "$1"
+}
+
+# ---- what to compare ------------------------------------------------------
+
+if [[ -f $GATEWAY_CONFIG ]]; then
+    MODE=gateway
+    [[ -f $TOKEN_FILE ]] || die "gateway config found but no token file \`$TOKEN_FILE\` (set TOKEN_FILE)"
+    TOKEN=$(tr -d '[:space:]' <"$TOKEN_FILE")
+    [[ -n $TOKEN ]] || die "token file \`$TOKEN_FILE\` is empty"
+    GATEWAY_ADDR=${GATEWAY_ADDR:-$(config_proxy_addr "$GATEWAY_CONFIG")}
+    [[ $GATEWAY_ADDR =~ ^127\.0\.0\.1:([0-9]+)$ ]] ||
+        die "gateway must listen on 127.0.0.1:PORT, found \`${GATEWAY_ADDR:-nothing}\` (set GATEWAY_ADDR)"
+    GATEWAY_PORT=${BASH_REMATCH[1]}
+    BASE_NAME=passthrough SUBJ_NAME=gateway
+    BASE_PORT=$PASSTHROUGH_PORT SUBJ_PORT=$GATEWAY_PORT
+    BUILD_ARGS=(--examples --bin sentinel)
+else
+    MODE=pingora
+    note "no gateway config at \`$GATEWAY_CONFIG\`: comparing passthrough with the upstream called directly"
+    BASE_NAME=upstream SUBJ_NAME=passthrough
+    BASE_PORT=$UPSTREAM_PORT SUBJ_PORT=$PASSTHROUGH_PORT
+    BUILD_ARGS=(--example passthrough --example upstream)
+fi
+
+# ---- build and start ------------------------------------------------------
+
+if [[ $SKIP_BUILD != 1 ]]; then
+    note "building: cargo build --release ${BUILD_ARGS[*]}"
+    cargo build --release "${BUILD_ARGS[@]}" >&2
+fi
+for bin in examples/upstream examples/passthrough; do
+    [[ -x $TARGET_DIR/release/$bin ]] || die "missing $TARGET_DIR/release/$bin (build it, or unset SKIP_BUILD)"
+done
+
+need_free_port "$UPSTREAM_PORT" UPSTREAM
+need_free_port "$PASSTHROUGH_PORT" PASSTHROUGH
+start upstream "$TARGET_DIR/release/examples/upstream" --listen "127.0.0.1:$UPSTREAM_PORT"
+wait_ready upstream "$UPSTREAM_PORT"
+start passthrough "$TARGET_DIR/release/examples/passthrough" \
+    --listen "127.0.0.1:$PASSTHROUGH_PORT" --upstream "127.0.0.1:$UPSTREAM_PORT" \
+    --threads "$PASSTHROUGH_THREADS"
+wait_ready passthrough "$PASSTHROUGH_PORT"
+if [[ $MODE == gateway ]]; then
+    [[ -x $TARGET_DIR/release/sentinel ]] || die "missing $TARGET_DIR/release/sentinel"
+    need_free_port "$GATEWAY_PORT" GATEWAY
+    start gateway "$TARGET_DIR/release/sentinel" run --config "$GATEWAY_CONFIG"
+    wait_ready gateway "$GATEWAY_PORT"
+fi
+
+# Checks one request answers 200 before measuring anything (only the gateway
+# gets the token).
+smoke() {
+    local name=$1 port=$2 status
+    local -a hdr=()
+    [[ $name == gateway ]] && hdr=(-H "Authorization: Bearer $TOKEN")
+    status=$(curl -s -o "$WORK/smoke.$name" -w '%{http_code}' --max-time 5 "${hdr[@]}" \
+        "http://127.0.0.1:$port$REQUEST_PATH") || status=000
+    if [[ $status != 200 ]]; then
+        head -c 600 "$WORK/smoke.$name" >&2 2>/dev/null || true
+        echo >&2
+        die "$name answered $status for GET $REQUEST_PATH (expected 200)"
+    fi
+}
+smoke "$BASE_NAME" "$BASE_PORT"
+smoke "$SUBJ_NAME" "$SUBJ_PORT"
+
+# ---- measure --------------------------------------------------------------
+
+# run_wrk NAME PORT DURATION OUT
+run_wrk() {
+    local name=$1 port=$2 duration=$3 out=$4
+    local -a hdr=()
+    [[ $name == gateway ]] && hdr=(-H "Authorization: Bearer $TOKEN")
+    "$WRK" -t"$THREADS" -c"$CONNECTIONS" -d"$duration" --latency "${hdr[@]}" \
+        "http://127.0.0.1:$port$REQUEST_PATH" >"$out"
+}
+
+# Prints "RPS P99_MS NON2XX ERRORS" from a wrk --latency report.
+parse_wrk() {
+    awk '
+        function ms(v) {
+            if (v ~ /us$/) return substr(v, 1, length(v) - 2) / 1000
+            if (v ~ /ms$/) return substr(v, 1, length(v) - 2) + 0
+            if (v ~ /s$/)  return substr(v, 1, length(v) - 1) * 1000
+            return v + 0
+        }
+        /^Requests\/sec:/            { rps = $2 }
+        /^[[:space:]]+99%/          { p99 = ms($2) }
+        /Non-2xx or 3xx responses:/ { non2xx = $NF }
+        /Socket errors:/            { errs = $4 + $6 + $8 + $10 }  # "connect 0, read 0, ..."
+        END { printf "%s %s %d %d\n", rps, p99, non2xx, errs }
+    ' "$1"
+}
+
+note "warming up ($WARMUP each)"
+run_wrk "$BASE_NAME" "$BASE_PORT" "$WARMUP" "$WORK/warmup.base"
+run_wrk "$SUBJ_NAME" "$SUBJ_PORT" "$WARMUP" "$WORK/warmup.subj"
+
+echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency http://127.0.0.1:PORT$REQUEST_PATH, $ROUNDS round(s), $(nproc) CPUs"
+printf '%-6s %-12s %12s %10s %8s %8s\n' round target "requests/s" "p99 ms" non2xx errors
+BASE_RPS=() BASE_P99=() SUBJ_RPS=() SUBJ_P99=()
+for ((round = 1; round <= ROUNDS; round++)); do
+    if ((round % 2 == 1)); then order=(base subj); else order=(subj base); fi
+    for which in "${order[@]}"; do
+        if [[ $which == base ]]; then name=$BASE_NAME port=$BASE_PORT; else name=$SUBJ_NAME port=$SUBJ_PORT; fi
+        out="$WORK/round$round.$which"
+        run_wrk "$name" "$port" "$DURATION" "$out"
+        read -r rps p99 non2xx errs < <(parse_wrk "$out")
+        [[ -n $rps && -n $p99 ]] || { cat "$out" >&2; die "cannot read wrk's report for $name"; }
+        printf '%-6s %-12s %12.0f %10.3f %8d %8d\n' "$round" "$name" "$rps" "$p99" "$non2xx" "$errs"
+        ((non2xx == 0)) || note "warning: $name answered $non2xx non-2xx responses in round $round"
+        if [[ $which == base ]]; then BASE_RPS+=("$rps") BASE_P99+=("$p99"); else SUBJ_RPS+=("$rps") SUBJ_P99+=("$p99"); fi
+    done
+done
+
+mean() { printf '%s\n' "$@" | awk '{ s += $1 } END { printf "%.3f", s / NR }'; }
+b_rps=$(mean "${BASE_RPS[@]}") s_rps=$(mean "${SUBJ_RPS[@]}")
+b_p99=$(mean "${BASE_P99[@]}") s_p99=$(mean "${SUBJ_P99[@]}")
+echo
+awk -v bn="$BASE_NAME" -v sn="$SUBJ_NAME" -v br="$b_rps" -v sr="$s_rps" -v bp="$b_p99" -v sp="$s_p99" 'BEGIN {
+    printf "%-12s %10.0f req/s   p99 %7.3f ms   (mean of rounds)\n", bn, br, bp
+    printf "%-12s %10.0f req/s   p99 %7.3f ms   (mean of rounds)\n", sn, sr, sp
+    printf "throughput ratio %s/%s: %.3f\n", sn, bn, (br > 0 ? sr / br : 0)
+    printf "added p99: %+.3f ms\n", sp - bp
+}'

@@ -1,0 +1,221 @@
+//! The on-disk format of `sentinel.toml` and `routes/*.toml`: serde structs with
+//! `deny_unknown_fields` and spans. Never used past [`super::load`], which lowers
+//! them into the internal types.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use toml::Spanned;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayFile {
+    #[serde(default)]
+    pub listen: ListenFile,
+    #[serde(default)]
+    pub limits: LimitsFile,
+    #[serde(default)]
+    pub upstreams: BTreeMap<String, Spanned<UpstreamFile>>,
+    #[serde(default)]
+    pub issuers: Vec<Spanned<IssuerFile>>,
+    pub policy: Spanned<PolicyFile>,
+    #[serde(default)]
+    pub assertion: Option<Spanned<AssertionFile>>,
+    #[serde(default)]
+    pub explain: ExplainFile,
+    #[serde(default)]
+    pub client_ip: ClientIpFile,
+    #[serde(default)]
+    pub security_headers: Option<BTreeMap<String, Spanned<String>>>,
+    /// Route files, as paths or `*` globs relative to this file.
+    #[serde(default)]
+    pub routes: Vec<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenFile {
+    pub proxy: Option<Spanned<String>>,
+    pub ops: Option<Spanned<String>>,
+    pub tls: Option<Spanned<TlsFile>>,
+    pub threads: Option<Spanned<usize>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFile {
+    pub address: Spanned<String>,
+    pub certificates: Vec<Spanned<CertificateFile>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertificateFile {
+    /// SNI names this certificate serves; the first certificate is also the default.
+    pub server_names: Vec<String>,
+    pub cert: String,
+    pub key: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsFile {
+    pub max_header_bytes: Option<Spanned<usize>>,
+    pub max_body_bytes: Option<Spanned<usize>>,
+    pub max_token_bytes: Option<Spanned<usize>>,
+    pub token_cache_capacity: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamFile {
+    pub addresses: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub tls: bool,
+    /// SNI and certificate name for TLS upstreams (default: the address host).
+    pub sni: Option<String>,
+    #[serde(default = "yes")]
+    pub verify: bool,
+    pub connect_timeout: Option<Spanned<String>>,
+    pub read_timeout: Option<Spanned<String>>,
+    pub write_timeout: Option<Spanned<String>>,
+    pub idle_timeout: Option<Spanned<String>>,
+    pub health_check: Option<Spanned<HealthCheckFile>>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthCheckFile {
+    pub interval: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssuerFile {
+    pub issuer: String,
+    pub audiences: Vec<String>,
+    pub algorithms: Vec<Spanned<String>>,
+    pub jwks_file: Option<String>,
+    pub jwks_url: Option<String>,
+    /// Name of an environment variable holding an HS256 secret.
+    pub hmac_secret_env: Option<String>,
+    pub kid: Option<String>,
+    pub leeway: Option<Spanned<String>>,
+    pub refresh_every: Option<Spanned<String>>,
+    pub min_refetch_interval: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyFile {
+    /// `file` (standalone) is the only source so far.
+    pub source: Spanned<String>,
+    /// Policy files (`.toml` or `.json`), as paths or `*` globs relative to this file.
+    #[serde(default)]
+    pub paths: Vec<Spanned<String>>,
+    pub watch_interval: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssertionFile {
+    pub issuer: String,
+    pub audience: String,
+    pub ttl: Option<Spanned<String>>,
+    /// PKCS#8 PEM of a P-256 key (ES256).
+    pub key_file: Spanned<String>,
+    pub kid: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExplainFile {
+    /// Principals whose responses carry `x-sentinel-decision`.
+    #[serde(default)]
+    pub principals: Vec<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientIpFile {
+    #[serde(default)]
+    pub trusted_proxies: Vec<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoutesFile {
+    #[serde(default)]
+    pub routes: Vec<Spanned<RouteFile>>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthFile {
+    Public,
+    Any,
+    Users,
+    ServiceAccounts,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteFile {
+    pub id: Spanned<String>,
+    pub host: Option<Spanned<String>>,
+    pub path: Spanned<String>,
+    pub methods: Option<Spanned<Vec<String>>>,
+    pub upstream: Spanned<String>,
+    pub auth: AuthFile,
+    /// `type:{param}`, `type:literal`, or `type` for the collection. Required unless `auth = "public"`.
+    pub resource: Option<Spanned<String>>,
+    pub action: Option<Spanned<String>>,
+    pub tenant_param: Option<Spanned<String>>,
+    /// Approval chain whose time-bound grant the caller needs.
+    pub approval: Option<String>,
+    /// Rate-limit class (enforced by the rate-limiting work).
+    pub rate_limit: Option<String>,
+    /// Field-security binding (enforced by the field-security work).
+    pub fields: Option<Spanned<FieldsFile>>,
+    /// Risk policy (enforced by the risk-scoring work).
+    pub risk: Option<Spanned<RiskFile>>,
+    pub cors: Option<Spanned<CorsFile>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FieldsFile {
+    pub entity: String,
+    /// Where the entities are: `$`, `$.data[*]`, `$.items[*].vessel`.
+    #[serde(default = "root")]
+    pub at: String,
+}
+
+fn root() -> String {
+    "$".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RiskFile {
+    pub step_up_above: Option<f64>,
+    pub block_above: Option<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorsFile {
+    pub origins: Vec<String>,
+    #[serde(default)]
+    pub methods: Vec<String>,
+    #[serde(default)]
+    pub headers: Vec<String>,
+    #[serde(default)]
+    pub expose_headers: Vec<String>,
+    #[serde(default)]
+    pub credentials: bool,
+    pub max_age: Option<Spanned<String>>,
+}

@@ -1,0 +1,188 @@
+//! Every way the gateway says no, and the one function that turns a denial into
+//! the SPEC's JSON error body.
+
+use bytes::Bytes;
+use pingora::http::ResponseHeader;
+use sentinel_policy::Reason;
+use std::borrow::Cow;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    AuthRequired,
+    AuthInvalid,
+    TokenExpired,
+    TokenRevoked,
+    PermissionDenied,
+    ApprovalRequired,
+    TenantSuspended,
+    AccountLocked,
+    RouteNotFound,
+    BadRequest,
+    BodyTooLarge,
+    HeadersTooLarge,
+    PolicyUnavailable,
+    UpstreamUnavailable,
+    UpstreamTimeout,
+    InternalError,
+}
+
+impl ErrorCode {
+    pub fn status(self) -> u16 {
+        use ErrorCode::*;
+        match self {
+            AuthRequired | AuthInvalid | TokenExpired | TokenRevoked => 401,
+            PermissionDenied | ApprovalRequired | TenantSuspended | AccountLocked => 403,
+            RouteNotFound => 404,
+            BadRequest => 400,
+            BodyTooLarge => 413,
+            HeadersTooLarge => 431,
+            UpstreamUnavailable => 502,
+            PolicyUnavailable => 503,
+            UpstreamTimeout => 504,
+            InternalError => 500,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        use ErrorCode::*;
+        match self {
+            AuthRequired => "AUTH_REQUIRED",
+            AuthInvalid => "AUTH_INVALID",
+            TokenExpired => "TOKEN_EXPIRED",
+            TokenRevoked => "TOKEN_REVOKED",
+            PermissionDenied => "PERMISSION_DENIED",
+            ApprovalRequired => "APPROVAL_REQUIRED",
+            TenantSuspended => "TENANT_SUSPENDED",
+            AccountLocked => "ACCOUNT_LOCKED",
+            RouteNotFound => "ROUTE_NOT_FOUND",
+            BadRequest => "BAD_REQUEST",
+            BodyTooLarge => "BODY_TOO_LARGE",
+            HeadersTooLarge => "HEADERS_TOO_LARGE",
+            PolicyUnavailable => "POLICY_UNAVAILABLE",
+            UpstreamUnavailable => "UPSTREAM_UNAVAILABLE",
+            UpstreamTimeout => "UPSTREAM_TIMEOUT",
+            InternalError => "INTERNAL_ERROR",
+        }
+    }
+
+    fn default_message(self) -> &'static str {
+        use ErrorCode::*;
+        match self {
+            AuthRequired => "authentication required",
+            AuthInvalid => "invalid credentials",
+            TokenExpired => "token has expired",
+            TokenRevoked => "token has been revoked",
+            PermissionDenied => "permission denied",
+            ApprovalRequired => "this action needs an approved access request",
+            TenantSuspended => "tenant is suspended",
+            AccountLocked => "account is locked or inactive",
+            RouteNotFound => "no route matches this request",
+            BadRequest => "malformed request",
+            BodyTooLarge => "request body is too large",
+            HeadersTooLarge => "request headers are too large",
+            PolicyUnavailable => "no policy loaded yet",
+            UpstreamUnavailable => "upstream unavailable",
+            UpstreamTimeout => "upstream timed out",
+            InternalError => "internal error",
+        }
+    }
+}
+
+/// A refusal, with what the client may be told.
+#[derive(Debug, Clone)]
+pub struct Denial {
+    pub code: ErrorCode,
+    pub message: Cow<'static, str>,
+    pub details: Option<serde_json::Value>,
+}
+
+impl Denial {
+    pub fn new(code: ErrorCode) -> Denial {
+        Denial {
+            code,
+            message: Cow::Borrowed(code.default_message()),
+            details: None,
+        }
+    }
+
+    pub fn with_message(code: ErrorCode, message: impl Into<Cow<'static, str>>) -> Denial {
+        Denial {
+            code,
+            message: message.into(),
+            details: None,
+        }
+    }
+
+    pub fn details(mut self, details: serde_json::Value) -> Denial {
+        self.details = Some(details);
+        self
+    }
+
+    /// The denial for a policy decision's reason.
+    pub fn from_reason(reason: Reason) -> Denial {
+        let code = match reason {
+            Reason::TenantSuspended => ErrorCode::TenantSuspended,
+            Reason::AccountLocked | Reason::AccountInactive => ErrorCode::AccountLocked,
+            Reason::ApprovalRequired => ErrorCode::ApprovalRequired,
+            _ => ErrorCode::PermissionDenied,
+        };
+        Denial::new(code)
+    }
+}
+
+#[derive(serde::Serialize)]
+struct Body<'a> {
+    error: Inner<'a>,
+    request_id: &'a str,
+}
+
+#[derive(serde::Serialize)]
+struct Inner<'a> {
+    code: &'static str,
+    message: &'a str,
+    details: &'a serde_json::Value,
+}
+
+/// The JSON body of a denial.
+pub fn body(denial: &Denial, request_id: &str) -> Bytes {
+    let empty = serde_json::Value::Object(serde_json::Map::new());
+    let body = Body {
+        error: Inner {
+            code: denial.code.as_str(),
+            message: &denial.message,
+            details: denial.details.as_ref().unwrap_or(&empty),
+        },
+        request_id,
+    };
+    // Serializing these types cannot fail; fall back to a fixed body regardless.
+    serde_json::to_vec(&body).map(Bytes::from).unwrap_or_else(|_| {
+        Bytes::from_static(br#"{"error":{"code":"INTERNAL_ERROR","message":"internal error","details":{}},"request_id":""}"#)
+    })
+}
+
+/// The whole response for a denial: status, headers and body. The one place
+/// denials become HTTP.
+pub fn response(
+    denial: &Denial,
+    request_id: &str,
+    retry_after: Option<u64>,
+) -> pingora::Result<(ResponseHeader, Bytes)> {
+    let body = body(denial, request_id);
+    let mut header = ResponseHeader::build(denial.code.status(), Some(6))?;
+    let _ = header.insert_header("content-type", "application/json");
+    let _ = header.insert_header("content-length", body.len().to_string());
+    let _ = header.insert_header("cache-control", "no-store");
+    if let Some(secs) = retry_after {
+        let _ = header.insert_header("retry-after", secs.to_string());
+    }
+    if matches!(
+        denial.code,
+        ErrorCode::AuthRequired
+            | ErrorCode::AuthInvalid
+            | ErrorCode::TokenExpired
+            | ErrorCode::TokenRevoked
+    ) {
+        let _ = header.insert_header("www-authenticate", "Bearer realm=\"sentinel\"");
+    }
+    Ok((header, body))
+}

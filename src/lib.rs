@@ -1,0 +1,18 @@
+//! Sentinel gateway library.
+#![forbid(unsafe_code)]
+
+pub mod assertion;
+pub mod auth;
+pub mod config;
+pub mod cors;
+pub mod demo;
+pub mod errors;
+pub mod logging;
+pub mod metrics;
+pub mod ops;
+pub mod policy_store;
+pub mod proxy;
+pub mod request;
+pub mod routes;
+pub mod server;
+pub mod tls;

@@ -1,0 +1,138 @@
+//! `sentinel`: the gateway binary.
+//!
+//! ```text
+//! sentinel demo                                  # gateway + demo apps, no database
+//! sentinel run --config config/sentinel.toml     # run the gateway
+//! sentinel check --config config/sentinel.toml   # validate, print every problem
+//! curl -s 127.0.0.1:9090/readyz
+//! ```
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "sentinel", version, about = "Sentinel access gateway")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Run {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Validate the config, its route files and the file policy; print every problem.
+    Check {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Run the gateway with demo upstream apps and a bundled demo policy (no database).
+    Demo {
+        /// Proxy address.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// Ops address.
+        #[arg(long, default_value = "127.0.0.1:9090")]
+        ops: String,
+        /// Where to write the demo's config, policy and keys (default: a temporary directory).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Print a token from the demo issuer (its key is public: demo and benchmarks only).
+    DemoToken {
+        /// Principal id (`sub`).
+        #[arg(long, default_value = "aaaaaaaa-0000-4000-8000-000000000002")]
+        principal: String,
+        /// Tenant id (`tid`).
+        #[arg(long, default_value = "11111111-1111-1111-1111-111111111111")]
+        tenant: String,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 3600)]
+        ttl: i64,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Check { config } => check(&config),
+        Command::Run { config } => {
+            sentinel::logging::init();
+            match sentinel::config::load(&config) {
+                Ok(cfg) => run(cfg),
+                Err(problems) => {
+                    for p in problems {
+                        eprintln!("{p}");
+                    }
+                    eprintln!("refusing to start: the configuration has problems");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::DemoToken {
+            principal,
+            tenant,
+            ttl,
+        } => match sentinel::demo::mint(&principal, &tenant, false, None, ttl) {
+            Ok(t) => {
+                println!("{t}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("demo-token: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Demo { listen, ops, dir } => {
+            sentinel::logging::init();
+            match sentinel::demo::prepare(&listen, &ops, dir) {
+                Ok((cfg, banner)) => {
+                    println!("{banner}");
+                    run(cfg)
+                }
+                Err(e) => {
+                    eprintln!("demo: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn check(path: &std::path::Path) -> ExitCode {
+    let mut problems = match sentinel::config::load(path) {
+        Ok(cfg) => sentinel::policy_store::check(&cfg.policy.patterns),
+        Err(p) => p,
+    };
+    problems.dedup();
+    if problems.is_empty() {
+        println!("{}: ok", path.display());
+        ExitCode::SUCCESS
+    } else {
+        for p in &problems {
+            println!("{p}");
+        }
+        ExitCode::FAILURE
+    }
+}
+
+fn run(cfg: sentinel::config::Config) -> ExitCode {
+    let prepared = match sentinel::server::prepare(cfg) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("refusing to start: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match sentinel::server::build(prepared) {
+        Ok(server) => server.run_forever(),
+        Err(e) => {
+            eprintln!("refusing to start: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

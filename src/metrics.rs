@@ -1,0 +1,123 @@
+//! Prometheus metrics of the gateway, registered once in a private registry.
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
+};
+use std::sync::LazyLock;
+
+pub struct Metrics {
+    registry: Registry,
+    pub requests: IntCounterVec,
+    pub decisions: IntCounterVec,
+    pub latency: HistogramVec,
+    pub snapshot_version: IntGauge,
+    pub snapshot_loaded_at: IntGauge,
+    pub snapshot_age: IntGauge,
+    pub snapshot_rejected: IntCounter,
+    pub upstream_errors: IntCounterVec,
+}
+
+fn build() -> Result<Metrics, prometheus::Error> {
+    let registry = Registry::new_custom(Some("sentinel".into()), None)?;
+    let requests = IntCounterVec::new(
+        Opts::new(
+            "requests_total",
+            "Requests by route, outcome (allowed, denied, error) and code",
+        ),
+        &["route", "outcome", "code"],
+    )?;
+    let decisions = IntCounterVec::new(
+        Opts::new(
+            "decisions_total",
+            "Authorization decisions by route, decision and reason",
+        ),
+        &["route", "decision", "reason"],
+    )?;
+    let latency = HistogramVec::new(
+        HistogramOpts::new(
+            "request_duration_seconds",
+            "Time from request to response end, by route",
+        )
+        .buckets(vec![
+            0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+        ]),
+        &["route"],
+    )?;
+    let snapshot_version = IntGauge::new(
+        "snapshot_version",
+        "Version of the policy snapshot in force",
+    )?;
+    let snapshot_loaded_at = IntGauge::new(
+        "snapshot_loaded_timestamp_seconds",
+        "Unix time the snapshot in force was loaded (age = now - this)",
+    )?;
+    let snapshot_age = IntGauge::new(
+        "snapshot_age_seconds",
+        "Seconds since the snapshot in force was loaded",
+    )?;
+    let snapshot_rejected = IntCounter::new(
+        "snapshot_rejected_total",
+        "Policy snapshots rejected (parse, compile or verification failure)",
+    )?;
+    let upstream_errors = IntCounterVec::new(
+        Opts::new(
+            "upstream_errors_total",
+            "Failed upstream exchanges by upstream and kind",
+        ),
+        &["upstream", "kind"],
+    )?;
+    registry.register(Box::new(requests.clone()))?;
+    registry.register(Box::new(decisions.clone()))?;
+    registry.register(Box::new(latency.clone()))?;
+    registry.register(Box::new(snapshot_version.clone()))?;
+    registry.register(Box::new(snapshot_loaded_at.clone()))?;
+    registry.register(Box::new(snapshot_age.clone()))?;
+    registry.register(Box::new(snapshot_rejected.clone()))?;
+    registry.register(Box::new(upstream_errors.clone()))?;
+    Ok(Metrics {
+        registry,
+        requests,
+        decisions,
+        latency,
+        snapshot_version,
+        snapshot_loaded_at,
+        snapshot_age,
+        snapshot_rejected,
+        upstream_errors,
+    })
+}
+
+static METRICS: LazyLock<Option<Metrics>> = LazyLock::new(|| match build() {
+    Ok(m) => Some(m),
+    Err(e) => {
+        tracing::error!(error = %e, "metrics registry could not be built; metrics are off");
+        None
+    }
+});
+
+pub fn get() -> Option<&'static Metrics> {
+    METRICS.as_ref()
+}
+
+pub fn snapshot_swapped(version: u64) {
+    if let Some(m) = get() {
+        m.snapshot_version.set(version as i64);
+        m.snapshot_loaded_at.set(crate::policy_store::unix_now());
+    }
+}
+
+pub fn snapshot_rejected() {
+    if let Some(m) = get() {
+        m.snapshot_rejected.inc();
+    }
+}
+
+/// The text exposition of every metric.
+pub fn render() -> Vec<u8> {
+    let mut out = Vec::new();
+    if let Some(m) = get() {
+        let _ = TextEncoder::new().encode(&m.registry.gather(), &mut out);
+    }
+    out
+}

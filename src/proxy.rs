@@ -1,0 +1,638 @@
+//! The Pingora proxy. Each phase method is short and calls named steps:
+//! `request_filter` admits (route → authenticate → authorize) or answers with
+//! a denial; `upstream_request_filter` replaces client identity headers with
+//! the gateway's; `response_filter` adds the request id and security headers;
+//! `fail_to_proxy` turns upstream failures into the SPEC error body.
+
+use crate::assertion::{Signer, Subject};
+use crate::auth::{self, jwt::Verifier};
+use crate::config::{Limits, Upstream};
+use crate::errors::{self, Denial, ErrorCode};
+use crate::policy_store::{unix_now, PolicyStore};
+use crate::request::{self, Credential};
+use crate::routes::{AuthRequirement, Route, RouteTable};
+use arc_swap::ArcSwap;
+use async_trait::async_trait;
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue};
+use ipnet::IpNet;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::prelude::*;
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use sentinel_policy::{default_action, AccessRequest, Decision, RequestContext, Snapshot};
+use std::collections::HashSet;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+use uuid::Uuid;
+
+pub const H_REQUEST_ID: &str = "x-sentinel-request-id";
+pub const H_USER_ID: &str = "x-sentinel-user-id";
+pub const H_TENANT_ID: &str = "x-sentinel-tenant-id";
+pub const H_ROLES: &str = "x-sentinel-roles";
+pub const H_SERVICE_ACCOUNT: &str = "x-sentinel-service-account";
+pub const H_ASSERTION: &str = "x-sentinel-assertion";
+pub const H_DECISION: &str = "x-sentinel-decision";
+
+/// An upstream pool with its round-robin cursor.
+pub struct Pool {
+    pub upstream: Upstream,
+    next: AtomicUsize,
+}
+
+impl Pool {
+    pub fn new(upstream: Upstream) -> Pool {
+        Pool {
+            upstream,
+            next: AtomicUsize::new(0),
+        }
+    }
+}
+
+/// Everything the proxy reads; shared by every request.
+pub struct GatewayState {
+    pub routes: ArcSwap<RouteTable>,
+    pub policy: Arc<PolicyStore>,
+    pub verifier: Arc<Verifier>,
+    pub signer: Arc<Signer>,
+    pub pools: Vec<Pool>,
+    pub limits: Limits,
+    pub explain: HashSet<Uuid>,
+    pub trusted_proxies: Vec<IpNet>,
+    pub security_headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+pub struct Gateway {
+    pub state: Arc<GatewayState>,
+}
+
+/// The identity forwarded upstream.
+struct Identity {
+    principal: Uuid,
+    tenant: Uuid,
+    roles: Arc<str>,
+    service_account: bool,
+    assertion: Arc<str>,
+}
+
+/// Per-request state.
+pub struct Ctx {
+    request_id: Uuid,
+    started: Instant,
+    route: Option<Arc<Route>>,
+    identity: Option<Identity>,
+    explain: Option<String>,
+    cors_origin: Option<HeaderValue>,
+    client_ip: Option<IpAddr>,
+    body_bytes: usize,
+    code: Option<ErrorCode>,
+}
+
+enum Admission {
+    Forward,
+    /// A response (a preflight) has been written.
+    Answered,
+}
+
+#[async_trait]
+impl ProxyHttp for Gateway {
+    type CTX = Ctx;
+
+    fn new_ctx(&self) -> Ctx {
+        Ctx {
+            request_id: Uuid::new_v4(),
+            started: Instant::now(),
+            route: None,
+            identity: None,
+            explain: None,
+            cors_origin: None,
+            client_ip: None,
+            body_bytes: 0,
+            code: None,
+        }
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        match self.admit(session, ctx).await {
+            Ok(Admission::Forward) => Ok(false),
+            Ok(Admission::Answered) => Ok(true),
+            Err(denial) => {
+                self.write_denial(session, ctx, &denial).await?;
+                Ok(true)
+            }
+        }
+    }
+
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        if let Some(b) = body {
+            ctx.body_bytes += b.len();
+            if ctx.body_bytes > self.state.limits.max_body_bytes {
+                return Err(Error::new(ErrorType::HTTPStatus(413)));
+            }
+        }
+        Ok(())
+    }
+
+    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
+        // INVARIANT: request_filter only forwards requests that matched a route.
+        let route = ctx
+            .route
+            .as_ref()
+            .ok_or_else(|| Error::explain(ErrorType::InternalError, "no route in context"))?;
+        let pool = self
+            .state
+            .pools
+            .get(route.upstream)
+            .ok_or_else(|| Error::explain(ErrorType::InternalError, "unknown upstream"))?;
+        let up = &pool.upstream;
+        let n = pool.next.fetch_add(1, Ordering::Relaxed);
+        let addr = up
+            .addresses
+            .get(n % up.addresses.len().max(1))
+            .ok_or_else(|| Error::explain(ErrorType::InternalError, "upstream has no address"))?;
+        let mut peer = HttpPeer::new(*addr, up.tls, up.sni.clone());
+        peer.options.connection_timeout = Some(up.connect_timeout);
+        peer.options.read_timeout = Some(up.read_timeout);
+        peer.options.write_timeout = Some(up.write_timeout);
+        peer.options.idle_timeout = Some(up.idle_timeout);
+        peer.options.verify_cert = up.verify;
+        peer.options.verify_hostname = up.verify;
+        Ok(Box::new(peer))
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        _session: &mut Session,
+        upstream_request: &mut RequestHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        strip_client_identity(upstream_request);
+        let mut id_buf = Uuid::encode_buffer();
+        upstream_request.insert_header(
+            H_REQUEST_ID,
+            &*ctx.request_id.hyphenated().encode_lower(&mut id_buf),
+        )?;
+        if let Some(identity) = &ctx.identity {
+            upstream_request.insert_header(
+                H_USER_ID,
+                &*identity.principal.hyphenated().encode_lower(&mut id_buf),
+            )?;
+            upstream_request.insert_header(
+                H_TENANT_ID,
+                &*identity.tenant.hyphenated().encode_lower(&mut id_buf),
+            )?;
+            upstream_request.insert_header(H_ROLES, &*identity.roles)?;
+            upstream_request.insert_header(
+                H_SERVICE_ACCOUNT,
+                if identity.service_account {
+                    "true"
+                } else {
+                    "false"
+                },
+            )?;
+            upstream_request.insert_header(H_ASSERTION, &*identity.assertion)?;
+        }
+        if let Some(ip) = ctx.client_ip {
+            upstream_request.insert_header("x-forwarded-for", ip.to_string())?;
+        }
+        Ok(())
+    }
+
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        response: &mut ResponseHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        // Upstreams cannot speak for the gateway.
+        remove_sentinel_headers(response);
+        self.finish_response(response, ctx)
+    }
+
+    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
+        let code = match e.etype() {
+            ErrorType::HTTPStatus(413) => Some(ErrorCode::BodyTooLarge),
+            ErrorType::HTTPStatus(400) => Some(ErrorCode::BadRequest),
+            ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout
+                if e.esource() == &ErrorSource::Upstream
+                    || matches!(e.etype(), ErrorType::ConnectTimedout) =>
+            {
+                Some(ErrorCode::UpstreamTimeout)
+            }
+            _ => match e.esource() {
+                ErrorSource::Upstream => Some(ErrorCode::UpstreamUnavailable),
+                ErrorSource::Downstream => match e.etype() {
+                    ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed => {
+                        None
+                    }
+                    _ => Some(ErrorCode::BadRequest),
+                },
+                ErrorSource::Internal | ErrorSource::Unset => Some(ErrorCode::InternalError),
+            },
+        };
+        if let (Some(code), Some(route)) = (code, &ctx.route) {
+            if matches!(
+                code,
+                ErrorCode::UpstreamTimeout | ErrorCode::UpstreamUnavailable
+            ) {
+                if let (Some(m), Some(pool)) =
+                    (crate::metrics::get(), self.state.pools.get(route.upstream))
+                {
+                    m.upstream_errors
+                        .with_label_values(&[pool.upstream.name.as_str(), code.as_str()])
+                        .inc();
+                }
+            }
+        }
+        let Some(code) = code else {
+            return FailToProxy {
+                error_code: 0,
+                can_reuse_downstream: false,
+            };
+        };
+        if code == ErrorCode::InternalError {
+            tracing::error!(request_id = %ctx.request_id, error = %e, "internal error while proxying");
+        }
+        let denial = Denial::new(code);
+        // The response may have started already; then there is nothing left to say.
+        let _ = self.write_denial(session, ctx, &denial).await;
+        FailToProxy {
+            error_code: code.status(),
+            can_reuse_downstream: false,
+        }
+    }
+
+    async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Ctx) {
+        let Some(m) = crate::metrics::get() else {
+            return;
+        };
+        let route = ctx.route.as_ref().map_or("none", |r| &*r.id);
+        let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        let (outcome, code) = match ctx.code {
+            Some(c) if c.status() < 500 => ("denied", c.as_str()),
+            Some(c) => ("error", c.as_str()),
+            None => ("allowed", if status >= 500 { "UPSTREAM_5XX" } else { "OK" }),
+        };
+        m.requests.with_label_values(&[route, outcome, code]).inc();
+        m.latency
+            .with_label_values(&[route])
+            .observe(ctx.started.elapsed().as_secs_f64());
+    }
+}
+
+impl Gateway {
+    /// Route, authenticate and authorize a request.
+    async fn admit(&self, session: &mut Session, ctx: &mut Ctx) -> Result<Admission, Denial> {
+        let state = &*self.state;
+        let req = session.req_header();
+        check_limits(req, &state.limits)?;
+        let peer = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip());
+        if let Some(peer) = peer {
+            let xff = req
+                .headers
+                .get("x-forwarded-for")
+                .and_then(|v| v.to_str().ok());
+            ctx.client_ip = Some(request::client_ip(peer, xff, &state.trusted_proxies));
+        }
+        let host = req
+            .uri
+            .host()
+            .or_else(|| {
+                req.headers
+                    .get(http::header::HOST)
+                    .and_then(|h| h.to_str().ok())
+            })
+            .map(request::host_of);
+        let path = request::normalize_path(req.uri.path())
+            .map_err(|e| Denial::with_message(ErrorCode::BadRequest, e.to_string()))?;
+        let method = req.method.as_str();
+        let routes = state.routes.load();
+
+        if method == "OPTIONS"
+            && req
+                .headers
+                .contains_key(http::header::ACCESS_CONTROL_REQUEST_METHOD)
+        {
+            if let Some(m) = routes.find_any_method(host.as_deref(), &path) {
+                if let Some(cors) = &m.route.cors {
+                    ctx.route = Some(m.route.clone());
+                    let preflight = crate::cors::preflight(cors, req);
+                    self.write_preflight(session, ctx, preflight).await;
+                    return Ok(Admission::Answered);
+                }
+            }
+        }
+
+        let found = routes
+            .find(host.as_deref(), method, &path)
+            .ok_or_else(|| Denial::new(ErrorCode::RouteNotFound))?;
+        let route = found.route;
+        ctx.route = Some(route.clone());
+        if let Some(cors) = &route.cors {
+            ctx.cors_origin = crate::cors::allowed_origin(cors, req);
+        }
+        if route.auth == AuthRequirement::Public {
+            return Ok(Admission::Forward);
+        }
+
+        let snapshot = state
+            .policy
+            .load()
+            .ok_or_else(|| Denial::new(ErrorCode::PolicyUnavailable))?;
+        let now = unix_now();
+        let credential = read_credential(req);
+        let who = auth::authenticate(&state.verifier, &snapshot, credential, now).await?;
+        let principal = who.principal;
+        match route.auth {
+            AuthRequirement::Users if principal.service_account => {
+                return Err(Denial::with_message(
+                    ErrorCode::PermissionDenied,
+                    "this route is for users only",
+                ))
+            }
+            AuthRequirement::ServiceAccounts if !principal.service_account => {
+                return Err(Denial::with_message(
+                    ErrorCode::PermissionDenied,
+                    "this route is for service accounts only",
+                ))
+            }
+            _ => {}
+        }
+
+        // Re-borrow: `authenticate` awaited, so the request header is read again.
+        let req = session.req_header();
+        let method = req.method.as_str();
+        let Some(resource) = &route.resource else {
+            return Err(Denial::new(ErrorCode::PermissionDenied));
+        };
+        let resource_id = resource.render(&found.params);
+        let action = route
+            .action
+            .as_deref()
+            .or_else(|| default_action(method))
+            .unwrap_or("read");
+        let target_tenant = match route.tenant_param.and_then(|i| found.params.get(i)) {
+            // An unparsable tenant id is treated as an unknown tenant (denied like another tenant's).
+            Some(t) => Uuid::parse_str(t).unwrap_or(Uuid::max()),
+            None => principal.tenant,
+        };
+        let decision = snapshot.authorize(&AccessRequest {
+            principal,
+            resource_type: &resource.resource_type,
+            resource_id: resource_id.as_deref(),
+            action,
+            target_tenant,
+            approval_chain: route.approval.as_deref(),
+            context: RequestContext {
+                now,
+                client_ip: ctx.client_ip,
+                method,
+                mfa: who.mfa,
+                risk_score: None,
+            },
+        });
+        if let Some(m) = crate::metrics::get() {
+            m.decisions
+                .with_label_values(&[
+                    &*route.id,
+                    if decision.allowed { "allow" } else { "deny" },
+                    decision.reason.name(),
+                ])
+                .inc();
+        }
+        if state.explain.contains(&principal.id) {
+            ctx.explain = Some(explain(&snapshot, &decision));
+        }
+        if !decision.allowed {
+            let mut denial = Denial::from_reason(decision.reason);
+            if let (Some(chain), sentinel_policy::Reason::ApprovalRequired) =
+                (&route.approval, decision.reason)
+            {
+                denial = denial.details(serde_json::json!({
+                    "approval_chain_id": &**chain,
+                    "request_access": {
+                        "method": "POST",
+                        "path": "/api/v1/access-requests",
+                        "body": {"approval_chain_id": &**chain, "resource": format!("{}:{}", resource.resource_type, resource_id.as_deref().unwrap_or("*")), "action": action}
+                    }
+                }));
+            }
+            return Err(denial);
+        }
+
+        let assertion = state
+            .signer
+            .assertion(
+                &Subject {
+                    principal: principal.id,
+                    tenant: principal.tenant,
+                    roles: &principal.role_names,
+                    service_account: principal.service_account,
+                    snapshot_version: snapshot.version(),
+                },
+                now,
+            )
+            .map_err(|e| {
+                tracing::error!(error = %e, "cannot sign identity assertion");
+                Denial::new(ErrorCode::InternalError)
+            })?;
+        ctx.identity = Some(Identity {
+            principal: principal.id,
+            tenant: principal.tenant,
+            roles: principal.role_names.clone(),
+            service_account: principal.service_account,
+            assertion,
+        });
+        Ok(Admission::Forward)
+    }
+
+    /// Headers every response carries: request id, security headers, CORS, explain.
+    fn finish_response(&self, response: &mut ResponseHeader, ctx: &Ctx) -> Result<()> {
+        let mut id_buf = Uuid::encode_buffer();
+        response.insert_header(
+            H_REQUEST_ID,
+            &*ctx.request_id.hyphenated().encode_lower(&mut id_buf),
+        )?;
+        for (name, value) in &self.state.security_headers {
+            if !response.headers.contains_key(name) {
+                response.insert_header(name.clone(), value.clone())?;
+            }
+        }
+        if let (Some(origin), Some(route)) = (&ctx.cors_origin, &ctx.route) {
+            if let Some(cors) = &route.cors {
+                crate::cors::apply_actual(cors, origin, response)?;
+            }
+        }
+        if let Some(explain) = &ctx.explain {
+            response.insert_header(H_DECISION, explain.as_str())?;
+        }
+        Ok(())
+    }
+
+    async fn write_denial(
+        &self,
+        session: &mut Session,
+        ctx: &mut Ctx,
+        denial: &Denial,
+    ) -> Result<()> {
+        ctx.code = Some(denial.code);
+        let mut id_buf = Uuid::encode_buffer();
+        let request_id = ctx
+            .request_id
+            .hyphenated()
+            .encode_lower(&mut id_buf)
+            .to_owned();
+        let (mut header, body) = errors::response(denial, &request_id, None)?;
+        self.finish_response(&mut header, ctx)?;
+        let head_only = session.req_header().method == http::Method::HEAD;
+        session
+            .write_response_header(Box::new(header), head_only)
+            .await?;
+        if !head_only {
+            session.write_response_body(Some(body), true).await?;
+        }
+        Ok(())
+    }
+
+    async fn write_preflight(
+        &self,
+        session: &mut Session,
+        ctx: &mut Ctx,
+        preflight: Option<ResponseHeader>,
+    ) {
+        let header = match preflight {
+            Some(h) => Some(h),
+            None => ResponseHeader::build(403, Some(4)).ok(),
+        };
+        if let Some(mut header) = header {
+            if self.finish_response(&mut header, ctx).is_ok() {
+                let _ = session.write_response_header(Box::new(header), true).await;
+            }
+        }
+    }
+}
+
+/// `allow; reason=…; rules=a,b` for the explain header.
+fn explain(snapshot: &Snapshot, d: &Decision) -> String {
+    let mut s = String::with_capacity(64);
+    s.push_str(if d.allowed { "allow" } else { "deny" });
+    s.push_str("; reason=");
+    s.push_str(d.reason.name());
+    s.push_str("; rules=");
+    for (i, r) in d.rules.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        s.extend(
+            snapshot
+                .rule_id(r)
+                .chars()
+                .filter(|c| c.is_ascii_graphic() && *c != ';' && *c != ','),
+        );
+    }
+    s
+}
+
+fn check_limits(req: &RequestHeader, limits: &Limits) -> Result<(), Denial> {
+    let header_bytes: usize = req
+        .headers
+        .iter()
+        .map(|(n, v)| n.as_str().len() + v.len() + 4)
+        .sum::<usize>()
+        + req.uri.path_and_query().map_or(0, |p| p.as_str().len());
+    if header_bytes > limits.max_header_bytes {
+        return Err(Denial::new(ErrorCode::HeadersTooLarge));
+    }
+    if let Some(len) = req.headers.get(http::header::CONTENT_LENGTH) {
+        let len = len
+            .to_str()
+            .ok()
+            .and_then(|l| l.trim().parse::<usize>().ok())
+            .ok_or_else(|| Denial::with_message(ErrorCode::BadRequest, "invalid content-length"))?;
+        if len > limits.max_body_bytes {
+            return Err(Denial::new(ErrorCode::BodyTooLarge));
+        }
+    }
+    Ok(())
+}
+
+fn read_credential(req: &RequestHeader) -> Credential<'_> {
+    let mut auth = req.headers.get_all(http::header::AUTHORIZATION).iter();
+    let first = auth.next();
+    let several = auth.next().is_some() || req.headers.get_all("x-api-key").iter().nth(1).is_some();
+    request::credential(
+        first.map(|v| v.as_bytes()),
+        req.headers.get("x-api-key").map(|v| v.as_bytes()),
+        several,
+    )
+}
+
+fn is_sentinel(name: &str) -> bool {
+    name.len() >= 11 && name.as_bytes()[..11].eq_ignore_ascii_case(b"x-sentinel-")
+}
+
+fn remove_sentinel_headers(response: &mut ResponseHeader) {
+    if !response.headers.keys().any(|k| is_sentinel(k.as_str())) {
+        return;
+    }
+    let names: Vec<HeaderName> = response
+        .headers
+        .keys()
+        .filter(|k| is_sentinel(k.as_str()))
+        .cloned()
+        .collect();
+    for n in names {
+        response.remove_header(&n);
+    }
+}
+
+/// Removes every client-sent `x-sentinel-*` header, and every `x-sentinel-*`
+/// token of `Connection` (so no next hop drops the gateway's own headers).
+pub fn strip_client_identity(req: &mut RequestHeader) {
+    if req.headers.keys().any(|k| is_sentinel(k.as_str())) {
+        let names: Vec<HeaderName> = req
+            .headers
+            .keys()
+            .filter(|k| is_sentinel(k.as_str()))
+            .cloned()
+            .collect();
+        for n in names {
+            req.remove_header(&n);
+        }
+    }
+    let names_sentinel = req
+        .headers
+        .get_all(http::header::CONNECTION)
+        .iter()
+        .any(|v| {
+            v.as_bytes()
+                .windows(11)
+                .any(|w| w.eq_ignore_ascii_case(b"x-sentinel-"))
+        });
+    if !names_sentinel {
+        return;
+    }
+    let kept: Vec<String> = req
+        .headers
+        .get_all(http::header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().to_ascii_lowercase())
+        .filter(|t| !t.is_empty() && !is_sentinel(t))
+        .collect();
+    req.remove_header(&http::header::CONNECTION);
+    if !kept.is_empty() {
+        let _ = req.insert_header(http::header::CONNECTION, kept.join(", "));
+    }
+}

@@ -1,0 +1,239 @@
+//! Test harness: starts the real `sentinel` binary on free loopback ports in
+//! front of the echo upstream, with the demo policy and routes plus test-only
+//! routes, and mints tokens with the demo issuer's key.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const ALICE: &str = "aaaaaaaa-0000-4000-8000-000000000001";
+pub const VICTOR: &str = "aaaaaaaa-0000-4000-8000-000000000002";
+pub const FLEET_SA: &str = "aaaaaaaa-0000-4000-8000-000000000003";
+pub const LENA: &str = "aaaaaaaa-0000-4000-8000-000000000004";
+pub const BOB: &str = "bbbbbbbb-0000-4000-8000-000000000001";
+pub const CARL: &str = "cccccccc-0000-4000-8000-000000000001";
+pub const NORDIC: &str = "11111111-1111-1111-1111-111111111111";
+pub const TANKERS: &str = "33333333-3333-3333-3333-333333333333";
+pub const PACIFIC: &str = "22222222-2222-2222-2222-222222222222";
+pub const SUSPENDED: &str = "44444444-4444-4444-4444-444444444444";
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A port with nothing listening on it.
+pub fn closed_port() -> u16 {
+    free_port()
+}
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Starts an app of `sentinel::demo::apps` on its own runtime thread.
+pub fn start_app(app: fn() -> sentinel::demo::apps::App) -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    l.set_nonblocking(true).unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let l = tokio::net::TcpListener::from_std(l).unwrap();
+            let _ = sentinel::demo::apps::serve(l, app()).await;
+        });
+    });
+    addr
+}
+
+pub struct Gateway {
+    child: Child,
+    pub proxy: SocketAddr,
+    pub ops: SocketAddr,
+    pub dir: PathBuf,
+    pub upstream: SocketAddr,
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Gateway {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.proxy, path)
+    }
+
+    pub fn ops_url(&self, path: &str) -> String {
+        format!("http://{}{}", self.ops, path)
+    }
+
+    pub fn policy_path(&self) -> PathBuf {
+        self.dir.join("policy/demo.toml")
+    }
+}
+
+pub struct Options {
+    /// Extra text appended to sentinel.toml.
+    pub extra_config: String,
+    pub slow_read_timeout: &'static str,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            extra_config: String::new(),
+            slow_read_timeout: "500ms",
+        }
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_file() {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+/// Writes a config (demo policy and routes, echo upstream) and starts the gateway.
+pub fn start(opts: Options) -> Gateway {
+    let upstream = start_app(|| sentinel::demo::apps::App::Echo);
+    for attempt in 0..3 {
+        let dir = std::env::temp_dir().join(format!(
+            "sentinel-test-{}-{}",
+            std::process::id(),
+            uuid::Uuid::new_v4()
+        ));
+        let root = repo().join("config");
+        copy_dir(&root.join("routes"), &dir.join("routes"));
+        copy_dir(&root.join("policy"), &dir.join("policy"));
+        copy_dir(&root.join("keys"), &dir.join("keys"));
+        std::fs::copy(
+            repo().join("tests/fixtures/extra-routes.toml"),
+            dir.join("routes/extra.toml"),
+        )
+        .unwrap();
+        let proxy: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let ops: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let config = std::fs::read_to_string(root.join("sentinel.toml"))
+            .unwrap()
+            .replace("127.0.0.1:8080", &proxy.to_string())
+            .replace("127.0.0.1:9090", &ops.to_string())
+            .replace("127.0.0.1:7101", &upstream.to_string())
+            .replace("127.0.0.1:7102", &upstream.to_string())
+            .replace("127.0.0.1:7103", &upstream.to_string())
+            .replace("[listen]", "[listen]\nthreads = 1");
+        let config = format!(
+            "{config}\n[upstreams.down]\naddresses = [\"127.0.0.1:{}\"]\nconnect_timeout = \"1s\"\n\n[upstreams.slow]\naddresses = [\"{upstream}\"]\nread_timeout = \"{}\"\n{}\n",
+            closed_port(),
+            opts.slow_read_timeout,
+            opts.extra_config
+        );
+        std::fs::write(dir.join("sentinel.toml"), config).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_sentinel"))
+            .args(["run", "--config"])
+            .arg(dir.join("sentinel.toml"))
+            .env("SENTINEL_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut gw = Gateway {
+            child,
+            proxy,
+            ops,
+            dir,
+            upstream,
+        };
+        if wait_ready(&mut gw, Duration::from_secs(30)) {
+            return gw;
+        }
+        eprintln!("gateway did not become ready (attempt {attempt}); retrying on other ports");
+    }
+    panic!("gateway never became ready");
+}
+
+fn wait_ready(gw: &mut Gateway, limit: Duration) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if let Ok(Some(_)) = gw.child.try_wait() {
+            return false;
+        }
+        if let Ok(mut s) = std::net::TcpStream::connect(gw.ops) {
+            use std::io::{Read, Write};
+            let _ = s.write_all(b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+            let mut buf = String::new();
+            let _ = s.read_to_string(&mut buf);
+            if buf.starts_with("HTTP/1.1 200") && std::net::TcpStream::connect(gw.proxy).is_ok() {
+                return true;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+/// A token from the demo issuer.
+pub fn token(principal: &str, tenant: &str) -> String {
+    sentinel::demo::mint(principal, tenant, false, None, 600).unwrap()
+}
+
+pub fn token_with(principal: &str, tenant: &str, mfa: bool, jti: Option<&str>) -> String {
+    sentinel::demo::mint(principal, tenant, mfa, jti, 600).unwrap()
+}
+
+/// Signs arbitrary claims with the demo issuer's key (for hostile tokens).
+pub fn sign_claims(claims: &serde_json::Value, kid: Option<&str>) -> String {
+    let key =
+        jsonwebtoken::EncodingKey::from_ec_pem(sentinel::demo::DEMO_ISSUER_KEY.as_bytes()).unwrap();
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+    header.kid = kid.map(str::to_owned);
+    jsonwebtoken::encode(&header, claims, &key).unwrap()
+}
+
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// Asserts the SPEC error body and returns it.
+pub async fn expect_error(resp: reqwest::Response, status: u16, code: &str) -> serde_json::Value {
+    assert_eq!(resp.status().as_u16(), status, "status for expected {code}");
+    assert!(
+        resp.headers().contains_key("x-sentinel-request-id"),
+        "request id on error responses"
+    );
+    let rid = resp.headers()["x-sentinel-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], code, "body: {body}");
+    assert!(body["error"]["message"].is_string());
+    assert!(body["error"]["details"].is_object());
+    assert_eq!(body["request_id"], rid.as_str());
+    body
+}
