@@ -170,6 +170,31 @@ fn rss_mib() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
+/// CPU time this thread has run, in ns (Linux `schedstat`; `None` elsewhere).
+/// On a shared machine wall-clock figures include time spent descheduled;
+/// this one does not.
+fn thread_cpu_ns() -> Option<u64> {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Mean on-CPU ns per decision over `iters` decisions.
+fn cpu_ns_per_decision(snap: &Snapshot, req: &AccessRequest<'_>, iters: u32) -> Option<f64> {
+    for _ in 0..iters / 10 {
+        black_box(snap.authorize(black_box(req)));
+    }
+    let before = thread_cpu_ns()?;
+    for _ in 0..iters {
+        black_box(snap.authorize(black_box(req)));
+    }
+    let after = thread_cpu_ns()?;
+    Some(after.saturating_sub(before) as f64 / f64::from(iters))
+}
+
 struct Probe {
     resource_type: &'static str,
     resource_id: String,
@@ -268,9 +293,12 @@ fn bench(c: &mut Criterion) {
         ("no_match", &no_match),
         ("explicit_deny", &denied),
     ] {
-        let d = snap.authorize(&request(&snap, &user, probe));
+        let req = request(&snap, &user, probe);
+        let d = snap.authorize(&req);
+        let cpu = cpu_ns_per_decision(&snap, &req, 200_000)
+            .map_or_else(|| "n/a".to_string(), |ns| format!("{ns:.0} ns"));
         println!(
-            "{name}: {} {} {} -> {} ({} rules)",
+            "{name}: {} {} {} -> {} ({} rules), on-CPU time per decision {cpu}",
             probe.resource_type,
             probe.resource_id,
             probe.action,

@@ -16,6 +16,7 @@
 #   benches/load.sh                               # defaults: 3 rounds of 10 s each, -t1 -c32
 #   ROUNDS=1 DURATION=5s benches/load.sh          # quicker
 #   SKIP_BUILD=1 benches/load.sh                  # reuse the release binaries
+#   NO_GATEWAY=1 benches/load.sh                  # passthrough vs upstream only
 #
 # The gateway config must route "$REQUEST_PATH" to the upstream at
 # 127.0.0.1:$UPSTREAM_PORT, listen (`[listen] proxy`) on 127.0.0.1 and should
@@ -58,6 +59,9 @@ PIDS=()
 # SIGTERM would wait out its grace period), SIGKILL after 3 s.
 cleanup() {
     local pid i
+    if [[ -n ${WRK_PID:-} ]]; then
+        { kill -KILL "$WRK_PID" && wait "$WRK_PID"; } 2>/dev/null || true
+    fi
     for pid in "${PIDS[@]}"; do
         kill -INT "$pid" 2>/dev/null || true
     done
@@ -120,7 +124,7 @@ config_proxy_addr() {
 
 # ---- what to compare ------------------------------------------------------
 
-if [[ -f $GATEWAY_CONFIG ]]; then
+if [[ ${NO_GATEWAY:-0} != 1 && -f $GATEWAY_CONFIG ]]; then
     MODE=gateway
     [[ -f $TOKEN_FILE ]] || die "gateway config found but no token file \`$TOKEN_FILE\` (set TOKEN_FILE)"
     TOKEN=$(tr -d '[:space:]' <"$TOKEN_FILE")
@@ -129,12 +133,18 @@ if [[ -f $GATEWAY_CONFIG ]]; then
     [[ $GATEWAY_ADDR =~ ^127\.0\.0\.1:([0-9]+)$ ]] ||
         die "gateway must listen on 127.0.0.1:PORT, found \`${GATEWAY_ADDR:-nothing}\` (set GATEWAY_ADDR)"
     GATEWAY_PORT=${BASH_REMATCH[1]}
+    grep -q "127\.0\.0\.1:$UPSTREAM_PORT\b" "$GATEWAY_CONFIG" ||
+        note "warning: \`$GATEWAY_CONFIG\` does not mention the upstream 127.0.0.1:$UPSTREAM_PORT"
     BASE_NAME=passthrough SUBJ_NAME=gateway
     BASE_PORT=$PASSTHROUGH_PORT SUBJ_PORT=$GATEWAY_PORT
     BUILD_ARGS=(--examples --bin sentinel)
 else
     MODE=pingora
-    note "no gateway config at \`$GATEWAY_CONFIG\`: comparing passthrough with the upstream called directly"
+    if [[ ${NO_GATEWAY:-0} == 1 ]]; then
+        note "NO_GATEWAY=1: comparing passthrough with the upstream called directly"
+    else
+        note "no gateway config at \`$GATEWAY_CONFIG\`: comparing passthrough with the upstream called directly"
+    fi
     BASE_NAME=upstream SUBJ_NAME=passthrough
     BASE_PORT=$UPSTREAM_PORT SUBJ_PORT=$PASSTHROUGH_PORT
     BUILD_ARGS=(--example passthrough --example upstream)
@@ -189,8 +199,12 @@ run_wrk() {
     local name=$1 port=$2 duration=$3 out=$4
     local -a hdr=()
     [[ $name == gateway ]] && hdr=(-H "Authorization: Bearer $TOKEN")
+    # In the background so a signal to this script interrupts `wait` at once.
     "$WRK" -t"$THREADS" -c"$CONNECTIONS" -d"$duration" --latency "${hdr[@]}" \
-        "http://127.0.0.1:$port$REQUEST_PATH" >"$out"
+        "http://127.0.0.1:$port$REQUEST_PATH" >"$out" &
+    WRK_PID=$!
+    wait "$WRK_PID"
+    WRK_PID=
 }
 
 # Prints "RPS P99_MS NON2XX ERRORS" from a wrk --latency report.
@@ -214,7 +228,11 @@ note "warming up ($WARMUP each)"
 run_wrk "$BASE_NAME" "$BASE_PORT" "$WARMUP" "$WORK/warmup.base"
 run_wrk "$SUBJ_NAME" "$SUBJ_PORT" "$WARMUP" "$WORK/warmup.subj"
 
-echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency http://127.0.0.1:PORT$REQUEST_PATH, $ROUNDS round(s), $(nproc) CPUs"
+LOAD=$(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo '?')
+echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency http://127.0.0.1:PORT$REQUEST_PATH, $ROUNDS round(s), $(nproc) CPUs, load average $LOAD before measuring"
+if awk -v l="$LOAD" -v n="$(nproc)" 'BEGIN { exit !(l + 0 > n / 2) }'; then
+    note "warning: the machine is busy (load average $LOAD on $(nproc) CPUs): expect noisy figures"
+fi
 printf '%-6s %-12s %12s %10s %8s %8s\n' round target "requests/s" "p99 ms" non2xx errors
 BASE_RPS=() BASE_P99=() SUBJ_RPS=() SUBJ_P99=()
 for ((round = 1; round <= ROUNDS; round++)); do

@@ -20,6 +20,7 @@ pub enum ErrorCode {
     BadRequest,
     BodyTooLarge,
     HeadersTooLarge,
+    RateLimited,
     PolicyUnavailable,
     UpstreamUnavailable,
     UpstreamTimeout,
@@ -36,6 +37,7 @@ impl ErrorCode {
             BadRequest => 400,
             BodyTooLarge => 413,
             HeadersTooLarge => 431,
+            RateLimited => 429,
             UpstreamUnavailable => 502,
             PolicyUnavailable => 503,
             UpstreamTimeout => 504,
@@ -58,6 +60,7 @@ impl ErrorCode {
             BadRequest => "BAD_REQUEST",
             BodyTooLarge => "BODY_TOO_LARGE",
             HeadersTooLarge => "HEADERS_TOO_LARGE",
+            RateLimited => "RATE_LIMITED",
             PolicyUnavailable => "POLICY_UNAVAILABLE",
             UpstreamUnavailable => "UPSTREAM_UNAVAILABLE",
             UpstreamTimeout => "UPSTREAM_TIMEOUT",
@@ -80,6 +83,7 @@ impl ErrorCode {
             BadRequest => "malformed request",
             BodyTooLarge => "request body is too large",
             HeadersTooLarge => "request headers are too large",
+            RateLimited => "rate limit exceeded",
             PolicyUnavailable => "no policy loaded yet",
             UpstreamUnavailable => "upstream unavailable",
             UpstreamTimeout => "upstream timed out",
@@ -94,6 +98,8 @@ pub struct Denial {
     pub code: ErrorCode,
     pub message: Cow<'static, str>,
     pub details: Option<serde_json::Value>,
+    /// Seconds for `Retry-After` (rate limiting).
+    pub retry_after: Option<u64>,
 }
 
 impl Denial {
@@ -102,6 +108,7 @@ impl Denial {
             code,
             message: Cow::Borrowed(code.default_message()),
             details: None,
+            retry_after: None,
         }
     }
 
@@ -110,6 +117,7 @@ impl Denial {
             code,
             message: message.into(),
             details: None,
+            retry_after: None,
         }
     }
 
@@ -162,17 +170,13 @@ pub fn body(denial: &Denial, request_id: &str) -> Bytes {
 
 /// The whole response for a denial: status, headers and body. The one place
 /// denials become HTTP.
-pub fn response(
-    denial: &Denial,
-    request_id: &str,
-    retry_after: Option<u64>,
-) -> pingora::Result<(ResponseHeader, Bytes)> {
+pub fn response(denial: &Denial, request_id: &str) -> pingora::Result<(ResponseHeader, Bytes)> {
     let body = body(denial, request_id);
     let mut header = ResponseHeader::build(denial.code.status(), Some(6))?;
     let _ = header.insert_header("content-type", "application/json");
     let _ = header.insert_header("content-length", body.len().to_string());
     let _ = header.insert_header("cache-control", "no-store");
-    if let Some(secs) = retry_after {
+    if let Some(secs) = denial.retry_after {
         let _ = header.insert_header("retry-after", secs.to_string());
     }
     if matches!(

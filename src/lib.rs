@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod ops;
 pub mod policy_store;
 pub mod proxy;
+pub mod ratelimit;
 pub mod request;
 pub mod routes;
 pub mod server;

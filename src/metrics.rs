@@ -16,6 +16,7 @@ pub struct Metrics {
     pub snapshot_age: IntGauge,
     pub snapshot_rejected: IntCounter,
     pub upstream_errors: IntCounterVec,
+    pub rate_limit_checks: IntCounterVec,
 }
 
 fn build() -> Result<Metrics, prometheus::Error> {
@@ -67,6 +68,14 @@ fn build() -> Result<Metrics, prometheus::Error> {
         ),
         &["upstream", "kind"],
     )?;
+    let rate_limit_checks = IntCounterVec::new(
+        Opts::new(
+            "rate_limit_checks_total",
+            "Rate-limit checks by tightest limit, outcome and what decided (local, cluster, fast_path, fallback, fail_closed)",
+        ),
+        &["limit", "outcome", "source"],
+    )?;
+    registry.register(Box::new(rate_limit_checks.clone()))?;
     registry.register(Box::new(requests.clone()))?;
     registry.register(Box::new(decisions.clone()))?;
     registry.register(Box::new(latency.clone()))?;
@@ -85,6 +94,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
         snapshot_age,
         snapshot_rejected,
         upstream_errors,
+        rate_limit_checks,
     })
 }
 

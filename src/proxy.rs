@@ -6,9 +6,10 @@
 
 use crate::assertion::{Signer, Subject};
 use crate::auth::{self, jwt::Verifier};
-use crate::config::{Limits, Upstream};
+use crate::config::{explicit_quota, tenant_quota, Limits, Per, RateLimitConfig, Upstream};
 use crate::errors::{self, Denial, ErrorCode};
 use crate::policy_store::{unix_now, PolicyStore};
+use crate::ratelimit::{LimitKey, Limiter, Quota};
 use crate::request::{self, Credential};
 use crate::routes::{AuthRequirement, Route, RouteTable};
 use arc_swap::ArcSwap;
@@ -22,7 +23,7 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use sentinel_policy::{default_action, AccessRequest, Decision, RequestContext, Snapshot};
 use std::collections::HashSet;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 use uuid::Uuid;
@@ -35,17 +36,87 @@ pub const H_SERVICE_ACCOUNT: &str = "x-sentinel-service-account";
 pub const H_ASSERTION: &str = "x-sentinel-assertion";
 pub const H_DECISION: &str = "x-sentinel-decision";
 
-/// An upstream pool with its round-robin cursor.
+/// How long an address that refused a connection is skipped (passive health).
+const PASSIVE_DOWN_MS: i64 = 5_000;
+
+/// An upstream pool: round-robin over its addresses, skipping those marked
+/// down by a failed connection (passive) or by the health checker (active).
+/// When every address is down, all are tried: better a slow failure than none.
 pub struct Pool {
     pub upstream: Upstream,
     next: AtomicUsize,
+    /// Per address: Unix milliseconds until which it counts as down.
+    down_until: Box<[AtomicI64]>,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 impl Pool {
     pub fn new(upstream: Upstream) -> Pool {
+        let down_until = upstream
+            .addresses
+            .iter()
+            .map(|_| AtomicI64::new(0))
+            .collect();
         Pool {
             upstream,
             next: AtomicUsize::new(0),
+            down_until,
+        }
+    }
+
+    /// The next address to try, preferring healthy ones.
+    pub fn pick(&self) -> Option<(usize, std::net::SocketAddr)> {
+        let n = self.upstream.addresses.len();
+        if n == 0 {
+            return None;
+        }
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let now = now_ms();
+        let idx = (0..n)
+            .map(|i| (start + i) % n)
+            .find(|&i| self.down_until[i].load(Ordering::Relaxed) <= now)
+            .unwrap_or(start % n);
+        Some((idx, self.upstream.addresses[idx]))
+    }
+
+    pub fn mark_down(&self, idx: usize, for_ms: i64) {
+        if let Some(d) = self.down_until.get(idx) {
+            d.store(now_ms() + for_ms, Ordering::Relaxed);
+        }
+    }
+
+    pub fn mark_up(&self, idx: usize) {
+        if let Some(d) = self.down_until.get(idx) {
+            d.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// Active health check: a TCP connect to every address each `interval`.
+    pub async fn check_forever(&self, interval: std::time::Duration) {
+        loop {
+            for (i, addr) in self.upstream.addresses.iter().enumerate() {
+                let ok = tokio::time::timeout(
+                    self.upstream.connect_timeout,
+                    tokio::net::TcpStream::connect(addr),
+                )
+                .await
+                .is_ok_and(|r| r.is_ok());
+                let was_down = self.down_until[i].load(Ordering::Relaxed) > now_ms();
+                if ok {
+                    self.mark_up(i);
+                } else {
+                    self.mark_down(i, interval.as_millis() as i64 * 2);
+                }
+                if ok == was_down {
+                    tracing::warn!(upstream = %self.upstream.name, address = %addr, healthy = ok, "upstream address health changed");
+                }
+            }
+            tokio::time::sleep(interval).await;
         }
     }
 }
@@ -61,6 +132,7 @@ pub struct GatewayState {
     pub explain: HashSet<Uuid>,
     pub trusted_proxies: Vec<IpNet>,
     pub security_headers: Vec<(HeaderName, HeaderValue)>,
+    pub rate_limits: Option<(Limiter, RateLimitConfig)>,
 }
 
 pub struct Gateway {
@@ -87,6 +159,11 @@ pub struct Ctx {
     client_ip: Option<IpAddr>,
     body_bytes: usize,
     code: Option<ErrorCode>,
+    /// `RateLimit-Policy` and `RateLimit` for the response.
+    rate_headers: Option<[(&'static str, String); 2]>,
+    /// The pool index of the address being tried, and how many were tried.
+    peer: Option<usize>,
+    tries: usize,
 }
 
 enum Admission {
@@ -110,6 +187,9 @@ impl ProxyHttp for Gateway {
             client_ip: None,
             body_bytes: 0,
             code: None,
+            rate_headers: None,
+            peer: None,
+            tries: 0,
         }
     }
 
@@ -152,12 +232,12 @@ impl ProxyHttp for Gateway {
             .get(route.upstream)
             .ok_or_else(|| Error::explain(ErrorType::InternalError, "unknown upstream"))?;
         let up = &pool.upstream;
-        let n = pool.next.fetch_add(1, Ordering::Relaxed);
-        let addr = up
-            .addresses
-            .get(n % up.addresses.len().max(1))
+        let (idx, addr) = pool
+            .pick()
             .ok_or_else(|| Error::explain(ErrorType::InternalError, "upstream has no address"))?;
-        let mut peer = HttpPeer::new(*addr, up.tls, up.sni.clone());
+        ctx.peer = Some(idx);
+        ctx.tries += 1;
+        let mut peer = HttpPeer::new(addr, up.tls, up.sni.clone());
         peer.options.connection_timeout = Some(up.connect_timeout);
         peer.options.read_timeout = Some(up.read_timeout);
         peer.options.write_timeout = Some(up.write_timeout);
@@ -165,6 +245,25 @@ impl ProxyHttp for Gateway {
         peer.options.verify_cert = up.verify;
         peer.options.verify_hostname = up.verify;
         Ok(Box::new(peer))
+    }
+
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        _peer: &HttpPeer,
+        ctx: &mut Ctx,
+        mut e: Box<Error>,
+    ) -> Box<Error> {
+        // Passive health: skip this address for a while and try another one.
+        if let (Some(route), Some(idx)) = (&ctx.route, ctx.peer) {
+            if let Some(pool) = self.state.pools.get(route.upstream) {
+                pool.mark_down(idx, PASSIVE_DOWN_MS);
+                if ctx.tries < pool.upstream.addresses.len() {
+                    e.set_retry(true);
+                }
+            }
+        }
+        e
     }
 
     async fn upstream_request_filter(
@@ -342,6 +441,7 @@ impl Gateway {
             ctx.cors_origin = crate::cors::allowed_origin(cors, req);
         }
         if route.auth == AuthRequirement::Public {
+            self.rate_limit(route, None, None, ctx).await?;
             return Ok(Admission::Forward);
         }
 
@@ -369,7 +469,8 @@ impl Gateway {
             _ => {}
         }
 
-        // Re-borrow: `authenticate` awaited, so the request header is read again.
+        self.rate_limit(route, Some(principal), Some(&snapshot), ctx)
+            .await?;
         let req = session.req_header();
         let method = req.method.as_str();
         let Some(resource) = &route.resource else {
@@ -476,7 +577,122 @@ impl Gateway {
         if let Some(explain) = &ctx.explain {
             response.insert_header(H_DECISION, explain.as_str())?;
         }
+        if let Some(headers) = &ctx.rate_headers {
+            for (name, value) in headers {
+                response.insert_header(*name, value.as_str())?;
+            }
+        }
         Ok(())
+    }
+
+    /// Checks every limit that applies (tenant plan, principal, route class;
+    /// per client IP on public routes). The tightest answer wins.
+    async fn rate_limit(
+        &self,
+        route: &Route,
+        principal: Option<&sentinel_policy::Principal>,
+        snapshot: Option<&Snapshot>,
+        ctx: &mut Ctx,
+    ) -> Result<(), Denial> {
+        let Some((limiter, cfg)) = &self.state.rate_limits else {
+            return Ok(());
+        };
+        let unused = LimitKey {
+            limit: "",
+            subject: "",
+            quota: Quota {
+                burst: 1,
+                period: std::time::Duration::from_secs(1),
+            },
+        };
+        let mut keys = [unused; 4];
+        let mut n = 0;
+        let mut tenant_buf = Uuid::encode_buffer();
+        let mut principal_buf = Uuid::encode_buffer();
+        let ip = ctx.client_ip.map(|ip| ip.to_string()).unwrap_or_default();
+        let class = route.rate_limit.as_deref().and_then(|c| cfg.classes.get(c));
+        match principal {
+            Some(p) => {
+                let tenant: &str = p.tenant.hyphenated().encode_lower(&mut tenant_buf);
+                let me: &str = p.id.hyphenated().encode_lower(&mut principal_buf);
+                if let Some(q) = snapshot
+                    .and_then(|s| s.tenant(&p.tenant))
+                    .and_then(|t| tenant_quota(cfg, &t.settings))
+                {
+                    keys[n] = LimitKey {
+                        limit: "tenant",
+                        subject: tenant,
+                        quota: q,
+                    };
+                    n += 1;
+                }
+                if let Some(q) = explicit_quota(p.attributes.get("rate_limit")).or(cfg.principal) {
+                    keys[n] = LimitKey {
+                        limit: "principal",
+                        subject: me,
+                        quota: q,
+                    };
+                    n += 1;
+                }
+                if let Some(c) = class {
+                    let subject = match c.per {
+                        Per::Tenant => tenant,
+                        Per::Principal => me,
+                        Per::Ip => ip.as_str(),
+                    };
+                    keys[n] = LimitKey {
+                        limit: &c.name,
+                        subject,
+                        quota: c.quota,
+                    };
+                    n += 1;
+                }
+            }
+            None => {
+                if let Some(q) = cfg.anonymous {
+                    keys[n] = LimitKey {
+                        limit: "ip",
+                        subject: &ip,
+                        quota: q,
+                    };
+                    n += 1;
+                }
+                if let Some(c) = class {
+                    keys[n] = LimitKey {
+                        limit: &c.name,
+                        subject: &ip,
+                        quota: c.quota,
+                    };
+                    n += 1;
+                }
+            }
+        }
+        if n == 0 {
+            return Ok(());
+        }
+        let outcome = limiter.check(&keys[..n]).await;
+        if let Some(m) = crate::metrics::get() {
+            m.rate_limit_checks
+                .with_label_values(&[
+                    outcome.limit.as_str(),
+                    if outcome.allowed {
+                        "allowed"
+                    } else {
+                        "limited"
+                    },
+                    outcome.source.as_str(),
+                ])
+                .inc();
+        }
+        ctx.rate_headers = outcome.headers();
+        if outcome.allowed {
+            return Ok(());
+        }
+        let retry = outcome.retry_after_secs().unwrap_or(1);
+        let mut denial = Denial::new(ErrorCode::RateLimited)
+            .details(serde_json::json!({"limit": outcome.limit, "retry_after": retry}));
+        denial.retry_after = Some(retry);
+        Err(denial)
     }
 
     async fn write_denial(
@@ -492,7 +708,7 @@ impl Gateway {
             .hyphenated()
             .encode_lower(&mut id_buf)
             .to_owned();
-        let (mut header, body) = errors::response(denial, &request_id, None)?;
+        let (mut header, body) = errors::response(denial, &request_id)?;
         self.finish_response(&mut header, ctx)?;
         let head_only = session.req_header().method == http::Method::HEAD;
         session

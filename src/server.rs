@@ -80,6 +80,15 @@ pub fn prepare(config: Config) -> anyhow::Result<Prepared> {
     let verifier = runtime
         .block_on(Verifier::new(specs, settings))
         .context("cannot set up token verification")?;
+    let rate_limits = match &config.rate_limits {
+        Some(cfg) => {
+            let limiter = runtime
+                .block_on(crate::ratelimit::Limiter::new(cfg.mode.clone()))
+                .context("cannot set up rate limiting")?;
+            Some((limiter, cfg.clone()))
+        }
+        None => None,
+    };
     let state = Arc::new(GatewayState {
         routes: ArcSwap::new(config.routes.clone()),
         policy,
@@ -90,6 +99,7 @@ pub fn prepare(config: Config) -> anyhow::Result<Prepared> {
         explain: config.explain.clone(),
         trusted_proxies: config.trusted_proxies.clone(),
         security_headers: config.security_headers.clone(),
+        rate_limits,
     });
     Ok(Prepared { config, state })
 }
@@ -105,6 +115,21 @@ struct Background {
 impl BackgroundService for Background {
     async fn start(&self, mut shutdown: ShutdownWatch) {
         let refresh = self.state.verifier.spawn_refresh();
+        let health: Vec<_> = self
+            .state
+            .pools
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| p.upstream.health_interval.map(|every| (i, every)))
+            .map(|(i, every)| {
+                let state = self.state.clone();
+                tokio::spawn(async move {
+                    if let Some(pool) = state.pools.get(i) {
+                        pool.check_forever(every).await;
+                    }
+                })
+            })
+            .collect();
         let certs = self
             .tls
             .clone()
@@ -119,6 +144,9 @@ impl BackgroundService for Background {
             _ = shutdown.changed() => {}
         }
         refresh.abort();
+        for h in health {
+            h.abort();
+        }
         if let Some(c) = certs {
             c.abort();
         }

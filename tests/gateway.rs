@@ -755,3 +755,14 @@ async fn check_accepts_the_bundled_config() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+#[tokio::test]
+async fn a_dead_pool_member_is_skipped() {
+    // The pool's first address refuses connections; every request still succeeds.
+    let gw = start(Options::default());
+    let t = token(VICTOR, NORDIC);
+    for i in 0..8 {
+        let resp = get(&gw, &format!("/pool/{i}"), Some(&t)).await;
+        assert_eq!(resp.status(), 200, "request {i}");
+    }
+}

@@ -748,7 +748,11 @@ fn deep_hierarchies_compile_in_linear_time() {
     let mut src = base();
     for i in 0..ROLES {
         let mut r = role(&format!("deep{i}"));
-        r.parent = Some(if i == 0 { "r0".into() } else { format!("deep{}", i - 1) });
+        r.parent = Some(if i == 0 {
+            "r0".into()
+        } else {
+            format!("deep{}", i - 1)
+        });
         src.roles.push(r);
     }
     let mut parent = A;
@@ -769,17 +773,24 @@ fn deep_hierarchies_compile_in_linear_time() {
     p.roles.push("deep7".into());
     src.principals.push(p);
     let snap = compile(&src).unwrap();
-    let p = snap.principal(&Uuid::from_u128(0xb0000000_0000_0000_0000_000000000001)).unwrap();
+    let p = snap
+        .principal(&Uuid::from_u128(0xb0000000_0000_0000_0000_000000000001))
+        .unwrap();
     // Every role of the chain once, and the platform-wide root `r0`.
     assert_eq!(snap.role_ids(p).count(), ROLES + 1);
-    assert_eq!(snap.role_ids(p).next(), Some(format!("deep{}", ROLES - 1).as_str()));
+    assert_eq!(
+        snap.role_ids(p).next(),
+        Some(format!("deep{}", ROLES - 1).as_str())
+    );
     assert_eq!(snap.role_ids(p).last(), Some("r0"));
     assert_eq!(snap.tenant(&parent).unwrap().ancestors.len(), TENANTS);
     assert!(snap.is_same_or_descendant(&parent, &A));
 
     // A cycle at the top of a deep chain is reported for every role below it.
-    let mut src = src;
     src.roles[0].parent = Some(format!("deep{}", ROLES - 1));
     let errs = errors(&src);
-    assert_eq!(errs.iter().filter(|e| e.message.contains("cycle")).count(), ROLES + 2);
+    assert_eq!(
+        errs.iter().filter(|e| e.message.contains("cycle")).count(),
+        ROLES + 2
+    );
 }

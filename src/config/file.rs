@@ -29,6 +29,62 @@ pub struct GatewayFile {
     /// Route files, as paths or `*` globs relative to this file.
     #[serde(default)]
     pub routes: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub rate_limits: Option<Spanned<RateLimitsFile>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitsFile {
+    /// `local` (default) or `cluster`.
+    pub mode: Option<Spanned<String>>,
+    pub cluster: Option<Spanned<ClusterFile>>,
+    #[serde(default)]
+    pub plans: BTreeMap<String, Spanned<PlanFile>>,
+    pub tenant: Option<TenantLimitFile>,
+    pub principal: Option<Spanned<RateFile>>,
+    #[serde(default)]
+    pub classes: BTreeMap<String, Spanned<ClassFile>>,
+    pub anonymous: Option<Spanned<RateFile>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterFile {
+    pub redis_url: Option<String>,
+    pub key_prefix: Option<String>,
+    pub timeout: Option<Spanned<String>>,
+    /// `open` (default) or `closed`.
+    pub failure: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlanFile {
+    pub per_minute: u32,
+    pub per_hour: u32,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantLimitFile {
+    pub default_plan: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateFile {
+    pub rate: Spanned<String>,
+    pub burst: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClassFile {
+    pub rate: Spanned<String>,
+    pub burst: Option<u32>,
+    /// `tenant` (default), `principal` or `ip`.
+    pub per: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -4,6 +4,7 @@
 
 pub mod file;
 
+use crate::ratelimit::{FailureMode, Mode, Quota};
 use crate::routes::{
     self, AuthRequirement, Cors, FieldBinding, ResourceTemplate, Route, RouteTable,
 };
@@ -90,8 +91,36 @@ pub struct Config {
     pub trusted_proxies: Vec<IpNet>,
     pub security_headers: Vec<(http::HeaderName, http::HeaderValue)>,
     pub routes: std::sync::Arc<RouteTable>,
+    pub rate_limits: Option<RateLimitConfig>,
     /// Every file the config was read from (for reload on change).
     pub files: Vec<PathBuf>,
+}
+
+/// Whose budget a route class counts against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Per {
+    Tenant,
+    Principal,
+    Ip,
+}
+
+#[derive(Debug, Clone)]
+pub struct ClassLimit {
+    /// `route:<class>`: the limit's name in headers and metrics.
+    pub name: Box<str>,
+    pub quota: Quota,
+    pub per: Per,
+}
+
+#[derive(Debug, Clone)]
+pub struct RateLimitConfig {
+    pub mode: crate::ratelimit::Mode,
+    /// Tenant plans by name (burst = per minute, sustained = per hour).
+    pub plans: HashMap<String, Quota>,
+    pub default_plan: Option<Quota>,
+    pub principal: Option<Quota>,
+    pub classes: HashMap<String, ClassLimit>,
+    pub anonymous: Option<Quota>,
 }
 
 #[derive(Debug, Clone)]
@@ -491,6 +520,14 @@ pub fn load(path: &Path) -> Result<Config, Vec<Problem>> {
         }
     }
     let security_headers = lower_security_headers(&mut lw, &parsed.security_headers);
+    let rate_limits = parsed
+        .rate_limits
+        .as_ref()
+        .map(|r| lower_rate_limits(&mut lw, r));
+    let classes: HashSet<String> = rate_limits
+        .as_ref()
+        .map(|r| r.classes.keys().cloned().collect())
+        .unwrap_or_default();
 
     // Route files.
     let mut all_routes: Vec<(Route, PathBuf, usize)> = Vec::new();
@@ -515,6 +552,7 @@ pub fn load(path: &Path) -> Result<Config, Vec<Problem>> {
                     load_route_file(
                         &f,
                         &upstream_index,
+                        &classes,
                         &mut all_routes,
                         &mut route_ids,
                         &mut route_problems,
@@ -567,10 +605,171 @@ pub fn load(path: &Path) -> Result<Config, Vec<Problem>> {
             trusted_proxies,
             security_headers,
             routes: std::sync::Arc::new(table),
+            rate_limits,
             files,
         }),
         _ => Err(lw.problems),
     }
+}
+
+fn quota(lw: &mut Lowering, rate: &Spanned<String>, burst: Option<u32>) -> Quota {
+    Quota::parse(rate.get_ref(), burst).unwrap_or_else(|e| {
+        lw.err(rate.span(), e.to_string());
+        Quota {
+            burst: 1,
+            period: Duration::from_secs(1),
+        }
+    })
+}
+
+fn plan_quota(per_minute: u32, per_hour: u32) -> Result<Quota, String> {
+    Quota::per_hour(per_hour, per_minute).map_err(|e| e.to_string())
+}
+
+fn lower_rate_limits(lw: &mut Lowering, r: &Spanned<RateLimitsFile>) -> RateLimitConfig {
+    let span = r.span();
+    let r = r.get_ref();
+    let mode = match r.mode.as_ref().map(|m| m.get_ref().as_str()) {
+        None | Some("local") => Mode::Local,
+        Some("cluster") => {
+            let c = r.cluster.as_ref().map(|c| c.get_ref());
+            let url = std::env::var("SENTINEL_REDIS_URL")
+                .ok()
+                .or_else(|| c.and_then(|c| c.redis_url.clone()))
+                .unwrap_or_default();
+            if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+                lw.err(span.clone(), "cluster mode needs `[rate_limits.cluster] redis_url` (or SENTINEL_REDIS_URL) as `redis://…`");
+            }
+            let timeout = c.map_or(Duration::from_millis(50), |c| {
+                lw.duration(&c.timeout, Duration::from_millis(50))
+            });
+            if timeout.is_zero() {
+                lw.err(
+                    span.clone(),
+                    "`rate_limits.cluster.timeout` must be greater than 0",
+                );
+            }
+            let failure = match c.and_then(|c| c.failure.as_ref()) {
+                None => FailureMode::FailOpen,
+                Some(f) => match f.get_ref().as_str() {
+                    "open" => FailureMode::FailOpen,
+                    "closed" => FailureMode::FailClosed,
+                    other => {
+                        lw.err(
+                            f.span(),
+                            format!("unknown failure mode `{other}` (use `open` or `closed`)"),
+                        );
+                        FailureMode::FailOpen
+                    }
+                },
+            };
+            Mode::Cluster {
+                url,
+                failure,
+                timeout,
+                key_prefix: c
+                    .and_then(|c| c.key_prefix.clone())
+                    .unwrap_or_else(|| "sentinel:rl".into()),
+            }
+        }
+        Some(other) => {
+            if let Some(m) = &r.mode {
+                lw.err(
+                    m.span(),
+                    format!("unknown rate-limit mode `{other}` (use `local` or `cluster`)"),
+                );
+            }
+            Mode::Local
+        }
+    };
+    let mut plans = HashMap::new();
+    for (name, p) in &r.plans {
+        match plan_quota(p.get_ref().per_minute, p.get_ref().per_hour) {
+            Ok(q) => {
+                plans.insert(name.clone(), q);
+            }
+            Err(e) => lw.err(p.span(), format!("plan `{name}`: {e}")),
+        }
+    }
+    let default_plan = r
+        .tenant
+        .as_ref()
+        .and_then(|t| t.default_plan.as_ref())
+        .and_then(|d| {
+            let q = plans.get(d.get_ref()).copied();
+            if q.is_none() {
+                lw.err(d.span(), format!("unknown plan `{}`", d.get_ref()));
+            }
+            q
+        });
+    let principal = r
+        .principal
+        .as_ref()
+        .map(|p| quota(lw, &p.get_ref().rate, p.get_ref().burst));
+    let anonymous = r
+        .anonymous
+        .as_ref()
+        .map(|p| quota(lw, &p.get_ref().rate, p.get_ref().burst));
+    let mut classes = HashMap::new();
+    for (name, c) in &r.classes {
+        if name.is_empty() || name.contains('|') {
+            lw.err(c.span(), format!("invalid class name `{name}`"));
+        }
+        let cf = c.get_ref();
+        let per = match cf.per.as_ref().map(|p| (p.get_ref().as_str(), p.span())) {
+            None | Some(("tenant", _)) => Per::Tenant,
+            Some(("principal", _)) => Per::Principal,
+            Some(("ip", _)) => Per::Ip,
+            Some((other, span)) => {
+                lw.err(
+                    span,
+                    format!("unknown `per` `{other}` (use `tenant`, `principal` or `ip`)"),
+                );
+                Per::Tenant
+            }
+        };
+        let quota = quota(lw, &cf.rate, cf.burst);
+        classes.insert(
+            name.clone(),
+            ClassLimit {
+                name: format!("route:{name}").into(),
+                quota,
+                per,
+            },
+        );
+    }
+    RateLimitConfig {
+        mode,
+        plans,
+        default_plan,
+        principal,
+        classes,
+        anonymous,
+    }
+}
+
+/// The quota a tenant's settings ask for: `{"rate_limit_plan": "pro"}` or
+/// `{"rate_limit": {"per_minute": 60, "per_hour": 1000}}`, else the default plan.
+pub fn tenant_quota(
+    cfg: &RateLimitConfig,
+    settings: &std::collections::BTreeMap<String, serde_json::Value>,
+) -> Option<Quota> {
+    explicit_quota(settings.get("rate_limit"))
+        .or_else(|| {
+            settings
+                .get("rate_limit_plan")
+                .and_then(|p| p.as_str())
+                .and_then(|p| cfg.plans.get(p).copied())
+        })
+        .or(cfg.default_plan)
+}
+
+/// `{"per_minute": N, "per_hour": M}` as a quota.
+pub fn explicit_quota(v: Option<&serde_json::Value>) -> Option<Quota> {
+    let v = v?;
+    let per_minute = u32::try_from(v.get("per_minute")?.as_u64()?).ok()?;
+    let per_hour = u32::try_from(v.get("per_hour")?.as_u64()?).ok()?;
+    plan_quota(per_minute, per_hour).ok()
 }
 
 fn route_line(file: &Path, offset: usize) -> usize {
@@ -761,6 +960,7 @@ fn lower_security_headers(
 fn load_route_file(
     path: &Path,
     upstreams: &HashMap<&str, usize>,
+    classes: &HashSet<String>,
     out: &mut Vec<(Route, PathBuf, usize)>,
     ids: &mut HashMap<String, (PathBuf, usize)>,
     problems: &mut Vec<Problem>,
@@ -909,6 +1109,14 @@ fn load_route_file(
                 at: fs.at.as_str().into(),
             }
         });
+        if let Some(class) = &r.rate_limit {
+            if !classes.contains(class) {
+                err(
+                    r.id.span(),
+                    format!("`rate_limit` names `{class}`, which `[rate_limits.classes]` does not define"),
+                );
+            }
+        }
         if let Some(risk) = &r.risk {
             let rf = risk.get_ref();
             for v in [rf.step_up_above, rf.block_above].into_iter().flatten() {

@@ -87,6 +87,8 @@ impl Gateway {
 pub struct Options {
     /// Extra text appended to sentinel.toml.
     pub extra_config: String,
+    /// An extra route file (routes/zz-extra.toml), if not empty.
+    pub extra_routes: String,
     pub slow_read_timeout: &'static str,
 }
 
@@ -94,6 +96,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             extra_config: String::new(),
+            extra_routes: String::new(),
             slow_read_timeout: "500ms",
         }
     }
@@ -127,6 +130,9 @@ pub fn start(opts: Options) -> Gateway {
             dir.join("routes/extra.toml"),
         )
         .unwrap();
+        if !opts.extra_routes.is_empty() {
+            std::fs::write(dir.join("routes/zz-extra.toml"), &opts.extra_routes).unwrap();
+        }
         let proxy: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let ops: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let config = std::fs::read_to_string(root.join("sentinel.toml"))
@@ -138,7 +144,8 @@ pub fn start(opts: Options) -> Gateway {
             .replace("127.0.0.1:7103", &upstream.to_string())
             .replace("[listen]", "[listen]\nthreads = 1");
         let config = format!(
-            "{config}\n[upstreams.down]\naddresses = [\"127.0.0.1:{}\"]\nconnect_timeout = \"1s\"\n\n[upstreams.slow]\naddresses = [\"{upstream}\"]\nread_timeout = \"{}\"\n{}\n",
+            "{config}\n[upstreams.down]\naddresses = [\"127.0.0.1:{}\"]\nconnect_timeout = \"1s\"\n\n[upstreams.pool]\naddresses = [\"127.0.0.1:{}\", \"{upstream}\"]\n\n[upstreams.slow]\naddresses = [\"{upstream}\"]\nread_timeout = \"{}\"\n{}\n",
+            closed_port(),
             closed_port(),
             opts.slow_read_timeout,
             opts.extra_config

@@ -1,0 +1,343 @@
+//! Rate limiting through the real gateway: local limits per route class,
+//! principal and tenant plan; and cluster limits shared by two gateway
+//! processes through a real Redis, including Redis going away and coming back.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::*;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const LIMITED_ROUTES: &str = r#"
+[[routes]]
+id = "limited"
+path = "/limited/*"
+upstream = "msw"
+auth = "any"
+resource = "vessel"
+rate_limit = "tiny"
+
+[[routes]]
+id = "limited-tenant"
+path = "/shared/*"
+upstream = "msw"
+auth = "any"
+resource = "vessel"
+rate_limit = "shared"
+"#;
+
+fn local_limits() -> String {
+    r#"
+[rate_limits]
+mode = "local"
+[rate_limits.classes.tiny]
+rate = "3/h"
+per = "principal"
+[rate_limits.classes.shared]
+rate = "1000/h"
+burst = 1000
+per = "tenant"
+[rate_limits.plans.small]
+per_minute = 5
+per_hour = 60
+[rate_limits.tenant]
+default_plan = "small"
+"#
+    .to_owned()
+}
+
+#[tokio::test]
+async fn local_limits_per_class_principal_and_tenant_plan() {
+    let gw = start(Options {
+        extra_config: local_limits(),
+        extra_routes: LIMITED_ROUTES.to_owned(),
+        ..Options::default()
+    });
+    let victor = token(VICTOR, NORDIC);
+    let alice = token(ALICE, NORDIC);
+    // Class `tiny`: 3 per principal, then 429 with Retry-After and the draft headers.
+    for i in 0..3 {
+        let resp = client()
+            .get(gw.url(&format!("/limited/{i}")))
+            .bearer_auth(&victor)
+            .send()
+            .await
+            .unwrap();
+        if resp.status() != 200 {
+            panic!(
+                "request {i}: {} {}",
+                resp.status(),
+                resp.text().await.unwrap()
+            );
+        }
+        assert!(
+            resp.headers().contains_key("ratelimit-policy"),
+            "{:?}",
+            resp.headers()
+        );
+        assert!(resp.headers().contains_key("ratelimit"));
+    }
+    let resp = client()
+        .get(gw.url("/limited/x"))
+        .bearer_auth(&victor)
+        .send()
+        .await
+        .unwrap();
+    let retry: u64 = resp.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry >= 1);
+    let body = expect_error(resp, 429, "RATE_LIMITED").await;
+    assert_eq!(body["error"]["details"]["limit"], "route:tiny");
+    // Another principal of the same tenant has its own class budget ...
+    let resp = client()
+        .get(gw.url("/limited/y"))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    // ... but the tenant plan (5 at once for tenant Nordic) is shared by both:
+    // 4 requests so far (Victor 3 + Alice 1, the denied one took nothing).
+    let resp = client()
+        .get(gw.url("/shared/1"))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let resp = client()
+        .get(gw.url("/shared/2"))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .unwrap();
+    let body = expect_error(resp, 429, "RATE_LIMITED").await;
+    assert_eq!(body["error"]["details"]["limit"], "tenant");
+    // Another tenant is not affected by Nordic's use.
+    let resp = client()
+        .get(gw.url("/shared/3"))
+        .bearer_auth(token(BOB, PACIFIC))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let m = client()
+        .get(gw.ops_url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(m.contains(r#"sentinel_rate_limit_checks_total{limit="route:tiny",outcome="limited",source="local"} 1"#), "{m}");
+}
+
+struct Redis {
+    child: Child,
+    port: u16,
+}
+
+impl Redis {
+    fn start(port: u16) -> Redis {
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is needed for the cluster tests");
+        let start = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "redis-server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Redis { child, port }
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn cluster_config(port: u16, prefix: &str) -> String {
+    format!(
+        r#"
+[rate_limits]
+mode = "cluster"
+[rate_limits.cluster]
+redis_url = "redis://127.0.0.1:{port}"
+key_prefix = "{prefix}"
+timeout = "200ms"
+failure = "open"
+[rate_limits.classes.tiny]
+rate = "3/h"
+per = "principal"
+[rate_limits.classes.shared]
+rate = "1/h"
+burst = 40
+per = "tenant"
+"#
+    )
+}
+
+#[tokio::test]
+async fn cluster_limits_are_shared_by_two_gateways_and_survive_redis_outages() {
+    let port = free_port();
+    let mut redis = Redis::start(port);
+    let prefix = format!("test:{}", uuid::Uuid::new_v4());
+    let opts = || Options {
+        extra_config: cluster_config(redis.port, &prefix),
+        extra_routes: LIMITED_ROUTES.to_owned(),
+        ..Options::default()
+    };
+    let a = start(opts());
+    let b = start(opts());
+    let alice = token(ALICE, NORDIC);
+
+    // 40 per tenant across both gateways: 120 concurrent requests, split evenly.
+    let mut tasks = Vec::new();
+    for i in 0..120 {
+        let url = if i % 2 == 0 {
+            a.url("/shared/x")
+        } else {
+            b.url("/shared/x")
+        };
+        let t = alice.clone();
+        tasks.push(tokio::spawn(async move {
+            client()
+                .get(url)
+                .bearer_auth(t)
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+                .unwrap_or(0)
+        }));
+    }
+    let mut ok = 0;
+    let mut limited = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            200 => ok += 1,
+            429 => limited += 1,
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    eprintln!("cluster: {ok} accepted, {limited} limited of 120 (limit 40)");
+    assert!(
+        ok <= 42,
+        "accepted {ok} > limit 40 × 1.05 across two gateways"
+    );
+    assert!(ok >= 38, "accepted only {ok} of a limit of 40");
+    // Another tenant has its own budget on both gateways.
+    let bob = token(BOB, PACIFIC);
+    assert_eq!(
+        client()
+            .get(a.url("/shared/y"))
+            .bearer_auth(&bob)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        client()
+            .get(b.url("/shared/y"))
+            .bearer_auth(&bob)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+
+    // Redis goes away: fail-open answers promptly from local limits.
+    redis.stop();
+    let victor = token(VICTOR, NORDIC);
+    let started = Instant::now();
+    let mut statuses = Vec::new();
+    for i in 0..5 {
+        let resp = client()
+            .get(a.url(&format!("/limited/{i}")))
+            .bearer_auth(&victor)
+            .send()
+            .await
+            .unwrap();
+        statuses.push(resp.status().as_u16());
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "requests hung while Redis was down"
+    );
+    // The local fallback enforces the same quota (3 per principal on this gateway).
+    assert_eq!(
+        statuses,
+        vec![200, 200, 200, 429, 429],
+        "fail-open with local limits"
+    );
+    let m = client()
+        .get(a.ops_url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(m.contains(r#"source="fallback""#), "{m}");
+
+    // Redis comes back on the same port: cluster limiting resumes.
+    let _redis2 = Redis::start(port);
+    let carl_like = token(ALICE, NORDIC);
+    let mut resumed = false;
+    for _ in 0..60 {
+        let _ = client()
+            .get(b.url("/limited/r"))
+            .bearer_auth(&carl_like)
+            .send()
+            .await
+            .unwrap();
+        let m = client()
+            .get(b.ops_url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if m.lines().any(|l| {
+            l.starts_with("sentinel_rate_limit_checks_total")
+                && l.contains(r#"limit="route:tiny""#)
+                && l.contains(r#"source="cluster""#)
+        }) {
+            resumed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(
+        resumed,
+        "cluster limiting did not resume after Redis came back"
+    );
+}
