@@ -1,5 +1,145 @@
-//! `sentinel-admin`: the admin API (skeleton; the policy plane lands with the admin-API work).
-fn main() {
-    eprintln!("sentinel-admin: not built yet");
-    std::process::exit(2);
+//! `sentinel-admin`: migrate, bootstrap, seed-demo, rotate-keys, publish, serve.
+//!
+//! Run: `DATABASE_URL=postgres://postgres@127.0.0.1/sentinel sentinel-admin migrate`, then
+//! `SENTINEL_BOOTSTRAP_PASSWORD=... sentinel-admin bootstrap --email admin@example.com`, then
+//! `DATABASE_URL=postgres://sentinel_api@127.0.0.1/sentinel sentinel-admin serve` and
+//! `curl -s 127.0.0.1:8081/healthz`.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use sentinel_admin::{config::Config, db, keys, seed, snapshot, AppState};
+
+#[derive(Parser)]
+#[command(name = "sentinel-admin", version, about = "Sentinel admin API")]
+struct Cli {
+    /// PostgreSQL URL. `serve` must connect as the API role (`sentinel_api`);
+    /// the other commands as the migration (owner) role.
+    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
+    database_url: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Apply migrations/ to the database.
+    Migrate,
+    /// Run the admin API.
+    Serve {
+        #[arg(long, default_value = "127.0.0.1:8081")]
+        listen: String,
+        /// Allow a database role that bypasses row-level security (development only).
+        #[arg(long)]
+        allow_privileged_role: bool,
+    },
+    /// Create the platform tenant and a platform superuser (password from SENTINEL_BOOTSTRAP_PASSWORD).
+    Bootstrap {
+        #[arg(long)]
+        email: String,
+    },
+    /// Load the demo tenants and data (password of demo users from SENTINEL_DEMO_PASSWORD).
+    SeedDemo,
+    /// Rotate the token signing key (the previous key keeps verifying until the next rotation).
+    RotateKeys,
+    /// Compile the whole policy and store it as the next snapshot version.
+    Publish,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let cli = Cli::parse();
+    let url = cli.database_url.context("DATABASE_URL is not set")?;
+    let cfg = Config::from_env()?;
+    match cli.command {
+        Command::Migrate => {
+            let pool = db::connect(&url, 2).await?;
+            db::migrate(&pool).await?;
+            println!("migrations applied");
+        }
+        Command::Bootstrap { email } => {
+            let password = std::env::var("SENTINEL_BOOTSTRAP_PASSWORD")
+                .context("SENTINEL_BOOTSTRAP_PASSWORD is not set")?;
+            let pool = db::connect(&url, 2).await?;
+            let r = seed::bootstrap(&pool, &cfg, &email, &password).await?;
+            if r.created_user {
+                println!("platform superuser {email} created ({})", r.user_id);
+            } else {
+                println!(
+                    "platform superuser {email} already exists ({}); password unchanged",
+                    r.user_id
+                );
+            }
+        }
+        Command::SeedDemo => {
+            let password = std::env::var("SENTINEL_DEMO_PASSWORD")
+                .unwrap_or_else(|_| seed::DEFAULT_DEMO_PASSWORD.to_owned());
+            let pool = db::connect(&url, 2).await?;
+            let r = seed::seed_demo(&pool, &cfg, &password).await?;
+            for (tenant, email) in &r.users {
+                println!("user {email} ({tenant}) created");
+            }
+            for (tenant, name, key) in &r.api_keys {
+                println!("service account {name} ({tenant}) API key (shown once): {key}");
+            }
+            println!("demo data ready (tenants TEST-001, TEST-002, TEST-001-SUB)");
+        }
+        Command::RotateKeys => {
+            let pool = db::connect(&url, 2).await?;
+            let kid = keys::rotate(&pool).await?;
+            println!("new signing key {kid}; running servers pick it up within SENTINEL_KEY_RELOAD_SECONDS");
+        }
+        Command::Publish => {
+            let pool = db::connect(&url, 2).await?;
+            match snapshot::publish(&pool, None).await? {
+                Ok(v) => println!("published policy snapshot version {v}"),
+                Err(errs) => {
+                    for e in errs {
+                        eprintln!("{e}");
+                    }
+                    anyhow::bail!("policy does not compile; nothing published");
+                }
+            }
+        }
+        Command::Serve {
+            listen,
+            allow_privileged_role,
+        } => {
+            let pool = db::connect(&url, 16).await?;
+            if let Some(problem) = db::role_problem(&pool).await? {
+                if allow_privileged_role {
+                    tracing::warn!("{problem}");
+                } else {
+                    anyhow::bail!("{problem} (or pass --allow-privileged-role)");
+                }
+            }
+            let state = AppState::new(pool.clone(), cfg.clone()).await?;
+            let reload = state.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(std::time::Duration::from_secs(
+                    cfg.key_reload_seconds.max(1),
+                ));
+                loop {
+                    tick.tick().await;
+                    if let Err(e) = reload.keys.reload(&reload.pool).await {
+                        tracing::warn!(error = %e, "cannot reload signing keys");
+                    }
+                }
+            });
+            let listener = tokio::net::TcpListener::bind(&listen)
+                .await
+                .with_context(|| format!("cannot listen on {listen}"))?;
+            tracing::info!(%listen, "sentinel-admin listening");
+            axum::serve(listener, sentinel_admin::app(state))
+                .with_graceful_shutdown(async {
+                    let _ = tokio::signal::ctrl_c().await;
+                })
+                .await?;
+        }
+    }
+    Ok(())
 }

@@ -1,0 +1,80 @@
+//! Runtime settings of the admin API, read from the environment with defaults.
+
+use anyhow::Context;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `iss` of the tokens this API issues.
+    pub issuer: String,
+    /// `aud` of the tokens this API issues and accepts.
+    pub audience: String,
+    /// Access-token lifetime, seconds.
+    pub access_ttl: i64,
+    /// Refresh-token lifetime, seconds.
+    pub refresh_ttl: i64,
+    /// Failed logins in a row that lock an account.
+    pub lockout_threshold: i32,
+    /// How long a lockout lasts, seconds.
+    pub lockout_seconds: i64,
+    /// argon2id cost: memory (KiB), iterations, parallelism.
+    pub argon2_m_kib: u32,
+    pub argon2_t: u32,
+    pub argon2_p: u32,
+    /// Default lifetime of service-account API keys, days (0: no expiry).
+    pub api_key_ttl_days: i64,
+    /// Largest accepted request body, bytes.
+    pub max_body_bytes: usize,
+    /// How often `serve` reloads signing keys from the database, seconds.
+    pub key_reload_seconds: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            issuer: "sentinel-admin".to_owned(),
+            audience: "sentinel".to_owned(),
+            access_ttl: 900,
+            refresh_ttl: 7 * 24 * 3600,
+            lockout_threshold: 5,
+            lockout_seconds: 15 * 60,
+            // OWASP's argon2id recommendation: m = 19 MiB, t = 2, p = 1.
+            argon2_m_kib: 19 * 1024,
+            argon2_t: 2,
+            argon2_p: 1,
+            api_key_ttl_days: 365,
+            max_body_bytes: 1024 * 1024,
+            key_reload_seconds: 60,
+        }
+    }
+}
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> anyhow::Result<T>
+where
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    match std::env::var(name) {
+        Ok(v) if !v.is_empty() => v.parse().with_context(|| format!("invalid {name}")),
+        _ => Ok(default),
+    }
+}
+
+impl Config {
+    /// Reads `SENTINEL_*` variables; unset ones keep their defaults.
+    pub fn from_env() -> anyhow::Result<Self> {
+        let d = Config::default();
+        Ok(Config {
+            issuer: env_or("SENTINEL_ISSUER", d.issuer)?,
+            audience: env_or("SENTINEL_AUDIENCE", d.audience)?,
+            access_ttl: env_or("SENTINEL_ACCESS_TTL", d.access_ttl)?,
+            refresh_ttl: env_or("SENTINEL_REFRESH_TTL", d.refresh_ttl)?,
+            lockout_threshold: env_or("SENTINEL_LOCKOUT_THRESHOLD", d.lockout_threshold)?,
+            lockout_seconds: env_or("SENTINEL_LOCKOUT_SECONDS", d.lockout_seconds)?,
+            argon2_m_kib: env_or("SENTINEL_ARGON2_M_KIB", d.argon2_m_kib)?,
+            argon2_t: env_or("SENTINEL_ARGON2_T", d.argon2_t)?,
+            argon2_p: env_or("SENTINEL_ARGON2_P", d.argon2_p)?,
+            api_key_ttl_days: env_or("SENTINEL_API_KEY_TTL_DAYS", d.api_key_ttl_days)?,
+            max_body_bytes: env_or("SENTINEL_MAX_BODY_BYTES", d.max_body_bytes)?,
+            key_reload_seconds: env_or("SENTINEL_KEY_RELOAD_SECONDS", d.key_reload_seconds)?,
+        })
+    }
+}

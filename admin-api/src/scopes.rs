@@ -1,0 +1,166 @@
+//! The API's own authorization: scopes carried by roles.
+//!
+//! A scope is `<area>:<level>` with `admin > write > read` per area, plus
+//! `platform:admin` (platform superadmin: every scope, in every tenant; only
+//! honoured for principals of the platform tenant).
+
+use std::collections::BTreeMap;
+
+pub const AREAS: &[&str] = &[
+    "tenant",
+    "user",
+    "service_account",
+    "role",
+    "group",
+    "permission",
+    "resource",
+    "field_definition",
+    "navigation",
+    "policy",
+];
+
+pub const PLATFORM_ADMIN: &str = "platform:admin";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    Read = 1,
+    Write = 2,
+    Admin = 3,
+}
+
+impl Level {
+    fn parse(s: &str) -> Option<Level> {
+        match s {
+            "read" => Some(Level::Read),
+            "write" => Some(Level::Write),
+            "admin" => Some(Level::Admin),
+            _ => None,
+        }
+    }
+}
+
+/// Parses one scope; `None` when it is not a known scope.
+pub fn parse(scope: &str) -> Option<(&'static str, Level)> {
+    let (area, level) = scope.split_once(':')?;
+    let level = Level::parse(level)?;
+    if area == "platform" {
+        return (level == Level::Admin).then_some(("platform", Level::Admin));
+    }
+    AREAS.iter().find(|a| **a == area).map(|a| (*a, level))
+}
+
+/// The scopes a principal holds, reduced to the highest level per area.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScopeSet {
+    platform_admin: bool,
+    levels: BTreeMap<&'static str, Level>,
+}
+
+impl ScopeSet {
+    /// Unknown scope strings are ignored; `platform:admin` counts only when
+    /// `platform_tenant` is true.
+    pub fn from_scopes<'a>(
+        scopes: impl IntoIterator<Item = &'a str>,
+        platform_tenant: bool,
+    ) -> Self {
+        let mut set = ScopeSet::default();
+        for s in scopes {
+            match parse(s) {
+                Some(("platform", _)) => set.platform_admin = platform_tenant,
+                Some((area, level)) => {
+                    let e = set.levels.entry(area).or_insert(level);
+                    if level > *e {
+                        *e = level;
+                    }
+                }
+                None => {}
+            }
+        }
+        set
+    }
+
+    pub fn is_platform_admin(&self) -> bool {
+        self.platform_admin
+    }
+
+    pub fn allows(&self, area: &str, level: Level) -> bool {
+        self.platform_admin || self.levels.get(area).is_some_and(|l| *l >= level)
+    }
+
+    /// Whether holding `scope` grants nothing beyond this set.
+    pub fn covers(&self, scope: &str) -> bool {
+        match parse(scope) {
+            Some(("platform", _)) => self.platform_admin,
+            Some((area, level)) => self.allows(area, level),
+            None => false,
+        }
+    }
+
+    /// The scopes of `others` this set does not cover (escalation attempts).
+    pub fn missing<'a>(&self, others: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+        let mut out: Vec<String> = others
+            .into_iter()
+            .filter(|s| !self.covers(s))
+            .map(str::to_owned)
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// The held scopes as strings (highest level per area).
+    pub fn to_strings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.platform_admin {
+            out.push(PLATFORM_ADMIN.to_owned());
+        }
+        for (area, level) in &self.levels {
+            let l = match level {
+                Level::Read => "read",
+                Level::Write => "write",
+                Level::Admin => "admin",
+            };
+            out.push(format!("{area}:{l}"));
+        }
+        out
+    }
+}
+
+/// Every scope a tenant administrator gets in the seeded `tenant-admin` role.
+pub fn tenant_admin_scopes() -> Vec<String> {
+    let mut out = vec!["tenant:read".to_owned()];
+    for a in AREAS.iter().filter(|a| **a != "tenant") {
+        out.push(format!("{a}:admin"));
+    }
+    out
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hierarchy() {
+        let s = ScopeSet::from_scopes(["user:write", "role:read", "bogus", "user:read"], false);
+        assert!(s.allows("user", Level::Read));
+        assert!(s.allows("user", Level::Write));
+        assert!(!s.allows("user", Level::Admin));
+        assert!(s.allows("role", Level::Read));
+        assert!(!s.allows("role", Level::Write));
+        assert_eq!(
+            s.missing(["user:read", "user:admin", "group:read", "nope"]),
+            vec!["group:read", "nope", "user:admin"]
+        );
+    }
+
+    #[test]
+    fn platform_admin_only_in_platform_tenant() {
+        assert!(!ScopeSet::from_scopes(["platform:admin"], false).is_platform_admin());
+        let p = ScopeSet::from_scopes(["platform:admin"], true);
+        assert!(p.is_platform_admin());
+        assert!(p.covers("tenant:admin"));
+        assert!(p.covers("platform:admin"));
+        assert!(parse("platform:read").is_none());
+    }
+}

@@ -1,0 +1,46 @@
+//! Shared state of the running API.
+
+use crate::config::Config;
+use crate::keys::KeyStore;
+use crate::metrics::Metrics;
+use sqlx::PgPool;
+use std::ops::Deref;
+use std::sync::Arc;
+
+pub struct Inner {
+    /// Connected as the API role (`sentinel_api`): subject to row-level security.
+    pub pool: PgPool,
+    pub config: Config,
+    pub keys: KeyStore,
+    pub metrics: Metrics,
+    /// A hash verified against when the account does not exist, so that a
+    /// missing account costs as much time as a wrong password.
+    pub dummy_hash: String,
+}
+
+#[derive(Clone)]
+pub struct AppState(pub Arc<Inner>);
+
+impl Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl AppState {
+    /// Builds the state and loads the signing keys (creating one if there is none).
+    pub async fn new(pool: PgPool, config: Config) -> anyhow::Result<Self> {
+        let keys = KeyStore::default();
+        crate::keys::ensure_key(&pool).await?;
+        keys.reload(&pool).await?;
+        let dummy_hash = crate::password::hash_async(&config, "dummy-Passw0rd".to_owned()).await?;
+        Ok(AppState(Arc::new(Inner {
+            pool,
+            config,
+            keys,
+            metrics: Metrics::new()?,
+            dummy_hash,
+        })))
+    }
+}

@@ -1,0 +1,17 @@
+//! Integration tests of the admin API against a real PostgreSQL (DATABASE_URL,
+//! default `postgres://postgres@127.0.0.1:5432/postgres`); every test creates
+//! and drops its own database.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+mod auth;
+mod binary;
+mod catalog;
+mod isolation;
+mod permissions;
+mod rbac;
+mod rls;
+mod socket;
+mod tenants;
+mod users;
