@@ -126,9 +126,12 @@ config_proxy_addr() {
 
 if [[ ${NO_GATEWAY:-0} != 1 && -f $GATEWAY_CONFIG ]]; then
     MODE=gateway
-    [[ -f $TOKEN_FILE ]] || die "gateway config found but no token file \`$TOKEN_FILE\` (set TOKEN_FILE)"
-    TOKEN=$(tr -d '[:space:]' <"$TOKEN_FILE")
-    [[ -n $TOKEN ]] || die "token file \`$TOKEN_FILE\` is empty"
+    # No token file: a fresh demo-issuer token is minted after the build.
+    TOKEN=""
+    if [[ -f $TOKEN_FILE ]]; then
+        TOKEN=$(tr -d '[:space:]' <"$TOKEN_FILE")
+        [[ -n $TOKEN ]] || die "token file \`$TOKEN_FILE\` is empty"
+    fi
     GATEWAY_ADDR=${GATEWAY_ADDR:-$(config_proxy_addr "$GATEWAY_CONFIG")}
     [[ $GATEWAY_ADDR =~ ^127\.0\.0\.1:([0-9]+)$ ]] ||
         die "gateway must listen on 127.0.0.1:PORT, found \`${GATEWAY_ADDR:-nothing}\` (set GATEWAY_ADDR)"
@@ -159,6 +162,9 @@ fi
 for bin in examples/upstream examples/passthrough; do
     [[ -x $TARGET_DIR/release/$bin ]] || die "missing $TARGET_DIR/release/$bin (build it, or unset SKIP_BUILD)"
 done
+if [[ $MODE == gateway && -z $TOKEN ]]; then
+    TOKEN=$("$TARGET_DIR/release/sentinel" demo-token) || die "cannot mint a demo token"
+fi
 
 need_free_port "$UPSTREAM_PORT" UPSTREAM
 need_free_port "$PASSTHROUGH_PORT" PASSTHROUGH
@@ -180,7 +186,8 @@ fi
 smoke() {
     local name=$1 port=$2 status
     local -a hdr=()
-    [[ $name == gateway ]] && hdr=(-H "Authorization: Bearer $TOKEN")
+    # Both targets get the same request (the passthrough forwards the token unread).
+    [[ $MODE == gateway ]] && hdr=(-H "Authorization: Bearer $TOKEN")
     status=$(curl -s -o "$WORK/smoke.$name" -w '%{http_code}' --max-time 5 "${hdr[@]}" \
         "http://127.0.0.1:$port$REQUEST_PATH") || status=000
     if [[ $status != 200 ]]; then
@@ -198,7 +205,8 @@ smoke "$SUBJ_NAME" "$SUBJ_PORT"
 run_wrk() {
     local name=$1 port=$2 duration=$3 out=$4
     local -a hdr=()
-    [[ $name == gateway ]] && hdr=(-H "Authorization: Bearer $TOKEN")
+    # Both targets get the same request (the passthrough forwards the token unread).
+    [[ $MODE == gateway ]] && hdr=(-H "Authorization: Bearer $TOKEN")
     # In the background so a signal to this script interrupts `wait` at once.
     "$WRK" -t"$THREADS" -c"$CONNECTIONS" -d"$duration" --latency "${hdr[@]}" \
         "http://127.0.0.1:$port$REQUEST_PATH" >"$out" &

@@ -7,6 +7,7 @@ pub mod config;
 pub mod cors;
 pub mod demo;
 pub mod errors;
+pub mod fields;
 pub mod logging;
 pub mod metrics;
 pub mod ops;

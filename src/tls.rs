@@ -18,6 +18,8 @@ pub enum TlsError {
     Empty(String),
     #[error("unsupported private key in `{0}`")]
     Key(String),
+    #[error("certificate `{0}` does not match its private key")]
+    Mismatch(String),
     #[error("no TLS crypto provider installed")]
     Provider,
 }
@@ -49,7 +51,12 @@ fn load_one(c: &CertConfig) -> Result<Arc<CertifiedKey>, TlsError> {
         .key_provider
         .load_private_key(private)
         .map_err(|_| TlsError::Key(key.clone()))?;
-    Ok(Arc::new(CertifiedKey::new(chain, signing)))
+    let certified = CertifiedKey::new(chain, signing);
+    // A certificate rewritten before its key (or the reverse) must not be served.
+    certified
+        .keys_match()
+        .map_err(|_| TlsError::Mismatch(cert.clone()))?;
+    Ok(Arc::new(certified))
 }
 
 fn load_all(config: &[CertConfig]) -> Result<Certs, TlsError> {

@@ -33,6 +33,10 @@ fn self_signed(dir: &Path, file: &str, name: &str) -> Vec<u8> {
             "-addext",
             &format!("subjectAltName=DNS:{name}"),
         ])
+        // An end-entity certificate: rustls refuses a CA certificate as a server's.
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+        .args(["-addext", "keyUsage=critical,digitalSignature"])
+        .args(["-addext", "extendedKeyUsage=serverAuth"])
         .stderr(std::process::Stdio::null())
         .status()
         .expect("openssl is needed for the TLS tests");

@@ -7,7 +7,7 @@
 //! is scoped by the `x-sentinel-tenant-id` request header (missing or not a
 //! UUID: `401`), and an object of another tenant answers `404` exactly like a
 //! missing one. State lives in memory, one store per [`serve`] call, seeded
-//! from the fixed demo data in the [data section](#demo-data) of this file
+//! from the fixed demo data in the `Demo data` section at the end of this file
 //! (also tabled in the crate's demo notes).
 //!
 //! Run one on an ephemeral port:
