@@ -11,6 +11,7 @@ pub mod apikey;
 pub mod compile;
 pub mod eval;
 pub mod model;
+pub mod signed;
 pub mod source;
 
 pub use compile::{compile, CompileError, Location};
