@@ -801,3 +801,24 @@ fields = { entity = "vessel", on_write_denied = "ignore", unknown_fields = "pass
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn head_on_a_bound_route_answers_without_a_body_or_the_unfiltered_length() {
+    let gw = start_demo(LAB_ROUTES, "");
+    let resp = auth(client().head(gw.url("/fields-lab/plain")), Who::Victor)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert!(resp.headers().contains_key("x-sentinel-request-id"));
+    let unfiltered =
+        (r#"{"data":[],"count":1}"#.len() + sentinel::demo::apps::LAB_VESSEL.len()).to_string();
+    assert_ne!(
+        resp.headers()
+            .get("content-length")
+            .map(|v| v.to_str().unwrap().to_owned()),
+        Some(unfiltered),
+        "the upstream's length would reveal the size of the hidden fields"
+    );
+    assert!(resp.bytes().await.unwrap().is_empty());
+}

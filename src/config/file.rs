@@ -234,7 +234,7 @@ pub struct RouteFile {
     pub approval: Option<String>,
     /// Rate-limit class (enforced by the rate-limiting work).
     pub rate_limit: Option<String>,
-    /// Field-security binding (enforced by the field-security work).
+    /// Field-security binding: responses filtered, writes checked (docs/field-security.md).
     pub fields: Option<Spanned<FieldsFile>>,
     /// Risk policy (enforced by the risk-scoring work).
     pub risk: Option<Spanned<RiskFile>>,
