@@ -29,7 +29,7 @@
 //! | [`App::Msw`] | `GET\|HEAD\|POST /msw/vessels`, `GET\|HEAD\|PUT\|PATCH\|DELETE /msw/vessels/{id}` |
 //! | [`App::Fleet`] | the same under `/fleet/voyages` |
 //! | [`App::Port`] | the same under `/port/port-calls`, plus `GET\|HEAD /port/tenants/{tenant_id}/port-calls` |
-//! | [`App::Echo`] | anything; `/status/{code}` answers `code`, `/slow/{ms}` waits first |
+//! | [`App::Echo`] | anything; `/status/{code}` answers `code`, `/slow/{ms}` waits first, `/fields-lab/{kind}` answers awkward bodies for the field filter ([`LAB_KINDS`]) |
 //! | [`App::Static1K`] | anything: `200` with the same 1024-byte JSON body |
 //!
 //! CRUD semantics: lists answer `{"data": [...], "count": n}` ordered by id;
@@ -46,7 +46,9 @@
 //!
 //! Every response carries `content-type: application/json` and
 //! `content-length`, except `204` and `304` from the echo app's
-//! `/status/{code}`, which by HTTP's rules carry no body and no length.
+//! `/status/{code}`, which by HTTP's rules carry no body and no length, and
+//! the echo app's `/fields-lab/{kind}` answers, which break these rules on
+//! purpose.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
