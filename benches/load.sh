@@ -17,6 +17,12 @@
 #   ROUNDS=1 DURATION=5s benches/load.sh          # quicker
 #   SKIP_BUILD=1 benches/load.sh                  # reuse the release binaries
 #   NO_GATEWAY=1 benches/load.sh                  # passthrough vs upstream only
+#   FIELDS=1 benches/load.sh                      # field filter: bound vs unbound route
+#
+# FIELDS=1 compares two routes of one gateway (benches/load/gateway-fields.toml):
+# $UNBOUND_PATH proxied as is and $BOUND_PATH bound to the `vessel` entity
+# (buffered, filtered, re-framed), both to the same upstream answer. The
+# passthrough is not measured then.
 #
 # The gateway config must route "$REQUEST_PATH" to the upstream at
 # 127.0.0.1:$UPSTREAM_PORT, listen (`[listen] proxy`) on 127.0.0.1 and should
@@ -28,7 +34,14 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
-GATEWAY_CONFIG=${GATEWAY_CONFIG:-benches/load/gateway.toml}
+FIELDS=${FIELDS:-0}
+if [[ $FIELDS == 1 ]]; then
+    GATEWAY_CONFIG=${GATEWAY_CONFIG:-benches/load/gateway-fields.toml}
+else
+    GATEWAY_CONFIG=${GATEWAY_CONFIG:-benches/load/gateway.toml}
+fi
+BOUND_PATH=${BOUND_PATH:-/bound/vessels}
+UNBOUND_PATH=${UNBOUND_PATH:-/unbound/vessels}
 TOKEN_FILE=${TOKEN_FILE:-benches/load/token.txt}
 UPSTREAM_PORT=${UPSTREAM_PORT:-18081}
 PASSTHROUGH_PORT=${PASSTHROUGH_PORT:-18082}
@@ -140,6 +153,12 @@ if [[ ${NO_GATEWAY:-0} != 1 && -f $GATEWAY_CONFIG ]]; then
         note "warning: \`$GATEWAY_CONFIG\` does not mention the upstream 127.0.0.1:$UPSTREAM_PORT"
     BASE_NAME=passthrough SUBJ_NAME=gateway
     BASE_PORT=$PASSTHROUGH_PORT SUBJ_PORT=$GATEWAY_PORT
+    BASE_PATH=$REQUEST_PATH SUBJ_PATH=$REQUEST_PATH
+    if [[ $FIELDS == 1 ]]; then
+        BASE_NAME=unbound SUBJ_NAME=bound
+        BASE_PORT=$GATEWAY_PORT
+        BASE_PATH=$UNBOUND_PATH SUBJ_PATH=$BOUND_PATH
+    fi
     BUILD_ARGS=(--examples --bin sentinel)
 else
     MODE=pingora
@@ -150,6 +169,7 @@ else
     fi
     BASE_NAME=upstream SUBJ_NAME=passthrough
     BASE_PORT=$UPSTREAM_PORT SUBJ_PORT=$PASSTHROUGH_PORT
+    BASE_PATH=$REQUEST_PATH SUBJ_PATH=$REQUEST_PATH
     BUILD_ARGS=(--example passthrough --example upstream)
 fi
 
@@ -183,17 +203,21 @@ fi
 
 # Checks one request answers 200 before measuring anything (only the gateway
 # gets the token).
+# path_of NAME: the request path for that target.
+path_of() { if [[ $1 == "$SUBJ_NAME" ]]; then echo "$SUBJ_PATH"; else echo "$BASE_PATH"; fi; }
+
 smoke() {
-    local name=$1 port=$2 status
+    local name=$1 port=$2 status path
+    path=$(path_of "$name")
     local -a hdr=()
     # Both targets get the same request (the passthrough forwards the token unread).
     [[ $MODE == gateway ]] && hdr=(-H "Authorization: Bearer $TOKEN")
     status=$(curl -s -o "$WORK/smoke.$name" -w '%{http_code}' --max-time 5 "${hdr[@]}" \
-        "http://127.0.0.1:$port$REQUEST_PATH") || status=000
+        "http://127.0.0.1:$port$path") || status=000
     if [[ $status != 200 ]]; then
         head -c 600 "$WORK/smoke.$name" >&2 2>/dev/null || true
         echo >&2
-        die "$name answered $status for GET $REQUEST_PATH (expected 200)"
+        die "$name answered $status for GET $path (expected 200)"
     fi
 }
 smoke "$BASE_NAME" "$BASE_PORT"
@@ -203,13 +227,14 @@ smoke "$SUBJ_NAME" "$SUBJ_PORT"
 
 # run_wrk NAME PORT DURATION OUT
 run_wrk() {
-    local name=$1 port=$2 duration=$3 out=$4
+    local name=$1 port=$2 duration=$3 out=$4 path
     local -a hdr=()
+    path=$(path_of "$name")
     # Both targets get the same request (the passthrough forwards the token unread).
     [[ $MODE == gateway ]] && hdr=(-H "Authorization: Bearer $TOKEN")
     # In the background so a signal to this script interrupts `wait` at once.
     "$WRK" -t"$THREADS" -c"$CONNECTIONS" -d"$duration" --latency "${hdr[@]}" \
-        "http://127.0.0.1:$port$REQUEST_PATH" >"$out" &
+        "http://127.0.0.1:$port$path" >"$out" &
     WRK_PID=$!
     wait "$WRK_PID"
     WRK_PID=
@@ -237,7 +262,7 @@ run_wrk "$BASE_NAME" "$BASE_PORT" "$WARMUP" "$WORK/warmup.base"
 run_wrk "$SUBJ_NAME" "$SUBJ_PORT" "$WARMUP" "$WORK/warmup.subj"
 
 LOAD=$(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo '?')
-echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency http://127.0.0.1:PORT$REQUEST_PATH, $ROUNDS round(s), $(nproc) CPUs, load average $LOAD before measuring"
+echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency http://127.0.0.1:PORT{$BASE_PATH,$SUBJ_PATH}, $ROUNDS round(s), $(nproc) CPUs, load average $LOAD before measuring"
 if awk -v l="$LOAD" -v n="$(nproc)" 'BEGIN { exit !(l + 0 > n / 2) }'; then
     note "warning: the machine is busy (load average $LOAD on $(nproc) CPUs): expect noisy figures"
 fi

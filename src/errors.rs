@@ -16,6 +16,7 @@ pub enum ErrorCode {
     ApprovalRequired,
     TenantSuspended,
     AccountLocked,
+    FieldWriteDenied,
     RouteNotFound,
     BadRequest,
     BodyTooLarge,
@@ -32,7 +33,8 @@ impl ErrorCode {
         use ErrorCode::*;
         match self {
             AuthRequired | AuthInvalid | TokenExpired | TokenRevoked => 401,
-            PermissionDenied | ApprovalRequired | TenantSuspended | AccountLocked => 403,
+            PermissionDenied | ApprovalRequired | TenantSuspended | AccountLocked
+            | FieldWriteDenied => 403,
             RouteNotFound => 404,
             BadRequest => 400,
             BodyTooLarge => 413,
@@ -56,6 +58,7 @@ impl ErrorCode {
             ApprovalRequired => "APPROVAL_REQUIRED",
             TenantSuspended => "TENANT_SUSPENDED",
             AccountLocked => "ACCOUNT_LOCKED",
+            FieldWriteDenied => "FIELD_WRITE_DENIED",
             RouteNotFound => "ROUTE_NOT_FOUND",
             BadRequest => "BAD_REQUEST",
             BodyTooLarge => "BODY_TOO_LARGE",
@@ -79,6 +82,7 @@ impl ErrorCode {
             ApprovalRequired => "this action needs an approved access request",
             TenantSuspended => "tenant is suspended",
             AccountLocked => "account is locked or inactive",
+            FieldWriteDenied => "the request writes fields the caller may not write",
             RouteNotFound => "no route matches this request",
             BadRequest => "malformed request",
             BodyTooLarge => "request body is too large",

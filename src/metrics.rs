@@ -17,6 +17,8 @@ pub struct Metrics {
     pub snapshot_rejected: IntCounter,
     pub upstream_errors: IntCounterVec,
     pub rate_limit_checks: IntCounterVec,
+    pub field_filter_failures: IntCounterVec,
+    pub field_writes: IntCounterVec,
 }
 
 fn build() -> Result<Metrics, prometheus::Error> {
@@ -75,6 +77,22 @@ fn build() -> Result<Metrics, prometheus::Error> {
         ),
         &["limit", "outcome", "source"],
     )?;
+    let field_filter_failures = IntCounterVec::new(
+        Opts::new(
+            "field_filter_failures_total",
+            "Bound-route upstream answers refused with 502 because they could not be filtered, by route and reason",
+        ),
+        &["route", "reason"],
+    )?;
+    let field_writes = IntCounterVec::new(
+        Opts::new(
+            "field_writes_total",
+            "Writes to bound routes that carried fields the caller may not write, by route and outcome (denied, dropped)",
+        ),
+        &["route", "outcome"],
+    )?;
+    registry.register(Box::new(field_filter_failures.clone()))?;
+    registry.register(Box::new(field_writes.clone()))?;
     registry.register(Box::new(rate_limit_checks.clone()))?;
     registry.register(Box::new(requests.clone()))?;
     registry.register(Box::new(decisions.clone()))?;
@@ -95,6 +113,8 @@ fn build() -> Result<Metrics, prometheus::Error> {
         snapshot_rejected,
         upstream_errors,
         rate_limit_checks,
+        field_filter_failures,
+        field_writes,
     })
 }
 

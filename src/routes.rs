@@ -44,10 +44,20 @@ pub struct ResourceTemplate {
     pub id: Option<Box<[IdPart]>>,
 }
 
+/// A route's field-security binding: which entity type its bodies carry and
+/// where (see `docs/field-security.md`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldBinding {
     pub entity: Box<str>,
+    /// The path as written, for messages.
     pub at: Box<str>,
+    pub binding: crate::fields::Binding,
+    pub on_write_denied: crate::fields::WriteDenied,
+    pub unknown_fields: crate::fields::UnknownFields,
+    /// Largest (decoded) upstream response body that is buffered and
+    /// filtered (`None`: `limits.max_body_bytes`); larger answers fail closed
+    /// with 502.
+    pub max_response_bytes: Option<usize>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

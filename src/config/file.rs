@@ -234,7 +234,7 @@ pub struct RouteFile {
     pub approval: Option<String>,
     /// Rate-limit class (enforced by the rate-limiting work).
     pub rate_limit: Option<String>,
-    /// Field-security binding (enforced by the field-security work).
+    /// Field-security binding: responses filtered, writes checked (docs/field-security.md).
     pub fields: Option<Spanned<FieldsFile>>,
     /// Risk policy (enforced by the risk-scoring work).
     pub risk: Option<Spanned<RiskFile>>,
@@ -245,13 +245,14 @@ pub struct RouteFile {
 #[serde(deny_unknown_fields)]
 pub struct FieldsFile {
     pub entity: String,
-    /// Where the entities are: `$`, `$.data[*]`, `$.items[*].vessel`.
-    #[serde(default = "root")]
-    pub at: String,
-}
-
-fn root() -> String {
-    "$".into()
+    /// Where the entities are: `$` (default), `$.data[*]`, `$.items[*].vessel`.
+    pub at: Option<Spanned<String>>,
+    /// `reject` (default: 403 `FIELD_WRITE_DENIED`) or `drop` (forward without them).
+    pub on_write_denied: Option<Spanned<String>>,
+    /// `remove` (default) or `keep`: keys with no field definition.
+    pub unknown_fields: Option<Spanned<String>>,
+    /// Largest upstream response body filtered (default: `limits.max_body_bytes`).
+    pub max_response_bytes: Option<Spanned<usize>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -957,6 +957,87 @@ fn lower_security_headers(
     out
 }
 
+/// Lowers a route's `fields = { entity, at, on_write_denied, unknown_fields,
+/// max_response_bytes }`, reporting every problem at its span.
+fn lower_fields(
+    f: &toml::Spanned<file::FieldsFile>,
+    err: &mut dyn FnMut(std::ops::Range<usize>, String),
+) -> Option<FieldBinding> {
+    use crate::fields::{Binding, UnknownFields, WriteDenied};
+    let fs = f.get_ref();
+    let mut ok = true;
+    if fs.entity.is_empty() {
+        err(f.span(), "`fields.entity` must not be empty".into());
+        ok = false;
+    }
+    let (at, binding) = match &fs.at {
+        None => ("$", Binding::root()),
+        Some(at) => match Binding::parse(at.get_ref()) {
+            Ok(b) => (at.get_ref().as_str(), b),
+            Err(e) => {
+                // `+ 1`: the span starts at the opening quote.
+                let col = at.span().start + e.column;
+                err(
+                    col..col,
+                    format!("invalid `fields.at` `{}`: {e}", at.get_ref()),
+                );
+                ok = false;
+                ("$", Binding::root())
+            }
+        },
+    };
+    let on_write_denied = match fs.on_write_denied.as_ref() {
+        None => WriteDenied::Reject,
+        Some(v) => match v.get_ref().as_str() {
+            "reject" => WriteDenied::Reject,
+            "drop" => WriteDenied::Drop,
+            other => {
+                err(
+                    v.span(),
+                    format!("`fields.on_write_denied` is `reject` or `drop`, not `{other}`"),
+                );
+                ok = false;
+                WriteDenied::Reject
+            }
+        },
+    };
+    let unknown_fields = match fs.unknown_fields.as_ref() {
+        None => UnknownFields::Remove,
+        Some(v) => match v.get_ref().as_str() {
+            "remove" => UnknownFields::Remove,
+            "keep" => UnknownFields::Keep,
+            other => {
+                err(
+                    v.span(),
+                    format!("`fields.unknown_fields` is `remove` or `keep`, not `{other}`"),
+                );
+                ok = false;
+                UnknownFields::Remove
+            }
+        },
+    };
+    let max_response_bytes = match &fs.max_response_bytes {
+        Some(m) if *m.get_ref() == 0 => {
+            err(
+                m.span(),
+                "`fields.max_response_bytes` must be greater than 0".into(),
+            );
+            ok = false;
+            None
+        }
+        Some(m) => Some(*m.get_ref()),
+        None => None,
+    };
+    ok.then(|| FieldBinding {
+        entity: fs.entity.as_str().into(),
+        at: at.into(),
+        binding,
+        on_write_denied,
+        unknown_fields,
+        max_response_bytes,
+    })
+}
+
 fn load_route_file(
     path: &Path,
     upstreams: &HashMap<&str, usize>,
@@ -1096,19 +1177,10 @@ fn load_route_file(
                 "a public route cannot require approval or a tenant".into(),
             );
         }
-        let fields = r.fields.as_ref().map(|f| {
-            let fs = f.get_ref();
-            if fs.entity.is_empty() || !fs.at.starts_with('$') {
-                err(
-                    f.span(),
-                    "`fields` needs an `entity` and an `at` path starting with `$`".into(),
-                );
-            }
-            FieldBinding {
-                entity: fs.entity.as_str().into(),
-                at: fs.at.as_str().into(),
-            }
-        });
+        let fields = r
+            .fields
+            .as_ref()
+            .and_then(|f| lower_fields(f, &mut |span, msg| err(span, msg)));
         if let Some(class) = &r.rate_limit {
             if !classes.contains(class) {
                 err(

@@ -29,7 +29,7 @@
 //! | [`App::Msw`] | `GET\|HEAD\|POST /msw/vessels`, `GET\|HEAD\|PUT\|PATCH\|DELETE /msw/vessels/{id}` |
 //! | [`App::Fleet`] | the same under `/fleet/voyages` |
 //! | [`App::Port`] | the same under `/port/port-calls`, plus `GET\|HEAD /port/tenants/{tenant_id}/port-calls` |
-//! | [`App::Echo`] | anything; `/status/{code}` answers `code`, `/slow/{ms}` waits first |
+//! | [`App::Echo`] | anything; `/status/{code}` answers `code`, `/slow/{ms}` waits first, `/fields-lab/{kind}` answers awkward bodies for the field filter ([`LAB_KINDS`]) |
 //! | [`App::Static1K`] | anything: `200` with the same 1024-byte JSON body |
 //!
 //! CRUD semantics: lists answer `{"data": [...], "count": n}` ordered by id;
@@ -46,7 +46,9 @@
 //!
 //! Every response carries `content-type: application/json` and
 //! `content-length`, except `204` and `304` from the echo app's
-//! `/status/{code}`, which by HTTP's rules carry no body and no length.
+//! `/status/{code}`, which by HTTP's rules carry no body and no length, and
+//! the echo app's `/fields-lab/{kind}` answers, which break these rules on
+//! purpose.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -639,10 +641,17 @@ enum EchoMode {
     Plain,
     Status(StatusCode),
     Slow(Duration),
+    Lab(&'static str),
     BadArgument(&'static str),
 }
 
 fn echo_mode(path: &str) -> EchoMode {
+    if let Some(kind) = path.strip_prefix("/fields-lab/") {
+        return LAB_KINDS
+            .iter()
+            .find(|k| **k == kind)
+            .map_or(EchoMode::BadArgument("lab"), |k| EchoMode::Lab(k));
+    }
     if let Some(code) = path.strip_prefix("/status/") {
         return match code.parse::<u16>().ok().filter(|c| (200..=599).contains(c)) {
             Some(code) => {
@@ -665,10 +674,10 @@ async fn echo(req: Request<Incoming>) -> Reply {
     let mode = echo_mode(parts.uri.path());
     if let EchoMode::BadArgument(what) = mode {
         let rid = request_id(&parts.headers);
-        let expected = if what == "status" {
-            "`/status/{code}` takes a status code from 200 to 599"
-        } else {
-            "`/slow/{ms}` takes a whole number of milliseconds"
+        let expected = match what {
+            "status" => "`/status/{code}` takes a status code from 200 to 599",
+            "lab" => "unknown `/fields-lab/` answer",
+            _ => "`/slow/{ms}` takes a whole number of milliseconds",
         };
         return error(
             StatusCode::BAD_REQUEST,
@@ -682,13 +691,16 @@ async fn echo(req: Request<Incoming>) -> Reply {
         Ok(body) => body,
         Err(e) => return body_error(e, ECHO_BODY_LIMIT, &request_id(&parts.headers)),
     };
+    if let EchoMode::Lab(kind) = mode {
+        return lab(kind, &parts.headers);
+    }
     let status = match mode {
         EchoMode::Status(status) => status,
         EchoMode::Slow(delay) => {
             tokio::time::sleep(delay).await;
             StatusCode::OK
         }
-        EchoMode::Plain | EchoMode::BadArgument(_) => StatusCode::OK,
+        EchoMode::Plain | EchoMode::BadArgument(_) | EchoMode::Lab(_) => StatusCode::OK,
     };
     if status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
         return bytes_response(status, Bytes::new());
@@ -717,6 +729,117 @@ async fn echo(req: Request<Incoming>) -> Reply {
             "body": String::from_utf8_lossy(&body),
         }),
     )
+}
+
+// ---------------------------------------------------------------------------
+// Field-security lab (echo app, `/fields-lab/{kind}`)
+// ---------------------------------------------------------------------------
+
+/// The answers of the echo app's `/fields-lab/{kind}`: awkward upstream
+/// behaviour for the gateway's field filter. Every one carries the vessel
+/// [`LAB_VESSEL`], whose `crew_salary_budget` holds [`LAB_SECRET`].
+///
+/// | kind | answer |
+/// | --- | --- |
+/// | `plain` | the list, `content-length` |
+/// | `gzip`, `br` | the list, compressed (ignores `accept-encoding`) |
+/// | `chunked` | the list, `transfer-encoding: chunked` |
+/// | `not-json` | the list's text as `text/plain` |
+/// | `broken` | the list cut short (malformed JSON) |
+/// | `duplicate` | a vessel with `crew_salary_budget` twice |
+/// | `big` | a list of 4 096 vessels (about 600 KiB) |
+/// | `error` | `404` with a JSON error body |
+/// | `error-entity` | `409` whose body carries the vessel under `data` |
+pub const LAB_KINDS: [&str; 10] = [
+    "plain",
+    "gzip",
+    "br",
+    "chunked",
+    "not-json",
+    "broken",
+    "duplicate",
+    "big",
+    "error",
+    "error-entity",
+];
+
+/// The value of the lab vessel's `crew_salary_budget`: must never reach a
+/// caller who may not read that field.
+pub const LAB_SECRET: &str = "SECRET-1450000";
+
+/// The lab vessel (tenant A), all three tiers.
+pub const LAB_VESSEL: &str = r#"{"id":"v-lab","tenant_id":"11111111-1111-1111-1111-111111111111","name":"Lab Vessel","imo":"9395044","flag":"NO","vessel_type":"container","gross_tonnage":54214,"eco_score":78.5,"crew_count":22,"charter_rate_usd":28500,"crew_salary_budget":"SECRET-1450000"}"#;
+
+fn lab(kind: &'static str, headers: &HeaderMap) -> Reply {
+    use pingora::protocols::http::compression::Algorithm;
+    let list = format!(r#"{{"data":[{LAB_VESSEL}],"count":1}}"#);
+    let mut status = StatusCode::OK;
+    let mut content_type = JSON;
+    let mut encoding = None;
+    let mut chunked = false;
+    let body: Vec<u8> = match kind {
+        "gzip" | "br" => {
+            let algorithm = if kind == "gzip" {
+                Algorithm::Gzip
+            } else {
+                Algorithm::Brotli
+            };
+            encoding = Some(kind);
+            algorithm
+                .compressor(5)
+                .and_then(|mut c| c.encode(list.as_bytes(), true).ok())
+                .map_or_else(Vec::new, |b| b.to_vec())
+        }
+        "chunked" => {
+            chunked = true;
+            list.into_bytes()
+        }
+        "not-json" => {
+            content_type = HeaderValue::from_static("text/plain");
+            list.into_bytes()
+        }
+        "broken" => list.as_bytes()[..list.len() - 3].to_vec(),
+        "duplicate" => {
+            let twice = LAB_VESSEL.replacen(
+                r#""name":"#,
+                &format!(r#""crew_salary_budget":"{LAB_SECRET}","name":"#),
+                1,
+            );
+            format!(r#"{{"data":[{twice}],"count":1}}"#).into_bytes()
+        }
+        "big" => {
+            let items = vec![LAB_VESSEL; 4096].join(",");
+            format!(r#"{{"data":[{items}],"count":4096}}"#).into_bytes()
+        }
+        "error" => {
+            status = StatusCode::NOT_FOUND;
+            let rid = request_id(headers);
+            format!(r#"{{"error":{{"code":"NOT_FOUND","message":"no such vessel","details":{{}}}},"request_id":"{rid}"}}"#).into_bytes()
+        }
+        "error-entity" => {
+            status = StatusCode::CONFLICT;
+            format!(r#"{{"error":{{"code":"CONFLICT","message":"vessel changed","details":{{}}}},"data":[{LAB_VESSEL}]}}"#).into_bytes()
+        }
+        _ => list.into_bytes(),
+    };
+    let len = body.len();
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(CONTENT_TYPE, content_type);
+    if let Some(e) = encoding {
+        resp.headers_mut()
+            .insert(http::header::CONTENT_ENCODING, HeaderValue::from_static(e));
+    }
+    if chunked {
+        resp.headers_mut().insert(
+            http::header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
+    } else {
+        resp.headers_mut()
+            .insert(CONTENT_LENGTH, HeaderValue::from(len));
+    }
+    resp
 }
 
 // ---------------------------------------------------------------------------

@@ -246,6 +246,11 @@ pub fn prepare(listen: &str, ops: &str, dir: Option<PathBuf>) -> anyhow::Result<
 Try (x-sentinel-decision explains Alice's and Victor's decisions):
   # allow: Victor reads his tenant's vessels
   curl -si {gw}/msw/vessels -H "Authorization: Bearer $VICTOR"
+  # field security: Victor (viewer) sees imo and crew_count masked and no crew_salary_budget; Alice sees all
+  curl -s {gw}/msw/vessels/v-a1 -H "Authorization: Bearer $VICTOR"
+  curl -s {gw}/msw/vessels/v-a1 -H "Authorization: Bearer $ALICE"
+  # writing a field the caller may not write: 403 FIELD_WRITE_DENIED with the field list
+  curl -si -X POST {gw}/fleet/voyages -H "X-API-Key: $FLEET_KEY" -H 'content-type: application/json' -d '{{"origin":"NOOSL","cargo_value_usd":1}}'
   # deny: a viewer may not update a vessel
   curl -si -X PATCH {gw}/msw/vessels/v-a2 -H "Authorization: Bearer $VICTOR" -H 'content-type: application/json' -d '{{"name":"Renamed"}}'
   # deny overrides allow: Alice may delete vessels, but never the flagship v-a1

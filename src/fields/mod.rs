@@ -40,6 +40,17 @@ pub enum UnknownFields {
     Keep,
 }
 
+/// What a route does with a write (POST/PUT/PATCH body) that carries fields
+/// the caller may not write.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum WriteDenied {
+    /// Refuse the request: `403 FIELD_WRITE_DENIED` with the field names.
+    #[default]
+    Reject,
+    /// Remove those fields and forward the rest.
+    Drop,
+}
+
 /// How a masked value is rendered (the field definition's mask style and
 /// `mask_keep`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -244,3 +244,62 @@ pub async fn expect_error(resp: reqwest::Response, status: u16, code: &str) -> s
     assert_eq!(body["request_id"], rid.as_str());
     body
 }
+
+/// Like [`start`], but with the real demo apps behind the demo routes (MSW,
+/// fleet, port on their own ports) and the echo app as upstream `lab`, for
+/// the field-security tests. `extra_routes` is written to
+/// `routes/zz-extra.toml`; `extra_config` is appended to `sentinel.toml`.
+pub fn start_demo(extra_routes: &str, extra_config: &str) -> Gateway {
+    use sentinel::demo::apps::App;
+    let msw = start_app(|| App::Msw);
+    let fleet = start_app(|| App::Fleet);
+    let port = start_app(|| App::Port);
+    let lab = start_app(|| App::Echo);
+    for attempt in 0..3 {
+        let dir = std::env::temp_dir().join(format!(
+            "sentinel-fields-test-{}-{}",
+            std::process::id(),
+            uuid::Uuid::new_v4()
+        ));
+        let root = repo().join("config");
+        copy_dir(&root.join("routes"), &dir.join("routes"));
+        copy_dir(&root.join("policy"), &dir.join("policy"));
+        copy_dir(&root.join("keys"), &dir.join("keys"));
+        if !extra_routes.is_empty() {
+            std::fs::write(dir.join("routes/zz-extra.toml"), extra_routes).unwrap();
+        }
+        let proxy: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let ops: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let config = std::fs::read_to_string(root.join("sentinel.toml"))
+            .unwrap()
+            .replace("127.0.0.1:8080", &proxy.to_string())
+            .replace("127.0.0.1:9090", &ops.to_string())
+            .replace("127.0.0.1:7101", &msw.to_string())
+            .replace("127.0.0.1:7102", &fleet.to_string())
+            .replace("127.0.0.1:7103", &port.to_string())
+            .replace("[listen]", "[listen]\nthreads = 1");
+        let config =
+            format!("{config}\n[upstreams.lab]\naddresses = [\"{lab}\"]\n{extra_config}\n");
+        std::fs::write(dir.join("sentinel.toml"), config).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_sentinel"))
+            .args(["run", "--config"])
+            .arg(dir.join("sentinel.toml"))
+            .env("SENTINEL_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut gw = Gateway {
+            child,
+            proxy,
+            ops,
+            dir,
+            upstream: lab,
+        };
+        if wait_ready(&mut gw, Duration::from_secs(30)) {
+            return gw;
+        }
+        eprintln!("gateway did not become ready (attempt {attempt}); retrying on other ports");
+    }
+    panic!("gateway never became ready");
+}

@@ -1,0 +1,187 @@
+// The fuzz property check over (body bytes × rule set), shared by the
+// cargo-fuzz target (fuzz/fuzz_targets/field_filter.rs) and the corpus
+// replay in `cargo test` (tests/fields_gateway.rs), through `include!`.
+//
+// Input layout: byte 0 picks the binding, the unknown-fields setting and the
+// tenant; bytes 1..=8 are eight field rules (field, tier, rule) split over two
+// permissions; the rest is the body. Checks: no panic; whatever serde_json
+// rejects is rejected; accepted output is valid JSON and its entities carry
+// no field the caller may not read, and masked fields only masks.
+use sentinel::fields::{
+    check_write, filter_response, strip_unwritable, Access, Binding, FieldPlan, Step, UnknownFields,
+};
+use sentinel_policy::model::{
+    tier_index, Actions, EntityFields, FieldDef, Permission, ResourcePattern,
+};
+use sentinel_policy::source::{Effect, FieldRule, MaskStyle, TenantScope, Tier};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use uuid::Uuid;
+
+const TENANT_A: Uuid = Uuid::from_u128(0xA);
+const TENANT_B: Uuid = Uuid::from_u128(0xB);
+
+const BINDINGS: [&str; 4] = ["$", "$.data[*]", "$.items[*].vessel", "$.data"];
+const NAMES: [&str; 8] = ["*", "id", "name", "imo", "crew", "budget", "secret", "x"];
+
+fn fields() -> EntityFields {
+    let mut e = EntityFields::default();
+    let shared: [(&str, Tier, MaskStyle, u8); 4] = [
+        ("id", Tier::Core, MaskStyle::Full, 4),
+        ("name", Tier::Core, MaskStyle::Last, 2),
+        ("imo", Tier::PlatformDynamic, MaskStyle::Hash, 4),
+        ("crew", Tier::PlatformDynamic, MaskStyle::Null, 4),
+    ];
+    for (n, tier, mask, keep) in shared {
+        e.shared.insert(
+            n.into(),
+            FieldDef {
+                tier,
+                tenant: None,
+                mask,
+                mask_keep: keep,
+            },
+        );
+    }
+    for (n, t) in [("budget", TENANT_A), ("secret", TENANT_B)] {
+        let def = FieldDef {
+            tier: Tier::TenantSpecific,
+            tenant: Some(t),
+            mask: MaskStyle::Last,
+            mask_keep: 3,
+        };
+        e.by_tenant.entry(t).or_default().insert(n.into(), def);
+    }
+    e
+}
+
+fn permission(rules: &[u8]) -> Permission {
+    let mut fields: [BTreeMap<Box<str>, FieldRule>; 3] = Default::default();
+    for &b in rules {
+        let name = NAMES[(b & 7) as usize];
+        let tier =
+            [Tier::Core, Tier::PlatformDynamic, Tier::TenantSpecific][((b >> 3) & 3) as usize % 3];
+        let rule = [
+            FieldRule::Read,
+            FieldRule::Write,
+            FieldRule::Masked,
+            FieldRule::Hidden,
+        ][(b >> 6) as usize];
+        if (b >> 5) & 1 == 0 {
+            fields[tier_index(tier)].insert(name.into(), rule);
+        }
+    }
+    Permission {
+        id: "fuzz".into(),
+        effect: Effect::Allow,
+        resource_type: "vessel".into(),
+        resource: ResourcePattern::Any,
+        actions: Actions::All,
+        conditions: Box::new([]),
+        tenant_scope: TenantScope::Own,
+        fields,
+    }
+}
+
+fn entities<'v>(v: &'v Value, steps: &[Step], out: &mut Vec<&'v serde_json::Map<String, Value>>) {
+    match (steps.split_first(), v) {
+        (None, Value::Object(m)) => out.push(m),
+        (Some((Step::Key(k), rest)), Value::Object(m)) => {
+            if let Some(v) = m.get(&**k) {
+                entities(v, rest, out);
+            }
+        }
+        (Some((Step::Each, rest)), Value::Array(items)) => {
+            items.iter().for_each(|v| entities(v, rest, out))
+        }
+        _ => {}
+    }
+}
+
+/// Runs one fuzz input (see the layout above); panics on a violated property.
+pub fn check(data: &[u8]) {
+    if data.len() < 9 {
+        return;
+    }
+    let (head, body) = data.split_at(9);
+    let binding = Binding::parse(BINDINGS[(head[0] & 3) as usize]).unwrap();
+    let unknown = if head[0] & 4 == 0 {
+        UnknownFields::Remove
+    } else {
+        UnknownFields::Keep
+    };
+    let t = if head[0] & 8 == 0 { TENANT_A } else { TENANT_B };
+    let (p1, p2) = (permission(&head[1..5]), permission(&head[5..9]));
+    let defs = fields();
+    let plan = FieldPlan::build(Some(&defs), &t, &[&p1, &p2], unknown);
+
+    // Numbers beyond f64 (`1e400`) are valid JSON that serde_json refuses to
+    // hold; the filter copies their text, so they count as valid here.
+    let serde_ok = body.is_empty()
+        || match serde_json::from_slice::<Value>(body) {
+            Ok(_) => true,
+            Err(e) => e.to_string().starts_with("number out of range"),
+        };
+    let mut out = Vec::new();
+    let filtered = filter_response(body, &binding, &plan, &mut out);
+    let check = check_write(body, &binding, &plan);
+    let mut stripped = Vec::new();
+    let strip = strip_unwritable(body, &binding, &plan, &mut stripped);
+    if !serde_ok {
+        assert!(
+            filtered.is_err() && check.is_err() && strip.is_err(),
+            "accepted what serde_json rejects"
+        );
+        assert!(out.is_empty() && stripped.is_empty());
+        return;
+    }
+    assert_eq!(filtered.is_ok(), check.is_ok());
+    assert_eq!(filtered.is_ok(), strip.is_ok());
+    if filtered.is_err() || body.is_empty() {
+        return;
+    }
+    let Ok(v) = serde_json::from_slice::<Value>(&out) else {
+        // Only a number out of f64 range may make serde_json refuse the output.
+        assert!(
+            serde_json::from_slice::<Value>(body).is_err(),
+            "filter output is not valid JSON"
+        );
+        return;
+    };
+    let mut found = Vec::new();
+    entities(&v, binding.steps(), &mut found);
+    for obj in found {
+        for (k, val) in obj {
+            match plan.access(k) {
+                Access::Hidden => panic!("unreadable field `{k}` in the output"),
+                Access::Masked(_) => assert!(
+                    val.is_null()
+                        || val
+                            .as_str()
+                            .is_some_and(|s| s.starts_with("****") || s.len() == 16),
+                    "masked field `{k}` = {val}"
+                ),
+                Access::Read | Access::Write => {}
+            }
+        }
+    }
+    let Ok(v) = serde_json::from_slice::<Value>(&stripped) else {
+        assert!(
+            serde_json::from_slice::<Value>(body).is_err(),
+            "stripped output is not valid JSON"
+        );
+        return;
+    };
+    let mut found = Vec::new();
+    entities(&v, binding.steps(), &mut found);
+    for obj in found {
+        for k in obj.keys() {
+            assert!(plan.access(k).writable(), "unwritable field `{k}` kept");
+        }
+    }
+    let denied = check.unwrap().denied;
+    assert!(
+        denied.windows(2).all(|w| w[0] < w[1]),
+        "denied list sorted and unique"
+    );
+}
