@@ -9,9 +9,14 @@
 //! ```
 //!
 //! `SIGINT` or `SIGTERM` stop it at once (no grace period: it is a bench tool).
+//!
+//! `PASSTHROUGH_TIMEOUTS=1` gives its upstream peer the gateway's default
+//! timeouts (connect 2 s, read and write 30 s, idle 60 s), to tell what those
+//! Pingora options cost apart from what the gateway's own work costs.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use pingora::proxy::{http_proxy_service_with_name, ProxyHttp, Session};
@@ -25,6 +30,7 @@ const USAGE: &str =
 /// Forwards everything to `upstream`.
 struct Passthrough {
     upstream: SocketAddr,
+    timeouts: bool,
 }
 
 #[async_trait]
@@ -38,7 +44,14 @@ impl ProxyHttp for Passthrough {
         _session: &mut Session,
         _ctx: &mut Self::CTX,
     ) -> pingora::Result<Box<HttpPeer>> {
-        Ok(Box::new(HttpPeer::new(self.upstream, false, String::new())))
+        let mut peer = HttpPeer::new(self.upstream, false, String::new());
+        if self.timeouts {
+            peer.options.connection_timeout = Some(Duration::from_secs(2));
+            peer.options.read_timeout = Some(Duration::from_secs(30));
+            peer.options.write_timeout = Some(Duration::from_secs(30));
+            peer.options.idle_timeout = Some(Duration::from_secs(60));
+        }
+        Ok(Box::new(peer))
     }
 }
 
@@ -108,6 +121,7 @@ fn main() -> ExitCode {
         &server.configuration,
         Passthrough {
             upstream: args.upstream,
+            timeouts: std::env::var_os("PASSTHROUGH_TIMEOUTS").is_some_and(|v| v == "1"),
         },
         "passthrough",
     );
