@@ -73,7 +73,11 @@ fn apikey(key: &str) -> String {
 
 /// A test app whose publisher and listener run, with a gateway key.
 async fn live_app() -> (TestApp, String) {
-    let t = TestApp::new().await;
+    live_app_with(test_config()).await
+}
+
+async fn live_app_with(cfg: sentinel_admin::config::Config) -> (TestApp, String) {
+    let t = TestApp::with_config(cfg).await;
     // The key first, so that the first published version already holds it.
     let g = seed::gateway_key(&t.db.owner, &test_config(), "gw-test", false, None)
         .await
@@ -830,4 +834,180 @@ async fn the_cli_sets_up_a_gateway_and_exports_the_jwks() {
         assert!(!tok_jwks.to_string().contains(k["kid"].as_str().unwrap()));
     }
     child.kill().await.unwrap();
+}
+
+#[tokio::test]
+async fn writes_that_would_not_compile_are_refused_and_change_nothing() {
+    let t = TestApp::new().await;
+    let admin = t.admin("TEST-001").await;
+    let (s, a) = t
+        .post("/api/v1/roles", &admin, json!({"name": "cyc-a"}))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{a}");
+    let a = a["id"].as_str().unwrap().to_owned();
+    let (s, b) = t
+        .post(
+            "/api/v1/roles",
+            &admin,
+            json!({"name": "cyc-b", "parent_role_id": a}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let b = b["id"].as_str().unwrap().to_owned();
+    let bob = t.admin("TEST-002").await;
+    let (s, other) = t
+        .post("/api/v1/roles", &bob, json!({"name": "elsewhere"}))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{other}");
+    let other = other["id"].as_str().unwrap().to_owned();
+    let (_, me) = t.get("/api/v1/auth/me", &t.nordic(VICTOR).await).await;
+    let victor = me["user_id"].as_str().unwrap().to_owned();
+
+    let perm = |extra: Value| {
+        let mut p = json!({"name": "bad", "resource_type": "vessel", "actions": ["read"]});
+        for (k, v) in extra.as_object().unwrap() {
+            p[k] = v.clone();
+        }
+        p
+    };
+    // (method, path, body, field the error names)
+    let cases: Vec<(&str, String, Value, &str)> = vec![
+        (
+            "POST",
+            "/api/v1/permissions".into(),
+            perm(json!({"conditions": [{"type": "client_ip", "cidrs": ["not-a-cidr"]}]})),
+            "conditions",
+        ),
+        (
+            "POST",
+            "/api/v1/permissions".into(),
+            perm(json!({"conditions": [{"type": "time", "hours_utc": [9, 9]}]})),
+            "conditions",
+        ),
+        (
+            "POST",
+            "/api/v1/permissions".into(),
+            perm(json!({"actions": ["read everything"]})),
+            "actions",
+        ),
+        (
+            "POST",
+            "/api/v1/permissions".into(),
+            perm(json!({"resource_pattern": "a*b"})),
+            "resource_pattern",
+        ),
+        (
+            "POST",
+            "/api/v1/permissions".into(),
+            perm(json!({"tenant_scope": "any"})),
+            "tenant_scope",
+        ),
+        (
+            "POST",
+            "/api/v1/permissions".into(),
+            perm(
+                json!({"field_rules": {"core": {"x": "read"}, "platform_dynamic": {"x": "hidden"}}}),
+            ),
+            "field_rules",
+        ),
+        (
+            "PATCH",
+            format!("/api/v1/roles/{a}"),
+            json!({"parent_role_id": b}),
+            "parent_role_id",
+        ),
+        (
+            "POST",
+            "/api/v1/roles".into(),
+            json!({"name": "x", "parent_role_id": other}),
+            "parent_role_id",
+        ),
+        (
+            "POST",
+            "/api/v1/roles".into(),
+            json!({"name": "x", "scopes": ["snapshot:read"]}),
+            "scopes",
+        ),
+        (
+            "POST",
+            format!("/api/v1/users/{victor}/roles"),
+            json!({"role_id": other}),
+            "role_id",
+        ),
+    ];
+    for (method, path, body, field) in cases {
+        let before = revision(&t).await;
+        let (s, v) = t
+            .request(method, &path, Some(&admin), Some(body.clone()), &[])
+            .await;
+        let details = assert_error(s, &v, StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_ERROR");
+        assert!(
+            details.get(field).is_some(),
+            "{method} {path} {body}: {details}"
+        );
+        assert_eq!(
+            revision(&t).await,
+            before,
+            "{method} {path} changed the policy"
+        );
+    }
+    // And what is stored still compiles.
+    assert!(matches!(
+        sentinel_admin::snapshot::publish(&t.db.api, None, true)
+            .await
+            .unwrap(),
+        sentinel_admin::snapshot::Outcome::Published { .. }
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_role_window_opening_publishes_without_a_write() {
+    let cfg = sentinel_admin::config::Config {
+        snapshot_tick_seconds: 1,
+        ..test_config()
+    };
+    let (t, key) = live_app_with(cfg).await;
+    let v = verifier(&t).await;
+    let admin = t.admin("TEST-001").await;
+    let (s, role) = t
+        .post("/api/v1/roles", &admin, json!({"name": "night-shift"}))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{role}");
+    let role = role["id"].as_str().unwrap().to_owned();
+    let (_, me) = t.get("/api/v1/auth/me", &t.nordic(VICTOR).await).await;
+    let victor: uuid::Uuid = me["user_id"].as_str().unwrap().parse().unwrap();
+    let from = chrono::Utc::now() + chrono::Duration::seconds(3);
+    let (s, b) = t
+        .post(
+            &format!("/api/v1/users/{victor}/roles"),
+            &admin,
+            json!({"role_id": role, "valid_from": from}),
+        )
+        .await;
+    assert!(s.is_success(), "{s} {b}");
+    let has_role = |src: &PolicySource| {
+        src.principals
+            .iter()
+            .find(|p| p.id == victor)
+            .unwrap()
+            .roles
+            .contains(&role)
+    };
+    let mut cur = next_after(&t, &key, None, Duration::from_secs(20)).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let src = verified(&v, &cur);
+        if has_role(&src) {
+            assert!(
+                chrono::Utc::now() >= from,
+                "role published before its window"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the window opened but nothing was published"
+        );
+        cur = next_after(&t, &key, Some(cur.version()), Duration::from_secs(20)).await;
+    }
 }
