@@ -214,7 +214,7 @@ async fn main() -> anyhow::Result<()> {
             let closing = state.clone();
             axum::serve(listener, sentinel_admin::app(state))
                 .with_graceful_shutdown(async move {
-                    let _ = tokio::signal::ctrl_c().await;
+                    shutdown_signal().await;
                     // Pending long-polls answer 304 now instead of holding shutdown.
                     closing.live.close();
                 })
@@ -225,4 +225,28 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// SIGINT or (on Unix) SIGTERM, what process managers send to stop a service.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM; stopping on SIGINT only");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

@@ -12,6 +12,7 @@ use sentinel_policy::signed::SnapshotVerifier;
 use sentinel_policy::source::PolicySource;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
+use tokio::process::Command;
 use tower::ServiceExt;
 
 const LATEST: &str = "/api/v1/snapshots/latest";
@@ -833,7 +834,47 @@ async fn the_cli_sets_up_a_gateway_and_exports_the_jwks() {
     for k in jwks["keys"].as_array().unwrap() {
         assert!(!tok_jwks.to_string().contains(k["kid"].as_str().unwrap()));
     }
-    child.kill().await.unwrap();
+
+    // SIGTERM with a long-poll pending: it answers 304 and the server exits
+    // at once instead of holding shutdown for the poll's 60 s.
+    let latest = c
+        .get(format!("{base}{LATEST}"))
+        .header("x-api-key", &key)
+        .send()
+        .await
+        .unwrap();
+    let etag = latest.headers()["etag"].to_str().unwrap().to_owned();
+    let poll = tokio::spawn({
+        let c = c.clone();
+        let url = format!("{base}{LATEST}?wait=60");
+        let key = key.clone();
+        async move {
+            c.get(url)
+                .header("x-api-key", key)
+                .header("if-none-match", etag)
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let pid = child.id().unwrap();
+    let term = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .await
+        .unwrap();
+    assert!(term.success());
+    let exited = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("serve did not stop on SIGTERM")
+        .unwrap();
+    assert!(exited.success(), "{exited:?}");
+    let status = tokio::time::timeout(Duration::from_secs(5), poll)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.unwrap(), 304);
 }
 
 #[tokio::test]
@@ -1010,4 +1051,31 @@ async fn a_role_window_opening_publishes_without_a_write() {
         );
         cur = next_after(&t, &key, Some(cur.version()), Duration::from_secs(20)).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pending_long_polls_answer_on_shutdown() {
+    let (t, key) = live_app().await;
+    let first = next_after(&t, &key, None, Duration::from_secs(20)).await;
+    let app = t.app.clone();
+    let etag = format!("\"{}\"", first.version());
+    let poll = tokio::spawn(async move {
+        let req = Request::builder()
+            .uri(format!("{LATEST}?wait=60"))
+            .header("x-api-key", key)
+            .header("if-none-match", etag)
+            .body(Body::empty())
+            .unwrap();
+        app.oneshot(req).await.unwrap().status()
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!poll.is_finished());
+    let closed = Instant::now();
+    t.state.live.close();
+    let status = tokio::time::timeout(Duration::from_secs(10), poll)
+        .await
+        .expect("the long-poll did not answer on shutdown")
+        .unwrap();
+    assert_eq!(status, StatusCode::NOT_MODIFIED);
+    assert!(closed.elapsed() < Duration::from_secs(10));
 }
