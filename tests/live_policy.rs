@@ -179,7 +179,10 @@ async fn hostile_snapshots_are_rejected_and_the_current_one_keeps_serving() {
     let replayed = "sentinel_snapshot_rejected_total{reason=\"replayed\"}";
     server.set(Reply::signed(10, revoking(10)));
     wait_metric(&gw, replayed, 1.0).await;
-    server.set(Reply::signed(20, revoking(20)));
+    server.set(Reply {
+        force: true,
+        ..Reply::signed(20, revoking(20))
+    });
     wait_metric(&gw, replayed, 2.0).await;
     assert_eq!(status(&gw, &victor).await, 200, "after replays");
     assert_eq!(readyz(&gw).await.1["snapshot_version"], 20);

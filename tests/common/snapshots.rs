@@ -77,6 +77,9 @@ pub struct Reply {
     pub signature: Option<String>,
     /// Announce this `Content-Length` but send only `body` (then close).
     pub declared_len: Option<usize>,
+    /// Send it even to a gateway that says it holds `version` (an attacker
+    /// replaying a same-version snapshot with other content).
+    pub force: bool,
 }
 
 impl Reply {
@@ -88,6 +91,7 @@ impl Reply {
             body,
             signature: Some(signature),
             declared_len: None,
+            force: false,
         }
     }
 }
@@ -194,7 +198,7 @@ async fn serve(mut conn: tokio::net::TcpStream, script: Arc<Script>) {
     // Long poll, shortened to 300 ms: answer as soon as something newer is set.
     let mut reply = script.reply.lock().unwrap().clone();
     for _ in 0..30 {
-        let same = matches!((&reply, &held), (Some(r), Some(h)) if r.version.to_string() == *h);
+        let same = matches!((&reply, &held), (Some(r), Some(h)) if !r.force && r.version.to_string() == *h);
         if !same {
             break;
         }
@@ -209,7 +213,7 @@ async fn serve(mut conn: tokio::net::TcpStream, script: Arc<Script>) {
         let _ = conn.write_all(body).await;
         return;
     };
-    if held.as_deref() == Some(reply.version.to_string().as_str()) {
+    if !reply.force && held.as_deref() == Some(reply.version.to_string().as_str()) {
         let _ = conn
             .write_all(
                 format!(
