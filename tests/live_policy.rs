@@ -401,6 +401,7 @@ api_key_env = "SENTINEL_TEST_UNSET_VARIABLE"
 api_key_file = "key.txt"
 wait = "2m"
 on_stale = "maybe"
+max_age = "20s"
 backoff_min = "1s"
 backoff_max = "10ms"
 paths = ["policy.toml"]
@@ -423,13 +424,14 @@ kid = "k"
     assert_eq!(out.status.code(), Some(1));
     let file = dir.join("sentinel.toml").display().to_string();
     for (line, message) in [
-        (16, "`paths` belongs to `source = \"file\"`, not `admin`"),
+        (17, "`paths` belongs to `source = \"file\"`, not `admin`"),
         (8, "`admin_url` must be an `http://` or `https://` URL"),
         (9, "holds no key"),
         (11, "set one of `api_key_env` and `api_key_file`"),
         (12, "`wait` must be between 1s and 60s"),
         (13, "unknown `on_stale` value `maybe`"),
-        (15, "`backoff_max` must be at least `backoff_min`"),
+        (14, "`max_age` must be longer than `wait`"),
+        (16, "`backoff_max` must be at least `backoff_min`"),
     ] {
         let prefix = format!("{file}:{line}:");
         assert!(

@@ -1149,6 +1149,12 @@ fn lower_admin_source(
         let d = lw.duration(&Some(m.clone()), Duration::ZERO);
         if d < Duration::from_secs(1) {
             lw.err(m.span(), "`max_age` must be at least 1s");
+        } else if d <= wait {
+            // A healthy long poll confirms freshness only when it returns.
+            lw.err(
+                m.span(),
+                "`max_age` must be longer than `wait` (a healthy long poll would look stale)",
+            );
         }
         d
     });
