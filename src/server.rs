@@ -152,14 +152,22 @@ impl BackgroundService for Background {
             .tls
             .clone()
             .map(|r| tokio::spawn(r.watch(Duration::from_secs(2))));
-        let reloader = crate::live::reload::Reloader::new(&self.config, self.state.clone());
+        let keys: Option<crate::live::snapshot::Keys> = self
+            .config
+            .policy
+            .admin
+            .as_ref()
+            .map(|a| Arc::new(arc_swap::ArcSwap::new(a.keys.0.clone())));
+        let reloader =
+            crate::live::reload::Reloader::new(&self.config, self.state.clone(), keys.clone());
         let reload = tokio::spawn(reloader.run(self.config.policy.watch_interval));
         let policy = self.state.policy.clone();
-        let policy_task = match &self.config.policy.admin {
-            Some(admin) => tokio::spawn(
-                crate::live::snapshot::Poller::new(policy, admin.clone(), self.held.clone()).run(),
+        let policy_task = match (&self.config.policy.admin, keys) {
+            (Some(admin), Some(keys)) => tokio::spawn(
+                crate::live::snapshot::Poller::new(policy, admin.clone(), keys, self.held.clone())
+                    .run(),
             ),
-            None => tokio::spawn(policy_store::watch(
+            _ => tokio::spawn(policy_store::watch(
                 policy,
                 self.config.policy.patterns.clone(),
                 self.config.policy.watch_interval,

@@ -213,6 +213,54 @@ async fn hostile_snapshots_are_rejected_and_the_current_one_keeps_serving() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pinned_keys_reload_without_a_restart() {
+    let server = SnapshotServer::start();
+    server.set(Reply::signed(1, payload(1, &[])));
+    let keys = scratch();
+    let gw = start_admin(&server, &keys, "", true);
+    let victor = token_with(VICTOR, NORDIC, false, Some(JTI));
+    assert_eq!(status(&gw, &victor).await, 200);
+
+    // Signed by a key the gateway does not pin (yet): refused.
+    let body = payload(2, &[JTI]);
+    server.set(Reply {
+        signature: Some(rogue("next-1").sign(&body, 2, now()).unwrap()),
+        ..Reply::signed(2, body)
+    });
+    let unknown = "sentinel_snapshot_rejected_total{reason=\"unknown_key\"}";
+    wait_metric(&gw, unknown, 1.0).await;
+    assert_eq!(status(&gw, &victor).await, 200);
+
+    // A broken keys file is rejected with the reload; the pinned keys stay.
+    let file = keys.join("snapshot.jwks.json");
+    let applied = "sentinel_config_reloads_total{outcome=\"applied\"}";
+    let rejected = "sentinel_config_reloads_total{outcome=\"rejected\"}";
+    std::fs::write(&file, "{\"keys\": []}").unwrap();
+    wait_metric(&gw, rejected, 1.0).await;
+    assert_eq!(status(&gw, &victor).await, 200);
+
+    // The operator pins the next key (rotation): the same snapshot now verifies.
+    let before = gw.metric(applied).await;
+    std::fs::write(
+        &file,
+        common::snapshots::jwks_of(&[
+            ("snap-ed.pub.pem", PINNED_KID),
+            ("other-ed.pub.pem", "next-1"),
+        ]),
+    )
+    .unwrap();
+    wait_metric(&gw, applied, before + 1.0).await;
+    let took = wait_status(&gw, &victor, 401).await;
+    println!("snapshot under the newly pinned key enforced after {took:?}");
+    assert!(
+        !gw.log().contains("read only at start"),
+        "a keys change needs no restart"
+    );
+    drop(gw);
+    let _ = std::fs::remove_dir_all(&keys);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_during_an_outage_serves_the_cache_and_catches_up() {
     let server = SnapshotServer::start();
     server.set(Reply::signed(5, payload(5, &[JTI])));

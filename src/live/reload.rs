@@ -5,9 +5,11 @@
 //! problem is rejected whole (every problem logged as `path:line:col`) and the
 //! running one stays.
 //!
-//! Live: the route files and the `routes` list. Everything else in
-//! `sentinel.toml` is read at start only; a change to it logs a warning naming
-//! the section, and takes effect on restart (or a graceful upgrade).
+//! Live: the route files, the `routes` list, and the admin source's pinned
+//! snapshot keys (`[policy] keys_file` and the file's content, for key
+//! rotation). Everything else in `sentinel.toml` is read at start only; a
+//! change to it logs a warning naming the section, and takes effect on
+//! restart (or a graceful upgrade).
 
 use crate::config::{self, Config};
 use crate::proxy::GatewayState;
@@ -18,6 +20,9 @@ use std::time::{Duration, SystemTime};
 
 /// The top-level keys of `sentinel.toml` applied without a restart.
 pub const LIVE_KEYS: &[&str] = &["routes"];
+
+/// Keys of `[policy]` applied without a restart.
+const LIVE_POLICY_KEYS: &[&str] = &["keys_file"];
 
 /// Why a reload was not applied.
 #[derive(Debug, thiserror::Error)]
@@ -59,11 +64,17 @@ fn fingerprint(main: &Path, patterns: &[PathBuf]) -> Fingerprint {
 
 /// The top-level tables of `sentinel.toml`, as parsed TOML values (ordered).
 fn sections(path: &Path) -> BTreeMap<String, toml::Value> {
-    std::fs::read_to_string(path)
+    let mut out: BTreeMap<String, toml::Value> = std::fs::read_to_string(path)
         .ok()
         .and_then(|t| toml::from_str::<toml::Table>(&t).ok())
         .map(|t| t.into_iter().collect())
-        .unwrap_or_default()
+        .unwrap_or_default();
+    if let Some(toml::Value::Table(policy)) = out.get_mut("policy") {
+        for key in LIVE_POLICY_KEYS {
+            policy.remove(*key);
+        }
+    }
+    out
 }
 
 pub struct Reloader {
@@ -78,10 +89,22 @@ pub struct Reloader {
     /// Sections of the last file that loaded, to name what changed.
     last_sections: BTreeMap<String, toml::Value>,
     seen: Fingerprint,
+    /// The admin source's pinned keys (shared with the poller) and their file.
+    keys: Option<(PathBuf, crate::live::snapshot::Keys)>,
 }
 
 impl Reloader {
-    pub fn new(config: &Config, state: Arc<GatewayState>) -> Reloader {
+    pub fn new(
+        config: &Config,
+        state: Arc<GatewayState>,
+        keys: Option<crate::live::snapshot::Keys>,
+    ) -> Reloader {
+        let keys = match (&config.policy.admin, keys) {
+            (Some(a), Some(k)) => Some((a.keys_file.clone(), k)),
+            _ => None,
+        };
+        let mut watched = config.route_patterns.clone();
+        watched.extend(keys.as_ref().map(|(p, _)| p.clone()));
         Reloader {
             path: config.path.clone(),
             state,
@@ -93,8 +116,16 @@ impl Reloader {
                 .unwrap_or_default(),
             patterns: config.route_patterns.clone(),
             last_sections: sections(&config.path),
-            seen: fingerprint(&config.path, &config.route_patterns),
+            seen: fingerprint(&config.path, &watched),
+            keys,
         }
+    }
+
+    /// The route-file patterns and the pinned keys file.
+    fn watched(&self) -> Vec<PathBuf> {
+        let mut out = self.patterns.clone();
+        out.extend(self.keys.as_ref().map(|(p, _)| p.clone()));
+        out
     }
 
     /// Loads, validates and applies the configuration once.
@@ -132,6 +163,11 @@ impl Reloader {
         let routes = new.routes.len();
         // INVARIANT: one store; every request loads the table once.
         self.state.routes.store(new.routes.clone());
+        if let (Some((path, keys)), Some(admin)) = (self.keys.as_mut(), &new.policy.admin) {
+            // Validated by `config::load`: only a readable, non-empty JWKS gets here.
+            keys.store(admin.keys.0.clone());
+            *path = admin.keys_file.clone();
+        }
         self.patterns = new.route_patterns.clone();
         self.last_sections = now;
         Ok(Applied {
@@ -143,7 +179,7 @@ impl Reloader {
     /// Reloads, logs and counts the outcome.
     pub fn reload_and_log(&mut self, trigger: &str) {
         // Take the fingerprint first: an edit during the load is seen next time.
-        self.seen = fingerprint(&self.path, &self.patterns);
+        self.seen = fingerprint(&self.path, &self.watched());
         match self.reload() {
             Ok(applied) => {
                 crate::metrics::config_reload("applied");
@@ -190,7 +226,7 @@ impl Reloader {
             tokio::select! {
                 _ = hup => self.reload_and_log("sighup"),
                 _ = ticker.tick() => {
-                    if fingerprint(&self.path, &self.patterns) != self.seen {
+                    if fingerprint(&self.path, &self.watched()) != self.seen {
                         self.reload_and_log("file change");
                     }
                 }

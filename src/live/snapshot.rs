@@ -236,20 +236,30 @@ enum Health {
     Rejecting(&'static str),
 }
 
+/// The pinned snapshot keys in force, replaced when the config reloads.
+pub type Keys = Arc<arc_swap::ArcSwap<SnapshotVerifier>>;
+
 /// The long-polling loop.
 pub struct Poller {
     store: Arc<PolicyStore>,
     src: AdminSource,
+    keys: Keys,
     held: Option<Held>,
     health: Health,
     stale: bool,
 }
 
 impl Poller {
-    pub fn new(store: Arc<PolicyStore>, src: AdminSource, held: Option<Held>) -> Poller {
+    pub fn new(
+        store: Arc<PolicyStore>,
+        src: AdminSource,
+        keys: Keys,
+        held: Option<Held>,
+    ) -> Poller {
         Poller {
             store,
             src,
+            keys,
             held,
             health: Health::Starting,
             stale: false,
@@ -433,7 +443,7 @@ impl Poller {
             .map(str::to_owned);
         let payload = read_body(resp).await?;
         let signature = signature.ok_or(Rejected::Unsigned)?;
-        let keys = self.src.keys.0.clone();
+        let keys = self.keys.load_full();
         let held = self.held.clone();
         // Verifying and compiling a large snapshot is CPU work: keep it off the reactor.
         let checked = tokio::task::spawn_blocking(move || {

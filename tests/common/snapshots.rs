@@ -35,16 +35,27 @@ pub fn rogue(kid: &str) -> SnapshotSigner {
 
 /// The pinned JWKS (the public half of [`signer`]).
 pub fn pinned_jwks() -> String {
+    jwks_of(&[("snap-ed.pub.pem", PINNED_KID)])
+}
+
+/// A JWKS of Ed25519 public keys of `policy/tests/keys` under the given kids
+/// (`other-ed.pub.pem` is the public half of [`rogue`]).
+pub fn jwks_of(keys: &[(&str, &str)]) -> String {
     use base64::Engine;
-    let pem = std::fs::read_to_string(keys_dir().join("snap-ed.pub.pem")).unwrap();
-    let b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
-    let der = base64::engine::general_purpose::STANDARD
-        .decode(b64)
-        .unwrap();
-    // An Ed25519 SPKI ends with the 32-byte public key.
-    let x = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&der[der.len() - 32..]);
-    serde_json::json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "x": x, "kid": PINNED_KID, "alg": "EdDSA", "use": "sig"}]})
-        .to_string()
+    let keys: Vec<serde_json::Value> = keys
+        .iter()
+        .map(|(file, kid)| {
+            let pem = std::fs::read_to_string(keys_dir().join(file)).unwrap();
+            let b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+            let der = base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .unwrap();
+            // An Ed25519 SPKI ends with the 32-byte public key.
+            let x = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&der[der.len() - 32..]);
+            serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": x, "kid": kid, "alg": "EdDSA", "use": "sig"})
+        })
+        .collect();
+    serde_json::json!({ "keys": keys }).to_string()
 }
 
 /// The demo policy as a source at `version`.
