@@ -44,7 +44,12 @@ enum Command {
     RotateKeys,
     /// Compile, sign and store the whole policy as the next snapshot version now
     /// (`serve` publishes every change by itself).
-    Publish,
+    Publish {
+        /// The new version is at least this (after a database restore, jump
+        /// past the highest version any gateway holds).
+        #[arg(long, default_value_t = 0)]
+        min_version: u64,
+    },
     /// Print the JWKS of the snapshot signing keys (for a gateway's pinned key file).
     SnapshotJwks,
     /// Add the next snapshot signing key to the JWKS without signing with it yet.
@@ -126,10 +131,10 @@ async fn main() -> anyhow::Result<()> {
             let kid = keys::rotate(&pool).await?;
             println!("new signing key {kid}; running servers pick it up within SENTINEL_KEY_RELOAD_SECONDS");
         }
-        Command::Publish => {
+        Command::Publish { min_version } => {
             let pool = db::connect(&url, 2).await?;
             snapshot_keys::ensure_key(&pool).await?;
-            match snapshot::publish(&pool, None, true).await? {
+            match snapshot::publish_at_least(&pool, None, true, min_version).await? {
                 snapshot::Outcome::Published { snapshot, .. } => {
                     println!("published policy snapshot version {}", snapshot.version);
                 }

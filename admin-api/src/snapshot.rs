@@ -316,8 +316,20 @@ pub async fn publish(
     by: Option<Uuid>,
     force: bool,
 ) -> anyhow::Result<Outcome> {
+    publish_at_least(pool, by, force, 0).await
+}
+
+/// [`publish`], with the new version at least `min_version`: after restoring
+/// the database from a backup, versions must jump past the highest one any
+/// gateway holds, or gateways refuse them as replays.
+pub async fn publish_at_least(
+    pool: &sqlx::PgPool,
+    by: Option<Uuid>,
+    force: bool,
+    min_version: u64,
+) -> anyhow::Result<Outcome> {
     for _ in 0..5 {
-        match publish_once(pool, by, force).await {
+        match publish_once(pool, by, force, min_version).await {
             Err(e) if is_retryable(&e) => continue,
             other => return other,
         }
@@ -337,6 +349,7 @@ async fn publish_once(
     pool: &sqlx::PgPool,
     by: Option<Uuid>,
     force: bool,
+    min_version: u64,
 ) -> anyhow::Result<Outcome> {
     let mut tx = pool.begin().await?;
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
@@ -360,7 +373,7 @@ async fn publish_once(
             return Ok(Outcome::Unchanged(u64::try_from(*version)?));
         }
     }
-    let version = last.as_ref().map_or(0, |l| l.0) + 1;
+    let version = (last.as_ref().map_or(0, |l| l.0) + 1).max(i64::try_from(min_version)?);
     let mut src = load_source(&mut tx).await?;
     src.version = u64::try_from(version)?;
     let started = std::time::Instant::now();
