@@ -24,6 +24,14 @@ enum Command {
     Run {
         #[arg(long, short)]
         config: PathBuf,
+        /// Graceful upgrade: take over the listening sockets of the running
+        /// gateway (send it SIGQUIT after starting this one; docs/operations.md).
+        #[arg(long)]
+        upgrade: bool,
+        /// Unix socket the listening sockets are handed over on during an upgrade
+        /// (old and new process must use the same path).
+        #[arg(long, default_value = "/tmp/sentinel_upgrade.sock")]
+        upgrade_sock: PathBuf,
     },
     /// Validate the config, its route files and the file policy; print every problem.
     Check {
@@ -60,10 +68,20 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Check { config } => check(&config),
-        Command::Run { config } => {
+        Command::Run {
+            config,
+            upgrade,
+            upgrade_sock,
+        } => {
             sentinel::logging::init();
+            // Before anything slow: a SIGHUP during start-up must not kill the process.
+            sentinel::live::reload::install_hangup_handler();
+            let upgrade = sentinel::server::Upgrade {
+                upgrade,
+                upgrade_sock: Some(upgrade_sock),
+            };
             match sentinel::config::load(&config) {
-                Ok(cfg) => run(cfg),
+                Ok(cfg) => run(cfg, &upgrade),
                 Err(problems) => {
                     for p in problems {
                         eprintln!("{p}");
@@ -92,7 +110,7 @@ fn main() -> ExitCode {
             match sentinel::demo::prepare(&listen, &ops, dir) {
                 Ok((cfg, banner)) => {
                     println!("{banner}");
-                    run(cfg)
+                    run(cfg, &sentinel::server::Upgrade::default())
                 }
                 Err(e) => {
                     eprintln!("demo: {e:#}");
@@ -120,7 +138,7 @@ fn check(path: &std::path::Path) -> ExitCode {
     }
 }
 
-fn run(cfg: sentinel::config::Config) -> ExitCode {
+fn run(cfg: sentinel::config::Config, upgrade: &sentinel::server::Upgrade) -> ExitCode {
     let prepared = match sentinel::server::prepare(cfg) {
         Ok(p) => p,
         Err(e) => {
@@ -128,7 +146,7 @@ fn run(cfg: sentinel::config::Config) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match sentinel::server::build(prepared) {
+    match sentinel::server::build(prepared, upgrade) {
         Ok(server) => server.run_forever(),
         Err(e) => {
             eprintln!("refusing to start: {e:#}");

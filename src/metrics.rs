@@ -1,8 +1,7 @@
 //! Prometheus metrics of the gateway, registered once in a private registry.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
 };
 use std::sync::LazyLock;
 
@@ -14,7 +13,13 @@ pub struct Metrics {
     pub snapshot_version: IntGauge,
     pub snapshot_loaded_at: IntGauge,
     pub snapshot_age: IntGauge,
-    pub snapshot_rejected: IntCounter,
+    pub snapshot_rejected: IntCounterVec,
+    pub snapshot_published_at: IntGauge,
+    pub snapshot_publication_age: IntGauge,
+    pub snapshot_check_age: IntGauge,
+    pub snapshot_stale: IntGauge,
+    pub snapshot_fetches: IntCounterVec,
+    pub config_reloads: IntCounterVec,
     pub upstream_errors: IntCounterVec,
     pub rate_limit_checks: IntCounterVec,
     pub field_filter_failures: IntCounterVec,
@@ -59,9 +64,42 @@ fn build() -> Result<Metrics, prometheus::Error> {
         "snapshot_age_seconds",
         "Seconds since the snapshot in force was loaded",
     )?;
-    let snapshot_rejected = IntCounter::new(
-        "snapshot_rejected_total",
-        "Policy snapshots rejected (parse, compile or verification failure)",
+    let snapshot_rejected = IntCounterVec::new(
+        Opts::new(
+            "snapshot_rejected_total",
+            "Policy snapshots rejected, by reason (compile, parse, unsigned, bad_signature, unknown_key, payload_mismatch, replayed, ...)",
+        ),
+        &["reason"],
+    )?;
+    let snapshot_published_at = IntGauge::new(
+        "snapshot_published_timestamp_seconds",
+        "Unix time the snapshot in force was published by the admin API (0: unknown)",
+    )?;
+    let snapshot_publication_age = IntGauge::new(
+        "snapshot_publication_age_seconds",
+        "Seconds since the snapshot in force was published (admin source)",
+    )?;
+    let snapshot_check_age = IntGauge::new(
+        "snapshot_check_age_seconds",
+        "Seconds since the policy source last confirmed the snapshot in force is current",
+    )?;
+    let snapshot_stale = IntGauge::new(
+        "snapshot_stale",
+        "1 while the snapshot is older than `max_age` since the last successful check (alarm)",
+    )?;
+    let snapshot_fetches = IntCounterVec::new(
+        Opts::new(
+            "snapshot_fetches_total",
+            "Long polls of the admin API by outcome (updated, not_modified, unavailable, error, rejected)",
+        ),
+        &["outcome"],
+    )?;
+    let config_reloads = IntCounterVec::new(
+        Opts::new(
+            "config_reloads_total",
+            "Config and route-file reloads by outcome (applied, rejected)",
+        ),
+        &["outcome"],
     )?;
     let upstream_errors = IntCounterVec::new(
         Opts::new(
@@ -101,6 +139,12 @@ fn build() -> Result<Metrics, prometheus::Error> {
     registry.register(Box::new(snapshot_loaded_at.clone()))?;
     registry.register(Box::new(snapshot_age.clone()))?;
     registry.register(Box::new(snapshot_rejected.clone()))?;
+    registry.register(Box::new(snapshot_published_at.clone()))?;
+    registry.register(Box::new(snapshot_publication_age.clone()))?;
+    registry.register(Box::new(snapshot_check_age.clone()))?;
+    registry.register(Box::new(snapshot_stale.clone()))?;
+    registry.register(Box::new(snapshot_fetches.clone()))?;
+    registry.register(Box::new(config_reloads.clone()))?;
     registry.register(Box::new(upstream_errors.clone()))?;
     Ok(Metrics {
         registry,
@@ -111,6 +155,12 @@ fn build() -> Result<Metrics, prometheus::Error> {
         snapshot_loaded_at,
         snapshot_age,
         snapshot_rejected,
+        snapshot_published_at,
+        snapshot_publication_age,
+        snapshot_check_age,
+        snapshot_stale,
+        snapshot_fetches,
+        config_reloads,
         upstream_errors,
         rate_limit_checks,
         field_filter_failures,
@@ -137,9 +187,27 @@ pub fn snapshot_swapped(version: u64) {
     }
 }
 
-pub fn snapshot_rejected() {
+pub fn snapshot_rejected(reason: &str) {
     if let Some(m) = get() {
-        m.snapshot_rejected.inc();
+        m.snapshot_rejected.with_label_values(&[reason]).inc();
+    }
+}
+
+pub fn snapshot_fetch(outcome: &str) {
+    if let Some(m) = get() {
+        m.snapshot_fetches.with_label_values(&[outcome]).inc();
+    }
+}
+
+pub fn snapshot_published(iat: i64) {
+    if let Some(m) = get() {
+        m.snapshot_published_at.set(iat);
+    }
+}
+
+pub fn config_reload(outcome: &str) {
+    if let Some(m) = get() {
+        m.config_reloads.with_label_values(&[outcome]).inc();
     }
 }
 

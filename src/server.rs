@@ -1,6 +1,6 @@
 //! Assembles the Pingora server from a validated [`Config`]: the proxy
-//! service, the ops service, and the background tasks (policy watch, JWKS
-//! refresh).
+//! service, the ops service, and the background tasks (policy watch or the
+//! admin snapshot poller, config reload, JWKS refresh).
 
 use crate::assertion::Signer;
 use crate::auth::jwt::{IssuerSpec, KeySource, Verifier, VerifierSettings};
@@ -54,18 +54,32 @@ pub fn issuer_specs(config: &Config) -> Vec<IssuerSpec> {
 pub struct Prepared {
     pub config: Config,
     pub state: Arc<GatewayState>,
+    /// The admin source's snapshot loaded from the cache file, if any.
+    pub held: Option<crate::live::snapshot::Held>,
 }
 
 /// Loads the policy, keys and verifier. Fails (with every problem) rather than
 /// start half-configured.
 pub fn prepare(config: Config) -> anyhow::Result<Prepared> {
     let policy = Arc::new(PolicyStore::new());
-    match policy_store::load_policy(&config.policy.patterns) {
-        Ok(snapshot) => policy.swap(snapshot),
-        Err(problems) => {
-            let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
-            anyhow::bail!("policy is invalid:\n{}", text.join("\n"));
+    let mut held = None;
+    match &config.policy.admin {
+        // The admin source starts from its cache file (if any) and otherwise
+        // stays not ready (503 POLICY_UNAVAILABLE) until the first fetch.
+        Some(admin) => {
+            if let (crate::config::OnStale::Refuse, Some(max_age)) = (admin.on_stale, admin.max_age)
+            {
+                policy.refuse_when_older_than(max_age);
+            }
+            held = crate::live::snapshot::load_cache(&policy, admin);
         }
+        None => match policy_store::load_policy(&config.policy.patterns) {
+            Ok(snapshot) => policy.swap(snapshot),
+            Err(problems) => {
+                let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
+                anyhow::bail!("policy is invalid:\n{}", text.join("\n"));
+            }
+        },
     }
     let signer = Arc::new(Signer::new(&config.assertion)?);
     let settings = VerifierSettings {
@@ -101,14 +115,18 @@ pub fn prepare(config: Config) -> anyhow::Result<Prepared> {
         security_headers: config.security_headers.clone(),
         rate_limits,
     });
-    Ok(Prepared { config, state })
+    Ok(Prepared {
+        config,
+        state,
+        held,
+    })
 }
 
 struct Background {
     state: Arc<GatewayState>,
     tls: Option<Arc<crate::tls::SniResolver>>,
-    policy_patterns: Vec<PathBuf>,
-    watch_interval: Duration,
+    config: Config,
+    held: Option<crate::live::snapshot::Held>,
 }
 
 #[async_trait]
@@ -134,15 +152,30 @@ impl BackgroundService for Background {
             .tls
             .clone()
             .map(|r| tokio::spawn(r.watch(Duration::from_secs(2))));
-        let watch = policy_store::watch(
-            self.state.policy.clone(),
-            self.policy_patterns.clone(),
-            self.watch_interval,
-        );
-        tokio::select! {
-            _ = watch => {}
-            _ = shutdown.changed() => {}
-        }
+        let keys: Option<crate::live::snapshot::Keys> = self
+            .config
+            .policy
+            .admin
+            .as_ref()
+            .map(|a| Arc::new(arc_swap::ArcSwap::new(a.keys.0.clone())));
+        let reloader =
+            crate::live::reload::Reloader::new(&self.config, self.state.clone(), keys.clone());
+        let reload = tokio::spawn(reloader.run(self.config.policy.watch_interval));
+        let policy = self.state.policy.clone();
+        let policy_task = match (&self.config.policy.admin, keys) {
+            (Some(admin), Some(keys)) => tokio::spawn(
+                crate::live::snapshot::Poller::new(policy, admin.clone(), keys, self.held.clone())
+                    .run(),
+            ),
+            _ => tokio::spawn(policy_store::watch(
+                policy,
+                self.config.policy.patterns.clone(),
+                self.config.policy.watch_interval,
+            )),
+        };
+        let _ = shutdown.changed().await;
+        policy_task.abort();
+        reload.abort();
         refresh.abort();
         for h in health {
             h.abort();
@@ -153,14 +186,36 @@ impl BackgroundService for Background {
     }
 }
 
+/// How `sentinel run` takes over from a running gateway (Pingora's graceful
+/// upgrade): the old process hands its listening sockets over `upgrade_sock`
+/// when it receives SIGQUIT.
+#[derive(Debug, Clone, Default)]
+pub struct Upgrade {
+    /// Take the listeners of the running gateway instead of binding.
+    pub upgrade: bool,
+    /// The Unix socket the listeners are handed over on (both processes must agree).
+    pub upgrade_sock: Option<PathBuf>,
+}
+
 /// Builds the Pingora server. `run_forever` on the result never returns.
-pub fn build(prepared: Prepared) -> anyhow::Result<Server> {
-    let Prepared { config, state } = prepared;
-    let conf = ServerConf {
+pub fn build(prepared: Prepared, upgrade: &Upgrade) -> anyhow::Result<Server> {
+    let Prepared {
+        config,
+        state,
+        held,
+    } = prepared;
+    let mut conf = ServerConf {
         threads: config.threads,
         ..ServerConf::default()
     };
-    let mut server = Server::new_with_opt_and_conf(None, conf);
+    if let Some(sock) = &upgrade.upgrade_sock {
+        conf.upgrade_sock = sock.to_string_lossy().into_owned();
+    }
+    let opt = pingora::server::configuration::Opt {
+        upgrade: upgrade.upgrade,
+        ..Default::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(Some(opt), conf);
     server.bootstrap();
 
     let mut proxy = pingora::proxy::http_proxy_service_with_name(
@@ -183,6 +238,7 @@ pub fn build(prepared: Prepared) -> anyhow::Result<Server> {
         HttpServer::new_app(Ops {
             policy: state.policy.clone(),
             jwks: state.signer.jwks(),
+            max_age: config.policy.admin.as_ref().and_then(|a| a.max_age),
         }),
     );
     ops.add_tcp(&config.ops_addr.to_string());
@@ -192,8 +248,8 @@ pub fn build(prepared: Prepared) -> anyhow::Result<Server> {
         Background {
             state,
             tls: resolver,
-            policy_patterns: config.policy.patterns.clone(),
-            watch_interval: config.policy.watch_interval,
+            config: config.clone(),
+            held,
         },
     );
     server.add_service(proxy);

@@ -642,7 +642,7 @@ async fn policy_reload_applies_good_and_rejects_broken() {
         .await
         .unwrap();
     assert!(
-        metrics.contains("sentinel_snapshot_rejected_total 1"),
+        metrics.contains("sentinel_snapshot_rejected_total{reason=\"compile\"} 1"),
         "{metrics}"
     );
 }

@@ -26,6 +26,14 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// How often `serve` reloads signing keys from the database, seconds.
     pub key_reload_seconds: u64,
+    /// Publisher: quiet time after a change before publishing, milliseconds.
+    pub snapshot_debounce_ms: u64,
+    /// Publisher: longest a change waits for quiet before it is published anyway, milliseconds.
+    pub snapshot_max_delay_ms: u64,
+    /// Publisher: how often it checks for changes without a notification, seconds.
+    pub snapshot_tick_seconds: u64,
+    /// How many snapshot versions are kept in `sentinel.policy_snapshots`.
+    pub snapshot_retain: u32,
 }
 
 impl Default for Config {
@@ -44,6 +52,10 @@ impl Default for Config {
             api_key_ttl_days: 365,
             max_body_bytes: 1024 * 1024,
             key_reload_seconds: 60,
+            snapshot_debounce_ms: 100,
+            snapshot_max_delay_ms: 500,
+            snapshot_tick_seconds: 5,
+            snapshot_retain: 50,
         }
     }
 }
@@ -75,6 +87,16 @@ impl Config {
             api_key_ttl_days: env_or("SENTINEL_API_KEY_TTL_DAYS", d.api_key_ttl_days)?,
             max_body_bytes: env_or("SENTINEL_MAX_BODY_BYTES", d.max_body_bytes)?,
             key_reload_seconds: env_or("SENTINEL_KEY_RELOAD_SECONDS", d.key_reload_seconds)?,
+            snapshot_debounce_ms: env_or("SENTINEL_SNAPSHOT_DEBOUNCE_MS", d.snapshot_debounce_ms)?,
+            snapshot_max_delay_ms: env_or(
+                "SENTINEL_SNAPSHOT_MAX_DELAY_MS",
+                d.snapshot_max_delay_ms,
+            )?,
+            snapshot_tick_seconds: env_or(
+                "SENTINEL_SNAPSHOT_TICK_SECONDS",
+                d.snapshot_tick_seconds,
+            )?,
+            snapshot_retain: env_or("SENTINEL_SNAPSHOT_RETAIN", d.snapshot_retain)?,
         })
     }
 }

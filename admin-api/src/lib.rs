@@ -10,6 +10,7 @@ pub mod db;
 pub mod error;
 pub mod extract;
 pub mod keys;
+pub mod live;
 pub mod metrics;
 pub mod openapi;
 pub mod pagination;
@@ -18,6 +19,7 @@ pub mod routes;
 pub mod scopes;
 pub mod seed;
 pub mod snapshot;
+pub mod snapshot_keys;
 pub mod state;
 
 use axum::extract::{DefaultBodyLimit, Request, State};

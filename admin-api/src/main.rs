@@ -1,4 +1,5 @@
-//! `sentinel-admin`: migrate, bootstrap, seed-demo, rotate-keys, publish, serve.
+//! `sentinel-admin`: migrate, bootstrap, seed-demo, rotate-keys, publish,
+//! snapshot keys and gateway keys, serve.
 //!
 //! Run: `DATABASE_URL=postgres://postgres@127.0.0.1/sentinel sentinel-admin migrate`, then
 //! `SENTINEL_BOOTSTRAP_PASSWORD=... sentinel-admin bootstrap --email admin@example.com`, then
@@ -7,7 +8,7 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use sentinel_admin::{config::Config, db, keys, seed, snapshot, AppState};
+use sentinel_admin::{config::Config, db, keys, seed, snapshot, snapshot_keys, AppState};
 
 #[derive(Parser)]
 #[command(name = "sentinel-admin", version, about = "Sentinel admin API")]
@@ -41,8 +42,45 @@ enum Command {
     SeedDemo,
     /// Rotate the token signing key (the previous key keeps verifying until the next rotation).
     RotateKeys,
-    /// Compile the whole policy and store it as the next snapshot version.
-    Publish,
+    /// Compile, sign and store the whole policy as the next snapshot version now
+    /// (`serve` publishes every change by itself).
+    Publish {
+        /// The new version is at least this (after a database restore, jump
+        /// past the highest version any gateway holds).
+        #[arg(long, default_value_t = 0)]
+        min_version: u64,
+    },
+    /// Print the JWKS of the snapshot signing keys (for a gateway's pinned key file).
+    SnapshotJwks,
+    /// Add the next snapshot signing key to the JWKS without signing with it yet.
+    StageSnapshotKey,
+    /// Rotate the snapshot signing key (the staged one, else a new one); the
+    /// previous key keeps verifying until the next rotation.
+    RotateSnapshotKey,
+    /// Gateway service accounts (platform tenant, scope `snapshot:read`).
+    GatewayKey {
+        #[command(subcommand)]
+        action: GatewayKeyAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum GatewayKeyAction {
+    /// Create a gateway service account and print its API key (shown once).
+    Create {
+        #[arg(long)]
+        name: String,
+        /// Key lifetime in days; default SENTINEL_API_KEY_TTL_DAYS, 0 for none.
+        #[arg(long)]
+        expires_in_days: Option<i64>,
+    },
+    /// Replace a gateway's API key and print the new one (the old one stops working).
+    Rotate {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        expires_in_days: Option<i64>,
+    },
 }
 
 #[tokio::main]
@@ -93,17 +131,57 @@ async fn main() -> anyhow::Result<()> {
             let kid = keys::rotate(&pool).await?;
             println!("new signing key {kid}; running servers pick it up within SENTINEL_KEY_RELOAD_SECONDS");
         }
-        Command::Publish => {
+        Command::Publish { min_version } => {
             let pool = db::connect(&url, 2).await?;
-            match snapshot::publish(&pool, None).await? {
-                Ok(v) => println!("published policy snapshot version {v}"),
-                Err(errs) => {
-                    for e in errs {
+            snapshot_keys::ensure_key(&pool).await?;
+            match snapshot::publish_at_least(&pool, None, true, min_version).await? {
+                snapshot::Outcome::Published { snapshot, .. } => {
+                    println!("published policy snapshot version {}", snapshot.version);
+                }
+                snapshot::Outcome::Unchanged(v) => println!("policy unchanged (version {v})"),
+                snapshot::Outcome::Invalid { errors, .. } => {
+                    for e in errors {
                         eprintln!("{e}");
                     }
                     anyhow::bail!("policy does not compile; nothing published");
                 }
             }
+        }
+        Command::SnapshotJwks => {
+            let pool = db::connect(&url, 2).await?;
+            snapshot_keys::ensure_key(&pool).await?;
+            let mut conn = pool.acquire().await?;
+            let jwks = snapshot_keys::jwks(&mut conn).await?;
+            println!("{}", serde_json::to_string_pretty(&jwks)?);
+        }
+        Command::StageSnapshotKey => {
+            let pool = db::connect(&url, 2).await?;
+            let kid = snapshot_keys::stage(&pool).await?;
+            println!("staged snapshot signing key {kid}; export the JWKS to pinned gateways, then rotate-snapshot-key");
+        }
+        Command::RotateSnapshotKey => {
+            let pool = db::connect(&url, 2).await?;
+            let kid = snapshot_keys::rotate(&pool).await?;
+            println!("new snapshot signing key {kid}; the next snapshot is signed with it");
+        }
+        Command::GatewayKey { action } => {
+            let pool = db::connect(&url, 2).await?;
+            let (name, rotate, days) = match action {
+                GatewayKeyAction::Create {
+                    name,
+                    expires_in_days,
+                } => (name, false, expires_in_days),
+                GatewayKeyAction::Rotate {
+                    name,
+                    expires_in_days,
+                } => (name, true, expires_in_days),
+            };
+            let g = seed::gateway_key(&pool, &cfg, &name, rotate, days).await?;
+            eprintln!(
+                "gateway service account {name} ({}) in tenant PLATFORM; API key (shown once):",
+                g.user_id
+            );
+            println!("{}", g.key);
         }
         Command::Serve {
             listen,
@@ -118,6 +196,7 @@ async fn main() -> anyhow::Result<()> {
                 }
             }
             let state = AppState::new(pool.clone(), cfg.clone()).await?;
+            let live_tasks = sentinel_admin::live::spawn(&state);
             let reload = state.clone();
             tokio::spawn(async move {
                 let mut tick = tokio::time::interval(std::time::Duration::from_secs(
@@ -128,18 +207,51 @@ async fn main() -> anyhow::Result<()> {
                     if let Err(e) = reload.keys.reload(&reload.pool).await {
                         tracing::warn!(error = %e, "cannot reload signing keys");
                     }
+                    if let Err(e) = reload.live.reload_jwks(&reload.pool).await {
+                        tracing::warn!(error = %e, "cannot reload snapshot signing keys");
+                    }
                 }
             });
             let listener = tokio::net::TcpListener::bind(&listen)
                 .await
                 .with_context(|| format!("cannot listen on {listen}"))?;
             tracing::info!(%listen, "sentinel-admin listening");
+            let closing = state.clone();
             axum::serve(listener, sentinel_admin::app(state))
-                .with_graceful_shutdown(async {
-                    let _ = tokio::signal::ctrl_c().await;
+                .with_graceful_shutdown(async move {
+                    shutdown_signal().await;
+                    // Pending long-polls answer 304 now instead of holding shutdown.
+                    closing.live.close();
                 })
                 .await?;
+            for t in live_tasks {
+                t.abort();
+            }
         }
     }
     Ok(())
+}
+
+/// SIGINT or (on Unix) SIGTERM, what process managers send to stop a service.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM; stopping on SIGINT only");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

@@ -4,7 +4,8 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
 };
 
 use crate::state::AppState;
@@ -13,6 +14,16 @@ pub struct Metrics {
     registry: Registry,
     requests: IntCounterVec,
     latency: HistogramVec,
+    /// Latest snapshot version this process knows (published or seen).
+    pub snapshot_version: IntGauge,
+    /// Snapshots this process published.
+    pub snapshot_publish_total: IntCounter,
+    /// Publishing attempts that failed, by reason (`compile`, `error`).
+    pub snapshot_publish_failures: IntCounterVec,
+    pub snapshot_compile_seconds: Histogram,
+    pub snapshot_sign_seconds: Histogram,
+    /// Size of the last published payload.
+    pub snapshot_payload_bytes: IntGauge,
 }
 
 impl Metrics {
@@ -35,12 +46,63 @@ impl Metrics {
             ]),
             &["method", "route"],
         )?;
+        let secs = vec![
+            0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+        ];
+        let snapshot_version = IntGauge::new(
+            "sentinel_admin_snapshot_version",
+            "latest policy snapshot version known to this process",
+        )?;
+        let snapshot_publish_total = IntCounter::new(
+            "sentinel_admin_snapshot_publish_total",
+            "policy snapshots published by this process",
+        )?;
+        let snapshot_publish_failures = IntCounterVec::new(
+            Opts::new(
+                "sentinel_admin_snapshot_publish_failures_total",
+                "policy snapshot publishing failures by reason (compile, error)",
+            ),
+            &["reason"],
+        )?;
+        let snapshot_compile_seconds = Histogram::with_opts(
+            HistogramOpts::new(
+                "sentinel_admin_snapshot_compile_seconds",
+                "time to compile the whole policy before publishing",
+            )
+            .buckets(secs.clone()),
+        )?;
+        let snapshot_sign_seconds = Histogram::with_opts(
+            HistogramOpts::new(
+                "sentinel_admin_snapshot_sign_seconds",
+                "time to hash and sign a snapshot payload",
+            )
+            .buckets(secs),
+        )?;
+        let snapshot_payload_bytes = IntGauge::new(
+            "sentinel_admin_snapshot_payload_bytes",
+            "size of the last published snapshot payload",
+        )?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
+        registry.register(Box::new(snapshot_version.clone()))?;
+        registry.register(Box::new(snapshot_publish_total.clone()))?;
+        registry.register(Box::new(snapshot_publish_failures.clone()))?;
+        registry.register(Box::new(snapshot_compile_seconds.clone()))?;
+        registry.register(Box::new(snapshot_sign_seconds.clone()))?;
+        registry.register(Box::new(snapshot_payload_bytes.clone()))?;
+        for reason in ["compile", "error"] {
+            snapshot_publish_failures.with_label_values(&[reason]);
+        }
         Ok(Metrics {
             registry,
             requests,
             latency,
+            snapshot_version,
+            snapshot_publish_total,
+            snapshot_publish_failures,
+            snapshot_compile_seconds,
+            snapshot_sign_seconds,
+            snapshot_payload_bytes,
         })
     }
 

@@ -475,6 +475,18 @@ pub const ENDPOINTS: &[(&str, &str, &str, &str)] = &[
         "navigation:admin",
         "Delete a menu item (and its children)",
     ),
+    (
+        "GET",
+        "/api/v1/snapshots/latest",
+        "snapshot:read",
+        "The latest signed policy snapshot (ETag, If-None-Match, ?wait= long-poll; platform service-account API key)",
+    ),
+    (
+        "GET",
+        "/api/v1/snapshots/jwks",
+        "none",
+        "Public keys that sign policy snapshots (next, current, previous)",
+    ),
     ("GET", "/api/v1/openapi.json", "none", "This document"),
     ("GET", "/healthz", "none", "Liveness and database check"),
     ("GET", "/metrics", "none", "Prometheus metrics"),

@@ -2,7 +2,9 @@
 //!
 //! A scope is `<area>:<level>` with `admin > write > read` per area, plus
 //! `platform:admin` (platform superadmin: every scope, in every tenant; only
-//! honoured for principals of the platform tenant).
+//! honoured for principals of the platform tenant) and `snapshot:read` (may
+//! read the whole platform's signed policy snapshots: gateways; likewise only
+//! honoured in the platform tenant, and never part of a tenant admin's set).
 
 use std::collections::BTreeMap;
 
@@ -20,6 +22,8 @@ pub const AREAS: &[&str] = &[
 ];
 
 pub const PLATFORM_ADMIN: &str = "platform:admin";
+/// Reading the whole platform's policy snapshots (gateway service accounts).
+pub const SNAPSHOT_READ: &str = "snapshot:read";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
@@ -46,6 +50,9 @@ pub fn parse(scope: &str) -> Option<(&'static str, Level)> {
     if area == "platform" {
         return (level == Level::Admin).then_some(("platform", Level::Admin));
     }
+    if area == "snapshot" {
+        return (level == Level::Read).then_some(("snapshot", Level::Read));
+    }
     AREAS.iter().find(|a| **a == area).map(|a| (*a, level))
 }
 
@@ -53,6 +60,7 @@ pub fn parse(scope: &str) -> Option<(&'static str, Level)> {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ScopeSet {
     platform_admin: bool,
+    snapshot_read: bool,
     levels: BTreeMap<&'static str, Level>,
 }
 
@@ -67,6 +75,7 @@ impl ScopeSet {
         for s in scopes {
             match parse(s) {
                 Some(("platform", _)) => set.platform_admin = platform_tenant,
+                Some(("snapshot", _)) => set.snapshot_read = platform_tenant,
                 Some((area, level)) => {
                     let e = set.levels.entry(area).or_insert(level);
                     if level > *e {
@@ -83,6 +92,11 @@ impl ScopeSet {
         self.platform_admin
     }
 
+    /// May read the whole platform's policy snapshots.
+    pub fn can_read_snapshots(&self) -> bool {
+        self.platform_admin || self.snapshot_read
+    }
+
     pub fn allows(&self, area: &str, level: Level) -> bool {
         self.platform_admin || self.levels.get(area).is_some_and(|l| *l >= level)
     }
@@ -91,6 +105,7 @@ impl ScopeSet {
     pub fn covers(&self, scope: &str) -> bool {
         match parse(scope) {
             Some(("platform", _)) => self.platform_admin,
+            Some(("snapshot", _)) => self.can_read_snapshots(),
             Some((area, level)) => self.allows(area, level),
             None => false,
         }
@@ -113,6 +128,9 @@ impl ScopeSet {
         let mut out = Vec::new();
         if self.platform_admin {
             out.push(PLATFORM_ADMIN.to_owned());
+        }
+        if self.snapshot_read {
+            out.push(SNAPSHOT_READ.to_owned());
         }
         for (area, level) in &self.levels {
             let l = match level {
@@ -162,5 +180,18 @@ mod tests {
         assert!(p.covers("tenant:admin"));
         assert!(p.covers("platform:admin"));
         assert!(parse("platform:read").is_none());
+    }
+
+    #[test]
+    fn snapshot_read_only_in_platform_tenant() {
+        assert!(!ScopeSet::from_scopes(["snapshot:read"], false).can_read_snapshots());
+        assert!(ScopeSet::from_scopes(["snapshot:read"], true).can_read_snapshots());
+        assert!(ScopeSet::from_scopes(["platform:admin"], true).can_read_snapshots());
+        // A tenant admin's full set never includes it.
+        let admin = tenant_admin_scopes();
+        let t = ScopeSet::from_scopes(admin.iter().map(String::as_str), true);
+        assert!(!t.can_read_snapshots());
+        assert!(!t.covers("snapshot:read"));
+        assert!(parse("snapshot:write").is_none());
     }
 }

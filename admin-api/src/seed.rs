@@ -991,3 +991,109 @@ pub async fn seed_demo(pool: &PgPool, cfg: &Config, password: &str) -> anyhow::R
     tx.commit().await?;
     Ok(report)
 }
+
+/// The platform role that lets a service account read policy snapshots.
+pub const GATEWAY_ROLE: &str = "snapshot-reader";
+
+/// A gateway's service account and its API key (shown once).
+pub struct GatewayKey {
+    pub user_id: Uuid,
+    pub key: String,
+}
+
+/// `sentinel-admin gateway-key create|rotate --name NAME`: a platform service
+/// account holding `snapshot:read` (through the system role `snapshot-reader`)
+/// with a fresh API key. `create` refuses an existing name; `rotate` replaces
+/// the key of an existing one (the old key stops working at once).
+pub async fn gateway_key(
+    pool: &PgPool,
+    cfg: &Config,
+    name: &str,
+    rotate: bool,
+    expires_in_days: Option<i64>,
+) -> anyhow::Result<GatewayKey> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        anyhow::bail!("--name must be 1-100 characters");
+    }
+    let days = expires_in_days.unwrap_or(cfg.api_key_ttl_days);
+    if !(0..=3650).contains(&days) {
+        anyhow::bail!("--expires-in-days must be between 0 (no expiry) and 3650");
+    }
+    let mut tx = db::begin(pool, TenantCtx::All).await?;
+    let platform: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM sentinel.tenants WHERE id = $1)")
+            .bind(PLATFORM_TENANT)
+            .fetch_one(&mut *tx)
+            .await?;
+    if !platform {
+        anyhow::bail!("no platform tenant: run `sentinel-admin bootstrap` first");
+    }
+    let role = upsert_role(
+        &mut tx,
+        PLATFORM_TENANT,
+        GATEWAY_ROLE,
+        &[scopes::SNAPSHOT_READ.to_owned()],
+        None,
+        true,
+    )
+    .await?;
+    let existing: Option<Uuid> = sqlx::query_scalar(
+        "SELECT id FROM sentinel.users WHERE tenant_id = $1 AND is_service_account AND lower(name) = lower($2)",
+    )
+    .bind(PLATFORM_TENANT)
+    .bind(name)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let (key, prefix, hash) = crate::routes::service_accounts::new_key();
+    let expires = (days > 0).then(|| chrono::Utc::now() + chrono::Duration::days(days));
+    let user_id = match (existing, rotate) {
+        (Some(_), false) => anyhow::bail!(
+            "a platform service account named `{name}` already exists; use `gateway-key rotate`"
+        ),
+        (None, true) => anyhow::bail!("no platform service account named `{name}`"),
+        (Some(id), true) => {
+            let has_role: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM sentinel.user_roles WHERE user_id = $1 AND role_id = $2)",
+            )
+            .bind(id)
+            .bind(role)
+            .fetch_one(&mut *tx)
+            .await?;
+            if !has_role {
+                anyhow::bail!(
+                    "`{name}` is not a gateway service account (no `{GATEWAY_ROLE}` role)"
+                );
+            }
+            sqlx::query(
+                "UPDATE sentinel.users SET api_key_prefix = $2, api_key_hash = $3, api_key_created_at = now(),
+                        api_key_expires_at = $4 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(&prefix)
+            .bind(&hash)
+            .bind(expires)
+            .execute(&mut *tx)
+            .await?;
+            id
+        }
+        (None, false) => {
+            let id: Uuid = sqlx::query_scalar(
+                "INSERT INTO sentinel.users (tenant_id, name, is_service_account, api_key_prefix, api_key_hash,
+                        api_key_created_at, api_key_expires_at, attributes)
+                 VALUES ($1, $2, true, $3, $4, now(), $5, '{\"kind\": \"gateway\"}') RETURNING id",
+            )
+            .bind(PLATFORM_TENANT)
+            .bind(name)
+            .bind(&prefix)
+            .bind(&hash)
+            .bind(expires)
+            .fetch_one(&mut *tx)
+            .await?;
+            grant_role(&mut tx, PLATFORM_TENANT, id, role).await?;
+            id
+        }
+    };
+    tx.commit().await?;
+    Ok(GatewayKey { user_id, key })
+}

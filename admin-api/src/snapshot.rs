@@ -273,36 +273,204 @@ pub async fn load_source(tx: &mut Tx) -> Result<PolicySource, SnapshotError> {
     Ok(out)
 }
 
-/// Loads the whole policy (all tenants) and publishes it as the next version
-/// in `sentinel.policy_snapshots` after compiling it. Returns the version, or
-/// every compile error (nothing is stored then).
+/// A signed snapshot as stored and served: the exact payload bytes and their
+/// compact-JWS signature.
+#[derive(Debug, Clone)]
+pub struct Published {
+    pub version: u64,
+    pub payload: axum::body::Bytes,
+    pub signature: String,
+}
+
+/// What one publishing attempt did.
+#[derive(Debug)]
+pub enum Outcome {
+    /// A new version was stored (and announced on `sentinel_snapshot`).
+    Published {
+        snapshot: Published,
+        /// Time to compile the policy and to sign the payload.
+        compile: std::time::Duration,
+        sign: std::time::Duration,
+    },
+    /// Nothing changed since the latest version (returned).
+    Unchanged(u64),
+    /// The policy does not compile: nothing was stored; every error.
+    Invalid { revision: i64, errors: Vec<String> },
+}
+
+type LastRow = (i64, Option<i64>, Option<DateTime<Utc>>);
+
+/// Loads the whole policy (all tenants) and, when it changed since the latest
+/// snapshot (or `force`), compiles, signs and stores it as the next version
+/// in `sentinel.policy_snapshots`, then announces it with
+/// `pg_notify('sentinel_snapshot', version)`.
+///
+/// Safe with several publishers (admin replicas, the CLI): the policy is read
+/// in one REPEATABLE READ snapshot together with the revision counter and the
+/// latest version; the version is the primary key, so a concurrent publisher
+/// of the same version makes this one retry with a fresh snapshot (which then
+/// usually finds nothing changed). A version is therefore always built from a
+/// database state at least as new as every lower version's.
 pub async fn publish(
     pool: &sqlx::PgPool,
     by: Option<Uuid>,
-) -> anyhow::Result<Result<u64, Vec<String>>> {
-    let mut tx = crate::db::begin(pool, crate::db::TenantCtx::All).await?;
-    // Serializes publishers (an advisory lock: the API role may not LOCK the table).
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('sentinel.policy_snapshots'))")
+    force: bool,
+) -> anyhow::Result<Outcome> {
+    publish_at_least(pool, by, force, 0).await
+}
+
+/// [`publish`], with the new version at least `min_version`: after restoring
+/// the database from a backup, versions must jump past the highest one any
+/// gateway holds, or gateways refuse them as replays.
+pub async fn publish_at_least(
+    pool: &sqlx::PgPool,
+    by: Option<Uuid>,
+    force: bool,
+    min_version: u64,
+) -> anyhow::Result<Outcome> {
+    for _ in 0..5 {
+        match publish_once(pool, by, force, min_version).await {
+            Err(e) if is_retryable(&e) => continue,
+            other => return other,
+        }
+    }
+    anyhow::bail!("could not publish: five concurrent publishers won in a row")
+}
+
+fn is_retryable(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<sqlx::Error>()
+        .and_then(|e| e.as_database_error())
+        .and_then(|d| d.code())
+        // unique_violation (a concurrent publisher took the version), serialization_failure
+        .is_some_and(|c| c == "23505" || c == "40001")
+}
+
+async fn publish_once(
+    pool: &sqlx::PgPool,
+    by: Option<Uuid>,
+    force: bool,
+    min_version: u64,
+) -> anyhow::Result<Outcome> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         .execute(&mut *tx)
         .await?;
-    let mut src = load_source(&mut tx).await?;
-    let last: Option<i64> =
-        sqlx::query_scalar("SELECT max(version) FROM sentinel.policy_snapshots")
-            .fetch_one(&mut *tx)
-            .await?;
-    src.version = u64::try_from(last.unwrap_or(0)).unwrap_or(0) + 1;
-    if let Err(errs) = sentinel_policy::compile(&src) {
-        return Ok(Err(errs.iter().map(ToString::to_string).collect()));
+    sqlx::query("SELECT set_config('sentinel.all_tenants', 'on', true)")
+        .execute(&mut *tx)
+        .await?;
+    let revision: i64 = sqlx::query_scalar("SELECT revision FROM sentinel.policy_revision")
+        .fetch_one(&mut *tx)
+        .await?;
+    let last: Option<LastRow> = sqlx::query_as(
+        "SELECT version, source_revision, refresh_after FROM sentinel.policy_snapshots
+          ORDER BY version DESC LIMIT 1",
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let Some((version, Some(rev), refresh_after)) = &last {
+        let window_passed = refresh_after.is_some_and(|t| t <= Utc::now());
+        if !force && *rev == revision && !window_passed {
+            return Ok(Outcome::Unchanged(u64::try_from(*version)?));
+        }
     }
-    let body = serde_json::to_value(&src)?;
-    let sha = sentinel_policy::apikey::hash_api_key(&body.to_string());
-    sqlx::query("INSERT INTO sentinel.policy_snapshots (version, body, sha256, created_by) VALUES ($1, $2, $3, $4)")
-        .bind(i64::try_from(src.version)?)
-        .bind(&body)
-        .bind(sha)
-        .bind(by)
+    let version = (last.as_ref().map_or(0, |l| l.0) + 1).max(i64::try_from(min_version)?);
+    let mut src = load_source(&mut tx).await?;
+    src.version = u64::try_from(version)?;
+    let started = std::time::Instant::now();
+    if let Err(errs) = sentinel_policy::compile(&src) {
+        return Ok(Outcome::Invalid {
+            revision,
+            errors: errs.iter().map(ToString::to_string).collect(),
+        });
+    }
+    let compile = started.elapsed();
+    let payload = serde_json::to_vec(&src)?;
+    let signer = crate::snapshot_keys::current_signer(&mut tx)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no current snapshot signing key"))?;
+    let started = std::time::Instant::now();
+    let iat = Utc::now().timestamp();
+    let signature = signer
+        .sign(&payload, src.version, iat)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let sign = started.elapsed();
+    // The next moment a role assignment's validity window opens or closes.
+    let refresh_after: Option<DateTime<Utc>> = sqlx::query_scalar(
+        "SELECT min(t) FROM (
+             SELECT valid_from AS t FROM sentinel.user_roles WHERE is_active AND valid_from > now()
+             UNION ALL
+             SELECT valid_until FROM sentinel.user_roles WHERE is_active AND valid_until > now()) w",
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO sentinel.policy_snapshots
+                (version, payload, sha256, kid, signature, created_by, source_revision, refresh_after)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(version)
+    .bind(&payload)
+    .bind(sentinel_policy::signed::payload_sha256(&payload))
+    .bind(signer.kid())
+    .bind(&signature)
+    .bind(by)
+    .bind(revision)
+    .bind(refresh_after)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("SELECT pg_notify('sentinel_snapshot', $1)")
+        .bind(version.to_string())
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
-    Ok(Ok(src.version))
+    Ok(Outcome::Published {
+        snapshot: Published {
+            version: src.version,
+            payload: payload.into(),
+            signature,
+        },
+        compile,
+        sign,
+    })
+}
+
+/// Deletes all but the newest `keep` snapshot versions; returns how many went.
+pub async fn prune(pool: &sqlx::PgPool, keep: u32) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT sentinel.prune_policy_snapshots($1)")
+        .bind(i32::try_from(keep).unwrap_or(i32::MAX))
+        .fetch_one(pool)
+        .await
+}
+
+/// The newest signed snapshot, or a given version.
+pub async fn load_published(
+    pool: &sqlx::PgPool,
+    version: Option<u64>,
+) -> Result<Option<Published>, sqlx::Error> {
+    let row: Option<(i64, Vec<u8>, String)> = match version {
+        None => {
+            sqlx::query_as(
+                "SELECT version, payload, signature FROM sentinel.policy_snapshots
+                  WHERE payload IS NOT NULL ORDER BY version DESC LIMIT 1",
+            )
+            .fetch_optional(pool)
+            .await?
+        }
+        Some(v) => {
+            sqlx::query_as(
+                "SELECT version, payload, signature FROM sentinel.policy_snapshots
+                  WHERE payload IS NOT NULL AND version = $1",
+            )
+            .bind(i64::try_from(v).unwrap_or(i64::MAX))
+            .fetch_optional(pool)
+            .await?
+        }
+    };
+    Ok(row.and_then(|(v, payload, signature)| {
+        Some(Published {
+            version: u64::try_from(v).ok()?,
+            payload: payload.into(),
+            signature,
+        })
+    }))
 }

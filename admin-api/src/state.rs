@@ -13,6 +13,8 @@ pub struct Inner {
     pub config: Config,
     pub keys: KeyStore,
     pub metrics: Metrics,
+    /// Latest signed snapshot, the publisher's wake-up, the snapshot JWKS.
+    pub live: crate::live::Live,
     /// A hash verified against when the account does not exist, so that a
     /// missing account costs as much time as a wrong password.
     pub dummy_hash: String,
@@ -34,12 +36,16 @@ impl AppState {
         let keys = KeyStore::default();
         crate::keys::ensure_key(&pool).await?;
         keys.reload(&pool).await?;
+        crate::snapshot_keys::ensure_key(&pool).await?;
+        let live = crate::live::Live::default();
+        live.reload_jwks(&pool).await?;
         let dummy_hash = crate::password::hash_async(&config, "dummy-Passw0rd".to_owned()).await?;
         Ok(AppState(Arc::new(Inner {
             pool,
             config,
             keys,
             metrics: Metrics::new()?,
+            live,
             dummy_hash,
         })))
     }

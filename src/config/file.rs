@@ -167,12 +167,33 @@ pub struct IssuerFile {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyFile {
-    /// `file` (standalone) is the only source so far.
+    /// `file` (standalone policy files) or `admin` (signed snapshots pulled
+    /// from the admin API).
     pub source: Spanned<String>,
     /// Policy files (`.toml` or `.json`), as paths or `*` globs relative to this file.
     #[serde(default)]
     pub paths: Vec<Spanned<String>>,
     pub watch_interval: Option<Spanned<String>>,
+    /// `source = "admin"`: the admin API's base URL (`http://127.0.0.1:8081`).
+    pub admin_url: Option<Spanned<String>>,
+    /// `source = "admin"`: the pinned JWKS whose keys may sign snapshots.
+    pub keys_file: Option<Spanned<String>>,
+    /// Name of the environment variable holding the gateway's API key.
+    pub api_key_env: Option<Spanned<String>>,
+    /// A file holding the gateway's API key (alternative to `api_key_env`).
+    pub api_key_file: Option<Spanned<String>>,
+    /// Long-poll wait asked of the admin API (1s..60s).
+    pub wait: Option<Spanned<String>>,
+    /// Where the last good snapshot is kept across restarts.
+    pub cache_file: Option<Spanned<String>>,
+    /// Staleness past which `on_stale` applies (absent: never stale).
+    pub max_age: Option<Spanned<String>>,
+    /// `keep` (default: keep enforcing, alarm) or `refuse` (503 `POLICY_UNAVAILABLE`).
+    pub on_stale: Option<Spanned<String>>,
+    /// Connect/read timeout on top of `wait`.
+    pub timeout: Option<Spanned<String>>,
+    pub backoff_min: Option<Spanned<String>>,
+    pub backoff_max: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -3,6 +3,8 @@
 //! routes, and mints tokens with the demo issuer's key.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod snapshots;
+
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -60,6 +62,8 @@ pub struct Gateway {
     pub ops: SocketAddr,
     pub dir: PathBuf,
     pub upstream: SocketAddr,
+    env: Vec<(String, String)>,
+    extra_args: Vec<String>,
 }
 
 impl Drop for Gateway {
@@ -82,6 +86,94 @@ impl Gateway {
     pub fn policy_path(&self) -> PathBuf {
         self.dir.join("policy/demo.toml")
     }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends a signal (`HUP`, `QUIT`, `TERM`) to the gateway process.
+    pub fn signal(&self, name: &str) {
+        let ok = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -{name} failed");
+    }
+
+    /// What the gateway wrote to stderr (its log) so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("stderr.log")).unwrap_or_default()
+    }
+
+    /// Stops the process (keeping its directory).
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Stops and starts the gateway again on the same config and ports.
+    /// `ready`: wait for `/readyz` (else only for the ops port to listen).
+    pub fn restart(&mut self, ready: bool) {
+        self.stop();
+        self.child = spawn(&self.dir, &self.env, &self.extra_args);
+        assert!(
+            wait_up(self, Duration::from_secs(30), ready),
+            "gateway did not come back: {}",
+            self.log()
+        );
+    }
+
+    /// Starts a second process on the same config (its stderr goes to the
+    /// same log), e.g. `--upgrade` for a graceful upgrade.
+    pub fn spawn_sibling(&self, args: &[&str]) -> Child {
+        let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+        spawn(&self.dir, &self.env, &args)
+    }
+
+    /// The value of one metric line (`name{labels}`), 0 when absent.
+    pub async fn metric(&self, series: &str) -> f64 {
+        let text = client()
+            .get(self.ops_url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        metric_value(&text, series)
+    }
+}
+
+/// The value of `series` (`name` or `name{a="b"}`) in a Prometheus text exposition.
+pub fn metric_value(text: &str, series: &str) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| {
+            let (name, value) = l.rsplit_once(' ')?;
+            (name == series).then(|| value.parse().ok())?
+        })
+        .unwrap_or(0.0)
+}
+
+fn spawn(dir: &Path, env: &[(String, String)], extra_args: &[String]) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("stderr.log"))
+        .unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sentinel"));
+    cmd.args(["run", "--config"])
+        .arg(dir.join("sentinel.toml"))
+        .args(extra_args)
+        .env("SENTINEL_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(log));
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.spawn().unwrap()
 }
 
 pub struct Options {
@@ -90,6 +182,16 @@ pub struct Options {
     /// An extra route file (routes/zz-extra.toml), if not empty.
     pub extra_routes: String,
     pub slow_read_timeout: &'static str,
+    /// Replaces the `[policy]` section of the demo config (e.g. an admin source).
+    pub policy_section: Option<String>,
+    /// Extra environment for the gateway process.
+    pub env: Vec<(String, String)>,
+    /// Extra arguments to `sentinel run`.
+    pub extra_args: Vec<String>,
+    /// Wait for `/readyz` (false: only for the listeners, e.g. no snapshot yet).
+    pub require_ready: bool,
+    /// Keep the gateway's stderr in `dir/stderr.log` (see [`Gateway::log`]).
+    pub capture_log: bool,
 }
 
 impl Default for Options {
@@ -98,6 +200,11 @@ impl Default for Options {
             extra_config: String::new(),
             extra_routes: String::new(),
             slow_read_timeout: "500ms",
+            policy_section: None,
+            env: Vec::new(),
+            extra_args: Vec::new(),
+            require_ready: true,
+            capture_log: false,
         }
     }
 }
@@ -143,6 +250,19 @@ pub fn start(opts: Options) -> Gateway {
             .replace("127.0.0.1:7102", &upstream.to_string())
             .replace("127.0.0.1:7103", &upstream.to_string())
             .replace("[listen]", "[listen]\nthreads = 1");
+        let config = match &opts.policy_section {
+            None => config,
+            Some(section) => {
+                let start = config.find("[policy]").unwrap();
+                let end = start + config[start..].find("\n\n").unwrap();
+                format!(
+                    "{}{}{}",
+                    &config[..start],
+                    section.trim_end(),
+                    &config[end..]
+                )
+            }
+        };
         let config = format!(
             "{config}\n[upstreams.down]\naddresses = [\"127.0.0.1:{}\"]\nconnect_timeout = \"1s\"\n\n[upstreams.pool]\naddresses = [\"127.0.0.1:{}\", \"{upstream}\"]\n\n[upstreams.slow]\naddresses = [\"{upstream}\"]\nread_timeout = \"{}\"\n{}\n",
             closed_port(),
@@ -151,22 +271,31 @@ pub fn start(opts: Options) -> Gateway {
             opts.extra_config
         );
         std::fs::write(dir.join("sentinel.toml"), config).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_sentinel"))
-            .args(["run", "--config"])
-            .arg(dir.join("sentinel.toml"))
-            .env("SENTINEL_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
+        let child = if opts.capture_log {
+            spawn(&dir, &opts.env, &opts.extra_args)
+        } else {
+            let mut cmd = Command::new(env!("CARGO_BIN_EXE_sentinel"));
+            cmd.args(["run", "--config"])
+                .arg(dir.join("sentinel.toml"))
+                .args(&opts.extra_args)
+                .env("SENTINEL_LOG", "warn")
+                .stdout(Stdio::null())
+                .stderr(Stdio::inherit());
+            for (k, v) in &opts.env {
+                cmd.env(k, v);
+            }
+            cmd.spawn().unwrap()
+        };
         let mut gw = Gateway {
             child,
             proxy,
             ops,
             dir,
             upstream,
+            env: opts.env.clone(),
+            extra_args: opts.extra_args.clone(),
         };
-        if wait_ready(&mut gw, Duration::from_secs(30)) {
+        if wait_up(&mut gw, Duration::from_secs(30), opts.require_ready) {
             return gw;
         }
         eprintln!("gateway did not become ready (attempt {attempt}); retrying on other ports");
@@ -174,7 +303,7 @@ pub fn start(opts: Options) -> Gateway {
     panic!("gateway never became ready");
 }
 
-fn wait_ready(gw: &mut Gateway, limit: Duration) -> bool {
+fn wait_up(gw: &mut Gateway, limit: Duration, ready: bool) -> bool {
     let start = Instant::now();
     while start.elapsed() < limit {
         if let Ok(Some(_)) = gw.child.try_wait() {
@@ -185,7 +314,9 @@ fn wait_ready(gw: &mut Gateway, limit: Duration) -> bool {
             let _ = s.write_all(b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
             let mut buf = String::new();
             let _ = s.read_to_string(&mut buf);
-            if buf.starts_with("HTTP/1.1 200") && std::net::TcpStream::connect(gw.proxy).is_ok() {
+            if (!ready || buf.starts_with("HTTP/1.1 200"))
+                && std::net::TcpStream::connect(gw.proxy).is_ok()
+            {
                 return true;
             }
         }

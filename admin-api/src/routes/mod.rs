@@ -8,6 +8,7 @@ pub mod permissions;
 pub mod resources;
 pub mod roles;
 pub mod service_accounts;
+pub mod snapshots;
 pub mod tenants;
 pub mod users;
 
@@ -29,6 +30,7 @@ pub fn api() -> Router<AppState> {
         .nest("/resources", resources::router())
         .nest("/field-definitions", field_definitions::router())
         .nest("/navigation", navigation::router())
+        .nest("/snapshots", snapshots::router())
         .route("/openapi.json", get(crate::openapi::openapi_json))
         .route("/docs", get(crate::openapi::docs_page))
 }

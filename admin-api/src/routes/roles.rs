@@ -66,6 +66,10 @@ fn validate_scopes(errs: &mut FieldErrors, list: &[String], tenant: Uuid) {
                 "scopes",
                 "`platform:admin` exists only in the platform tenant",
             ),
+            Some(("snapshot", _)) if tenant != PLATFORM_TENANT => errs.add(
+                "scopes",
+                "`snapshot:read` exists only in the platform tenant",
+            ),
             _ => {}
         }
     }

@@ -390,21 +390,24 @@ async fn suspended_tenant_expired_token_and_login_by_tenant_id() {
 #[tokio::test]
 async fn published_snapshot_compiles_with_the_shared_compiler() {
     let t = TestApp::new().await;
-    let v1 = sentinel_admin::snapshot::publish(&t.db.owner, None)
-        .await
-        .unwrap()
-        .unwrap();
-    let v2 = sentinel_admin::snapshot::publish(&t.db.owner, None)
-        .await
-        .unwrap()
-        .unwrap();
+    let publish = || async {
+        match sentinel_admin::snapshot::publish(&t.db.owner, None, true)
+            .await
+            .unwrap()
+        {
+            sentinel_admin::snapshot::Outcome::Published { snapshot, .. } => snapshot.version,
+            other => panic!("{other:?}"),
+        }
+    };
+    let v1 = publish().await;
+    let v2 = publish().await;
     assert_eq!((v1, v2), (1, 2));
-    let body: serde_json::Value =
-        sqlx::query_scalar("SELECT body FROM sentinel.policy_snapshots WHERE version = 2")
+    let payload: Vec<u8> =
+        sqlx::query_scalar("SELECT payload FROM sentinel.policy_snapshots WHERE version = 2")
             .fetch_one(&t.db.owner)
             .await
             .unwrap();
-    let src: sentinel_policy::PolicySource = serde_json::from_value(body).unwrap();
+    let src: sentinel_policy::PolicySource = serde_json::from_slice(&payload).unwrap();
     assert_eq!(src.version, 2);
     assert_eq!(src.tenants.len(), 5);
     let snap = sentinel_policy::compile(&src).unwrap();

@@ -7,7 +7,7 @@ use std::process::Stdio;
 use tokio::process::Command;
 
 /// (owner URL, API-role URL) of a database of the test cluster.
-fn urls(db: &str) -> (String, String) {
+pub fn urls(db: &str) -> (String, String) {
     let base = base_url();
     let (scheme, rest) = base.split_once("://").unwrap();
     let auth_host = rest.split(['/', '?']).next().unwrap();
@@ -18,7 +18,7 @@ fn urls(db: &str) -> (String, String) {
     )
 }
 
-fn admin_cmd(url: &str) -> Command {
+pub fn admin_cmd(url: &str) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_sentinel-admin"));
     c.env("DATABASE_URL", url)
         .env("SENTINEL_ARGON2_M_KIB", "256")
@@ -31,7 +31,7 @@ fn admin_cmd(url: &str) -> Command {
     c
 }
 
-async fn run(url: &str, args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
+pub async fn run(url: &str, args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
     let mut c = admin_cmd(url);
     c.args(args);
     for (k, v) in env {

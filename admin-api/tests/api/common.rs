@@ -148,8 +148,11 @@ pub struct TestApp {
 
 impl TestApp {
     pub async fn new() -> TestApp {
+        TestApp::with_config(test_config()).await
+    }
+
+    pub async fn with_config(cfg: Config) -> TestApp {
         let db = TestDb::new().await;
-        let cfg = test_config();
         seed::bootstrap(&db.owner, &cfg, ROOT_EMAIL, ROOT_PASSWORD)
             .await
             .unwrap();

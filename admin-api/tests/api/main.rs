@@ -12,6 +12,7 @@ mod isolation;
 mod permissions;
 mod rbac;
 mod rls;
+mod snapshots;
 mod socket;
 mod tenants;
 mod users;

@@ -1,0 +1,1017 @@
+//! Live policy from the admin snapshot source, against a scripted (and
+//! hostile) snapshot server: every forged, replayed, truncated or broken
+//! snapshot is rejected, counted by reason, and the gateway keeps enforcing
+//! the snapshot in force. Also: the cache file across restarts, staleness,
+//! and `sentinel check` on an admin source.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::snapshots::{
+    admin_env, admin_policy_section, payload, rogue, Reply, SnapshotServer, PINNED_KID,
+};
+use common::*;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+const JTI: &str = "live-policy-victor-session";
+
+fn scratch() -> PathBuf {
+    let d = std::env::temp_dir().join(format!("sentinel-live-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+async fn status(gw: &Gateway, token: &str) -> u16 {
+    client()
+        .get(gw.url("/msw/vessels"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+async fn readyz(gw: &Gateway) -> (u16, serde_json::Value) {
+    let resp = client().get(gw.ops_url("/readyz")).send().await.unwrap();
+    let code = resp.status().as_u16();
+    (code, resp.json().await.unwrap())
+}
+
+/// Waits (up to 10 s) until `series` is at least `at_least`.
+async fn wait_metric(gw: &Gateway, series: &str, at_least: f64) {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(10) {
+        if gw.metric(series).await >= at_least {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{series} never reached {at_least}; log:\n{}", gw.log());
+}
+
+async fn wait_status(gw: &Gateway, token: &str, want: u16) -> Duration {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(10) {
+        if status(gw, token).await == want {
+            return start.elapsed();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("never answered {want}; log:\n{}", gw.log());
+}
+
+fn start_admin(
+    server: &SnapshotServer,
+    keys: &std::path::Path,
+    extra: &str,
+    ready: bool,
+) -> Gateway {
+    start(Options {
+        policy_section: Some(admin_policy_section(keys, &server.url(), extra)),
+        env: admin_env(),
+        require_ready: ready,
+        capture_log: true,
+        ..Options::default()
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_snapshots_are_rejected_and_the_current_one_keeps_serving() {
+    let server = SnapshotServer::start();
+    server.set(Reply::signed(10, payload(10, &[])));
+    let keys = scratch();
+    let gw = start_admin(&server, &keys, "", true);
+    let victor = token_with(VICTOR, NORDIC, false, Some(JTI));
+    assert_eq!(status(&gw, &victor).await, 200);
+    assert_eq!(readyz(&gw).await.1["snapshot_version"], 10);
+    assert_eq!(server.bad_auth(), 0, "the gateway sends its API key");
+
+    // Every hostile snapshot below would revoke Victor's token if accepted:
+    // his request answering 200 afterwards proves the old snapshot serves.
+    let revoking = |v: u64| payload(v, &[JTI]);
+    let mut tampered = Reply::signed(11, revoking(11));
+    tampered.body = payload(11, &[JTI, "x"]);
+    let unsigned = Reply {
+        signature: None,
+        ..Reply::signed(11, revoking(11))
+    };
+    let unpinned = {
+        let body = revoking(11);
+        Reply {
+            signature: Some(rogue("rogue-1").sign(&body, 11, now()).unwrap()),
+            ..Reply::signed(11, body)
+        }
+    };
+    let pinned_kid_wrong_key = {
+        let body = revoking(11);
+        Reply {
+            signature: Some(rogue(PINNED_KID).sign(&body, 11, now()).unwrap()),
+            ..Reply::signed(11, body)
+        }
+    };
+    let access_token_typ = {
+        // A JWS by the pinned key that is not a snapshot signature.
+        let body = revoking(11);
+        let pem = std::fs::read(repo().join("policy/tests/keys/snap-ed.pem")).unwrap();
+        let key = jsonwebtoken::EncodingKey::from_ed_pem(&pem).unwrap();
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
+        header.kid = Some(PINNED_KID.into());
+        let claims = serde_json::json!({"ver": 11, "iat": now(),
+            "sha256": sentinel_policy::signed::payload_sha256(&body)});
+        Reply {
+            signature: Some(jsonwebtoken::encode(&header, &claims, &key).unwrap()),
+            ..Reply::signed(11, body)
+        }
+    };
+    let mut truncated_short = Reply::signed(11, revoking(11));
+    truncated_short.declared_len = Some(truncated_short.body.len());
+    truncated_short
+        .body
+        .truncate(truncated_short.body.len() / 2);
+    let mut truncated_signed_len = Reply::signed(11, revoking(11));
+    truncated_signed_len
+        .body
+        .truncate(truncated_signed_len.body.len() - 10);
+    let uncompilable = {
+        let text = String::from_utf8(revoking(11)).unwrap();
+        let broken = text.replacen("\"parent\":\"viewer\"", "\"parent\":\"no-such-role\"", 1);
+        assert_ne!(
+            text, broken,
+            "the demo policy has a role with parent `viewer`"
+        );
+        Reply::signed(11, broken.into_bytes())
+    };
+    let version_mismatch = Reply::signed(12, revoking(11));
+    let not_json = Reply::signed(11, b"{\"tenants\": [".to_vec());
+
+    let cases: Vec<(&str, Reply)> = vec![
+        ("payload_mismatch", tampered),
+        ("unsigned", unsigned),
+        ("unknown_key", unpinned),
+        ("bad_signature", pinned_kid_wrong_key),
+        ("wrong_type", access_token_typ),
+        ("incomplete", truncated_short),
+        ("payload_mismatch", truncated_signed_len),
+        ("compile", uncompilable),
+        ("version_mismatch", version_mismatch),
+        ("parse", not_json),
+    ];
+    for (reason, reply) in cases {
+        let series = format!("sentinel_snapshot_rejected_total{{reason=\"{reason}\"}}");
+        let before = gw.metric(&series).await;
+        server.set(reply);
+        wait_metric(&gw, &series, before + 1.0).await;
+        assert_eq!(
+            status(&gw, &victor).await,
+            200,
+            "after a `{reason}` snapshot"
+        );
+        let (code, ready) = readyz(&gw).await;
+        assert_eq!((code, ready["snapshot_version"].as_u64()), (200, Some(10)));
+        println!("rejected as {reason}: ok");
+    }
+
+    // Replays: an older genuine snapshot, and the same version with other content.
+    server.set(Reply::signed(20, payload(20, &[])));
+    wait_metric(&gw, "sentinel_snapshot_version", 20.0).await;
+    let replayed = "sentinel_snapshot_rejected_total{reason=\"replayed\"}";
+    server.set(Reply::signed(10, revoking(10)));
+    wait_metric(&gw, replayed, 1.0).await;
+    server.set(Reply {
+        force: true,
+        ..Reply::signed(20, revoking(20))
+    });
+    wait_metric(&gw, replayed, 2.0).await;
+    assert_eq!(status(&gw, &victor).await, 200, "after replays");
+    assert_eq!(readyz(&gw).await.1["snapshot_version"], 20);
+
+    // A genuine newer snapshot is enforced.
+    server.set(Reply::signed(21, revoking(21)));
+    let took = wait_status(&gw, &victor, 401).await;
+    println!("genuine revocation enforced after {took:?}");
+    let body = client()
+        .get(gw.url("/msw/vessels"))
+        .bearer_auth(&victor)
+        .send()
+        .await
+        .unwrap();
+    expect_error(body, 401, "TOKEN_REVOKED").await;
+
+    // The cache holds the last good snapshot, never a rejected one.
+    let cache = std::fs::read_to_string(keys.join("snapshot.cache")).unwrap();
+    assert!(cache.contains("\"version\":21"), "cache holds v21");
+    let log = gw.log();
+    let fetch_errors = log.matches("policy snapshot fetch failed").count();
+    assert!(
+        fetch_errors <= 13,
+        "one log line per change of state, not per retry ({fetch_errors})"
+    );
+    drop(gw);
+    let _ = std::fs::remove_dir_all(&keys);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pinned_keys_reload_without_a_restart() {
+    let server = SnapshotServer::start();
+    server.set(Reply::signed(1, payload(1, &[])));
+    let keys = scratch();
+    let gw = start_admin(&server, &keys, "", true);
+    let victor = token_with(VICTOR, NORDIC, false, Some(JTI));
+    assert_eq!(status(&gw, &victor).await, 200);
+
+    // Signed by a key the gateway does not pin (yet): refused.
+    let body = payload(2, &[JTI]);
+    server.set(Reply {
+        signature: Some(rogue("next-1").sign(&body, 2, now()).unwrap()),
+        ..Reply::signed(2, body)
+    });
+    let unknown = "sentinel_snapshot_rejected_total{reason=\"unknown_key\"}";
+    wait_metric(&gw, unknown, 1.0).await;
+    assert_eq!(status(&gw, &victor).await, 200);
+
+    // A broken keys file is rejected with the reload; the pinned keys stay.
+    let file = keys.join("snapshot.jwks.json");
+    let applied = "sentinel_config_reloads_total{outcome=\"applied\"}";
+    let rejected = "sentinel_config_reloads_total{outcome=\"rejected\"}";
+    std::fs::write(&file, "{\"keys\": []}").unwrap();
+    wait_metric(&gw, rejected, 1.0).await;
+    assert_eq!(status(&gw, &victor).await, 200);
+
+    // The operator pins the next key (rotation): the same snapshot now verifies.
+    let before = gw.metric(applied).await;
+    std::fs::write(
+        &file,
+        common::snapshots::jwks_of(&[
+            ("snap-ed.pub.pem", PINNED_KID),
+            ("other-ed.pub.pem", "next-1"),
+        ]),
+    )
+    .unwrap();
+    wait_metric(&gw, applied, before + 1.0).await;
+    let took = wait_status(&gw, &victor, 401).await;
+    println!("snapshot under the newly pinned key enforced after {took:?}");
+    assert!(
+        !gw.log().contains("read only at start"),
+        "a keys change needs no restart"
+    );
+    drop(gw);
+    let _ = std::fs::remove_dir_all(&keys);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_during_an_outage_serves_the_cache_and_catches_up() {
+    let server = SnapshotServer::start();
+    server.set(Reply::signed(5, payload(5, &[JTI])));
+    let keys = scratch();
+    let mut gw = start_admin(&server, &keys, "", true);
+    let victor = token_with(VICTOR, NORDIC, false, Some(JTI));
+    assert_eq!(status(&gw, &victor).await, 401);
+
+    // The admin API goes away; the gateway keeps enforcing, then restarts.
+    server.set_down(true);
+    wait_metric(
+        &gw,
+        "sentinel_snapshot_fetches_total{outcome=\"error\"}",
+        1.0,
+    )
+    .await;
+    assert_eq!(status(&gw, &victor).await, 401);
+    gw.restart(true);
+    let (code, ready) = readyz(&gw).await;
+    assert_eq!((code, ready["snapshot_version"].as_u64()), (200, Some(5)));
+    assert_eq!(
+        status(&gw, &victor).await,
+        401,
+        "served from the cache file"
+    );
+
+    // The API is back with a newer snapshot: the gateway catches up.
+    server.set(Reply::signed(6, payload(6, &[])));
+    server.set_down(false);
+    let took = wait_status(&gw, &victor, 200).await;
+    println!("caught up after the outage in {took:?}");
+
+    // A tampered cache file is refused at start: no snapshot, not ready,
+    // requests refused with POLICY_UNAVAILABLE (fail closed).
+    server.set_down(true);
+    let path = keys.join("snapshot.cache");
+    let cache = std::fs::read(&path).unwrap();
+    let text = String::from_utf8(cache).unwrap();
+    std::fs::write(&path, text.replacen("\"version\":6", "\"version\":7", 1)).unwrap();
+    gw.restart(false);
+    let (code, _) = readyz(&gw).await;
+    assert_eq!(code, 503);
+    let resp = client()
+        .get(gw.url("/msw/vessels"))
+        .bearer_auth(&victor)
+        .send()
+        .await
+        .unwrap();
+    expect_error(resp, 503, "POLICY_UNAVAILABLE").await;
+    assert!(
+        gw.metric("sentinel_snapshot_rejected_total{reason=\"payload_mismatch\"}")
+            .await
+            >= 1.0
+    );
+    drop(gw);
+    let _ = std::fs::remove_dir_all(&keys);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_published_yet_means_not_ready() {
+    let server = SnapshotServer::start();
+    let keys = scratch();
+    let gw = start_admin(&server, &keys, "", false);
+    wait_metric(
+        &gw,
+        "sentinel_snapshot_fetches_total{outcome=\"unavailable\"}",
+        1.0,
+    )
+    .await;
+    assert_eq!(readyz(&gw).await.0, 503);
+    let victor = token(VICTOR, NORDIC);
+    let resp = client()
+        .get(gw.url("/msw/vessels"))
+        .bearer_auth(&victor)
+        .send()
+        .await
+        .unwrap();
+    expect_error(resp, 503, "POLICY_UNAVAILABLE").await;
+    server.set(Reply::signed(1, payload(1, &[])));
+    wait_status(&gw, &victor, 200).await;
+    assert_eq!(readyz(&gw).await.0, 200);
+    drop(gw);
+    let _ = std::fs::remove_dir_all(&keys);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_max_age_keep_enforces_with_an_alarm_and_refuse_refuses() {
+    let server = SnapshotServer::start();
+    server.set(Reply::signed(3, payload(3, &[])));
+    let (keep_keys, refuse_keys) = (scratch(), scratch());
+    let keep = start_admin(&server, &keep_keys, "max_age = \"2s\"\n", true);
+    let refuse = start_admin(
+        &server,
+        &refuse_keys,
+        "max_age = \"2s\"\non_stale = \"refuse\"\n",
+        true,
+    );
+    let victor = token(VICTOR, NORDIC);
+    server.set_down(true);
+    // Staleness is measured in whole seconds: > 2 s means 3 s or more.
+    let start = Instant::now();
+    loop {
+        let (code, body) = readyz(&refuse).await;
+        if code == 503 {
+            assert!(body["reason"].as_str().unwrap().contains("max_age"));
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "refuse never went stale"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let resp = client()
+        .get(refuse.url("/msw/vessels"))
+        .bearer_auth(&victor)
+        .send()
+        .await
+        .unwrap();
+    expect_error(resp, 503, "POLICY_UNAVAILABLE").await;
+    let start = Instant::now();
+    loop {
+        let (code, body) = readyz(&keep).await;
+        assert_eq!(code, 200, "keep stays ready: {body}");
+        if body["stale"] == true {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "keep never went stale"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(keep.metric("sentinel_snapshot_stale").await, 1.0);
+    assert!(keep.metric("sentinel_snapshot_check_age_seconds").await >= 3.0);
+    assert_eq!(status(&keep, &victor).await, 200, "keep keeps enforcing");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        keep.log().matches("older than `max_age`").count(),
+        1,
+        "the staleness alarm is logged once"
+    );
+
+    // The API is back: both are fresh again.
+    server.set_down(false);
+    wait_status(&refuse, &victor, 200).await;
+    assert_eq!(readyz(&refuse).await.0, 200);
+    let start = Instant::now();
+    while readyz(&keep).await.1["stale"] != false {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "keep never fresh again"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop((keep, refuse));
+    let _ = std::fs::remove_dir_all(&keep_keys);
+    let _ = std::fs::remove_dir_all(&refuse_keys);
+}
+
+#[test]
+fn check_reports_admin_source_problems_with_locations() {
+    let dir = scratch();
+    std::fs::write(dir.join("keys.jwks.json"), "{\"keys\": []}").unwrap();
+    std::fs::create_dir_all(dir.join("routes")).unwrap();
+    std::fs::write(
+        dir.join("routes/r.toml"),
+        "[[routes]]\nid = \"s\"\npath = \"/s\"\nupstream = \"u\"\nauth = \"public\"\n",
+    )
+    .unwrap();
+    std::fs::copy(
+        repo().join("config/keys/gateway-assertion.pem"),
+        dir.join("a.pem"),
+    )
+    .unwrap();
+    let config = r#"routes = ["routes/*.toml"]
+
+[upstreams.u]
+addresses = ["127.0.0.1:1"]
+
+[policy]
+source = "admin"
+admin_url = "ftp://admin"
+keys_file = "keys.jwks.json"
+api_key_env = "SENTINEL_TEST_UNSET_VARIABLE"
+api_key_file = "key.txt"
+wait = "2m"
+on_stale = "maybe"
+max_age = "20s"
+backoff_min = "1s"
+backoff_max = "10ms"
+paths = ["policy.toml"]
+
+[assertion]
+issuer = "gw"
+audience = "up"
+key_file = "a.pem"
+kid = "k"
+"#;
+    std::fs::write(dir.join("sentinel.toml"), config).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sentinel"))
+        .args(["check", "--config"])
+        .arg(dir.join("sentinel.toml"))
+        .env_remove("SENTINEL_TEST_UNSET_VARIABLE")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    println!("{text}");
+    assert_eq!(out.status.code(), Some(1));
+    let file = dir.join("sentinel.toml").display().to_string();
+    for (line, message) in [
+        (17, "`paths` belongs to `source = \"file\"`, not `admin`"),
+        (8, "`admin_url` must be an `http://` or `https://` URL"),
+        (9, "holds no key"),
+        (11, "set one of `api_key_env` and `api_key_file`"),
+        (12, "`wait` must be between 1s and 60s"),
+        (13, "unknown `on_stale` value `maybe`"),
+        (14, "`max_age` must be longer than `wait`"),
+        (16, "`backoff_max` must be at least `backoff_min`"),
+    ] {
+        let prefix = format!("{file}:{line}:");
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with(&prefix) && l.contains(message)),
+            "no `{prefix} … {message}` in:\n{text}"
+        );
+    }
+    assert!(!text.contains(common::snapshots::API_KEY));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+// ------------------------------------------------------------------------
+// End to end: the real `sentinel-admin` binary, real PostgreSQL, two gateways.
+
+const DEMO_PASSWORD: &str = "Demo-Passw0rd!";
+const GATEWAY_KEY_ENV: &str = "SENTINEL_E2E_ADMIN_KEY";
+
+/// `target/debug/sentinel-admin`, next to this test's `deps/` directory
+/// (`cargo test --workspace` builds it).
+fn admin_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .unwrap()
+        .join("sentinel-admin");
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo test --workspace` (or `cargo build -p sentinel-admin`) first",
+        bin.display()
+    );
+    bin
+}
+
+fn database_base() -> String {
+    std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+/// A throwaway database (created and dropped with `psql`): (owner URL, API-role URL).
+struct E2eDb {
+    name: String,
+}
+
+impl E2eDb {
+    fn new() -> E2eDb {
+        let name = format!("sentinel_gw_e2e_{}", uuid::Uuid::new_v4().simple());
+        psql(&database_base(), &format!("CREATE DATABASE {name}"));
+        E2eDb { name }
+    }
+
+    fn urls(&self) -> (String, String) {
+        let base = database_base();
+        let (scheme, rest) = base.split_once("://").unwrap();
+        let auth_host = rest.split(['/', '?']).next().unwrap();
+        let host = auth_host.rsplit_once('@').map_or(auth_host, |x| x.1);
+        (
+            format!("{scheme}://{auth_host}/{}", self.name),
+            format!(
+                "{scheme}://sentinel_api:sentinel-api-test@{host}/{}",
+                self.name
+            ),
+        )
+    }
+}
+
+impl Drop for E2eDb {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("psql")
+            .arg(database_base())
+            .args([
+                "-qAtc",
+                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+            ])
+            .output();
+    }
+}
+
+fn psql(url: &str, sql: &str) {
+    let out = std::process::Command::new("psql")
+        .arg(url)
+        .args(["-qAtc", sql])
+        .output()
+        .expect("psql (PostgreSQL client) is needed for this test");
+    assert!(
+        out.status.success(),
+        "psql {sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn admin(url: &str, args: &[&str]) -> String {
+    let out = std::process::Command::new(admin_binary())
+        .args(args)
+        .env("DATABASE_URL", url)
+        .env("SENTINEL_ARGON2_M_KIB", "256")
+        .env("SENTINEL_ARGON2_T", "1")
+        .env("SENTINEL_BOOTSTRAP_PASSWORD", "Root-Passw0rd!")
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "sentinel-admin {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+struct AdminServer {
+    child: std::process::Child,
+    url: String,
+    listen: String,
+    db_url: String,
+}
+
+impl AdminServer {
+    fn start(db_url: &str, listen: Option<String>) -> AdminServer {
+        let listen = listen.unwrap_or_else(|| format!("127.0.0.1:{}", free_port()));
+        let child = std::process::Command::new(admin_binary())
+            .args(["serve", "--listen", &listen])
+            .env("DATABASE_URL", db_url)
+            .env("SENTINEL_ARGON2_M_KIB", "256")
+            .env("SENTINEL_ARGON2_T", "1")
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let server = AdminServer {
+            child,
+            url: format!("http://{listen}"),
+            listen,
+            db_url: db_url.to_owned(),
+        };
+        let start = Instant::now();
+        while std::net::TcpStream::connect(&server.listen).is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "admin API did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        server
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    fn restart(&mut self) {
+        self.stop();
+        *self = AdminServer::start(&self.db_url.clone(), Some(self.listen.clone()));
+    }
+}
+
+impl Drop for AdminServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+async fn login(api: &str, email: &str) -> String {
+    let r = client()
+        .post(format!("{api}/api/v1/auth/login"))
+        .json(&serde_json::json!({"email": email, "password": DEMO_PASSWORD, "tenant_code": "TEST-001"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "login {email}");
+    let body: serde_json::Value = r.json().await.unwrap();
+    body["access_token"].as_str().unwrap().to_owned()
+}
+
+/// The id of the item named `name` in a list endpoint.
+async fn id_of(api: &str, token: &str, list: &str, name: &str) -> String {
+    let body: serde_json::Value = client()
+        .get(format!("{api}/api/v1/{list}?name={name}&limit=200"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["name"] == name)
+        .unwrap_or_else(|| panic!("no {list} named {name}: {body}"))["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// Sends `method path` with `token` through `gw` until it answers `want`;
+/// the time that took from `since`.
+async fn enforced(
+    gw: &Gateway,
+    method: reqwest::Method,
+    path: &str,
+    token: &str,
+    want: u16,
+    since: Instant,
+) -> Duration {
+    let c = client();
+    loop {
+        let status = c
+            .request(method.clone(), gw.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16();
+        if status == want {
+            return since.elapsed();
+        }
+        assert!(
+            since.elapsed() < Duration::from_secs(10),
+            "{method} {path} never answered {want} (last {status}); log:\n{}",
+            gw.log()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Both gateways enforce the change within the generous bound; prints the latencies.
+async fn both_enforce(
+    what: &str,
+    gws: [&Gateway; 2],
+    method: reqwest::Method,
+    path: &str,
+    token: &str,
+    want: u16,
+    since: Instant,
+) {
+    let (a, b) = tokio::join!(
+        enforced(gws[0], method.clone(), path, token, want, since),
+        enforced(gws[1], method.clone(), path, token, want, since)
+    );
+    println!(
+        "e2e: {what}: enforced by gateway 1 after {:.1} ms, gateway 2 after {:.1} ms (from the API call returning)",
+        a.as_secs_f64() * 1000.0,
+        b.as_secs_f64() * 1000.0
+    );
+    let bound = Duration::from_secs(5);
+    assert!(
+        a < bound && b < bound,
+        "{what}: {a:?} / {b:?} exceed {bound:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn end_to_end_with_the_admin_api_postgres_and_two_gateways() {
+    let db = E2eDb::new();
+    let (owner, api_role) = db.urls();
+    admin(&owner, &["migrate"]);
+    psql(
+        &owner,
+        "ALTER ROLE sentinel_api PASSWORD 'sentinel-api-test'",
+    );
+    admin(
+        &owner,
+        &["bootstrap", "--email", "root@platform.example.com"],
+    );
+    admin(&owner, &["seed-demo"]);
+    let gateway_key = admin(&owner, &["gateway-key", "create", "--name", "gw-e2e"])
+        .trim()
+        .to_owned();
+    let pinned = admin(&owner, &["snapshot-jwks"]);
+    admin(&owner, &["publish"]);
+    let mut server = AdminServer::start(&api_role, None);
+    let api = server.url.clone();
+
+    // The gateways trust the admin API's tokens (JWKS written to a file, so a
+    // restart during the outage needs nothing from it) and pin its snapshot keys.
+    let jwks = client()
+        .get(format!("{api}/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let mut gws = Vec::new();
+    let mut dirs = Vec::new();
+    for _ in 0..2 {
+        let dir = scratch();
+        std::fs::write(dir.join("snapshot.jwks.json"), &pinned).unwrap();
+        std::fs::write(dir.join("admin.jwks.json"), &jwks).unwrap();
+        let section = format!(
+            "[policy]\nsource = \"admin\"\nadmin_url = \"{api}\"\nkeys_file = \"{}\"\napi_key_env = \"{GATEWAY_KEY_ENV}\"\nwait = \"30s\"\ncache_file = \"{}\"\nbackoff_min = \"100ms\"\nbackoff_max = \"500ms\"\n",
+            dir.join("snapshot.jwks.json").display(),
+            dir.join("snapshot.cache").display(),
+        );
+        let issuer = format!(
+            "\n[[issuers]]\nissuer = \"sentinel-admin\"\naudiences = [\"sentinel\"]\nalgorithms = [\"ES256\"]\njwks_file = \"{}\"\nleeway = \"30s\"\n",
+            dir.join("admin.jwks.json").display()
+        );
+        gws.push(start(Options {
+            policy_section: Some(section),
+            extra_config: issuer,
+            env: vec![(GATEWAY_KEY_ENV.to_owned(), gateway_key.clone())],
+            capture_log: true,
+            ..Options::default()
+        }));
+        dirs.push(dir);
+    }
+    let (g1, g2) = (&gws[0], &gws[1]);
+
+    let alice = login(&api, "alice@nordic.example").await;
+    let victor = login(&api, "victor@nordic.example").await;
+    let viewer = id_of(&api, &alice, "roles", "viewer").await;
+    let update = id_of(&api, &alice, "permissions", "vessel-update").await;
+    let patch = reqwest::Method::PATCH;
+    let get = reqwest::Method::GET;
+    both_enforce(
+        "baseline",
+        [g1, g2],
+        patch.clone(),
+        "/msw/vessels/v-a2",
+        &victor,
+        403,
+        Instant::now(),
+    )
+    .await;
+
+    // 1. A permission grant.
+    let r = client()
+        .post(format!("{api}/api/v1/roles/{viewer}/permissions"))
+        .bearer_auth(&alice)
+        .json(&serde_json::json!({ "permission_ids": [update] }))
+        .send()
+        .await
+        .unwrap();
+    let since = Instant::now();
+    assert!(r.status().is_success(), "grant: {}", r.status());
+    both_enforce(
+        "grant",
+        [g1, g2],
+        patch.clone(),
+        "/msw/vessels/v-a2",
+        &victor,
+        200,
+        since,
+    )
+    .await;
+
+    // 2. Its revocation.
+    let r = client()
+        .delete(format!("{api}/api/v1/roles/{viewer}/permissions/{update}"))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .unwrap();
+    let since = Instant::now();
+    assert!(r.status().is_success(), "revoke: {}", r.status());
+    both_enforce(
+        "revocation",
+        [g1, g2],
+        patch.clone(),
+        "/msw/vessels/v-a2",
+        &victor,
+        403,
+        since,
+    )
+    .await;
+
+    // 3. A user lock (then unlock).
+    let victor_id = VICTOR;
+    let r = client()
+        .post(format!("{api}/api/v1/users/{victor_id}/lock"))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .unwrap();
+    let since = Instant::now();
+    assert!(r.status().is_success(), "lock: {}", r.status());
+    both_enforce(
+        "user lock",
+        [g1, g2],
+        get.clone(),
+        "/msw/vessels",
+        &victor,
+        403,
+        since,
+    )
+    .await;
+    let body = client()
+        .get(g2.url("/msw/vessels"))
+        .bearer_auth(&victor)
+        .send()
+        .await
+        .unwrap();
+    expect_error(body, 403, "ACCOUNT_LOCKED").await;
+    let r = client()
+        .post(format!("{api}/api/v1/users/{victor_id}/unlock"))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "unlock: {}", r.status());
+    let since = Instant::now();
+    both_enforce(
+        "unlock",
+        [g1, g2],
+        get.clone(),
+        "/msw/vessels",
+        &victor,
+        200,
+        since,
+    )
+    .await;
+
+    // 4. A logout: the token's jti is revoked at both gateways.
+    let session = login(&api, "victor@nordic.example").await;
+    both_enforce(
+        "new session",
+        [g1, g2],
+        get.clone(),
+        "/msw/vessels",
+        &session,
+        200,
+        Instant::now(),
+    )
+    .await;
+    let r = client()
+        .post(format!("{api}/api/v1/auth/logout"))
+        .bearer_auth(&session)
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap();
+    let since = Instant::now();
+    assert!(r.status().is_success(), "logout: {}", r.status());
+    both_enforce(
+        "logout",
+        [g1, g2],
+        get.clone(),
+        "/msw/vessels",
+        &session,
+        401,
+        since,
+    )
+    .await;
+
+    // Admin API stopped: both keep enforcing; a gateway restarted during the
+    // outage serves from its cache file.
+    server.stop();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for gw in [g1, g2] {
+        assert_eq!(
+            status(gw, &session).await,
+            401,
+            "still revoked during the outage"
+        );
+        assert_eq!(
+            status(gw, &victor).await,
+            200,
+            "still serving during the outage"
+        );
+    }
+    let version_before = readyz(g1).await.1["snapshot_version"].as_u64().unwrap();
+    gws[0].restart(true);
+    let (g1, g2) = (&gws[0], &gws[1]);
+    let (code, ready) = readyz(g1).await;
+    assert_eq!(
+        (code, ready["snapshot_version"].as_u64()),
+        (200, Some(version_before))
+    );
+    assert_eq!(
+        status(g1, &session).await,
+        401,
+        "restarted gateway: revocation from the cache"
+    );
+    assert_eq!(status(g1, &victor).await, 200);
+
+    // The API returns: both catch up with changes made after it came back.
+    server.restart();
+    let r = client()
+        .post(format!("{api}/api/v1/roles/{viewer}/permissions"))
+        .bearer_auth(&alice)
+        .json(&serde_json::json!({ "permission_ids": [update] }))
+        .send()
+        .await
+        .unwrap();
+    let since = Instant::now();
+    assert!(
+        r.status().is_success(),
+        "grant after the outage: {}",
+        r.status()
+    );
+    both_enforce(
+        "grant after the outage",
+        [g1, g2],
+        patch.clone(),
+        "/msw/vessels/v-a2",
+        &victor,
+        200,
+        since,
+    )
+    .await;
+    let latest = client()
+        .get(format!("{api}/api/v1/snapshots/latest"))
+        .header("authorization", format!("ApiKey {gateway_key}"))
+        .send()
+        .await
+        .unwrap();
+    let latest_version: u64 = latest.headers()["x-sentinel-snapshot-version"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    for gw in [g1, g2] {
+        let start = Instant::now();
+        while readyz(gw).await.1["snapshot_version"].as_u64() != Some(latest_version) {
+            assert!(start.elapsed() < Duration::from_secs(10), "never caught up");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(
+            gw.metric("sentinel_snapshot_rejected_total{reason=\"bad_signature\"}")
+                .await,
+            0.0
+        );
+    }
+    drop(gws);
+    drop(server);
+    for d in dirs {
+        let _ = std::fs::remove_dir_all(d);
+    }
+}
