@@ -119,10 +119,31 @@ impl Live {
                 return Ok(Some(p));
             }
         }
-        if let Some(p) = snapshot::load_published(pool, None).await? {
-            self.offer(p);
-        }
+        self.refresh(pool).await?;
         Ok(self.cached())
+    }
+
+    /// Loads the newest stored version into the cache when it is newer than
+    /// the cached one. Asks for the version first: payloads can be hundreds
+    /// of megabytes, and are only read when they are new. Returns whether the
+    /// cache changed.
+    pub async fn refresh(&self, pool: &sqlx::PgPool) -> Result<bool, sqlx::Error> {
+        let newest: Option<i64> = sqlx::query_scalar(
+            "SELECT max(version) FROM sentinel.policy_snapshots WHERE payload IS NOT NULL",
+        )
+        .fetch_one(pool)
+        .await?;
+        let Some(newest) = newest.and_then(|v| u64::try_from(v).ok()) else {
+            return Ok(false);
+        };
+        if self.cached().is_some_and(|c| c.version >= newest) {
+            return Ok(false);
+        }
+        Ok(match snapshot::load_published(pool, Some(newest)).await? {
+            Some(p) => self.offer(p),
+            // Pruned in between: the next call sees the newer one.
+            None => false,
+        })
     }
 }
 
@@ -169,16 +190,7 @@ async fn listen(state: AppState) {
             };
             match next {
                 Ok(Some(n)) if n.channel() == POLICY_CHANNEL => live.poke(),
-                Ok(Some(n)) => {
-                    let newer = n
-                        .payload()
-                        .parse::<u64>()
-                        .ok()
-                        .is_none_or(|v| live.cached().is_none_or(|c| c.version < v));
-                    if newer {
-                        refresh_latest(&state).await;
-                    }
-                }
+                Ok(Some(_)) => refresh_latest(&state).await,
                 Ok(None) | Err(_) => {
                     live.listening.store(false, Ordering::Release);
                     tracing::warn!("snapshot listener lost its connection; reconnecting");
@@ -190,14 +202,13 @@ async fn listen(state: AppState) {
 }
 
 async fn refresh_latest(state: &AppState) {
-    match snapshot::load_published(&state.pool, None).await {
-        Ok(Some(p)) => {
-            let v = p.version;
-            if state.live.offer(p) {
-                state.metrics.snapshot_version.set(v as i64);
+    match state.live.refresh(&state.pool).await {
+        Ok(true) => {
+            if let Some(c) = state.live.cached() {
+                state.metrics.snapshot_version.set(c.version as i64);
             }
         }
-        Ok(None) => {}
+        Ok(false) => {}
         Err(e) => tracing::warn!(error = %e, "cannot load the latest snapshot"),
     }
 }

@@ -135,8 +135,18 @@ async fn main() -> anyhow::Result<()> {
             let pool = db::connect(&url, 2).await?;
             snapshot_keys::ensure_key(&pool).await?;
             match snapshot::publish_at_least(&pool, None, true, min_version).await? {
-                snapshot::Outcome::Published { snapshot, .. } => {
-                    println!("published policy snapshot version {}", snapshot.version);
+                snapshot::Outcome::Published {
+                    snapshot,
+                    compile,
+                    sign,
+                } => {
+                    println!(
+                        "published policy snapshot version {} ({} bytes; compile {} ms, sign {} ms)",
+                        snapshot.version,
+                        snapshot.payload.len(),
+                        compile.as_millis(),
+                        sign.as_millis()
+                    );
                 }
                 snapshot::Outcome::Unchanged(v) => println!("policy unchanged (version {v})"),
                 snapshot::Outcome::Invalid { errors, .. } => {

@@ -1102,3 +1102,48 @@ async fn pending_long_polls_answer_on_shutdown() {
     assert_eq!(status, StatusCode::NOT_MODIFIED);
     assert!(closed.elapsed() < Duration::from_secs(10));
 }
+
+#[tokio::test]
+async fn without_a_listener_requests_read_the_database() {
+    // No publisher or listener runs (as when LISTEN is down): the endpoint
+    // still serves the newest stored version and long-polls poll for it.
+    let t = TestApp::new().await;
+    let g = seed::gateway_key(&t.db.owner, &test_config(), "gw", false, None)
+        .await
+        .unwrap();
+    let publish = || async {
+        match sentinel_admin::snapshot::publish(&t.db.owner, None, true)
+            .await
+            .unwrap()
+        {
+            sentinel_admin::snapshot::Outcome::Published { snapshot, .. } => snapshot.version,
+            other => panic!("{other:?}"),
+        }
+    };
+    let v1 = publish().await;
+    let r = raw(&t, LATEST, &[("x-api-key", &g.key)]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.version(), v1);
+    let app = t.app.clone();
+    let key = g.key.clone();
+    let poll = tokio::spawn(async move {
+        let req = Request::builder()
+            .uri(format!("{LATEST}?wait=10"))
+            .header("x-api-key", key)
+            .header("if-none-match", format!("\"{v1}\""))
+            .body(Body::empty())
+            .unwrap();
+        let resp = app.oneshot(req).await.unwrap();
+        (
+            resp.status(),
+            resp.headers()
+                .get("x-sentinel-snapshot-version")
+                .map(|v| v.to_str().unwrap().to_owned()),
+        )
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let v2 = publish().await;
+    let (status, ver) = poll.await.unwrap();
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(ver.unwrap(), v2.to_string());
+}
