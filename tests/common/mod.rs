@@ -426,8 +426,10 @@ pub fn start_demo(extra_routes: &str, extra_config: &str) -> Gateway {
             ops,
             dir,
             upstream: lab,
+            env: Vec::new(),
+            extra_args: Vec::new(),
         };
-        if wait_ready(&mut gw, Duration::from_secs(30)) {
+        if wait_up(&mut gw, Duration::from_secs(30), true) {
             return gw;
         }
         eprintln!("gateway did not become ready (attempt {attempt}); retrying on other ports");
