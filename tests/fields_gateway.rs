@@ -489,6 +489,16 @@ async fn writes_of_forbidden_fields_are_refused_with_the_field_list() {
         .unwrap();
     let body = expect_error_body(resp, 403, "FIELD_WRITE_DENIED").await;
     assert_eq!(body["error"]["details"]["fields"], json!(["tenant_id"]));
+    let metrics = c
+        .get(gw.ops_url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let line = r#"sentinel_field_writes_total{outcome="denied",route="fleet-voyages-create"} 3"#;
+    assert!(metrics.contains(line), "missing {line}");
 }
 
 #[tokio::test]
@@ -515,6 +525,16 @@ async fn drop_mode_forwards_the_write_without_the_forbidden_fields() {
         "the app never saw the dropped field"
     );
     assert_eq!(after["port_code"], "DEHAM");
+    let metrics = c
+        .get(gw.ops_url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let line = r#"sentinel_field_writes_total{outcome="dropped",route="port-call"} 1"#;
+    assert!(metrics.contains(line), "missing {line}");
 
     // The echo upstream shows the exact bytes it received.
     let sent = r#"{"berth":"B1", "congestion_index":0.99,"eta":"2026-12-01T00:00:00Z"}"#;
