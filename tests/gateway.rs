@@ -680,14 +680,28 @@ async fn ops_endpoints() {
     assert_eq!(ready["snapshot_version"], 1);
     let _ = get(&gw, "/msw/vessels", Some(&token(VICTOR, NORDIC))).await;
     let _ = get(&gw, "/msw/vessels", None).await;
-    let m = c
-        .get(gw.ops_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    // Requests are counted in Pingora's logging phase, which runs after the
+    // response has been written: the client can see its answer before the
+    // counter moves. Poll (bounded) instead of reading once.
+    let counted = [
+        r#"sentinel_requests_total{code="OK",outcome="allowed",route="msw-vessels-list"} 1"#,
+        r#"sentinel_requests_total{code="AUTH_REQUIRED",outcome="denied",route="msw-vessels-list"} 1"#,
+    ];
+    let mut m = String::new();
+    for _ in 0..100 {
+        m = c
+            .get(gw.ops_url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if counted.iter().all(|line| m.contains(line)) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     assert!(
         m.contains(
             r#"sentinel_requests_total{code="OK",outcome="allowed",route="msw-vessels-list"} 1"#
