@@ -184,17 +184,21 @@ struct Perm<'a> {
     pattern: &'a str,
     actions: &'a [&'a str],
     conditions: Value,
+    tenant_scope: &'a str,
+    description: &'a str,
     fields: Value,
 }
 
 async fn upsert_permission(tx: &mut Tx, tenant: Uuid, p: &Perm<'_>) -> anyhow::Result<Uuid> {
     let actions: Vec<String> = p.actions.iter().map(|s| (*s).to_owned()).collect();
     Ok(sqlx::query_scalar(
-        "INSERT INTO sentinel.permissions (tenant_id, name, effect, resource_type, resource_pattern, actions, conditions, field_rules)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+        "INSERT INTO sentinel.permissions (tenant_id, name, effect, resource_type, resource_pattern, actions, conditions,
+                                            tenant_scope, description, field_rules)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
          ON CONFLICT (tenant_id, name) DO UPDATE SET effect = EXCLUDED.effect, resource_type = EXCLUDED.resource_type,
              resource_pattern = EXCLUDED.resource_pattern, actions = EXCLUDED.actions,
-             conditions = EXCLUDED.conditions, field_rules = EXCLUDED.field_rules
+             conditions = EXCLUDED.conditions, tenant_scope = EXCLUDED.tenant_scope,
+             description = EXCLUDED.description, field_rules = EXCLUDED.field_rules
          RETURNING id",
     )
     .bind(tenant)
@@ -204,6 +208,8 @@ async fn upsert_permission(tx: &mut Tx, tenant: Uuid, p: &Perm<'_>) -> anyhow::R
     .bind(p.pattern)
     .bind(actions)
     .bind(&p.conditions)
+    .bind(p.tenant_scope)
+    .bind(p.description)
     .bind(&p.fields)
     .fetch_one(&mut **tx)
     .await?)
@@ -258,6 +264,25 @@ async fn ensure_field(
     mask: &str,
     keep: Option<i16>,
 ) -> anyhow::Result<()> {
+    // An existing definition (an earlier seed) is brought in line; otherwise inserted.
+    let updated = sqlx::query(
+        "UPDATE sentinel.field_definitions SET tier = $4, data_type = $5, sensitivity = $6, mask_style = $7, mask_keep = $8
+          WHERE entity_type = $2 AND field_name = $3 AND tenant_id IS NOT DISTINCT FROM $1
+            AND (tier, data_type, sensitivity, mask_style, mask_keep) IS DISTINCT FROM ($4, $5, $6, $7, $8)",
+    )
+    .bind(tenant)
+    .bind(entity)
+    .bind(field)
+    .bind(tier)
+    .bind(data_type)
+    .bind(sensitivity)
+    .bind(mask)
+    .bind(keep)
+    .execute(&mut **tx)
+    .await?;
+    if updated.rows_affected() > 0 {
+        return Ok(());
+    }
     sqlx::query(
         "INSERT INTO sentinel.field_definitions (tenant_id, entity_type, field_name, tier, data_type, sensitivity, mask_style, mask_keep)
          SELECT $1, $2, $3, $4, $5, $6, $7, $8
@@ -320,8 +345,14 @@ pub struct SeedReport {
     pub users: Vec<(String, String)>,
 }
 
+/// Every field of every tier writable (`fleet-all`, `voyage-admin`, `port-call-admin`).
+fn all_fields_write() -> Value {
+    json!({"core": {"*": "write"}, "platform_dynamic": {"*": "write"}, "tenant_specific": {"*": "write"}})
+}
+
 /// The permissions of the gateway's demo policy (`config/policy/demo.toml`),
-/// by the same names, in every demo tenant.
+/// by the same names and with the same descriptions, tenant scopes and field
+/// rules, in every demo tenant.
 fn demo_permissions() -> Vec<Perm<'static>> {
     vec![
         Perm {
@@ -331,10 +362,17 @@ fn demo_permissions() -> Vec<Perm<'static>> {
             pattern: "*",
             actions: &["read"],
             conditions: json!([]),
+            tenant_scope: "own",
+            description: "Read every vessel of the own tenant; IMO number, crew size and charter rate masked, crew salary budget hidden",
             fields: json!({
-                "core": {"*": "read"},
+                "core": {"*": "read", "imo": "masked"},
                 "platform_dynamic": {"*": "read", "crew_count": "masked"},
-                "tenant_specific": {"crew_salary_budget": "hidden"}
+                "tenant_specific": {
+                    "*": "read",
+                    "charter_rate_usd": "masked",
+                    "crew_salary_budget": "hidden",
+                    "insurance_policy_no": "masked"
+                }
             }),
         },
         Perm {
@@ -344,7 +382,13 @@ fn demo_permissions() -> Vec<Perm<'static>> {
             pattern: "*",
             actions: &["read"],
             conditions: json!([]),
-            fields: json!({}),
+            tenant_scope: "own",
+            description: "Read voyages; fuel estimate and cargo value masked",
+            fields: json!({
+                "core": {"*": "read"},
+                "platform_dynamic": {"*": "read", "fuel_estimate_t": "masked"},
+                "tenant_specific": {"*": "read", "cargo_value_usd": "masked", "customer_ref": "masked"}
+            }),
         },
         Perm {
             name: "port-call-read",
@@ -353,7 +397,13 @@ fn demo_permissions() -> Vec<Perm<'static>> {
             pattern: "*",
             actions: &["read"],
             conditions: json!([]),
-            fields: json!({}),
+            tenant_scope: "own",
+            description: "Read port calls; agent contact masked, pilot notes hidden",
+            fields: json!({
+                "core": {"*": "read"},
+                "platform_dynamic": {"*": "read"},
+                "tenant_specific": {"*": "read", "agent_contact": "masked", "pilot_notes": "hidden"}
+            }),
         },
         Perm {
             name: "vessel-update",
@@ -362,7 +412,12 @@ fn demo_permissions() -> Vec<Perm<'static>> {
             pattern: "*",
             actions: &["update"],
             conditions: json!([]),
-            fields: json!({}),
+            tenant_scope: "own",
+            description: "Rename and re-flag vessels",
+            fields: json!({
+                "core": {"*": "read", "name": "write", "flag": "write"},
+                "platform_dynamic": {"*": "read", "crew_count": "masked"}
+            }),
         },
         Perm {
             name: "voyage-write",
@@ -371,7 +426,19 @@ fn demo_permissions() -> Vec<Perm<'static>> {
             pattern: "*",
             actions: &["create", "update"],
             conditions: json!([]),
-            fields: json!({}),
+            tenant_scope: "own",
+            description: "Plan and update voyages (not their commercial fields)",
+            fields: json!({
+                "core": {
+                    "*": "read",
+                    "vessel_id": "write",
+                    "origin": "write",
+                    "destination": "write",
+                    "departure": "write",
+                    "status": "write"
+                },
+                "platform_dynamic": {"*": "read", "eta_confidence": "write"}
+            }),
         },
         Perm {
             name: "fleet-all",
@@ -380,7 +447,31 @@ fn demo_permissions() -> Vec<Perm<'static>> {
             pattern: "*",
             actions: &["*"],
             conditions: json!([]),
-            fields: json!({"core": {"*": "write"}, "platform_dynamic": {"*": "write"}, "tenant_specific": {"*": "write"}}),
+            tenant_scope: "own",
+            description: "",
+            fields: all_fields_write(),
+        },
+        Perm {
+            name: "voyage-admin",
+            effect: "allow",
+            resource_type: "voyage",
+            pattern: "*",
+            actions: &["read", "create", "update"],
+            conditions: json!([]),
+            tenant_scope: "own",
+            description: "Every voyage field of the own tenant",
+            fields: all_fields_write(),
+        },
+        Perm {
+            name: "port-call-admin",
+            effect: "allow",
+            resource_type: "port_call",
+            pattern: "*",
+            actions: &["read"],
+            conditions: json!([]),
+            tenant_scope: "own",
+            description: "Every port call field of the own tenant",
+            fields: all_fields_write(),
         },
         Perm {
             name: "deny-delete-flagship",
@@ -389,6 +480,8 @@ fn demo_permissions() -> Vec<Perm<'static>> {
             pattern: "v-a1",
             actions: &["delete"],
             conditions: json!([]),
+            tenant_scope: "own",
+            description: "The flagship is never deleted through the API",
             fields: json!({}),
         },
         Perm {
@@ -398,7 +491,20 @@ fn demo_permissions() -> Vec<Perm<'static>> {
             pattern: "*",
             actions: &["delete"],
             conditions: json!([]),
+            tenant_scope: "own",
+            description: "Deleting a voyage; the route also needs an approved grant",
             fields: json!({}),
+        },
+        Perm {
+            name: "port-call-subtenants",
+            effect: "allow",
+            resource_type: "port_call",
+            pattern: "*",
+            actions: &["read"],
+            conditions: json!([]),
+            tenant_scope: "own_and_children",
+            description: "Tenant admins see the port calls of their sub-tenants",
+            fields: json!({"core": {"*": "read"}, "platform_dynamic": {"*": "read"}, "tenant_specific": {"*": "read"}}),
         },
         Perm {
             name: "port-call-update-ops",
@@ -410,7 +516,13 @@ fn demo_permissions() -> Vec<Perm<'static>> {
                 {"type": "attribute", "name": "department", "op": "eq", "value": "port-ops"},
                 {"type": "client_ip", "cidrs": ["127.0.0.0/8", "::1/128", "10.0.0.0/8"]}
             ]),
-            fields: json!({}),
+            tenant_scope: "own",
+            description: "Port operations staff may update port calls from the office network",
+            fields: json!({
+                "core": {"*": "read", "eta": "write", "etd": "write", "berth": "write"},
+                "platform_dynamic": {"*": "read"},
+                "tenant_specific": {"*": "read", "agent_contact": "write"}
+            }),
         },
     ]
 }
@@ -424,27 +536,18 @@ async fn seed_policy(
     for p in demo_permissions() {
         perm.insert(p.name, upsert_permission(tx, tenant, &p).await?);
     }
-    // `port-call-subtenants` differs only in its tenant scope.
-    let sub: Uuid = sqlx::query_scalar(
-        "INSERT INTO sentinel.permissions (tenant_id, name, resource_type, actions, tenant_scope, description)
-         VALUES ($1, 'port-call-subtenants', 'port_call', '{read}', 'own_and_children',
-                 'Tenant admins see the port calls of their sub-tenants')
-         ON CONFLICT (tenant_id, name) DO UPDATE SET tenant_scope = EXCLUDED.tenant_scope RETURNING id",
-    )
-    .bind(tenant)
-    .fetch_one(&mut **tx)
-    .await?;
-    perm.insert("port-call-subtenants", sub);
 
     let read_scopes: Vec<String> = scopes::AREAS.iter().map(|a| format!("{a}:read")).collect();
     let viewer = upsert_role(tx, tenant, "viewer", &[], None, false).await?;
     let operator = upsert_role(tx, tenant, "operator", &[], Some(viewer), false).await?;
+    // As in the demo policy, tenant_admin inherits nothing: a masking rule
+    // inherited from viewer would mask fields its own permissions show.
     let admin = upsert_role(
         tx,
         tenant,
         "tenant_admin",
         &scopes::tenant_admin_scopes(),
-        Some(operator),
+        None,
         true,
     )
     .await?;
@@ -458,6 +561,8 @@ async fn seed_policy(
             admin,
             &[
                 "fleet-all",
+                "voyage-admin",
+                "port-call-admin",
                 "deny-delete-flagship",
                 "port-call-subtenants",
                 "voyage-delete",
@@ -584,6 +689,19 @@ async fn seed_fleet(
     Ok(())
 }
 
+/// A demo field definition: (tenant, entity, field, tier, data type,
+/// sensitivity, mask, mask_keep).
+type DemoField = (
+    Option<Uuid>,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    Option<i16>,
+);
+
 struct DemoUser {
     id: Uuid,
     tenant: Uuid,
@@ -658,59 +776,351 @@ pub async fn seed_demo(pool: &PgPool, cfg: &Config, password: &str) -> anyhow::R
         .execute(&mut *tx)
         .await?;
 
-    for (field, tier, mask) in [
-        ("id", "core", "full"),
-        ("tenant_id", "core", "full"),
-        ("name", "core", "full"),
-        ("imo", "core", "full"),
-        ("flag", "core", "full"),
-        ("vessel_type", "core", "full"),
-        ("gross_tonnage", "core", "full"),
-        ("eco_score", "platform_dynamic", "full"),
-        ("ais_last_position", "platform_dynamic", "full"),
-        ("crew_count", "platform_dynamic", "full"),
-    ] {
+    // The field definitions of the demo policy.
+    let fields: [DemoField; 37] = [
+        (
+            None, "vessel", "id", "core", "string", "internal", "full", None,
+        ),
+        (
+            None,
+            "vessel",
+            "tenant_id",
+            "core",
+            "string",
+            "internal",
+            "full",
+            None,
+        ),
+        (
+            None, "vessel", "name", "core", "string", "internal", "full", None,
+        ),
+        (
+            None,
+            "vessel",
+            "imo",
+            "core",
+            "string",
+            "internal",
+            "last",
+            Some(4),
+        ),
+        (
+            None, "vessel", "flag", "core", "string", "internal", "full", None,
+        ),
+        (
+            None,
+            "vessel",
+            "vessel_type",
+            "core",
+            "string",
+            "internal",
+            "full",
+            None,
+        ),
+        (
+            None,
+            "vessel",
+            "gross_tonnage",
+            "core",
+            "string",
+            "internal",
+            "full",
+            None,
+        ),
+        (
+            None,
+            "vessel",
+            "eco_score",
+            "platform_dynamic",
+            "string",
+            "internal",
+            "full",
+            None,
+        ),
+        (
+            None,
+            "vessel",
+            "ais_last_position",
+            "platform_dynamic",
+            "string",
+            "internal",
+            "full",
+            None,
+        ),
+        (
+            None,
+            "vessel",
+            "crew_count",
+            "platform_dynamic",
+            "string",
+            "internal",
+            "full",
+            None,
+        ),
+        (
+            Some(TEST_001),
+            "vessel",
+            "charter_rate_usd",
+            "tenant_specific",
+            "number",
+            "confidential",
+            "hash",
+            None,
+        ),
+        (
+            Some(TEST_001),
+            "vessel",
+            "crew_salary_budget",
+            "tenant_specific",
+            "number",
+            "restricted",
+            "full",
+            None,
+        ),
+        (
+            Some(TEST_002),
+            "vessel",
+            "insurance_policy_no",
+            "tenant_specific",
+            "string",
+            "internal",
+            "last",
+            Some(4),
+        ),
+        (
+            Some(TEST_001_SUB),
+            "vessel",
+            "sire_inspection_due",
+            "tenant_specific",
+            "date",
+            "internal",
+            "full",
+            None,
+        ),
+        (
+            None, "voyage", "id", "core", "string", "internal", "full", None,
+        ),
+        (
+            None,
+            "voyage",
+            "tenant_id",
+            "core",
+            "string",
+            "internal",
+            "full",
+            None,
+        ),
+        (
+            None,
+            "voyage",
+            "vessel_id",
+            "core",
+            "string",
+            "internal",
+            "full",
+            None,
+        ),
+        (
+            None, "voyage", "origin", "core", "string", "internal", "full", None,
+        ),
+        (
+            None,
+            "voyage",
+            "destination",
+            "core",
+            "string",
+            "internal",
+            "full",
+            None,
+        ),
+        (
+            None,
+            "voyage",
+            "departure",
+            "core",
+            "datetime",
+            "internal",
+            "full",
+            None,
+        ),
+        (
+            None, "voyage", "status", "core", "string", "internal", "full", None,
+        ),
+        (
+            None,
+            "voyage",
+            "eta_confidence",
+            "platform_dynamic",
+            "number",
+            "internal",
+            "full",
+            None,
+        ),
+        (
+            None,
+            "voyage",
+            "fuel_estimate_t",
+            "platform_dynamic",
+            "number",
+            "internal",
+            "full",
+            None,
+        ),
+        (
+            Some(TEST_001),
+            "voyage",
+            "cargo_value_usd",
+            "tenant_specific",
+            "number",
+            "internal",
+            "null",
+            None,
+        ),
+        (
+            Some(TEST_002),
+            "voyage",
+            "customer_ref",
+            "tenant_specific",
+            "string",
+            "internal",
+            "last",
+            Some(4),
+        ),
+        (
+            Some(TEST_001_SUB),
+            "voyage",
+            "charterer",
+            "tenant_specific",
+            "string",
+            "internal",
+            "full",
+            None,
+        ),
+        (
+            None,
+            "port_call",
+            "id",
+            "core",
+            "string",
+            "internal",
+            "full",
+            None,
+        ),
+        (
+            None,
+            "port_call",
+            "tenant_id",
+            "core",
+            "string",
+            "internal",
+            "full",
+            None,
+        ),
+        (
+            None,
+            "port_call",
+            "vessel_id",
+            "core",
+            "string",
+            "internal",
+            "full",
+            None,
+        ),
+        (
+            None,
+            "port_call",
+            "port_code",
+            "core",
+            "string",
+            "internal",
+            "full",
+            None,
+        ),
+        (
+            None,
+            "port_call",
+            "eta",
+            "core",
+            "datetime",
+            "internal",
+            "full",
+            None,
+        ),
+        (
+            None,
+            "port_call",
+            "etd",
+            "core",
+            "datetime",
+            "internal",
+            "full",
+            None,
+        ),
+        (
+            None,
+            "port_call",
+            "berth",
+            "core",
+            "string",
+            "internal",
+            "full",
+            None,
+        ),
+        (
+            None,
+            "port_call",
+            "congestion_index",
+            "platform_dynamic",
+            "number",
+            "internal",
+            "full",
+            None,
+        ),
+        (
+            Some(TEST_001),
+            "port_call",
+            "agent_contact",
+            "tenant_specific",
+            "string",
+            "internal",
+            "hash",
+            None,
+        ),
+        (
+            Some(TEST_002),
+            "port_call",
+            "pilot_notes",
+            "tenant_specific",
+            "string",
+            "internal",
+            "full",
+            None,
+        ),
+        (
+            Some(TEST_001_SUB),
+            "port_call",
+            "bunker_order_ref",
+            "tenant_specific",
+            "string",
+            "internal",
+            "full",
+            None,
+        ),
+    ];
+    for (tenant, entity, field, tier, data_type, sensitivity, mask, keep) in fields {
         ensure_field(
-            &mut tx, None, "vessel", field, tier, "string", "internal", mask, None,
+            &mut tx,
+            tenant,
+            entity,
+            field,
+            tier,
+            data_type,
+            sensitivity,
+            mask,
+            keep,
         )
         .await?;
     }
-    ensure_field(
-        &mut tx,
-        Some(TEST_001),
-        "vessel",
-        "charter_rate_usd",
-        "tenant_specific",
-        "number",
-        "confidential",
-        "full",
-        None,
-    )
-    .await?;
-    ensure_field(
-        &mut tx,
-        Some(TEST_001),
-        "vessel",
-        "crew_salary_budget",
-        "tenant_specific",
-        "number",
-        "restricted",
-        "full",
-        None,
-    )
-    .await?;
-    ensure_field(
-        &mut tx,
-        Some(TEST_002),
-        "vessel",
-        "insurance_policy_no",
-        "tenant_specific",
-        "string",
-        "internal",
-        "last",
-        Some(4),
-    )
-    .await?;
 
     let mut roles = std::collections::HashMap::new();
     for t in [TEST_001, TEST_001_SUB, TEST_002, TEST_003] {
@@ -826,7 +1236,7 @@ pub async fn seed_demo(pool: &PgPool, cfg: &Config, password: &str) -> anyhow::R
             tenant: TEST_002,
             code: "TEST-002",
             email: "pia@pacific.example",
-            name: "Pia Viewer",
+            name: "Pia (Pacific Lines viewer)",
             roles: &["viewer"],
             attributes: json!({}),
             locked: false,

@@ -8,6 +8,7 @@ mod common;
 mod auth;
 mod binary;
 mod catalog;
+mod demo_seed;
 mod isolation;
 mod permissions;
 mod rbac;

@@ -1,0 +1,142 @@
+//! `sentinel-admin seed-demo` writes the gateway's demo policy
+//! (`config/policy/demo.toml`): the same roles, permissions, principals and
+//! field definitions, compared by names since database ids are UUIDs.
+
+use crate::common::{test_config, TestApp, DEMO_PASSWORD};
+use sentinel_admin::db::{self, TenantCtx};
+use sentinel_admin::seed::{self, TEST_001, TEST_001_SUB, TEST_002, TEST_003};
+use sentinel_admin::snapshot::load_source;
+use sentinel_policy::source::{PermissionSource, PolicySource};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use uuid::Uuid;
+
+/// Roles only the admin API seeds (no gateway counterpart).
+const ADMIN_ONLY_ROLES: &[&str] = &["auditor"];
+/// Principals only the admin API seeds (no gateway counterpart).
+const ADMIN_ONLY_PRINCIPALS: &[&str] = &[
+    "Olga Operator",
+    "Axel Auditor",
+    "Sara (Nordic Tankers admin)",
+    "pacific-sync",
+];
+
+fn demo_policy() -> PolicySource {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/policy/demo.toml");
+    toml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// A permission without its id, comparable across the two sources.
+fn content(p: &PermissionSource) -> String {
+    let mut p = p.clone();
+    p.id = String::new();
+    serde_json::to_string(&p).unwrap()
+}
+
+/// role name -> (parent name, sorted permission contents) of the roles in `roles`.
+type Roles = BTreeMap<String, (Option<String>, Vec<String>)>;
+
+fn roles_by_name(src: &PolicySource, tenant: Option<Uuid>) -> Roles {
+    let perms: HashMap<&str, &PermissionSource> =
+        src.permissions.iter().map(|p| (p.id.as_str(), p)).collect();
+    let names: HashMap<&str, &str> = src
+        .roles
+        .iter()
+        .map(|r| (r.id.as_str(), r.name.as_str()))
+        .collect();
+    src.roles
+        .iter()
+        .filter(|r| r.tenant == tenant)
+        .map(|r| {
+            let mut contents: Vec<String> = r
+                .permissions
+                .iter()
+                .map(|p| content(perms[p.as_str()]))
+                .collect();
+            contents.sort();
+            let parent = r.parent.as_ref().map(|p| names[p.as_str()].to_owned());
+            (r.name.clone(), (parent, contents))
+        })
+        .collect()
+}
+
+async fn seeded_source(app: &TestApp) -> PolicySource {
+    let mut tx = db::begin(&app.db.owner, TenantCtx::All).await.unwrap();
+    let src = load_source(&mut tx).await.unwrap();
+    tx.rollback().await.unwrap();
+    src
+}
+
+#[tokio::test]
+async fn seed_demo_writes_the_demo_policy() {
+    let app = TestApp::new().await;
+    let demo = demo_policy();
+    let db = seeded_source(&app).await;
+
+    // Roles, their parents and their permissions, in every demo tenant.
+    let expected = roles_by_name(&demo, None);
+    for tenant in [TEST_001, TEST_001_SUB, TEST_002, TEST_003] {
+        let mut seeded = roles_by_name(&db, Some(tenant));
+        for r in ADMIN_ONLY_ROLES {
+            assert!(seeded.remove(*r).is_some(), "{tenant}: no role {r}");
+        }
+        assert_eq!(seeded, expected, "roles of {tenant}");
+    }
+
+    // Principals (by display name; the snapshot names humans by email) and their role names.
+    let display: HashMap<Uuid, String> = sqlx::query_as("SELECT id, name FROM sentinel.users")
+        .fetch_all(&app.db.owner)
+        .await
+        .unwrap()
+        .into_iter()
+        .collect();
+    let role_names: HashMap<&str, &str> = db
+        .roles
+        .iter()
+        .chain(&demo.roles)
+        .map(|r| (r.id.as_str(), r.name.as_str()))
+        .collect();
+    let principals = |src: &PolicySource, name: &dyn Fn(Uuid, &str) -> String| {
+        src.principals
+            .iter()
+            .filter(|p| p.tenant != sentinel_policy::PLATFORM_TENANT)
+            .map(|p| {
+                let roles: BTreeSet<&str> =
+                    p.roles.iter().map(|r| role_names[r.as_str()]).collect();
+                (name(p.id, &p.name), (p.tenant, roles))
+            })
+            .collect::<BTreeMap<_, _>>()
+    };
+    let expected = principals(&demo, &|_, n| n.to_owned());
+    let mut seeded = principals(&db, &|id, _| display[&id].clone());
+    for p in ADMIN_ONLY_PRINCIPALS {
+        assert!(seeded.remove(*p).is_some(), "no principal {p}");
+    }
+    assert_eq!(seeded, expected);
+
+    // Field definitions: tier, tenant and masking.
+    let fields = |src: &PolicySource| {
+        src.field_definitions
+            .iter()
+            .map(|f| {
+                let def = (f.tier, f.tenant, f.mask, f.mask_keep);
+                (f.entity.clone(), f.field.clone(), format!("{def:?}"))
+            })
+            .collect::<BTreeSet<_>>()
+    };
+    assert_eq!(fields(&db), fields(&demo));
+}
+
+#[tokio::test]
+async fn seed_demo_twice_changes_nothing() {
+    let app = TestApp::new().await;
+    let first = seeded_source(&app).await;
+    let report = seed::seed_demo(&app.db.owner, &test_config(), DEMO_PASSWORD)
+        .await
+        .unwrap();
+    assert!(report.users.is_empty() && report.api_keys.is_empty());
+    let second = seeded_source(&app).await;
+    assert_eq!(
+        serde_json::to_value(&second).unwrap(),
+        serde_json::to_value(&first).unwrap()
+    );
+}
