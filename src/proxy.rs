@@ -135,6 +135,9 @@ impl Pool {
 
 /// Everything the proxy reads; shared by every request.
 pub struct GatewayState {
+    /// Keys the `hash` field mask so masked values cannot be confirmed by
+    /// hashing guesses (derived from the assertion signing key).
+    pub field_hash_key: [u8; 32],
     pub routes: ArcSwap<RouteTable>,
     pub policy: Arc<PolicyStore>,
     pub verifier: Arc<Verifier>,
@@ -432,12 +435,10 @@ impl Gateway {
                 // `unknown_fields = "keep"` can pass.
                 let snapshot = state.policy.load();
                 let entity = snapshot.as_deref().and_then(|s| s.entity(&fb.entity));
-                ctx.fields = Some(FieldPlan::build(
-                    entity,
-                    &Uuid::nil(),
-                    &[],
-                    fb.unknown_fields,
-                ));
+                ctx.fields = Some(
+                    FieldPlan::build(entity, &Uuid::nil(), &[], fb.unknown_fields)
+                        .with_hash_key(state.field_hash_key),
+                );
             }
             return Ok(Admission::Forward);
         }
@@ -552,12 +553,15 @@ impl Gateway {
                 .iter()
                 .filter_map(|r| snapshot.permission(r))
                 .collect();
-            ctx.fields = Some(FieldPlan::build(
-                snapshot.entity(&fb.entity),
-                &principal.tenant,
-                &allowing,
-                fb.unknown_fields,
-            ));
+            ctx.fields = Some(
+                FieldPlan::build(
+                    snapshot.entity(&fb.entity),
+                    &principal.tenant,
+                    &allowing,
+                    fb.unknown_fields,
+                )
+                .with_hash_key(state.field_hash_key),
+            );
         }
         ctx.identity = Some(Identity {
             principal: principal.id,

@@ -328,6 +328,17 @@ const VIEWS: &[(Who, &str, App, &[&str], Fields)] = &[
     ),
 ];
 
+/// What an unkeyed `hash` mask would show: 16 hex digits of SHA-256 of the
+/// value's text.
+fn unkeyed_hash(v: &Value) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(text_of(v).as_bytes())
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 fn text_of(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
@@ -359,9 +370,13 @@ fn check_entity(got: &Value, seed: &Value, fields: Fields) -> Vec<String> {
             (Same, Some(v)) => v == original,
             (Full, Some(v)) => v == "********",
             (Null, Some(v)) => v.is_null(),
-            (Hash, Some(v)) => v
-                .as_str()
-                .is_some_and(|s| s.len() == 16 && s.bytes().all(|b| b.is_ascii_hexdigit())),
+            // Keyed: never the plain SHA-256 of the value, which anyone
+            // could confirm by hashing guesses.
+            (Hash, Some(v)) => v.as_str().is_some_and(|s| {
+                s.len() == 16
+                    && s.bytes().all(|b| b.is_ascii_hexdigit())
+                    && s != unkeyed_hash(original)
+            }),
             (Last(n), Some(v)) => {
                 let text = text_of(original);
                 let tail: String = text.chars().skip(text.chars().count() - n).collect();

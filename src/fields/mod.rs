@@ -99,6 +99,18 @@ fn rank(rule: FieldRule) -> u8 {
 /// contributes its rule for the name, or else its `*` rule for the tier, or
 /// nothing; the most restrictive contribution wins; no contribution at all is
 /// `None` (not readable: deny by default).
+/// The `hash` mask's key for a deployment, derived from a secret every
+/// gateway replica of the deployment already shares (the assertion signing
+/// key): replicas hash alike, and nobody without the secret can confirm a
+/// guess. Domain-separated so the digest reveals nothing about the secret.
+pub fn hash_key_from_secret(secret: &[u8]) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(b"sentinel field-mask hash key v1\0");
+    h.update(secret);
+    h.finalize().into()
+}
+
 pub fn effective_rule(allowing: &[&Permission], tier: Tier, name: &str) -> Option<FieldRule> {
     let t = tier_index(tier);
     allowing
