@@ -387,14 +387,11 @@ struct KeyRow {
     api_key_expires_at: Option<DateTime<Utc>>,
 }
 
-/// Service-account token exchange: an API key for a short-lived access token.
-async fn token(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    MaybeJson(body): MaybeJson<TokenRequest>,
-) -> ApiResult<NoStore<TokenPair>> {
-    let key = api_key_from(&headers, body).ok_or(ApiError::AuthRequired)?;
-    let prefix = key_prefix(&key).map_err(|_| ApiError::AuthInvalid)?;
+/// A service-account API key, verified: its owner and an open transaction
+/// under the owner's tenant, with the account's status already checked.
+/// Shared by the token exchange and the snapshot endpoint.
+pub(crate) async fn verify_api_key(state: &AppState, key: &str) -> ApiResult<(Uuid, Uuid, Tx)> {
+    let prefix = key_prefix(key).map_err(|_| ApiError::AuthInvalid)?;
     let owner: Option<(Uuid, Uuid)> =
         sqlx::query_as("SELECT user_id, tenant_id FROM sentinel.api_key_owner($1)")
             .bind(prefix)
@@ -404,13 +401,16 @@ async fn token(
         return Err(ApiError::AuthInvalid);
     };
     let mut tx = db::begin(&state.pool, TenantCtx::One(tenant_id)).await?;
-    let row: KeyRow = sqlx::query_as(
+    let row: Option<KeyRow> = sqlx::query_as(
         "SELECT api_key_hash, api_key_expires_at FROM sentinel.users WHERE id = $1 AND is_service_account",
     )
     .bind(user_id)
-    .fetch_one(&mut *tx)
+    .fetch_optional(&mut *tx)
     .await?;
-    let presented = hash_api_key(&key);
+    let Some(row) = row else {
+        return Err(ApiError::AuthInvalid);
+    };
+    let presented = hash_api_key(key);
     let matches = row
         .api_key_hash
         .as_deref()
@@ -421,10 +421,21 @@ async fn token(
     if row.api_key_expires_at.is_some_and(|e| e <= Utc::now()) {
         return Err(ApiError::TokenExpired);
     }
-    let status = auth::principal_status(&mut tx, user_id)
+    auth::principal_status(&mut tx, user_id)
         .await?
-        .ok_or(ApiError::AuthInvalid)?;
-    status.check()?;
+        .ok_or(ApiError::AuthInvalid)?
+        .check()?;
+    Ok((user_id, tenant_id, tx))
+}
+
+/// Service-account token exchange: an API key for a short-lived access token.
+async fn token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    MaybeJson(body): MaybeJson<TokenRequest>,
+) -> ApiResult<NoStore<TokenPair>> {
+    let key = api_key_from(&headers, body).ok_or(ApiError::AuthRequired)?;
+    let (user_id, tenant_id, mut tx) = verify_api_key(&state, &key).await?;
     sqlx::query(
         "UPDATE sentinel.users SET last_login = now(), login_count = login_count + 1 WHERE id = $1",
     )

@@ -14,7 +14,6 @@
 //! reads it.
 
 use crate::auth::{self, Caller};
-use crate::db::{self, TenantCtx};
 use crate::error::{ApiError, ApiResult, FieldErrors};
 use crate::extract::Query;
 use crate::scopes::ScopeSet;
@@ -26,8 +25,6 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use chrono::{DateTime, Utc};
-use sentinel_policy::apikey::{hash_api_key, key_prefix};
 use sentinel_policy::PLATFORM_TENANT;
 use serde::Deserialize;
 use std::sync::Arc;
@@ -83,48 +80,9 @@ fn credential(headers: &HeaderMap) -> ApiResult<Credential<'_>> {
     }
 }
 
-#[derive(sqlx::FromRow)]
-struct KeyRow {
-    api_key_hash: Option<String>,
-    api_key_expires_at: Option<DateTime<Utc>>,
-}
-
 /// Verifies a service-account API key and returns the scopes its roles carry.
 async fn api_key_reader(state: &AppState, key: &str) -> ApiResult<SnapshotReader> {
-    let prefix = key_prefix(key).map_err(|_| ApiError::AuthInvalid)?;
-    let owner: Option<(Uuid, Uuid)> =
-        sqlx::query_as("SELECT user_id, tenant_id FROM sentinel.api_key_owner($1)")
-            .bind(prefix)
-            .fetch_optional(&state.pool)
-            .await?;
-    let Some((user_id, tenant_id)) = owner else {
-        return Err(ApiError::AuthInvalid);
-    };
-    let mut tx = db::begin(&state.pool, TenantCtx::One(tenant_id)).await?;
-    let row: Option<KeyRow> = sqlx::query_as(
-        "SELECT api_key_hash, api_key_expires_at FROM sentinel.users WHERE id = $1 AND is_service_account",
-    )
-    .bind(user_id)
-    .fetch_optional(&mut *tx)
-    .await?;
-    let Some(row) = row else {
-        return Err(ApiError::AuthInvalid);
-    };
-    let presented = hash_api_key(key);
-    let matches = row
-        .api_key_hash
-        .as_deref()
-        .is_some_and(|h| crate::routes::auth::constant_time_eq(h.as_bytes(), presented.as_bytes()));
-    if !matches {
-        return Err(ApiError::AuthInvalid);
-    }
-    if row.api_key_expires_at.is_some_and(|e| e <= Utc::now()) {
-        return Err(ApiError::TokenExpired);
-    }
-    auth::principal_status(&mut tx, user_id)
-        .await?
-        .ok_or(ApiError::AuthInvalid)?
-        .check()?;
+    let (user_id, tenant_id, mut tx) = crate::routes::auth::verify_api_key(state, key).await?;
     let scopes = auth::effective_scopes(&mut tx, user_id).await?;
     tx.commit().await?;
     let set = ScopeSet::from_scopes(
