@@ -329,13 +329,7 @@ impl ProxyHttp for Gateway {
                 code,
                 ErrorCode::UpstreamTimeout | ErrorCode::UpstreamUnavailable
             ) {
-                if let (Some(m), Some(pool)) =
-                    (crate::metrics::get(), self.state.pools.get(route.upstream))
-                {
-                    m.upstream_errors
-                        .with_label_values(&[pool.upstream.name.as_str(), code.as_str()])
-                        .inc();
-                }
+                self.count_upstream_error(route, code);
             }
         }
         let Some(code) = code else {
@@ -1123,13 +1117,18 @@ impl Gateway {
             }
             _ => ErrorCode::UpstreamUnavailable,
         };
+        self.count_upstream_error(route, code);
+        Denial::new(code)
+    }
+
+    /// `sentinel_upstream_errors_total` for both proxy paths.
+    fn count_upstream_error(&self, route: &Route, code: ErrorCode) {
         if let (Some(m), Some(pool)) = (crate::metrics::get(), self.state.pools.get(route.upstream))
         {
             m.upstream_errors
                 .with_label_values(&[pool.upstream.name.as_str(), code.as_str()])
                 .inc();
         }
-        Denial::new(code)
     }
 
     /// Counts, logs (once, without body bytes) and answers an unfilterable upstream answer.
