@@ -53,7 +53,7 @@ impl Snapshot {
     pub fn authenticate_api_key(&self, key: &str, now: i64) -> Result<&Principal, ApiKeyError> {
         let prefix = key_prefix(key)?;
         let digest = Sha256::digest(key.as_bytes());
-        let Some(entry) = self.api_keys.get(prefix) else {
+        let Some(entry) = self.local.api_keys.get(prefix) else {
             return Err(ApiKeyError::Invalid);
         };
         if !bool::from(entry.sha256.ct_eq(digest.as_slice())) {

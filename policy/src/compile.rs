@@ -7,6 +7,7 @@ use crate::source::*;
 use ipnet::IpNet;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
+use std::sync::Arc;
 use uuid::Uuid;
 
 /// Where a problem is: `roles[3].parent`.
@@ -55,45 +56,170 @@ impl Errors {
     }
 }
 
-/// Compiles a policy source. Returns every error found, or the snapshot.
+/// Compiles a policy source whole (one shard holding every principal).
+/// Returns every error found, or the snapshot.
 pub fn compile(src: &PolicySource) -> Result<Snapshot, Vec<CompileError>> {
     let mut errs = Errors(Vec::new());
-    let tenants = compile_tenants(src, &mut errs);
-    let (permissions, perm_index) = compile_permissions(src, &mut errs);
-    let (roles, role_index, role_tenants, role_parents) =
-        compile_roles(src, &tenants, &permissions, &perm_index, &mut errs);
-    let group_roles = compile_groups(src, &tenants, &role_index, &role_tenants, &mut errs);
-    let (principals, api_keys) = compile_principals(
-        src,
-        &tenants,
-        &roles,
-        &role_index,
-        &role_tenants,
-        &role_parents,
-        &group_roles,
-        &mut errs,
-    );
-    let grants = compile_grants(src, &principals, &mut errs);
-    let entities = compile_fields(src, &tenants, &mut errs);
+    let global = global_of(src, &mut errs);
+    let local = local_of(src, &global.tenants, &mut errs);
     if !errs.0.is_empty() {
         return Err(errs.0);
     }
+    Ok(Snapshot {
+        version: src.version,
+        global: Arc::new(global),
+        local: Arc::new(local),
+    })
+}
+
+/// Compiles the global part of a sharded policy: tenants, field definitions
+/// and revoked tokens. Any other object in `src` is an error (it belongs in a
+/// shard).
+pub fn compile_global(src: &PolicySource) -> Result<Arc<Global>, Vec<CompileError>> {
+    let mut errs = Errors(Vec::new());
+    for (collection, n) in [
+        ("principals", src.principals.len()),
+        ("roles", src.roles.len()),
+        ("groups", src.groups.len()),
+        ("permissions", src.permissions.len()),
+        ("grants", src.grants.len()),
+    ] {
+        if n > 0 {
+            errs.push(
+                collection,
+                0,
+                None,
+                format!(
+                    "the global part holds no {collection}: they belong in their tenant's shard"
+                ),
+            );
+        }
+    }
+    let global = global_of(src, &mut errs);
+    if !errs.0.is_empty() {
+        return Err(errs.0);
+    }
+    Ok(Arc::new(global))
+}
+
+/// Compiles the shard of `tenant` against a compiled global part: its
+/// principals, roles, groups, permissions and grants. Every principal, role
+/// and group must belong to `tenant`; tenants, field definitions and revoked
+/// tokens belong in the global part.
+pub fn compile_shard(
+    global: &Arc<Global>,
+    tenant: Uuid,
+    version: u64,
+    src: &PolicySource,
+) -> Result<Snapshot, Vec<CompileError>> {
+    let mut errs = Errors(Vec::new());
+    if !global.tenants.contains_key(&tenant) {
+        errs.push(
+            "shards",
+            0,
+            None,
+            format!("shard of unknown tenant `{tenant}`"),
+        );
+    }
+    for (collection, n) in [
+        ("tenants", src.tenants.len()),
+        ("field_definitions", src.field_definitions.len()),
+        ("revoked_tokens", src.revoked_tokens.len()),
+    ] {
+        if n > 0 {
+            errs.push(
+                collection,
+                0,
+                None,
+                format!("a tenant shard holds no {collection}: they belong in the global part"),
+            );
+        }
+    }
+    for (i, p) in src.principals.iter().enumerate() {
+        if p.tenant != tenant {
+            errs.push(
+                "principals",
+                i,
+                Some("tenant"),
+                format!(
+                    "principal of tenant `{}` in the shard of `{tenant}`",
+                    p.tenant
+                ),
+            );
+        }
+    }
+    for (i, r) in src.roles.iter().enumerate() {
+        if r.tenant != Some(tenant) {
+            errs.push(
+                "roles",
+                i,
+                Some("tenant"),
+                format!(
+                    "role `{}` does not belong to the shard's tenant `{tenant}`",
+                    r.id
+                ),
+            );
+        }
+    }
+    for (i, g) in src.groups.iter().enumerate() {
+        if g.tenant != tenant {
+            errs.push(
+                "groups",
+                i,
+                Some("tenant"),
+                format!("group of tenant `{}` in the shard of `{tenant}`", g.tenant),
+            );
+        }
+    }
+    let local = local_of(src, &global.tenants, &mut errs);
+    if !errs.0.is_empty() {
+        return Err(errs.0);
+    }
+    Ok(Snapshot {
+        version,
+        global: Arc::clone(global),
+        local: Arc::new(local),
+    })
+}
+
+fn global_of(src: &PolicySource, errs: &mut Errors) -> Global {
+    let tenants = compile_tenants(src, errs);
+    let entities = compile_fields(src, &tenants, errs);
     let revoked = src
         .revoked_tokens
         .iter()
         .map(|r| r.jti.as_str().into())
         .collect();
-    Ok(Snapshot {
-        version: src.version,
+    Global {
         tenants,
+        revoked,
+        entities,
+    }
+}
+
+fn local_of(src: &PolicySource, tenants: &HashMap<Uuid, Tenant>, errs: &mut Errors) -> Local {
+    let (permissions, perm_index) = compile_permissions(src, errs);
+    let (roles, role_index, role_tenants, role_parents) =
+        compile_roles(src, tenants, &permissions, &perm_index, errs);
+    let group_roles = compile_groups(src, tenants, &role_index, &role_tenants, errs);
+    let (principals, api_keys) = compile_principals(
+        src,
+        tenants,
+        &roles,
+        &role_index,
+        &role_tenants,
+        &role_parents,
+        &group_roles,
+        errs,
+    );
+    let grants = compile_grants(src, &principals, errs);
+    Local {
         principals,
         api_keys,
         roles: roles.into_boxed_slice(),
         permissions: permissions.into_boxed_slice(),
         grants,
-        revoked,
-        entities,
-    })
+    }
 }
 
 fn compile_tenants(src: &PolicySource, errs: &mut Errors) -> HashMap<Uuid, Tenant> {

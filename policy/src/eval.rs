@@ -159,7 +159,7 @@ impl Snapshot {
         let p = req.principal;
         let now = req.context.now;
         // INVARIANT: principals reference tenants that exist (checked by the compiler).
-        match self.tenants.get(&p.tenant).map(|t| t.status) {
+        match self.global.tenants.get(&p.tenant).map(|t| t.status) {
             Some(TenantStatus::Active) => {}
             _ => return Decision::deny(Reason::TenantSuspended),
         }
@@ -173,14 +173,14 @@ impl Snapshot {
         // in scope for it, so it answers exactly as a tenant the caller may not
         // reach (`no_matching_permission` or `tenant_out_of_scope`), never
         // revealing whether the tenant exists.
-        let target = self.tenants.get(&req.target_tenant);
+        let target = self.global.tenants.get(&req.target_tenant);
 
         let mut allow = RuleIds::default();
         let mut deny = RuleIds::default();
         let mut scope_miss = false;
         let mut condition_miss = false;
         for &role in p.roles.iter() {
-            let Some(role) = self.roles.get(role as usize) else {
+            let Some(role) = self.local.roles.get(role as usize) else {
                 continue;
             };
             for ty in [req.resource_type, "*"] {
@@ -188,7 +188,7 @@ impl Snapshot {
                     continue;
                 };
                 let mut visit = |idx: u32| {
-                    let Some(perm) = self.permissions.get(idx as usize) else {
+                    let Some(perm) = self.local.permissions.get(idx as usize) else {
                         return;
                     };
                     if !perm.actions.contains(req.action) {
@@ -286,7 +286,7 @@ impl Snapshot {
     }
 
     fn find_grant(&self, principal: Uuid, req: &AccessRequest<'_>, chain: &str) -> Option<u32> {
-        let grants = self.grants.get(&principal)?;
+        let grants = self.local.grants.get(&principal)?;
         let now = req.context.now;
         grants
             .iter()
@@ -303,7 +303,7 @@ impl Snapshot {
 
     /// The grant at `idx` of `principal` (as found in a [`Decision`]).
     pub fn grant(&self, principal: &Uuid, idx: u32) -> Option<&Grant> {
-        self.grants.get(principal)?.get(idx as usize)
+        self.local.grants.get(principal)?.get(idx as usize)
     }
 }
 

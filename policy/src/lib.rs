@@ -8,15 +8,18 @@
 #![forbid(unsafe_code)]
 
 pub mod apikey;
+pub mod bundle;
 pub mod compile;
 pub mod eval;
 pub mod model;
+pub mod sharded;
 pub mod signed;
 pub mod source;
 
-pub use compile::{compile, CompileError, Location};
+pub use compile::{compile, compile_global, compile_shard, CompileError, Location};
 pub use eval::{AccessRequest, Decision, Reason, RequestContext, RuleIds};
-pub use model::{Principal, Snapshot, Tenant, PLATFORM_TENANT};
+pub use model::{Global, Principal, Snapshot, Tenant, PLATFORM_TENANT};
+pub use sharded::Policy;
 pub use source::PolicySource;
 
 /// The action a method implies when a route names none (SPEC: GET/HEAD `read`,

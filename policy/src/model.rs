@@ -12,17 +12,58 @@ use uuid::Uuid;
 /// The platform tenant (`PLATFORM`): its principals may hold `tenant_scope = "any"`.
 pub const PLATFORM_TENANT: Uuid = Uuid::nil();
 
-#[derive(Debug)]
+/// A compiled policy as one request sees it: the global part (tenants, field
+/// definitions, revoked tokens) and the principals, roles and permissions of
+/// one shard (a tenant's, or everything for a policy compiled whole).
+///
+/// Both halves sit behind `Arc`, so a sharded [`crate::Policy`] re-pairs
+/// unchanged shards with a new global part without copying them.
+#[derive(Debug, Clone)]
 pub struct Snapshot {
     pub(crate) version: u64,
+    pub(crate) global: Arc<Global>,
+    pub(crate) local: Arc<Local>,
+}
+
+/// What every shard shares: small, and rebuilt whole when it changes.
+#[derive(Debug, Default)]
+pub struct Global {
     pub(crate) tenants: HashMap<Uuid, Tenant>,
+    pub(crate) revoked: HashSet<Box<str>>,
+    pub(crate) entities: HashMap<Box<str>, EntityFields>,
+}
+
+/// The principals of one shard, the roles and permissions they can hold,
+/// and their grants. Role and permission indices are local to the shard.
+#[derive(Debug, Default)]
+pub struct Local {
     pub(crate) principals: HashMap<Uuid, Principal>,
     pub(crate) api_keys: HashMap<Box<str>, ApiKeyEntry>,
     pub(crate) roles: Box<[Role]>,
     pub(crate) permissions: Box<[Permission]>,
     pub(crate) grants: HashMap<Uuid, Box<[Grant]>>,
-    pub(crate) revoked: HashSet<Box<str>>,
-    pub(crate) entities: HashMap<Box<str>, EntityFields>,
+}
+
+impl Global {
+    pub fn tenant(&self, id: &Uuid) -> Option<&Tenant> {
+        self.tenants.get(id)
+    }
+
+    pub fn is_revoked(&self, jti: &str) -> bool {
+        self.revoked.contains(jti)
+    }
+
+    pub fn entity(&self, name: &str) -> Option<&EntityFields> {
+        self.entities.get(name)
+    }
+
+    pub fn tenant_count(&self) -> usize {
+        self.tenants.len()
+    }
+
+    pub fn revoked_count(&self) -> usize {
+        self.revoked.len()
+    }
 }
 
 #[derive(Debug)]
@@ -215,14 +256,8 @@ impl Snapshot {
     pub fn empty() -> Snapshot {
         Snapshot {
             version: 0,
-            tenants: HashMap::new(),
-            principals: HashMap::new(),
-            api_keys: HashMap::new(),
-            roles: Box::new([]),
-            permissions: Box::new([]),
-            grants: HashMap::new(),
-            revoked: HashSet::new(),
-            entities: HashMap::new(),
+            global: Arc::new(Global::default()),
+            local: Arc::new(Local::default()),
         }
     }
 
@@ -230,30 +265,38 @@ impl Snapshot {
         self.version
     }
 
+    /// The global part this view pairs with its shard.
+    pub fn global(&self) -> &Arc<Global> {
+        &self.global
+    }
+
     pub fn tenant(&self, id: &Uuid) -> Option<&Tenant> {
-        self.tenants.get(id)
+        self.global.tenants.get(id)
     }
 
     pub fn principal(&self, id: &Uuid) -> Option<&Principal> {
-        self.principals.get(id)
+        self.local.principals.get(id)
     }
 
     /// Has this token id been revoked (logout, blacklist)?
     pub fn is_revoked(&self, jti: &str) -> bool {
-        self.revoked.contains(jti)
+        self.global.revoked.contains(jti)
     }
 
     /// The id of the permission at `idx` (as found in a [`crate::Decision`]).
     pub fn rule_id(&self, idx: u32) -> &str {
-        self.permissions.get(idx as usize).map_or("", |p| &p.id)
+        self.local
+            .permissions
+            .get(idx as usize)
+            .map_or("", |p| &p.id)
     }
 
     pub fn permission(&self, idx: u32) -> Option<&Permission> {
-        self.permissions.get(idx as usize)
+        self.local.permissions.get(idx as usize)
     }
 
     pub fn entity(&self, name: &str) -> Option<&EntityFields> {
-        self.entities.get(name)
+        self.global.entities.get(name)
     }
 
     /// The names of a principal's effective roles.
@@ -264,7 +307,7 @@ impl Snapshot {
         principal
             .roles
             .iter()
-            .filter_map(|r| self.roles.get(*r as usize).map(|r| &*r.name))
+            .filter_map(|r| self.local.roles.get(*r as usize).map(|r| &*r.name))
     }
 
     /// The ids of a principal's effective roles.
@@ -272,13 +315,14 @@ impl Snapshot {
         principal
             .roles
             .iter()
-            .filter_map(|r| self.roles.get(*r as usize).map(|r| &*r.id))
+            .filter_map(|r| self.local.roles.get(*r as usize).map(|r| &*r.id))
     }
 
     /// Is `tenant` the same as, or a descendant of, `ancestor`?
     pub fn is_same_or_descendant(&self, tenant: &Uuid, ancestor: &Uuid) -> bool {
         tenant == ancestor
             || self
+                .global
                 .tenants
                 .get(tenant)
                 .is_some_and(|t| t.ancestors.contains(ancestor))
@@ -286,12 +330,12 @@ impl Snapshot {
 
     pub fn stats(&self) -> SnapshotStats {
         SnapshotStats {
-            tenants: self.tenants.len(),
-            principals: self.principals.len(),
-            roles: self.roles.len(),
-            permissions: self.permissions.len(),
-            grants: self.grants.values().map(|g| g.len()).sum(),
-            revoked_tokens: self.revoked.len(),
+            tenants: self.global.tenants.len(),
+            principals: self.local.principals.len(),
+            roles: self.local.roles.len(),
+            permissions: self.local.permissions.len(),
+            grants: self.local.grants.values().map(|g| g.len()).sum(),
+            revoked_tokens: self.global.revoked.len(),
         }
     }
 }
