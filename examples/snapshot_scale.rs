@@ -1,21 +1,31 @@
-//! What a full policy snapshot costs at the live-policy scale target:
-//! 1,000 tenants, 100,000 users, 10,000 roles, 1,000,000 permission rows.
+//! What a policy costs at the live-policy scale target (1,000 tenants,
+//! 100,000 users, 10,000 roles, 1,000,000 permission rows), published as
+//! sharded bundles (`sentinel_policy::bundle`):
 //!
-//! Measures, one step at a time, what the admin API does to publish a
-//! snapshot (serialize, sign) and what a gateway does to enforce it (verify,
-//! parse, compile, swap), the encoded size, and the gateway's resident memory
-//! once the snapshot is compiled and the source dropped.
+//! 1. the first, whole bundle: what the admin API does to publish it (split,
+//!    serialize, hash, sign) and what a gateway does to enforce it (verify,
+//!    parse and compile every part, swap), its size and the gateway's
+//!    resident memory;
+//! 2. a delta after one user is locked (one tenant shard changes);
+//! 3. a delta after one token is revoked (the global part changes).
+//!
+//! The CPU work between an admin API write and enforcement, without the
+//! network and database; the admin API's own publish path is measured in
+//! docs/PERFORMANCE.md "Deltas: admin publish".
 //!
 //! Run: `cargo run --release --example snapshot_scale`
-//! (about 1 GiB of memory; prints one line per step).
+//! (about 1.5 GiB of memory; prints one line per step).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 #[path = "../benches/support/scale.rs"]
 mod scale;
 
 use jsonwebtoken::Algorithm;
-use sentinel_policy::signed::{SnapshotSigner, SnapshotVerifier};
-use sentinel_policy::{compile, PolicySource};
+use sentinel_policy::bundle::{self, Held, Manifest, PartRef};
+use sentinel_policy::signed::{payload_sha256, SnapshotSigner, SnapshotVerifier};
+use sentinel_policy::PolicySource;
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 const KEY: &[u8] = include_bytes!("../policy/tests/keys/snap-ed.pem");
@@ -44,6 +54,68 @@ fn step<T>(name: &str, f: impl FnOnce() -> T) -> T {
     out
 }
 
+/// The admin API's side of a publish, in memory: parts by tenant.
+struct Published {
+    manifest: Manifest,
+    parts: HashMap<String, Vec<u8>>,
+}
+
+fn part_ref(
+    parts: &mut HashMap<String, Vec<u8>>,
+    src: &PolicySource,
+    version: u64,
+    old: Option<&PartRef>,
+) -> PartRef {
+    let bytes = bundle::part_bytes(src);
+    let sha256 = payload_sha256(&bytes);
+    parts.insert(sha256.clone(), bytes);
+    match old {
+        Some(o) if o.sha256 == sha256 => o.clone(),
+        _ => PartRef {
+            sha256,
+            since: version,
+        },
+    }
+}
+
+/// The bundle for a gateway holding `since`.
+fn bundle_for(p: &Published, signer: &SnapshotSigner, since: u64) -> Vec<u8> {
+    let manifest = serde_json::to_vec(&p.manifest).unwrap();
+    let sig = signer.sign(&manifest, p.manifest.version, 0).unwrap();
+    let list: Vec<(&str, &[u8])> = p
+        .manifest
+        .part_hashes()
+        .zip(std::iter::once(&p.manifest.global).chain(p.manifest.shards.values()))
+        .filter(|(_, r)| r.since > since)
+        .map(|(h, _)| (h, p.parts[h].as_slice()))
+        .collect();
+    bundle::encode(&sig, &manifest, &list)
+}
+
+fn enforce(verifier: &SnapshotVerifier, held: Option<&Held>, body: &[u8], label: &str) -> Held {
+    let t = Instant::now();
+    let opened = step(&format!("{label}: verify"), || {
+        bundle::open(verifier, body).unwrap()
+    });
+    let (next, applied) = step(&format!("{label}: parse + compile"), || {
+        bundle::apply(held, &opened).unwrap()
+    });
+    let store = arc_swap::ArcSwapOption::<sentinel_policy::Policy>::empty();
+    step(&format!("{label}: swap"), || {
+        store.store(Some(Arc::clone(&next.policy)))
+    });
+    drop(opened);
+    println!(
+        "{label}: bundle {:.1} KiB, {} shard(s) compiled, {} kept, global {}; verify + compile + swap {:.1} ms",
+        body.len() as f64 / 1024.0,
+        applied.shards_compiled,
+        applied.shards_kept,
+        if applied.global_changed { "compiled" } else { "kept" },
+        t.elapsed().as_secs_f64() * 1e3
+    );
+    next
+}
+
 fn main() {
     println!(
         "scale: {} tenants, {} users, {} roles, {} permission rows",
@@ -54,47 +126,78 @@ fn main() {
     );
     let baseline = rss_mib();
     let source = step("generate source (not published)", scale::generate);
-
-    // Admin API side.
-    let payload = step("serialize payload (JSON)", || {
-        serde_json::to_vec(&source).unwrap()
-    });
-    drop(source);
     let signer = SnapshotSigner::from_pem("scale-1", Algorithm::EdDSA, KEY).unwrap();
-    let signature = step("sign (SHA-256 + Ed25519)", || {
-        signer.sign(&payload, 1, 0).unwrap()
-    });
-    println!(
-        "encoded size                       {:>9.1} MiB ({} bytes)",
-        payload.len() as f64 / (1024.0 * 1024.0),
-        payload.len()
-    );
-
-    // Gateway side.
     let mut verifier = SnapshotVerifier::new();
     verifier
         .add_pem("scale-1", Algorithm::EdDSA, KEY_PUB)
         .unwrap();
-    let t_enforce = Instant::now();
-    step("verify (SHA-256 + Ed25519)", || {
-        verifier.verify(&payload, &signature).unwrap()
+
+    // 1. The first publish: every part.
+    let (global, mut shards) = step("admin: split into parts", || {
+        bundle::split(&source).unwrap()
     });
-    let source: PolicySource = step("parse payload", || {
-        serde_json::from_slice(&payload).unwrap()
+    let mut published = step("admin: serialize + hash parts", || {
+        let mut parts = HashMap::new();
+        let global = part_ref(&mut parts, &global, 1, None);
+        let shards = shards
+            .iter()
+            .map(|(t, s)| (*t, part_ref(&mut parts, s, 1, None)))
+            .collect();
+        Published {
+            manifest: Manifest {
+                format: bundle::FORMAT.into(),
+                version: 1,
+                global,
+                shards,
+            },
+            parts,
+        }
     });
-    let snapshot = step("compile", || compile(&source).unwrap());
-    step("drop source", || drop(source));
-    let enforce = t_enforce.elapsed();
-    drop(payload);
-    let store = arc_swap::ArcSwap::from_pointee(sentinel_policy::Snapshot::empty());
-    step("swap", || store.store(std::sync::Arc::new(snapshot)));
+    let full = step("admin: manifest + sign + encode", || {
+        bundle_for(&published, &signer, 0)
+    });
     println!(
-        "verify + parse + compile + swap    {:>9.1} ms",
-        enforce.as_secs_f64() * 1e3
+        "whole bundle                       {:>9.1} MiB ({} bytes, {} parts)",
+        full.len() as f64 / (1024.0 * 1024.0),
+        full.len(),
+        published.parts.len()
     );
+    drop(source);
+    let held = enforce(&verifier, None, &full, "whole");
+    drop(full);
     println!(
-        "resident after swap                {:>9.0} MiB (process baseline {:.0} MiB)",
+        "resident after swap                {:>9.0} MiB (process baseline {:.0} MiB, the admin-side parts still held)",
         rss_mib(),
         baseline
     );
+
+    // 2. One user locked: one tenant's shard changes.
+    let tenant = scale::tenant_id(17);
+    let delta = step("admin: lock a user, re-serialize its shard", || {
+        let shard = shards.get_mut(&tenant).unwrap();
+        shard.principals[3].locked = true;
+        let old = published.manifest.shards.get(&tenant).cloned();
+        let r = part_ref(&mut published.parts, shard, 2, old.as_ref());
+        published.manifest.shards.insert(tenant, r);
+        published.manifest.version = 2;
+        bundle_for(&published, &signer, 1)
+    });
+    let held = enforce(&verifier, Some(&held), &delta, "delta (user locked)");
+    let (_, locked) = held.policy.principal(&scale::user_id(17, 3)).unwrap();
+    assert!(locked.locked);
+
+    // 3. One token revoked: the global part changes.
+    let mut global = global;
+    let delta = step("admin: revoke a token, re-serialize global", || {
+        global
+            .revoked_tokens
+            .push(serde_json::from_value(serde_json::json!({"jti": "scale-jti"})).unwrap());
+        let old = published.manifest.global.clone();
+        published.manifest.global = part_ref(&mut published.parts, &global, 3, Some(&old));
+        published.manifest.version = 3;
+        bundle_for(&published, &signer, 2)
+    });
+    let held = enforce(&verifier, Some(&held), &delta, "delta (token revoked)");
+    assert!(held.policy.is_revoked("scale-jti"));
+    println!("resident at the end                {:>9.0} MiB", rss_mib());
 }

@@ -4,7 +4,7 @@
 
 use crate::config::{expand_pattern, Problem, SourceText};
 use arc_swap::ArcSwapOption;
-use sentinel_policy::{compile, CompileError, PolicySource, Snapshot};
+use sentinel_policy::{compile, CompileError, Policy, PolicySource, Snapshot};
 use serde::Deserialize;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime};
 /// The current snapshot, if any has ever loaded, and how fresh it is.
 #[derive(Default)]
 pub struct PolicyStore {
-    current: ArcSwapOption<Snapshot>,
+    current: ArcSwapOption<Policy>,
     /// Unix seconds of the last successful swap.
     loaded_at: AtomicI64,
     /// Unix seconds of the last successful exchange with the policy source
@@ -34,7 +34,7 @@ impl PolicyStore {
 
     /// One consistent view for a whole request. `None` when no snapshot has
     /// loaded, or when it is older than `max_age` and the source says refuse.
-    pub fn load(&self) -> Option<Arc<Snapshot>> {
+    pub fn load(&self) -> Option<Arc<Policy>> {
         let snapshot = self.current.load_full()?;
         let refuse_after = self.refuse_after.load(Ordering::Relaxed);
         if refuse_after > 0 && unix_now() - self.checked_at.load(Ordering::Relaxed) > refuse_after {
@@ -44,7 +44,7 @@ impl PolicyStore {
     }
 
     /// The snapshot in force, stale or not (for metrics and the poller).
-    pub fn current(&self) -> Option<Arc<Snapshot>> {
+    pub fn current(&self) -> Option<Arc<Policy>> {
         self.current.load_full()
     }
 
@@ -52,9 +52,14 @@ impl PolicyStore {
         self.current.load().is_some()
     }
 
+    /// Swaps in a policy compiled whole (policy files).
     pub fn swap(&self, snapshot: Snapshot) {
-        let version = snapshot.version();
-        self.current.store(Some(Arc::new(snapshot)));
+        self.swap_policy(Arc::new(Policy::whole(snapshot)));
+    }
+
+    pub fn swap_policy(&self, policy: Arc<Policy>) {
+        let version = policy.version();
+        self.current.store(Some(policy));
         let now = unix_now();
         self.loaded_at.store(now, Ordering::Relaxed);
         self.checked_at.store(now, Ordering::Relaxed);
@@ -63,8 +68,8 @@ impl PolicyStore {
 
     /// Swaps in a signed snapshot published at `published_at`, last confirmed
     /// current by its source at `checked_at` (unix seconds).
-    pub fn swap_published(&self, snapshot: Snapshot, published_at: i64, checked_at: i64) {
-        self.swap(snapshot);
+    pub fn swap_published(&self, policy: Arc<Policy>, published_at: i64, checked_at: i64) {
+        self.swap_policy(policy);
         self.published_at.store(published_at, Ordering::Relaxed);
         self.checked_at.store(checked_at, Ordering::Relaxed);
     }

@@ -427,8 +427,8 @@ impl Gateway {
             if let Some(fb) = &route.fields {
                 // No decision, so no field rules: only undefined keys kept by
                 // `unknown_fields = "keep"` can pass.
-                let snapshot = state.policy.load();
-                let entity = snapshot.as_deref().and_then(|s| s.entity(&fb.entity));
+                let policy = state.policy.load();
+                let entity = policy.as_deref().and_then(|s| s.entity(&fb.entity));
                 ctx.fields = Some(
                     FieldPlan::build(entity, &Uuid::nil(), &[], fb.unknown_fields)
                         .with_hash_key(state.field_hash_key),
@@ -437,14 +437,15 @@ impl Gateway {
             return Ok(Admission::Forward);
         }
 
-        let snapshot = state
+        let policy = state
             .policy
             .load()
             .ok_or_else(|| Denial::new(ErrorCode::PolicyUnavailable))?;
         let now = unix_now();
         let credential = read_credential(req);
-        let who = auth::authenticate(&state.verifier, &snapshot, credential, now).await?;
+        let who = auth::authenticate(&state.verifier, &policy, credential, now).await?;
         let principal = who.principal;
+        let snapshot = who.snapshot;
         match route.auth {
             AuthRequirement::Users if principal.service_account => {
                 return Err(Denial::with_message(
@@ -461,7 +462,7 @@ impl Gateway {
             _ => {}
         }
 
-        self.rate_limit(route, Some(principal), Some(&snapshot), ctx)
+        self.rate_limit(route, Some(principal), Some(snapshot), ctx)
             .await?;
         let req = session.req_header();
         let method = req.method.as_str();

@@ -8,7 +8,8 @@
 mod common;
 
 use common::snapshots::{
-    admin_env, admin_policy_section, payload, rogue, Reply, SnapshotServer, PINNED_KID,
+    admin_env, admin_policy_section, payload, rogue, signer, Parts, Reply, SnapshotServer,
+    PINNED_KID,
 };
 use common::*;
 use std::path::PathBuf;
@@ -91,39 +92,48 @@ async fn hostile_snapshots_are_rejected_and_the_current_one_keeps_serving() {
     // Every hostile snapshot below would revoke Victor's token if accepted:
     // his request answering 200 afterwards proves the old snapshot serves.
     let revoking = |v: u64| payload(v, &[JTI]);
-    let mut tampered = Reply::signed(11, revoking(11));
-    tampered.body = payload(11, &[JTI, "x"]);
-    let unsigned = Reply {
-        signature: None,
-        ..Reply::signed(11, revoking(11))
+    let parts = Parts::of(11, &revoking(11));
+    let manifest = parts.manifest_bytes();
+    let global = parts.manifest.global.sha256.clone();
+    // A part changed after signing (its hash no longer matches its name).
+    let tampered = {
+        let mut p = Parts::of(11, &revoking(11));
+        let g = p.parts.iter_mut().find(|(h, _)| *h == global).unwrap();
+        let text = String::from_utf8(g.1.clone()).unwrap();
+        g.1 = text.replacen(JTI, "not-victor", 1).into_bytes();
+        assert_ne!(g.1, text.as_bytes(), "the global part revokes Victor's jti");
+        Reply::body(11, p.signed_body(11))
     };
-    let unpinned = {
-        let body = revoking(11);
-        Reply {
-            signature: Some(rogue("rogue-1").sign(&body, 11, now()).unwrap()),
-            ..Reply::signed(11, body)
-        }
+    // The manifest changed after signing (a part swapped for an older one).
+    let manifest_swapped = {
+        let old = Parts::of(10, &payload(10, &[]));
+        let mut p = Parts::of(11, &revoking(11));
+        let sig = signer().sign(&p.manifest_bytes(), 11, now()).unwrap();
+        p.manifest.global.sha256 = old.manifest.global.sha256.clone();
+        p.parts.extend(old.parts);
+        Reply::body(11, p.body(&sig))
     };
-    let pinned_kid_wrong_key = {
-        let body = revoking(11);
-        Reply {
-            signature: Some(rogue(PINNED_KID).sign(&body, 11, now()).unwrap()),
-            ..Reply::signed(11, body)
-        }
-    };
+    let unsigned = Reply::body(11, parts.body(""));
+    let unpinned = Reply::body(
+        11,
+        parts.body(&rogue("rogue-1").sign(&manifest, 11, now()).unwrap()),
+    );
+    let pinned_kid_wrong_key = Reply::body(
+        11,
+        parts.body(&rogue(PINNED_KID).sign(&manifest, 11, now()).unwrap()),
+    );
     let access_token_typ = {
         // A JWS by the pinned key that is not a snapshot signature.
-        let body = revoking(11);
         let pem = std::fs::read(repo().join("policy/tests/keys/snap-ed.pem")).unwrap();
         let key = jsonwebtoken::EncodingKey::from_ed_pem(&pem).unwrap();
         let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
         header.kid = Some(PINNED_KID.into());
         let claims = serde_json::json!({"ver": 11, "iat": now(),
-            "sha256": sentinel_policy::signed::payload_sha256(&body)});
-        Reply {
-            signature: Some(jsonwebtoken::encode(&header, &claims, &key).unwrap()),
-            ..Reply::signed(11, body)
-        }
+            "sha256": sentinel_policy::signed::payload_sha256(&manifest)});
+        Reply::body(
+            11,
+            parts.body(&jsonwebtoken::encode(&header, &claims, &key).unwrap()),
+        )
     };
     let mut truncated_short = Reply::signed(11, revoking(11));
     truncated_short.declared_len = Some(truncated_short.body.len());
@@ -143,20 +153,36 @@ async fn hostile_snapshots_are_rejected_and_the_current_one_keeps_serving() {
         );
         Reply::signed(11, broken.into_bytes())
     };
-    let version_mismatch = Reply::signed(12, revoking(11));
-    let not_json = Reply::signed(11, b"{\"tenants\": [".to_vec());
+    let version_mismatch = Reply::body(12, parts.signed_body(12));
+    // Signed and hashed, but a part is not a policy part.
+    let not_policy = {
+        let mut p = Parts::of(11, &revoking(11));
+        let junk = br#"{"tenants": 5}"#.to_vec();
+        let hash = sentinel_policy::signed::payload_sha256(&junk);
+        p.manifest.global.sha256 = hash.clone();
+        p.parts.push((hash, junk));
+        Reply::body(11, p.signed_body(11))
+    };
+    // Signed, but a part the manifest names is neither held nor sent.
+    let missing = {
+        let mut p = Parts::of(11, &revoking(11));
+        p.parts.retain(|(h, _)| *h != global);
+        Reply::body(11, p.signed_body(11))
+    };
 
     let cases: Vec<(&str, Reply)> = vec![
         ("payload_mismatch", tampered),
+        ("payload_mismatch", manifest_swapped),
         ("unsigned", unsigned),
         ("unknown_key", unpinned),
         ("bad_signature", pinned_kid_wrong_key),
         ("wrong_type", access_token_typ),
         ("incomplete", truncated_short),
-        ("payload_mismatch", truncated_signed_len),
+        ("malformed", truncated_signed_len),
         ("compile", uncompilable),
         ("version_mismatch", version_mismatch),
-        ("parse", not_json),
+        ("parse", not_policy),
+        ("missing_part", missing),
     ];
     for (reason, reply) in cases {
         let series = format!("sentinel_snapshot_rejected_total{{reason=\"{reason}\"}}");
@@ -231,11 +257,11 @@ async fn pinned_keys_reload_without_a_restart() {
     assert_eq!(status(&gw, &victor).await, 200);
 
     // Signed by a key the gateway does not pin (yet): refused.
-    let body = payload(2, &[JTI]);
-    server.set(Reply {
-        signature: Some(rogue("next-1").sign(&body, 2, now()).unwrap()),
-        ..Reply::signed(2, body)
-    });
+    let next = Parts::of(2, &payload(2, &[JTI]));
+    let sig = rogue("next-1")
+        .sign(&next.manifest_bytes(), 2, now())
+        .unwrap();
+    server.set(Reply::body(2, next.body(&sig)));
     let unknown = "sentinel_snapshot_rejected_total{reason=\"unknown_key\"}";
     wait_metric(&gw, unknown, 1.0).await;
     assert_eq!(status(&gw, &victor).await, 200);

@@ -8,19 +8,22 @@ pub mod jwt;
 use crate::errors::{Denial, ErrorCode};
 use crate::request::Credential;
 use sentinel_policy::apikey::ApiKeyError;
-use sentinel_policy::{Principal, Snapshot};
+use sentinel_policy::{Policy, Principal, Snapshot};
 use uuid::Uuid;
 
 /// Who is calling, as far as the token says (beyond the principal itself).
 pub struct Authenticated<'s> {
     pub principal: &'s Principal,
+    /// The view of the principal's shard: everything after authentication
+    /// (decision, explain, field rules) reads this.
+    pub snapshot: &'s Snapshot,
     pub mfa: bool,
 }
 
-/// Authenticates a credential against the verifier and the snapshot.
+/// Authenticates a credential against the verifier and the policy.
 pub async fn authenticate<'s>(
     verifier: &jwt::Verifier,
-    snapshot: &'s Snapshot,
+    policy: &'s Policy,
     credential: Credential<'_>,
     now: i64,
 ) -> Result<Authenticated<'s>, Denial> {
@@ -42,13 +45,13 @@ pub async fn authenticate<'s>(
             if verified
                 .jti
                 .as_deref()
-                .is_some_and(|j| snapshot.is_revoked(j))
+                .is_some_and(|j| policy.is_revoked(j))
             {
                 return Err(Denial::new(ErrorCode::TokenRevoked));
             }
-            let principal = Uuid::parse_str(&verified.subject)
+            let (snapshot, principal) = Uuid::parse_str(&verified.subject)
                 .ok()
-                .and_then(|id| snapshot.principal(&id))
+                .and_then(|id| policy.principal(&id))
                 .ok_or_else(|| Denial::with_message(ErrorCode::AuthInvalid, "unknown principal"))?;
             if let Some(tid) = &verified.tenant_id {
                 if Uuid::parse_str(tid).ok() != Some(principal.tenant) {
@@ -60,12 +63,14 @@ pub async fn authenticate<'s>(
             }
             Ok(Authenticated {
                 principal,
+                snapshot,
                 mfa: verified.mfa,
             })
         }
-        Credential::ApiKey(key) => match snapshot.authenticate_api_key(key, now) {
-            Ok(principal) => Ok(Authenticated {
+        Credential::ApiKey(key) => match policy.authenticate_api_key(key, now) {
+            Ok((snapshot, principal)) => Ok(Authenticated {
                 principal,
+                snapshot,
                 mfa: false,
             }),
             Err(ApiKeyError::Expired) => Err(Denial::with_message(

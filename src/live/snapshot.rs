@@ -1,46 +1,38 @@
 //! Snapshot source `admin`: long-polls the admin API for signed policy
-//! snapshots, verifies each against the pinned keys, refuses anything not
-//! newer than the snapshot in force, compiles it and swaps it into the
-//! [`PolicyStore`]. The last good snapshot (payload and signature) is kept in
-//! a cache file so a gateway restarted while the admin API is down serves it.
+//! bundles (a manifest naming every part by hash, and the parts this gateway
+//! does not hold yet; see `sentinel_policy::bundle`), verifies each against
+//! the pinned keys, refuses anything not newer than the policy in force,
+//! compiles only the parts that changed and swaps the result into the
+//! [`PolicyStore`]. The last good manifest and its parts are kept in a cache
+//! (the cache file and a `<cache file>.parts/` directory beside it) so a
+//! gateway restarted while the admin API is down serves them.
 //!
-//! A snapshot that fails any check is rejected whole, counted by reason
-//! (`sentinel_snapshot_rejected_total{reason}`), and the one in force keeps
-//! serving. Failures back off with jitter; each change of health is logged
-//! once, not each retry.
+//! A bundle that fails any check is rejected whole, counted by reason
+//! (`sentinel_snapshot_rejected_total{reason}`), and the policy in force keeps
+//! serving. A delta that names a part this gateway does not hold is fetched
+//! again whole at once. Failures back off with jitter; each change of health
+//! is logged once, not each retry.
 
 use crate::config::{AdminSource, OnStale};
 use crate::policy_store::{unix_now, PolicyStore};
+pub use sentinel_policy::bundle::Held;
+use sentinel_policy::bundle::{self, Applied, BundleError, Manifest};
 use sentinel_policy::signed::{SnapshotClaims, SnapshotVerifier, VerifyError};
-use sentinel_policy::{compile, PolicySource, Snapshot};
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-/// Snapshots larger than this are refused before they are read whole.
+/// Bundles larger than this are refused before they are read whole.
 pub const MAX_SNAPSHOT_BYTES: usize = 512 << 20;
 
-/// The response header carrying the snapshot's compact JWS.
-pub const SIGNATURE_HEADER: &str = "x-sentinel-snapshot-signature";
+const CACHE_MAGIC: &[u8] = b"sentinel-snapshot-cache v2\n";
 
-const CACHE_MAGIC: &[u8] = b"sentinel-snapshot-cache v1\n";
-
-/// Why a snapshot was refused. The one in force keeps serving.
+/// Why a bundle was refused. The policy in force keeps serving.
 #[derive(Debug, thiserror::Error)]
 pub enum Rejected {
-    #[error("snapshot response carries no `{SIGNATURE_HEADER}`")]
-    Unsigned,
     #[error(transparent)]
-    Signature(#[from] VerifyError),
-    #[error("snapshot version {got} is not newer than version {held} in force (replayed)")]
-    Replayed { got: u64, held: u64 },
-    #[error("snapshot payload says version {payload} but is signed as version {signed}")]
-    VersionMismatch { payload: u64, signed: u64 },
-    #[error("snapshot payload is not a policy source: {0}")]
-    Parse(String),
-    #[error("snapshot does not compile: {0}")]
-    Compile(String),
+    Bundle(#[from] BundleError),
     #[error("snapshot body is incomplete: {0}")]
     Incomplete(String),
     #[error("snapshot body is larger than {MAX_SNAPSHOT_BYTES} bytes")]
@@ -51,81 +43,79 @@ impl Rejected {
     /// The `reason` label of `sentinel_snapshot_rejected_total`.
     pub fn reason(&self) -> &'static str {
         match self {
-            Rejected::Unsigned => "unsigned",
-            Rejected::Signature(VerifyError::Malformed) => "malformed_signature",
-            Rejected::Signature(VerifyError::MissingKid) => "missing_kid",
-            Rejected::Signature(VerifyError::UnknownKey(_)) => "unknown_key",
-            Rejected::Signature(VerifyError::WrongAlgorithm(_)) => "wrong_algorithm",
-            Rejected::Signature(VerifyError::WrongType) => "wrong_type",
-            Rejected::Signature(VerifyError::BadSignature) => "bad_signature",
-            Rejected::Signature(VerifyError::PayloadMismatch) => "payload_mismatch",
-            Rejected::Replayed { .. } => "replayed",
-            Rejected::VersionMismatch { .. } => "version_mismatch",
-            Rejected::Parse(_) => "parse",
-            Rejected::Compile(_) => "compile",
+            Rejected::Bundle(BundleError::Signature(e)) => match e {
+                VerifyError::Malformed => "malformed_signature",
+                VerifyError::MissingKid => "missing_kid",
+                VerifyError::UnknownKey(_) => "unknown_key",
+                VerifyError::WrongAlgorithm(_) => "wrong_algorithm",
+                VerifyError::WrongType => "wrong_type",
+                VerifyError::BadSignature => "bad_signature",
+                VerifyError::PayloadMismatch => "payload_mismatch",
+            },
+            Rejected::Bundle(BundleError::Malformed(_)) => "malformed",
+            Rejected::Bundle(BundleError::Unsigned) => "unsigned",
+            Rejected::Bundle(BundleError::VersionMismatch { .. }) => "version_mismatch",
+            Rejected::Bundle(BundleError::PartMismatch(_)) => "payload_mismatch",
+            Rejected::Bundle(BundleError::NotNewer { .. }) => "replayed",
+            Rejected::Bundle(BundleError::MissingPart(_)) => "missing_part",
+            Rejected::Bundle(BundleError::BadPart { .. }) => "parse",
+            Rejected::Bundle(BundleError::Compile(_)) => "compile",
             Rejected::Incomplete(_) => "incomplete",
             Rejected::TooLarge => "too_large",
         }
     }
 }
 
-/// The snapshot in force: its version and payload hash.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Held {
-    pub version: u64,
-    pub sha256: String,
-}
-
-/// A verified, compiled snapshot, ready to swap in.
+/// A verified, compiled bundle, ready to swap in.
 pub struct Accepted {
-    pub snapshot: Snapshot,
+    pub held: Held,
     pub claims: SnapshotClaims,
+    pub applied: Applied,
+    /// What the cache needs: the signature, the manifest bytes and the parts
+    /// this bundle brought.
+    pub signature: String,
+    pub manifest: Vec<u8>,
+    pub parts: Vec<(String, Vec<u8>)>,
 }
 
-/// Verifies `signature` over `payload` with the pinned keys, refuses a version
-/// not newer than `held`, parses and compiles. `Ok(None)`: the very snapshot
-/// in force, sent again (nothing to do).
+/// Verifies `body` with the pinned keys, refuses a version not newer than
+/// `held`, and compiles the parts that changed on top of `held`. `Ok(None)`:
+/// the very manifest in force, sent again (nothing to do).
 pub fn accept(
     keys: &SnapshotVerifier,
-    payload: &[u8],
-    signature: &str,
+    body: &[u8],
     held: Option<&Held>,
 ) -> Result<Option<Accepted>, Rejected> {
-    let claims = keys.verify(payload, signature)?;
-    if let Some(held) = held {
-        if claims.ver == held.version && claims.sha256 == held.sha256 {
-            return Ok(None);
-        }
-        if claims.ver <= held.version {
-            return Err(Rejected::Replayed {
-                got: claims.ver,
-                held: held.version,
-            });
-        }
+    let opened = bundle::open(keys, body)?;
+    if held.is_some_and(|h| h.manifest == opened.manifest) {
+        return Ok(None);
     }
-    let source: PolicySource =
-        serde_json::from_slice(payload).map_err(|e| Rejected::Parse(e.to_string()))?;
-    if source.version != claims.ver {
-        return Err(Rejected::VersionMismatch {
-            payload: source.version,
-            signed: claims.ver,
-        });
-    }
-    let snapshot = compile(&source).map_err(|errors| {
-        let shown: Vec<String> = errors.iter().take(3).map(ToString::to_string).collect();
-        let more = errors.len().saturating_sub(shown.len());
-        let mut text = shown.join("; ");
-        if more > 0 {
-            text.push_str(&format!("; and {more} more"));
-        }
-        Rejected::Compile(text)
-    })?;
-    Ok(Some(Accepted { snapshot, claims }))
+    let (next, applied) = bundle::apply(held, &opened)?;
+    Ok(Some(Accepted {
+        held: next,
+        claims: opened.claims.clone(),
+        applied,
+        signature: opened.signature().to_owned(),
+        manifest: opened.manifest_bytes().to_vec(),
+        parts: opened
+            .parts()
+            .map(|(h, b)| (h.to_owned(), b.to_vec()))
+            .collect(),
+    }))
 }
 
-/// Writes the cache file atomically: a temporary file in the same directory,
-/// synced, then renamed over the old one.
-pub fn write_cache(path: &Path, signature: &str, payload: &[u8]) -> std::io::Result<()> {
+/// The directory of cached parts beside the cache file.
+fn parts_dir(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "snapshot".to_owned());
+    path.with_file_name(format!("{name}.parts"))
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file in the same
+/// directory, synced, then renamed over the old one.
+fn write_atomic(path: &Path, chunks: &[&[u8]]) -> std::io::Result<()> {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -133,10 +123,9 @@ pub fn write_cache(path: &Path, signature: &str, payload: &[u8]) -> std::io::Res
     let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(CACHE_MAGIC)?;
-        f.write_all(signature.as_bytes())?;
-        f.write_all(b"\n")?;
-        f.write_all(payload)?;
+        for c in chunks {
+            f.write_all(c)?;
+        }
         f.sync_all()?;
         std::fs::rename(&tmp, path)
     })();
@@ -146,28 +135,87 @@ pub fn write_cache(path: &Path, signature: &str, payload: &[u8]) -> std::io::Res
     result
 }
 
-/// Reads a cache file: `(signature, payload)`, or `None` if there is none.
-pub fn read_cache(path: &Path) -> std::io::Result<Option<(String, Vec<u8>)>> {
+/// Updates the cache: first the new parts, then (atomically) the cache file
+/// naming the manifest, then the parts no manifest names any more. A crash at
+/// any point leaves a cache that either loads whole or is refused whole.
+pub fn write_cache(
+    path: &Path,
+    signature: &str,
+    manifest: &[u8],
+    parts: &[(String, Vec<u8>)],
+) -> std::io::Result<()> {
+    let dir = parts_dir(path);
+    std::fs::create_dir_all(&dir)?;
+    for (hash, body) in parts {
+        // Hashes come from a verified bundle (hex); the check keeps a path out of it anyway.
+        if !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+            continue;
+        }
+        let file = dir.join(hash);
+        if !file.exists() {
+            write_atomic(&file, &[body])?;
+        }
+    }
+    write_atomic(path, &[CACHE_MAGIC, signature.as_bytes(), b"\n", manifest])?;
+    if let Ok(m) = serde_json::from_slice::<Manifest>(manifest) {
+        let keep: std::collections::HashSet<&str> = m.part_hashes().collect();
+        for entry in std::fs::read_dir(&dir)?.flatten() {
+            let name = entry.file_name();
+            if !keep.contains(name.to_string_lossy().as_ref()) {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Reads the cache back as a bundle body, or `None` if there is none.
+pub fn read_cache(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
     };
-    let invalid = || std::io::Error::new(std::io::ErrorKind::InvalidData, "not a snapshot cache");
-    let rest = bytes.strip_prefix(CACHE_MAGIC).ok_or_else(invalid)?;
-    let nl = rest.iter().position(|b| *b == b'\n').ok_or_else(invalid)?;
-    let signature = std::str::from_utf8(&rest[..nl])
-        .map_err(|_| invalid())?
-        .to_owned();
-    Ok(Some((signature, rest[nl + 1..].to_vec())))
+    let invalid = |what: &str| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("not a snapshot cache: {what}"),
+        )
+    };
+    let rest = bytes
+        .strip_prefix(CACHE_MAGIC)
+        .ok_or_else(|| invalid("header"))?;
+    let nl = rest
+        .iter()
+        .position(|b| *b == b'\n')
+        .ok_or_else(|| invalid("signature"))?;
+    let signature = std::str::from_utf8(&rest[..nl]).map_err(|_| invalid("signature"))?;
+    let manifest = &rest[nl + 1..];
+    let m: Manifest = serde_json::from_slice(manifest).map_err(|_| invalid("manifest"))?;
+    let dir = parts_dir(path);
+    let mut parts: Vec<(String, Vec<u8>)> = Vec::new();
+    for hash in m.part_hashes() {
+        if parts.iter().any(|(h, _)| h == hash) {
+            continue;
+        }
+        if !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(invalid("part name"));
+        }
+        parts.push((hash.to_owned(), std::fs::read(dir.join(hash))?));
+    }
+    let list: Vec<(&str, &[u8])> = parts
+        .iter()
+        .map(|(h, b)| (h.as_str(), b.as_slice()))
+        .collect();
+    Ok(Some(bundle::encode(signature, manifest, &list)))
 }
 
-/// At startup, before the first fetch: swaps in the cached snapshot if there
-/// is one and it verifies and compiles. Its freshness is the cache file's
+/// At startup, before the first fetch: swaps in the cached policy if there is
+/// one and it verifies and compiles. Its freshness is the cache file's
 /// modification time (refreshed on every successful check).
 pub fn load_cache(store: &PolicyStore, src: &AdminSource) -> Option<Held> {
     let path = src.cache_file.as_ref()?;
-    let (signature, payload) = match read_cache(path) {
+    let body = match read_cache(path) {
         Ok(Some(c)) => c,
         Ok(None) => {
             tracing::info!(cache = %path.display(), "no cached policy snapshot; waiting for the admin API");
@@ -179,25 +227,22 @@ pub fn load_cache(store: &PolicyStore, src: &AdminSource) -> Option<Held> {
             return None;
         }
     };
-    match accept(&src.keys.0, &payload, &signature, None) {
+    match accept(&src.keys.0, &body, None) {
         Ok(Some(a)) => {
             let checked = std::fs::metadata(path)
                 .and_then(|m| m.modified())
                 .ok()
                 .and_then(|m| m.duration_since(SystemTime::UNIX_EPOCH).ok())
                 .map_or(0, |d| d.as_secs() as i64);
-            let held = Held {
-                version: a.claims.ver,
-                sha256: a.claims.sha256.clone(),
-            };
             tracing::info!(
-                version = held.version,
+                version = a.claims.ver,
+                shards = a.held.policy.shard_count(),
                 cache = %path.display(),
-                "policy snapshot loaded from the cache file"
+                "policy snapshot loaded from the cache"
             );
             crate::metrics::snapshot_published(a.claims.iat);
-            store.swap_published(a.snapshot, a.claims.iat, checked);
-            Some(held)
+            store.swap_published(Arc::clone(&a.held.policy), a.claims.iat, checked);
+            Some(a.held)
         }
         Ok(None) => None,
         Err(e) => {
@@ -351,7 +396,7 @@ impl Poller {
         if health == self.health {
             return;
         }
-        let version = self.held.as_ref().map(|h| h.version);
+        let version = self.held.as_ref().map(|h| h.manifest.version);
         match (&health, error) {
             (Health::Ok, _) => {
                 tracing::info!(version, "admin API reachable; policy snapshot is current")
@@ -411,11 +456,33 @@ impl Poller {
     }
 
     async fn poll_once(&mut self, client: &reqwest::Client) -> Result<Fetched, FetchError> {
-        let url = format!(
+        match self.fetch(client, true).await {
+            // A delta that names a part this gateway does not hold (its cache
+            // and the server disagree): count it and fetch everything at once.
+            Err(FetchError::Rejected(r @ Rejected::Bundle(BundleError::MissingPart(_)))) => {
+                crate::metrics::snapshot_rejected(r.reason());
+                tracing::warn!(error = %r, "policy delta does not fit the policy held; fetching it whole");
+                self.fetch(client, false).await
+            }
+            other => other,
+        }
+    }
+
+    /// One long poll. `delta`: ask only for the parts newer than the version held.
+    async fn fetch(
+        &mut self,
+        client: &reqwest::Client,
+        delta: bool,
+    ) -> Result<Fetched, FetchError> {
+        let mut url = format!(
             "{}/api/v1/snapshots/latest?wait={}",
             self.src.url,
             self.src.wait.as_secs()
         );
+        let held_version = self.held.as_ref().map(|h| h.manifest.version);
+        if let (true, Some(v)) = (delta, held_version) {
+            url.push_str(&format!("&since={v}"));
+        }
         let mut req = client
             .get(url)
             .header(
@@ -423,8 +490,8 @@ impl Poller {
                 format!("ApiKey {}", self.src.api_key.0),
             )
             .timeout(self.src.wait + self.src.timeout);
-        if let Some(held) = &self.held {
-            req = req.header(http::header::IF_NONE_MATCH, format!("\"{}\"", held.version));
+        if let Some(v) = held_version {
+            req = req.header(http::header::IF_NONE_MATCH, format!("\"{v}\""));
         }
         let resp = req
             .send()
@@ -436,50 +503,56 @@ impl Poller {
             200 => {}
             other => return Err(FetchError::Status(other)),
         }
-        let signature = resp
-            .headers()
-            .get(SIGNATURE_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let payload = read_body(resp).await?;
-        let signature = signature.ok_or(Rejected::Unsigned)?;
+        let body = read_body(resp).await?;
+        let bytes = body.len();
         let keys = self.keys.load_full();
         let held = self.held.clone();
-        // Verifying and compiling a large snapshot is CPU work: keep it off the reactor.
-        let checked = tokio::task::spawn_blocking(move || {
-            let verdict = accept(&keys, &payload, &signature, held.as_ref());
-            (verdict, payload, signature)
-        })
-        .await
-        .map_err(|e| FetchError::Transport(format!("verification task failed: {e}")))?;
-        let (verdict, payload, signature) = checked;
+        // Verifying and compiling is CPU work (a whole policy can take
+        // seconds): keep it off the reactor.
+        let verdict = tokio::task::spawn_blocking(move || accept(&keys, &body, held.as_ref()))
+            .await
+            .map_err(|e| FetchError::Transport(format!("verification task failed: {e}")))?;
         let Some(accepted) = verdict? else {
             return Ok(Fetched::NotModified);
         };
-        let Accepted { snapshot, claims } = accepted;
-        let version = claims.ver;
-        let stats = snapshot.stats();
-        self.store.swap_published(snapshot, claims.iat, unix_now());
-        crate::metrics::snapshot_published(claims.iat);
+        let version = accepted.claims.ver;
+        let stats = accepted.held.policy.stats();
+        self.store.swap_published(
+            Arc::clone(&accepted.held.policy),
+            accepted.claims.iat,
+            unix_now(),
+        );
+        crate::metrics::snapshot_published(accepted.claims.iat);
         tracing::info!(
             version,
-            previous = self.held.as_ref().map(|h| h.version),
+            previous = held_version,
+            bytes,
+            global_changed = accepted.applied.global_changed,
+            shards_compiled = accepted.applied.shards_compiled,
+            shards_kept = accepted.applied.shards_kept,
+            shards_removed = accepted.applied.shards_removed,
             tenants = stats.tenants,
             principals = stats.principals,
             permissions = stats.permissions,
             "policy snapshot swapped in"
         );
-        self.held = Some(Held {
-            version,
-            sha256: claims.sha256,
-        });
+        let Accepted {
+            held,
+            signature,
+            manifest,
+            parts,
+            ..
+        } = accepted;
+        self.held = Some(held);
         if let Some(path) = self.src.cache_file.clone() {
-            let written =
-                tokio::task::spawn_blocking(move || write_cache(&path, &signature, &payload)).await;
+            let written = tokio::task::spawn_blocking(move || {
+                write_cache(&path, &signature, &manifest, &parts)
+            })
+            .await;
             match written {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => {
-                    tracing::warn!(error = %e, "cannot write the policy snapshot cache file")
+                    tracing::warn!(error = %e, "cannot write the policy snapshot cache")
                 }
                 Err(e) => tracing::warn!(error = %e, "cache write task failed"),
             }

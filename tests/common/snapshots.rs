@@ -1,10 +1,14 @@
 //! Signed snapshots for tests: the pinned test key (Ed25519, from
-//! `policy/tests/keys`), a rogue key, the demo policy as a `PolicySource`, and
-//! a small snapshot server speaking the admin API's wire contract
-//! (`GET /api/v1/snapshots/latest`) that a test scripts, hostile or not.
+//! `policy/tests/keys`), a rogue key, the demo policy as a `PolicySource`,
+//! bundles built from it (`sentinel_policy::bundle`), and a small snapshot
+//! server speaking the admin API's wire contract
+//! (`GET /api/v1/snapshots/latest`) that a test scripts, hostile or not. The
+//! server always answers whole bundles (every part), which a gateway must
+//! accept whatever it holds.
 
 use jsonwebtoken::Algorithm;
-use sentinel_policy::signed::SnapshotSigner;
+use sentinel_policy::bundle::{self, Manifest, PartRef, FORMAT};
+use sentinel_policy::signed::{payload_sha256, SnapshotSigner};
 use sentinel_policy::PolicySource;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -80,12 +84,70 @@ pub fn now() -> i64 {
     super::now()
 }
 
+/// A whole bundle of a policy, before it is signed: the manifest (every part
+/// `since = version`) and the parts.
+pub struct Parts {
+    pub manifest: Manifest,
+    pub parts: Vec<(String, Vec<u8>)>,
+}
+
+impl Parts {
+    /// Splits the policy source in `payload` (JSON) into parts for `version`.
+    pub fn of(version: u64, payload: &[u8]) -> Parts {
+        let src: PolicySource = serde_json::from_slice(payload).unwrap();
+        let (global, shards) = bundle::split(&src).unwrap();
+        let mut parts = Vec::new();
+        let mut part = |p: &PolicySource| {
+            let bytes = bundle::part_bytes(p);
+            let sha256 = payload_sha256(&bytes);
+            parts.push((sha256.clone(), bytes));
+            PartRef {
+                sha256,
+                since: version,
+            }
+        };
+        let global = part(&global);
+        let shards = shards.iter().map(|(t, s)| (*t, part(s))).collect();
+        Parts {
+            manifest: Manifest {
+                format: FORMAT.into(),
+                version,
+                global,
+                shards,
+            },
+            parts,
+        }
+    }
+
+    pub fn manifest_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(&self.manifest).unwrap()
+    }
+
+    /// The bundle body with `signature` over the manifest bytes.
+    pub fn body(&self, signature: &str) -> Vec<u8> {
+        let list: Vec<(&str, &[u8])> = self
+            .parts
+            .iter()
+            .map(|(h, b)| (h.as_str(), b.as_slice()))
+            .collect();
+        bundle::encode(signature, &self.manifest_bytes(), &list)
+    }
+
+    /// Signed by the pinned key as `version`.
+    pub fn signed_body(&self, version: u64) -> Vec<u8> {
+        let sig = signer()
+            .sign(&self.manifest_bytes(), version, now())
+            .unwrap();
+        self.body(&sig)
+    }
+}
+
 /// What the server answers to a request that does not already hold `version`.
 #[derive(Clone)]
 pub struct Reply {
     pub version: u64,
+    /// The bundle body.
     pub body: Vec<u8>,
-    pub signature: Option<String>,
     /// Announce this `Content-Length` but send only `body` (then close).
     pub declared_len: Option<usize>,
     /// Send it even to a gateway that says it holds `version` (an attacker
@@ -94,13 +156,16 @@ pub struct Reply {
 }
 
 impl Reply {
-    /// A correctly signed snapshot.
-    pub fn signed(version: u64, body: Vec<u8>) -> Reply {
-        let signature = signer().sign(&body, version, now()).unwrap();
+    /// A correctly signed whole bundle of the policy source in `payload`.
+    pub fn signed(version: u64, payload: Vec<u8>) -> Reply {
+        Reply::body(version, Parts::of(version, &payload).signed_body(version))
+    }
+
+    /// A reply carrying `body` as it is.
+    pub fn body(version: u64, body: Vec<u8>) -> Reply {
         Reply {
             version,
             body,
-            signature: Some(signature),
             declared_len: None,
             force: false,
         }
@@ -236,15 +301,11 @@ async fn serve(mut conn: tokio::net::TcpStream, script: Arc<Script>) {
             .await;
         return;
     }
-    let mut head = format!(
-        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\netag: \"{v}\"\r\nx-sentinel-snapshot-version: {v}\r\nconnection: close\r\n",
+    let head = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\netag: \"{v}\"\r\nx-sentinel-snapshot-version: {v}\r\nconnection: close\r\n\r\n",
         reply.declared_len.unwrap_or(reply.body.len()),
         v = reply.version
     );
-    if let Some(sig) = &reply.signature {
-        head.push_str(&format!("x-sentinel-snapshot-signature: {sig}\r\n"));
-    }
-    head.push_str("\r\n");
     let _ = conn.write_all(head.as_bytes()).await;
     let _ = conn.write_all(&reply.body).await;
     let _ = conn.flush().await;
