@@ -505,7 +505,7 @@ impl Gateway {
                 .inc();
         }
         if state.explain.contains(&principal.id) {
-            ctx.explain = Some(explain(&snapshot, &decision));
+            ctx.explain = Some(explain(snapshot, &decision));
         }
         if !decision.allowed {
             let mut denial = Denial::from_reason(decision.reason);
