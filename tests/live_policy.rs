@@ -771,6 +771,16 @@ async fn both_enforce(
     );
 }
 
+/// `SENTINEL_E2E_SCALE=tenants,users,roles,perms` (per tenant, as
+/// `admin-api/examples/scale_seed.sql` takes them) adds that synthetic policy
+/// beside the demo one, so the same steps are measured at scale; run it with
+/// `--release` (docs/PERFORMANCE.md, "Deltas: end to end at scale").
+fn scale_seed() -> Option<[u32; 4]> {
+    let v = std::env::var("SENTINEL_E2E_SCALE").ok()?;
+    let n: Vec<u32> = v.split(',').map(|x| x.trim().parse().unwrap()).collect();
+    Some([n[0], n[1], n[2], n[3]])
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn end_to_end_with_the_admin_api_postgres_and_two_gateways() {
     let db = E2eDb::new();
@@ -785,11 +795,45 @@ async fn end_to_end_with_the_admin_api_postgres_and_two_gateways() {
         &["bootstrap", "--email", "root@platform.example.com"],
     );
     admin(&owner, &["seed-demo"]);
+    let scale = scale_seed();
+    if let Some([t, u, r, p]) = scale {
+        let started = Instant::now();
+        let out = std::process::Command::new("psql")
+            .arg(&owner)
+            .args([
+                "-q",
+                "-v",
+                &format!("tenants={t}"),
+                "-v",
+                &format!("users={u}"),
+            ])
+            .args(["-v", &format!("roles={r}"), "-v", &format!("perms={p}")])
+            .arg("-f")
+            .arg(repo().join("admin-api/examples/scale_seed.sql"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        println!(
+            "e2e at scale: seeded {t} tenants x ({u} users, {r} roles, {p} permissions) in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+    }
     let gateway_key = admin(&owner, &["gateway-key", "create", "--name", "gw-e2e"])
         .trim()
         .to_owned();
     let pinned = admin(&owner, &["snapshot-jwks"]);
+    let started = Instant::now();
     admin(&owner, &["publish"]);
+    if scale.is_some() {
+        println!(
+            "e2e at scale: first (whole) publish took {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+    }
     let mut server = AdminServer::start(&api_role, None);
     let api = server.url.clone();
 
@@ -818,13 +862,30 @@ async fn end_to_end_with_the_admin_api_postgres_and_two_gateways() {
             "\n[[issuers]]\nissuer = \"sentinel-admin\"\naudiences = [\"sentinel\"]\nalgorithms = [\"ES256\"]\njwks_file = \"{}\"\nleeway = \"30s\"\n",
             dir.join("admin.jwks.json").display()
         );
-        gws.push(start(Options {
+        let started = Instant::now();
+        let gw = start(Options {
             policy_section: Some(section),
             extra_config: issuer,
             env: vec![(GATEWAY_KEY_ENV.to_owned(), gateway_key.clone())],
             capture_log: true,
+            // At scale the first (whole) bundle takes longer than the usual wait.
+            require_ready: scale.is_none(),
             ..Options::default()
-        }));
+        });
+        if scale.is_some() {
+            while readyz(&gw).await.0 != 200 {
+                assert!(
+                    started.elapsed() < Duration::from_secs(600),
+                    "never ready at scale"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            println!(
+                "e2e at scale: gateway ready (whole bundle fetched and compiled) after {:.1} s",
+                started.elapsed().as_secs_f64()
+            );
+        }
+        gws.push(gw);
         dirs.push(dir);
     }
     let (g1, g2) = (&gws[0], &gws[1]);
