@@ -77,24 +77,18 @@ pub fn compile(src: &PolicySource) -> Result<Snapshot, Vec<CompileError>> {
 /// shard).
 pub fn compile_global(src: &PolicySource) -> Result<Arc<Global>, Vec<CompileError>> {
     let mut errs = Errors(Vec::new());
-    for (collection, n) in [
-        ("principals", src.principals.len()),
-        ("roles", src.roles.len()),
-        ("groups", src.groups.len()),
-        ("permissions", src.permissions.len()),
-        ("grants", src.grants.len()),
-    ] {
-        if n > 0 {
-            errs.push(
-                collection,
-                0,
-                None,
-                format!(
-                    "the global part holds no {collection}: they belong in their tenant's shard"
-                ),
-            );
-        }
-    }
+    misplaced(
+        &mut errs,
+        &[
+            ("principals", src.principals.len()),
+            ("roles", src.roles.len()),
+            ("groups", src.groups.len()),
+            ("permissions", src.permissions.len()),
+            ("grants", src.grants.len()),
+        ],
+        "the global part holds no",
+        "their tenant's shard",
+    );
     let global = global_of(src, &mut errs);
     if !errs.0.is_empty() {
         return Err(errs.0);
@@ -121,20 +115,16 @@ pub fn compile_shard(
             format!("shard of unknown tenant `{tenant}`"),
         );
     }
-    for (collection, n) in [
-        ("tenants", src.tenants.len()),
-        ("field_definitions", src.field_definitions.len()),
-        ("revoked_tokens", src.revoked_tokens.len()),
-    ] {
-        if n > 0 {
-            errs.push(
-                collection,
-                0,
-                None,
-                format!("a tenant shard holds no {collection}: they belong in the global part"),
-            );
-        }
-    }
+    misplaced(
+        &mut errs,
+        &[
+            ("tenants", src.tenants.len()),
+            ("field_definitions", src.field_definitions.len()),
+            ("revoked_tokens", src.revoked_tokens.len()),
+        ],
+        "a tenant shard holds no",
+        "the global part",
+    );
     for (i, p) in src.principals.iter().enumerate() {
         if p.tenant != tenant {
             errs.push(
@@ -181,6 +171,20 @@ pub fn compile_shard(
         global: Arc::clone(global),
         local: Arc::new(local),
     })
+}
+
+/// One error per non-empty collection that belongs in another part.
+fn misplaced(errs: &mut Errors, present: &[(&'static str, usize)], part: &str, home: &str) {
+    for (collection, n) in present {
+        if *n > 0 {
+            errs.push(
+                collection,
+                0,
+                None,
+                format!("{part} {collection}: they belong in {home}"),
+            );
+        }
+    }
 }
 
 fn global_of(src: &PolicySource, errs: &mut Errors) -> Global {
