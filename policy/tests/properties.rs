@@ -358,6 +358,24 @@ proptest! {
         }
     }
 
+    /// The same policy split into a global part and tenant shards
+    /// (`bundle::split`, `compile_global`, `compile_shard`) decides every
+    /// request exactly like the policy compiled whole.
+    #[test]
+    fn sharded_decides_like_whole(m in model_strategy(12), reqs in prop::collection::vec(req_strategy(), 1..16)) {
+        let whole = compiled(&m);
+        let (global, shards) = sentinel_policy::bundle::split(&source(&m)).unwrap();
+        let global = sentinel_policy::compile_global(&global).unwrap();
+        let shard = sentinel_policy::compile_shard(&global, A, 1, &shards[&A]).unwrap();
+        for r in &reqs {
+            prop_assert_eq!(
+                summary(&shard, &decide(&shard, r)),
+                summary(&whole, &decide(&whole, r)),
+                "request {:?}", r
+            );
+        }
+    }
+
     /// If any deny rule applies, the request is never allowed, whatever allows exist.
     #[test]
     fn deny_always_wins(m in model_strategy(12), r in req_strategy()) {
