@@ -107,6 +107,13 @@ CREATE INDEX user_roles_tenant_idx ON sentinel.user_roles (tenant_id);
 CREATE INDEX user_groups_tenant_idx ON sentinel.user_groups (tenant_id);
 CREATE INDEX group_roles_tenant_idx ON sentinel.group_roles (tenant_id);
 CREATE INDEX role_permissions_tenant_idx ON sentinel.role_permissions (tenant_id);
+-- Every publication asks when the next role-assignment window opens or
+-- closes, and which tenants' windows did since the last one: the few
+-- time-bound assignments, not a scan of all of them.
+CREATE INDEX user_roles_valid_from_idx ON sentinel.user_roles (valid_from)
+    WHERE is_active AND valid_from IS NOT NULL;
+CREATE INDEX user_roles_valid_until_idx ON sentinel.user_roles (valid_until)
+    WHERE is_active AND valid_until IS NOT NULL;
 
 -- ---------------------------------------------------------------- parts and manifests
 -- Content-addressed part bytes (JSON of a `PolicySource`), shared by every
@@ -119,29 +126,22 @@ CREATE TABLE sentinel.policy_parts (
 REVOKE UPDATE, DELETE ON sentinel.policy_parts FROM sentinel_api;
 
 -- A sharded snapshot stores its manifest (exact bytes, signed) and leaves
--- `payload` NULL. Whole-policy rows of 0002 (payload, no manifest) stay for
--- audit and keep versions monotonic, but are never served again.
+-- `payload` NULL; `parts` repeats the SHA-256 of every part the manifest
+-- lists, so that retention need not parse manifests. Whole-policy rows of
+-- 0002 (payload, no manifest) stay for audit and keep versions monotonic, but
+-- are never served again.
 ALTER TABLE sentinel.policy_snapshots
     ADD COLUMN manifest bytea,
+    ADD COLUMN parts text[],
     ADD CONSTRAINT policy_snapshots_manifest_signed CHECK (
-        manifest IS NULL OR (payload IS NULL AND signature IS NOT NULL AND kid IS NOT NULL AND sha256 IS NOT NULL));
+        manifest IS NULL OR (payload IS NULL AND parts IS NOT NULL
+                             AND signature IS NOT NULL AND kid IS NOT NULL AND sha256 IS NOT NULL));
 
--- The SHA-256 of every part a manifest lists.
-CREATE FUNCTION sentinel.manifest_parts(p_manifest bytea) RETURNS SETOF text
-    LANGUAGE sql STABLE
-    SET search_path = pg_catalog, sentinel
-    AS $$
-    WITH m AS (SELECT convert_from(p_manifest, 'UTF8')::jsonb AS j)
-    SELECT j -> 'global' ->> 'sha256' FROM m
-    UNION ALL
-    SELECT s.value ->> 'sha256' FROM m, jsonb_each(m.j -> 'shards') s
-$$;
-
--- Retention: keeps the newest `p_keep` (at least 1) snapshots, then the parts
--- some kept manifest lists, and the dirty rows the newest snapshot has not
--- yet absorbed. Parts are deleted under a lock that waits for publications in
--- flight (they insert parts), so a part a publication is about to list again
--- is never deleted under it.
+-- Retention: keeps the newest `p_keep` (at least 1) snapshots; when some
+-- went, also the parts no kept manifest lists; and the dirty rows the newest
+-- manifest has absorbed. Parts are deleted under a lock that waits for
+-- publications in flight (they insert parts), so a part a publication is
+-- about to list again is never deleted under it.
 DROP FUNCTION sentinel.prune_policy_snapshots(integer);
 CREATE FUNCTION sentinel.prune_policy_snapshots(p_keep integer) RETURNS bigint
     LANGUAGE plpgsql SECURITY DEFINER
@@ -158,10 +158,12 @@ BEGIN
         RETURNING 1
     )
     SELECT count(*) INTO gone FROM d;
-    LOCK TABLE sentinel.policy_parts IN SHARE ROW EXCLUSIVE MODE;
-    DELETE FROM sentinel.policy_parts p
-     WHERE p.sha256 NOT IN (SELECT sentinel.manifest_parts(s.manifest)
-                              FROM sentinel.policy_snapshots s WHERE s.manifest IS NOT NULL);
+    IF gone > 0 THEN
+        LOCK TABLE sentinel.policy_parts IN SHARE ROW EXCLUSIVE MODE;
+        DELETE FROM sentinel.policy_parts p
+         WHERE p.sha256 NOT IN (SELECT unnest(s.parts) FROM sentinel.policy_snapshots s
+                                 WHERE s.parts IS NOT NULL);
+    END IF;
     DELETE FROM sentinel.policy_dirty
      WHERE revision <= (SELECT source_revision FROM sentinel.policy_snapshots
                          WHERE manifest IS NOT NULL ORDER BY version DESC LIMIT 1);

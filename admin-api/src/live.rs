@@ -356,6 +356,7 @@ async fn publish_now(state: &AppState, failed: &mut Option<i64>) {
             _ => {}
         }
     }
+    let started = Instant::now();
     match snapshot::publish(&state.pool, None, false).await {
         Ok(Outcome::Published {
             snapshot,
@@ -379,6 +380,7 @@ async fn publish_now(state: &AppState, failed: &mut Option<i64>) {
                 shards_built,
                 new_parts = new_parts.len(),
                 compile_ms = compile.as_millis() as u64,
+                publish_ms = started.elapsed().as_millis() as u64,
                 "policy snapshot published"
             );
             state.live.offer(snapshot);

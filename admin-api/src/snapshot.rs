@@ -229,16 +229,51 @@ async fn load_shard_rows(tx: &mut Tx, filter: Filter<'_>) -> Result<ShardRows, S
         });
     }
 
+    // Active permissions first: role links to inactive ones are left out
+    // (filtered here rather than joined, so one tenant's links are read by
+    // the tenant index alone).
+    let sql = format!(
+        "SELECT id, tenant_id, effect, resource_type, resource_pattern, actions, conditions, tenant_scope, field_rules, description
+           FROM sentinel.permissions WHERE is_active{} ORDER BY id",
+        filter.clause("AND", "tenant_id")
+    );
+    let perms: Vec<PermRow> = filter.query_as(&sql).fetch_all(&mut **tx).await?;
+    for (id, tenant, effect, rtype, pattern, actions, conditions, scope, fields, description) in
+        perms
+    {
+        out.permissions.push((
+            tenant,
+            PermissionSource {
+                id: id.to_string(),
+                effect: parse_enum::<Effect>(&effect).map_err(|e| stored("permission", id, e))?,
+                resource_type: rtype,
+                resource: pattern,
+                actions,
+                conditions: serde_json::from_value::<Vec<ConditionSource>>(conditions)
+                    .map_err(|e| stored("permission", id, e))?,
+                tenant_scope: parse_enum::<TenantScope>(&scope)
+                    .map_err(|e| stored("permission", id, e))?,
+                fields: serde_json::from_value::<FieldRulesSource>(fields)
+                    .map_err(|e| stored("permission", id, e))?,
+                description,
+            },
+        ));
+    }
+    let active: HashSet<Uuid> = out
+        .permissions
+        .iter()
+        .filter_map(|(_, p)| p.id.parse().ok())
+        .collect();
     let mut perms_of: HashMap<Uuid, Vec<String>> = HashMap::new();
     let sql = format!(
-        "SELECT rp.role_id, rp.permission_id FROM sentinel.role_permissions rp
-           JOIN sentinel.permissions p ON p.id = rp.permission_id
-          WHERE p.is_active{} ORDER BY rp.role_id, rp.permission_id",
-        filter.clause("AND", "rp.tenant_id")
+        "SELECT role_id, permission_id FROM sentinel.role_permissions{} ORDER BY role_id, permission_id",
+        filter.clause("WHERE", "tenant_id")
     );
     let role_perms: Vec<(Uuid, Uuid)> = filter.query_as(&sql).fetch_all(&mut **tx).await?;
     for (r, p) in role_perms {
-        perms_of.entry(r).or_default().push(p.to_string());
+        if active.contains(&p) {
+            perms_of.entry(r).or_default().push(p.to_string());
+        }
     }
     let sql = format!(
         "SELECT id, name, tenant_id, parent_role_id FROM sentinel.roles{} ORDER BY id",
@@ -279,33 +314,6 @@ async fn load_shard_rows(tx: &mut Tx, filter: Filter<'_>) -> Result<ShardRows, S
         });
     }
 
-    let sql = format!(
-        "SELECT id, tenant_id, effect, resource_type, resource_pattern, actions, conditions, tenant_scope, field_rules, description
-           FROM sentinel.permissions WHERE is_active{} ORDER BY id",
-        filter.clause("AND", "tenant_id")
-    );
-    let perms: Vec<PermRow> = filter.query_as(&sql).fetch_all(&mut **tx).await?;
-    for (id, tenant, effect, rtype, pattern, actions, conditions, scope, fields, description) in
-        perms
-    {
-        out.permissions.push((
-            tenant,
-            PermissionSource {
-                id: id.to_string(),
-                effect: parse_enum::<Effect>(&effect).map_err(|e| stored("permission", id, e))?,
-                resource_type: rtype,
-                resource: pattern,
-                actions,
-                conditions: serde_json::from_value::<Vec<ConditionSource>>(conditions)
-                    .map_err(|e| stored("permission", id, e))?,
-                tenant_scope: parse_enum::<TenantScope>(&scope)
-                    .map_err(|e| stored("permission", id, e))?,
-                fields: serde_json::from_value::<FieldRulesSource>(fields)
-                    .map_err(|e| stored("permission", id, e))?,
-                description,
-            },
-        ));
-    }
     Ok(out)
 }
 
@@ -467,7 +475,8 @@ pub enum Outcome {
         new_parts: Vec<(String, Bytes)>,
         /// Shards loaded and compiled (the others were carried over).
         shards_built: usize,
-        /// Time to compile the parts built and to sign the manifest.
+        /// Time to compile the parts built (not to load or serialize them)
+        /// and to sign the manifest.
         compile: std::time::Duration,
         sign: std::time::Duration,
     },
@@ -687,18 +696,21 @@ async fn publish_once(
             })
         }
     };
+    let mut compile = started.elapsed();
     let mut errors = Vec::new();
     let mut built: BTreeMap<Uuid, Bytes> = BTreeMap::new();
     for t in &to_build {
         let src = bundle::shard_part(&sources.remove(t).unwrap_or_default());
-        match sentinel_policy::compile_shard(&global, *t, uversion, &src) {
+        let started = std::time::Instant::now();
+        let compiled = sentinel_policy::compile_shard(&global, *t, uversion, &src);
+        compile += started.elapsed();
+        match compiled {
             Ok(_) => {
                 built.insert(*t, Bytes::from(bundle::part_bytes(&src)));
             }
             Err(errs) => errors.extend(errs.iter().map(|e| format!("tenant {t}: {e}"))),
         }
     }
-    let compile = started.elapsed();
     if !errors.is_empty() {
         return Ok(Outcome::Invalid { revision, errors });
     }
@@ -766,13 +778,17 @@ async fn publish_once(
     )
     .fetch_one(&mut *tx)
     .await?;
+    let mut part_list: Vec<&str> = manifest.part_hashes().collect();
+    part_list.sort_unstable();
+    part_list.dedup();
     sqlx::query(
         "INSERT INTO sentinel.policy_snapshots
-                (version, manifest, sha256, kid, signature, created_by, source_revision, refresh_after)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                (version, manifest, parts, sha256, kid, signature, created_by, source_revision, refresh_after)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(version)
     .bind(&manifest_bytes)
+    .bind(&part_list)
     .bind(payload_sha256(&manifest_bytes))
     .bind(signer.kid())
     .bind(&signature)
