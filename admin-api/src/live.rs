@@ -10,12 +10,18 @@
 //! announced with `NOTIFY sentinel_snapshot`, which wakes the long-polls of
 //! every admin replica.
 //!
+//! The latest snapshot is a signed manifest; the parts it lists are served
+//! from an in-memory cache keyed by SHA-256 (loaded from the database on a
+//! miss), holding only the parts of the latest manifest.
+//!
 //! Must never publish a policy that does not compile, and never serve
 //! anything but stored, signed bytes.
 
 use crate::snapshot::{self, Outcome, Published};
 use crate::state::AppState;
+use axum::body::Bytes;
 use sqlx::postgres::PgListener;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -38,6 +44,11 @@ pub struct Live {
     jwks: Mutex<Arc<serde_json::Value>>,
     /// The process is shutting down: long-polls answer now.
     closing: watch::Sender<bool>,
+    /// Part bytes by SHA-256: only parts of the cached latest manifest.
+    parts: Mutex<HashMap<String, Bytes>>,
+    /// Held while loading missing parts, so that concurrent full fetches
+    /// (gateways restarting together) read them from the database once.
+    part_loader: tokio::sync::Mutex<()>,
 }
 
 impl Default for Live {
@@ -48,6 +59,8 @@ impl Default for Live {
             listening: AtomicBool::new(false),
             jwks: Mutex::new(Arc::new(serde_json::json!({ "keys": [] }))),
             closing: watch::channel(false).0,
+            parts: Mutex::new(HashMap::new()),
+            part_loader: tokio::sync::Mutex::new(()),
         }
     }
 }
@@ -62,16 +75,93 @@ impl Live {
         self.listening.load(Ordering::Acquire)
     }
 
-    /// Stores `p` as the latest when it is newer than the cached one.
+    /// Stores `p` as the latest when it is newer than the cached one, and
+    /// drops cached parts it does not list.
     pub fn offer(&self, p: Published) -> bool {
-        self.latest.send_if_modified(|cur| {
+        let p = Arc::new(p);
+        let changed = self.latest.send_if_modified(|cur| {
             if cur.as_ref().is_some_and(|c| c.version >= p.version) {
                 false
             } else {
-                *cur = Some(Arc::new(p));
+                *cur = Some(Arc::clone(&p));
                 true
             }
-        })
+        });
+        if changed {
+            let mut parts = lock(&self.parts);
+            // A newer version may have been offered in between: keep its parts.
+            let current = self.cached();
+            parts.retain(|sha, _| current.as_ref().is_some_and(|c| c.lists(sha)));
+        }
+        changed
+    }
+
+    /// Caches part bytes the latest manifest lists (a publisher hands over
+    /// the parts it just stored).
+    pub fn offer_parts(&self, new: impl IntoIterator<Item = (String, Bytes)>) {
+        let Some(current) = self.cached() else {
+            return;
+        };
+        let mut parts = lock(&self.parts);
+        for (sha, body) in new {
+            if current.lists(&sha) {
+                parts.insert(sha, body);
+            }
+        }
+    }
+
+    /// The bytes of `p`'s parts whose `since` is above `since` (see
+    /// [`Published::parts_since`]): from the cache, missing ones from the
+    /// database. An error when a listed part is not stored.
+    pub async fn parts(
+        &self,
+        pool: &sqlx::PgPool,
+        p: &Published,
+        since: u64,
+    ) -> anyhow::Result<Vec<(String, Bytes)>> {
+        let wanted = p.parts_since(since);
+        let missing = |parts: &HashMap<String, Bytes>| -> Vec<&str> {
+            wanted
+                .iter()
+                .copied()
+                .filter(|s| !parts.contains_key(*s))
+                .collect()
+        };
+        let mut loaded: HashMap<String, Bytes> = HashMap::new();
+        if !missing(&lock(&self.parts)).is_empty() {
+            let _loading = self.part_loader.lock().await;
+            let todo = missing(&lock(&self.parts));
+            if !todo.is_empty() {
+                for (sha, body) in snapshot::load_parts(pool, &todo).await? {
+                    loaded.insert(sha, body);
+                }
+                let current = self.cached();
+                let mut parts = lock(&self.parts);
+                for (sha, body) in &loaded {
+                    if current.as_ref().is_some_and(|c| c.lists(sha)) {
+                        parts.insert(sha.clone(), body.clone());
+                    }
+                }
+            }
+        }
+        let parts = lock(&self.parts);
+        wanted
+            .iter()
+            .map(|sha| {
+                parts
+                    .get(*sha)
+                    .or_else(|| loaded.get(*sha))
+                    .map(|b| ((*sha).to_owned(), b.clone()))
+                    .ok_or_else(|| {
+                        anyhow::anyhow!("part {sha} of version {} is not stored", p.version)
+                    })
+            })
+            .collect()
+    }
+
+    /// How many part bytes are cached.
+    pub fn cached_part_bytes(&self) -> usize {
+        lock(&self.parts).values().map(Bytes::len).sum()
     }
 
     /// A receiver that sees every newer snapshot.
@@ -123,13 +213,13 @@ impl Live {
         Ok(self.cached())
     }
 
-    /// Loads the newest stored version into the cache when it is newer than
-    /// the cached one. Asks for the version first: payloads can be hundreds
-    /// of megabytes, and are only read when they are new. Returns whether the
-    /// cache changed.
+    /// Loads the newest stored manifest into the cache when it is newer than
+    /// the cached one (parts are read when a request needs them). Asks for
+    /// the version first: manifests are read only when they are new. Returns
+    /// whether the cache changed.
     pub async fn refresh(&self, pool: &sqlx::PgPool) -> Result<bool, sqlx::Error> {
         let newest: Option<i64> = sqlx::query_scalar(
-            "SELECT max(version) FROM sentinel.policy_snapshots WHERE payload IS NOT NULL",
+            "SELECT max(version) FROM sentinel.policy_snapshots WHERE manifest IS NOT NULL",
         )
         .fetch_one(pool)
         .await?;
@@ -144,6 +234,13 @@ impl Live {
             // Pruned in between: the next call sees the newer one.
             None => false,
         })
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
     }
 }
 
@@ -259,26 +356,35 @@ async fn publish_now(state: &AppState, failed: &mut Option<i64>) {
             _ => {}
         }
     }
+    let started = Instant::now();
     match snapshot::publish(&state.pool, None, false).await {
         Ok(Outcome::Published {
             snapshot,
+            new_parts,
+            shards_built,
             compile,
             sign,
         }) => {
             *failed = None;
             let v = snapshot.version;
+            let bytes = snapshot.manifest_bytes.len()
+                + new_parts.iter().map(|(_, b)| b.len()).sum::<usize>();
             m.snapshot_publish_total.inc();
             m.snapshot_compile_seconds.observe(compile.as_secs_f64());
             m.snapshot_sign_seconds.observe(sign.as_secs_f64());
-            m.snapshot_payload_bytes.set(snapshot.payload.len() as i64);
+            m.snapshot_payload_bytes.set(bytes as i64);
             m.snapshot_version.set(v as i64);
             tracing::info!(
                 version = v,
-                bytes = snapshot.payload.len(),
+                bytes,
+                shards_built,
+                new_parts = new_parts.len(),
                 compile_ms = compile.as_millis() as u64,
+                publish_ms = started.elapsed().as_millis() as u64,
                 "policy snapshot published"
             );
             state.live.offer(snapshot);
+            state.live.offer_parts(new_parts);
             if let Err(e) = state.live.reload_jwks(&state.pool).await {
                 tracing::warn!(error = %e, "cannot reload the snapshot JWKS");
             }

@@ -42,13 +42,19 @@ enum Command {
     SeedDemo,
     /// Rotate the token signing key (the previous key keeps verifying until the next rotation).
     RotateKeys,
-    /// Compile, sign and store the whole policy as the next snapshot version now
-    /// (`serve` publishes every change by itself).
+    /// Publish the next snapshot version now, even when nothing changed: the
+    /// parts changed since the latest manifest are compiled and stored, a new
+    /// manifest is signed (`serve` publishes every change by itself).
     Publish {
         /// The new version is at least this (after a database restore, jump
         /// past the highest version any gateway holds).
         #[arg(long, default_value_t = 0)]
         min_version: u64,
+        /// Load and compile every part, not only the changed ones (the
+        /// manifest is the same; parts whose bytes did not change keep
+        /// their `since`).
+        #[arg(long)]
+        rebuild: bool,
     },
     /// Print the JWKS of the snapshot signing keys (for a gateway's pinned key file).
     SnapshotJwks,
@@ -131,19 +137,29 @@ async fn main() -> anyhow::Result<()> {
             let kid = keys::rotate(&pool).await?;
             println!("new signing key {kid}; running servers pick it up within SENTINEL_KEY_RELOAD_SECONDS");
         }
-        Command::Publish { min_version } => {
+        Command::Publish {
+            min_version,
+            rebuild,
+        } => {
             let pool = db::connect(&url, 2).await?;
             snapshot_keys::ensure_key(&pool).await?;
-            match snapshot::publish_at_least(&pool, None, true, min_version).await? {
+            match snapshot::publish_with(&pool, None, true, min_version, rebuild).await? {
                 snapshot::Outcome::Published {
                     snapshot,
+                    new_parts,
+                    shards_built,
                     compile,
                     sign,
                 } => {
                     println!(
-                        "published policy snapshot version {} ({} bytes; compile {} ms, sign {} ms)",
+                        "published policy snapshot version {} ({} shards; {} built, {} new parts, \
+                         {} bytes new; manifest {} bytes; compile {} ms, sign {} ms)",
                         snapshot.version,
-                        snapshot.payload.len(),
+                        snapshot.manifest.shards.len(),
+                        shards_built,
+                        new_parts.len(),
+                        new_parts.iter().map(|(_, b)| b.len()).sum::<usize>(),
+                        snapshot.manifest_bytes.len(),
                         compile.as_millis(),
                         sign.as_millis()
                     );

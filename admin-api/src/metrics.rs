@@ -67,20 +67,20 @@ impl Metrics {
         let snapshot_compile_seconds = Histogram::with_opts(
             HistogramOpts::new(
                 "sentinel_admin_snapshot_compile_seconds",
-                "time to compile the whole policy before publishing",
+                "time to compile the parts a publication rebuilt (global part and changed shards)",
             )
             .buckets(secs.clone()),
         )?;
         let snapshot_sign_seconds = Histogram::with_opts(
             HistogramOpts::new(
                 "sentinel_admin_snapshot_sign_seconds",
-                "time to hash and sign a snapshot payload",
+                "time to hash and sign a snapshot manifest",
             )
             .buckets(secs),
         )?;
         let snapshot_payload_bytes = IntGauge::new(
             "sentinel_admin_snapshot_payload_bytes",
-            "size of the last published snapshot payload",
+            "bytes the last publication added: the manifest and its new parts",
         )?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;

@@ -479,7 +479,7 @@ pub const ENDPOINTS: &[(&str, &str, &str, &str)] = &[
         "GET",
         "/api/v1/snapshots/latest",
         "snapshot:read",
-        "The latest signed policy snapshot (ETag, If-None-Match, ?wait= long-poll; platform service-account API key)",
+        "The latest signed policy snapshot as a bundle: signature, manifest, and the parts first published after ?since= (ETag, If-None-Match, ?wait= long-poll; platform service-account API key)",
     ),
     (
         "GET",

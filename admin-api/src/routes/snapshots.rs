@@ -1,10 +1,12 @@
 //! `/api/v1/snapshots`: the signed policy snapshots gateways pull.
 //!
-//! - `GET /latest[?wait=SECONDS]` with `If-None-Match: "<version>"`: the exact
-//!   payload bytes of the newest snapshot, its version (`ETag`,
-//!   `X-Sentinel-Snapshot-Version`) and signature
-//!   (`X-Sentinel-Snapshot-Signature`); `304` when the caller already holds
-//!   it and nothing newer arrived within `wait` (0..=60, default 0) seconds;
+//! - `GET /latest[?since=VERSION][&wait=SECONDS]` with
+//!   `If-None-Match: "<version>"`: the newest snapshot as a bundle
+//!   (`sentinel_policy::bundle::encode`: the signature, the exact signed
+//!   manifest bytes, and the bytes of the parts first published after
+//!   `since`; every part without `since`), its version (`ETag`,
+//!   `X-Sentinel-Snapshot-Version`); `304` when the caller already holds it
+//!   and nothing newer arrived within `wait` (0..=60, default 0) seconds;
 //!   `503 POLICY_UNAVAILABLE` before the first snapshot. Callers: platform
 //!   service accounts holding `snapshot:read` (API key), or platform
 //!   superadmins (bearer token).
@@ -25,6 +27,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use sentinel_policy::bundle;
 use sentinel_policy::PLATFORM_TENANT;
 use serde::Deserialize;
 use std::sync::Arc;
@@ -129,6 +132,20 @@ impl FromRequestParts<AppState> for SnapshotReader {
 #[serde(deny_unknown_fields)]
 pub struct LatestParams {
     pub wait: Option<String>,
+    pub since: Option<String>,
+}
+
+/// `since`: the version the caller holds (0 or absent: none).
+fn since_of(q: &LatestParams) -> ApiResult<u64> {
+    let Some(s) = q.since.as_deref() else {
+        return Ok(0);
+    };
+    s.trim().parse().map_err(|_| {
+        FieldErrors::one(
+            "since",
+            "must be a snapshot version (a whole number, 0 or more)",
+        )
+    })
 }
 
 /// `wait` in seconds, clamped to 0..=60; a non-number is a validation error.
@@ -180,9 +197,16 @@ fn not_modified(version: u64) -> Response {
     r
 }
 
-fn full(p: &Published) -> ApiResult<Response> {
-    let sig = HeaderValue::from_str(&p.signature).map_err(ApiError::internal)?;
-    let mut r = (StatusCode::OK, p.payload.clone()).into_response();
+/// The bundle of `p` with the parts first published after `since`.
+async fn full(state: &AppState, p: &Published, since: u64) -> ApiResult<Response> {
+    let parts = state
+        .live
+        .parts(&state.pool, p, since)
+        .await
+        .map_err(ApiError::internal)?;
+    let refs: Vec<(&str, &[u8])> = parts.iter().map(|(s, b)| (s.as_str(), &b[..])).collect();
+    let body = bundle::encode(&p.signature, &p.manifest_bytes, &refs);
+    let mut r = (StatusCode::OK, body).into_response();
     let h = r.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
@@ -190,8 +214,7 @@ fn full(p: &Published) -> ApiResult<Response> {
     );
     h.insert(header::ETAG, etag(p.version));
     h.insert("x-sentinel-snapshot-version", version_header(p.version));
-    h.insert("x-sentinel-snapshot-signature", sig);
-    // The payload carries API-key hashes and every tenant's policy.
+    // The parts carry API-key hashes and every tenant's policy.
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(r)
 }
@@ -203,6 +226,7 @@ async fn latest(
     Query(q): Query<LatestParams>,
 ) -> ApiResult<Response> {
     let wait = wait_of(&q)?;
+    let since = since_of(&q)?;
     let held = held_versions(&headers);
     let live = &state.live;
     // Subscribe before reading, so a version published in between is not missed.
@@ -213,7 +237,7 @@ async fn latest(
         return Err(ApiError::PolicyUnavailable);
     };
     if !held.contains(&current.version) {
-        return full(&current);
+        return full(&state, &current, since).await;
     }
     if wait.is_zero() {
         return Ok(not_modified(current.version));
@@ -239,7 +263,7 @@ async fn latest(
             current = p;
         }
         if !held.contains(&current.version) {
-            return full(&current);
+            return full(&state, &current, since).await;
         }
         if tokio::time::Instant::now() >= deadline || *closing.borrow() {
             break;
@@ -280,6 +304,7 @@ mod tests {
         let w = |s: &str| {
             wait_of(&LatestParams {
                 wait: Some(s.to_owned()),
+                since: None,
             })
         };
         assert_eq!(w("0").unwrap(), Duration::ZERO);
@@ -288,7 +313,11 @@ mod tests {
         assert_eq!(w("3600").unwrap(), Duration::from_secs(60));
         assert!(w("soon").is_err());
         assert_eq!(
-            wait_of(&LatestParams { wait: None }).unwrap(),
+            wait_of(&LatestParams {
+                wait: None,
+                since: None
+            })
+            .unwrap(),
             Duration::ZERO
         );
     }

@@ -402,14 +402,34 @@ async fn published_snapshot_compiles_with_the_shared_compiler() {
     let v1 = publish().await;
     let v2 = publish().await;
     assert_eq!((v1, v2), (1, 2));
-    let payload: Vec<u8> =
-        sqlx::query_scalar("SELECT payload FROM sentinel.policy_snapshots WHERE version = 2")
+    // Version 2: its manifest, and every part it lists, stored by hash.
+    let manifest: Vec<u8> =
+        sqlx::query_scalar("SELECT manifest FROM sentinel.policy_snapshots WHERE version = 2")
             .fetch_one(&t.db.owner)
             .await
             .unwrap();
-    let src: sentinel_policy::PolicySource = serde_json::from_slice(&payload).unwrap();
-    assert_eq!(src.version, 2);
+    let manifest: sentinel_policy::bundle::Manifest = serde_json::from_slice(&manifest).unwrap();
+    assert_eq!(manifest.version, 2);
+    let part = |sha: String| {
+        let pool = t.db.owner.clone();
+        async move {
+            let body: Vec<u8> =
+                sqlx::query_scalar("SELECT body FROM sentinel.policy_parts WHERE sha256 = $1")
+                    .bind(&sha)
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap();
+            assert_eq!(sentinel_policy::signed::payload_sha256(&body), sha);
+            serde_json::from_slice::<sentinel_policy::PolicySource>(&body).unwrap()
+        }
+    };
+    let mut src = part(manifest.global.sha256.clone()).await;
+    for r in manifest.shards.values() {
+        src.merge(part(r.sha256.clone()).await);
+    }
+    src.version = 2;
     assert_eq!(src.tenants.len(), 5);
+    assert_eq!(manifest.shards.len(), 5);
     let snap = sentinel_policy::compile(&src).unwrap();
     // The demo service accounts authenticate at the gateway with their stored hashes.
     assert_eq!(

@@ -7,7 +7,9 @@ mod common;
 
 mod auth;
 mod binary;
+mod bundle_util;
 mod catalog;
+mod deltas;
 mod demo_seed;
 mod isolation;
 mod permissions;

@@ -1,8 +1,10 @@
 //! Live policy, admin side: every committed change publishes a new signed
 //! snapshot version; `GET /api/v1/snapshots/latest` serves it (ETag, 304,
 //! long-poll) only to platform service accounts holding `snapshot:read`.
+//! (Which parts a change re-publishes, `since=`, storage: `deltas.rs`.)
 
 use crate::binary::{admin_cmd, run, urls};
+use crate::bundle_util::{decode, full_policy};
 use crate::common::*;
 use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode};
@@ -32,11 +34,6 @@ impl Resp {
             .to_str()
             .unwrap()
             .parse()
-            .unwrap()
-    }
-    fn signature(&self) -> &str {
-        self.headers["x-sentinel-snapshot-signature"]
-            .to_str()
             .unwrap()
     }
 }
@@ -126,16 +123,16 @@ async fn verifier(t: &TestApp) -> SnapshotVerifier {
     v
 }
 
-/// Checks the signature and the payload's version; returns the policy.
+/// Checks the signature, every part's hash and the version of a bundle with
+/// every part; returns the whole policy.
 fn verified(v: &SnapshotVerifier, r: &Resp) -> PolicySource {
     assert_eq!(r.headers["content-type"], "application/json");
     assert_eq!(
         r.headers["etag"].to_str().unwrap(),
         format!("\"{}\"", r.version())
     );
-    let claims = v.verify(&r.body, r.signature()).unwrap();
-    assert_eq!(claims.ver, r.version());
-    let src: PolicySource = serde_json::from_slice(&r.body).unwrap();
+    assert!(!r.headers.contains_key("x-sentinel-snapshot-signature"));
+    let src = full_policy(v, &r.body);
     assert_eq!(src.version, r.version());
     src
 }
@@ -217,20 +214,35 @@ async fn a_change_publishes_a_signed_version_served_with_etag_and_304() {
     let src = verified(&v, &next);
     assert!(src.permissions.iter().any(|p| p.id == id));
 
-    // The payload as stored is exactly the bytes served, with its hash.
-    let (stored, sha): (Vec<u8>, String) =
-        sqlx::query_as("SELECT payload, sha256 FROM sentinel.policy_snapshots WHERE version = $1")
-            .bind(next.version() as i64)
-            .fetch_one(&t.db.owner)
-            .await
-            .unwrap();
-    assert_eq!(stored, next.body);
-    assert_eq!(sha, sentinel_policy::signed::payload_sha256(&next.body));
+    // The manifest and the parts as stored are exactly the bytes served.
+    let b = decode(&next.body);
+    let (stored, sha, sig): (Vec<u8>, String, String) = sqlx::query_as(
+        "SELECT manifest, sha256, signature FROM sentinel.policy_snapshots WHERE version = $1",
+    )
+    .bind(next.version() as i64)
+    .fetch_one(&t.db.owner)
+    .await
+    .unwrap();
+    assert_eq!(stored, b.manifest_bytes);
+    assert_eq!(sig, b.signature);
+    assert_eq!(
+        sha,
+        sentinel_policy::signed::payload_sha256(&b.manifest_bytes)
+    );
+    for (sha, bytes) in &b.parts {
+        let body: Vec<u8> =
+            sqlx::query_scalar("SELECT body FROM sentinel.policy_parts WHERE sha256 = $1")
+                .bind(sha)
+                .fetch_one(&t.db.owner)
+                .await
+                .unwrap();
+        assert_eq!(&body, bytes);
+    }
 
-    // A tampered payload does not verify.
-    let mut tampered = next.body.clone();
+    // A tampered manifest does not verify.
+    let mut tampered = b.manifest_bytes.clone();
     tampered.push(b' ');
-    assert!(v.verify(&tampered, next.signature()).is_err());
+    assert!(v.verify(&tampered, &b.signature).is_err());
 
     // Metrics name the version.
     let r = raw(&t, "/metrics", &[]).await;
@@ -762,16 +774,12 @@ async fn the_cli_sets_up_a_gateway_and_exports_the_jwks() {
         assert!(Instant::now() < deadline, "no snapshot served");
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    let sig = resp.headers()["x-sentinel-snapshot-signature"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    let body = resp.bytes().await.unwrap();
+    let b = decode(&resp.bytes().await.unwrap());
     let mut v = SnapshotVerifier::new();
     for k in &first.keys {
         v.add_jwk(k).unwrap();
     }
-    let claims = v.verify(&body, &sig).unwrap();
+    let claims = v.verify(&b.manifest_bytes, &b.signature).unwrap();
 
     // Stage + rotate: the JWKS holds current and previous; a new version is
     // signed by the new key (the rotation counts as a change).
@@ -788,11 +796,8 @@ async fn the_cli_sets_up_a_gateway_and_exports_the_jwks() {
             .await
             .unwrap();
         if r.status() == 200 {
-            let sig = r.headers()["x-sentinel-snapshot-signature"]
-                .to_str()
-                .unwrap()
-                .to_owned();
-            let c = v.verify(&r.bytes().await.unwrap(), &sig).unwrap();
+            let b = decode(&r.bytes().await.unwrap());
+            let c = v.verify(&b.manifest_bytes, &b.signature).unwrap();
             assert_eq!(c.ver, 1000);
             break c;
         }
@@ -823,15 +828,11 @@ async fn the_cli_sets_up_a_gateway_and_exports_the_jwks() {
             .await
             .unwrap();
         if r.status() == 200 {
-            let sig = r.headers()["x-sentinel-snapshot-signature"]
-                .to_str()
-                .unwrap()
-                .to_owned();
-            let body = r.bytes().await.unwrap();
-            let c2 = v2.verify(&body, &sig).unwrap();
+            let b = decode(&r.bytes().await.unwrap());
+            let c2 = v2.verify(&b.manifest_bytes, &b.signature).unwrap();
             assert!(c2.ver > claims.ver);
             // Signed with the new key: the old verifier (first JWKS) does not know it.
-            assert!(v.verify(&body, &sig).is_err());
+            assert!(v.verify(&b.manifest_bytes, &b.signature).is_err());
             break;
         }
         assert!(Instant::now() < deadline, "no version after rotation");
