@@ -99,7 +99,8 @@ pub fn shard_part(src: &PolicySource) -> PolicySource {
 /// Splits a whole policy into its global part and one shard per tenant
 /// (every tenant gets one, possibly empty). Objects keep their order. A
 /// permission goes to the shard of every role that holds it; one no role
-/// holds has no effect and is left out.
+/// holds has no effect and is left out. A role of no tenant goes to every
+/// shard.
 pub fn split(src: &PolicySource) -> Result<(PolicySource, BTreeMap<Uuid, PolicySource>), String> {
     let mut shards: BTreeMap<Uuid, PolicySource> = src
         .tenants
@@ -123,20 +124,24 @@ pub fn split(src: &PolicySource) -> Result<(PolicySource, BTreeMap<Uuid, PolicyS
             .push(p.clone());
     }
     let mut perm_tenants: HashMap<&str, Vec<Uuid>> = HashMap::new();
+    let all: Vec<Uuid> = shards.keys().copied().collect();
     for r in &src.roles {
-        let tenant = r.tenant.ok_or_else(|| {
-            format!(
-                "role `{}` belongs to no tenant; a sharded policy needs every role in a tenant",
-                r.id
-            )
-        })?;
-        shard_of(&mut shards, &tenant, &format!("role `{}`", r.id))?
-            .roles
-            .push(r.clone());
-        for p in &r.permissions {
-            let ts = perm_tenants.entry(p.as_str()).or_default();
-            if !ts.contains(&tenant) {
-                ts.push(tenant);
+        // A role of no tenant (policy files only) is usable by every tenant:
+        // every shard gets a copy (still of no tenant, so the compiler treats
+        // it exactly as in the whole policy).
+        let targets: Vec<Uuid> = match r.tenant {
+            Some(t) => vec![t],
+            None => all.clone(),
+        };
+        for tenant in targets {
+            shard_of(&mut shards, &tenant, &format!("role `{}`", r.id))?
+                .roles
+                .push(r.clone());
+            for p in &r.permissions {
+                let ts = perm_tenants.entry(p.as_str()).or_default();
+                if !ts.contains(&tenant) {
+                    ts.push(tenant);
+                }
             }
         }
     }
@@ -204,8 +209,12 @@ fn push_json_string(out: &mut Vec<u8>, s: &str) {
 pub enum BundleError {
     #[error("snapshot bundle is malformed: {0}")]
     Malformed(String),
+    #[error("snapshot bundle carries no signature")]
+    Unsigned,
     #[error(transparent)]
     Signature(#[from] VerifyError),
+    #[error("snapshot manifest says version {manifest} but is signed as version {signed}")]
+    VersionMismatch { manifest: u64, signed: u64 },
     #[error("snapshot part `{0}` does not match its hash (tampered or truncated)")]
     PartMismatch(String),
     #[error("snapshot version {got} is not newer than the version held ({held})")]
@@ -223,6 +232,8 @@ impl BundleError {
     pub fn reason(&self) -> &'static str {
         match self {
             BundleError::Malformed(_) => "malformed",
+            BundleError::Unsigned => "unsigned",
+            BundleError::VersionMismatch { .. } => "version_mismatch",
             BundleError::Signature(VerifyError::PayloadMismatch) => "payload_mismatch",
             BundleError::Signature(VerifyError::UnknownKey(_)) => "unknown_key",
             BundleError::Signature(_) => "bad_signature",
@@ -275,6 +286,9 @@ impl Opened {
 pub fn open(verifier: &SnapshotVerifier, body: &[u8]) -> Result<Opened, BundleError> {
     let wire: Wire =
         serde_json::from_slice(body).map_err(|e| BundleError::Malformed(e.to_string()))?;
+    if wire.signature.is_empty() {
+        return Err(BundleError::Unsigned);
+    }
     let claims = verifier.verify(wire.manifest.get().as_bytes(), &wire.signature)?;
     let manifest: Manifest = serde_json::from_str(wire.manifest.get())
         .map_err(|e| BundleError::Malformed(format!("manifest: {e}")))?;
@@ -285,10 +299,10 @@ pub fn open(verifier: &SnapshotVerifier, body: &[u8]) -> Result<Opened, BundleEr
         )));
     }
     if manifest.version != claims.ver {
-        return Err(BundleError::Malformed(format!(
-            "manifest version {} differs from the signed version {}",
-            manifest.version, claims.ver
-        )));
+        return Err(BundleError::VersionMismatch {
+            manifest: manifest.version,
+            signed: claims.ver,
+        });
     }
     for (hash, part) in &wire.parts {
         if payload_sha256(part.get().as_bytes()) != *hash {

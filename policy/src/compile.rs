@@ -104,8 +104,8 @@ pub fn compile_global(src: &PolicySource) -> Result<Arc<Global>, Vec<CompileErro
 
 /// Compiles the shard of `tenant` against a compiled global part: its
 /// principals, roles, groups, permissions and grants. Every principal, role
-/// and group must belong to `tenant`; tenants, field definitions and revoked
-/// tokens belong in the global part.
+/// and group must belong to `tenant` (a role may also belong to no tenant);
+/// tenants, field definitions and revoked tokens belong in the global part.
 pub fn compile_shard(
     global: &Arc<Global>,
     tenant: Uuid,
@@ -149,7 +149,8 @@ pub fn compile_shard(
         }
     }
     for (i, r) in src.roles.iter().enumerate() {
-        if r.tenant != Some(tenant) {
+        // A role of no tenant is usable by every tenant (policy files).
+        if r.tenant.is_some_and(|t| t != tenant) {
             errs.push(
                 "roles",
                 i,
