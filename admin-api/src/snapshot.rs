@@ -659,6 +659,7 @@ async fn publish_once(
     }
     let version = (last.as_ref().map_or(0, |l| l.0) + 1).max(i64::try_from(min_version)?);
     let uversion = u64::try_from(version)?;
+    let phase = std::time::Instant::now();
 
     // The global part: small (tenants, field definitions, revoked tokens),
     // always rebuilt, so that expired revocations leave it too.
@@ -686,6 +687,8 @@ async fn publish_once(
         _ => (tenants.clone(), load_shards(&mut tx, None).await?),
     };
 
+    let load = phase.elapsed();
+    let phase = std::time::Instant::now();
     let started = std::time::Instant::now();
     let global = match sentinel_policy::compile_global(&global_src) {
         Ok(g) => g,
@@ -697,16 +700,29 @@ async fn publish_once(
         }
     };
     let mut compile = started.elapsed();
+    let mut serialize = std::time::Duration::ZERO;
     let mut errors = Vec::new();
     let mut built: BTreeMap<Uuid, Bytes> = BTreeMap::new();
     for t in &to_build {
-        let src = bundle::shard_part(&sources.remove(t).unwrap_or_default());
+        // Already a shard part (only shard lists are loaded): moved, not copied.
+        let loaded = sources.remove(t).unwrap_or_default();
+        let src = PolicySource {
+            version: 0,
+            principals: loaded.principals,
+            roles: loaded.roles,
+            groups: loaded.groups,
+            permissions: loaded.permissions,
+            grants: loaded.grants,
+            ..PolicySource::default()
+        };
         let started = std::time::Instant::now();
         let compiled = sentinel_policy::compile_shard(&global, *t, uversion, &src);
         compile += started.elapsed();
         match compiled {
             Ok(_) => {
+                let started = std::time::Instant::now();
                 built.insert(*t, Bytes::from(bundle::part_bytes(&src)));
+                serialize += started.elapsed();
             }
             Err(errs) => errors.extend(errs.iter().map(|e| format!("tenant {t}: {e}"))),
         }
@@ -714,6 +730,8 @@ async fn publish_once(
     if !errors.is_empty() {
         return Ok(Outcome::Invalid { revision, errors });
     }
+    // Compiling, serializing and dropping the parts built.
+    let build = phase.elapsed();
 
     let global_bytes = Bytes::from(bundle::part_bytes(&global_src));
     let prev_manifest = prev.as_ref().map(|p| &p.manifest);
@@ -768,6 +786,7 @@ async fn publish_once(
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let sign = started.elapsed();
 
+    let phase = std::time::Instant::now();
     store_parts(&mut tx, &new_parts).await?;
     // The next moment a role assignment's validity window opens or closes.
     let refresh_after: Option<DateTime<Utc>> = sqlx::query_scalar(
@@ -802,6 +821,17 @@ async fn publish_once(
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
+    tracing::info!(
+        version,
+        shards_built = built.len(),
+        new_parts = new_parts.len(),
+        load_ms = load.as_millis() as u64,
+        compile_ms = compile.as_millis() as u64,
+        serialize_ms = serialize.as_millis() as u64,
+        other_build_ms = build.saturating_sub(compile + serialize).as_millis() as u64,
+        store_ms = phase.elapsed().as_millis() as u64,
+        "publication built"
+    );
     Ok(Outcome::Published {
         snapshot: Published {
             version: uversion,
