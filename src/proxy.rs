@@ -381,17 +381,27 @@ impl ProxyHttp for Gateway {
         let Some(m) = crate::metrics::get() else {
             return;
         };
-        let route = ctx.route.as_ref().map_or("none", |r| &*r.id);
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
         let (outcome, code) = match ctx.code {
             Some(c) if c.status() < 500 => ("denied", c.as_str()),
             Some(c) => ("error", c.as_str()),
             None => ("allowed", if status >= 500 { "UPSTREAM_5XX" } else { "OK" }),
         };
-        m.requests.with_label_values(&[route, outcome, code]).inc();
-        m.latency
-            .with_label_values(&[route])
-            .observe(ctx.started.elapsed().as_secs_f64());
+        let elapsed = ctx.started.elapsed().as_secs_f64();
+        let Some(route) = &ctx.route else {
+            m.requests.with_label_values(&["none", outcome, code]).inc();
+            m.latency.with_label_values(&["none"]).observe(elapsed);
+            return;
+        };
+        // The common outcome and the latency use the route's own handles.
+        if ctx.code.is_none() && code == "OK" {
+            route.series.allowed_ok(m, &route.id).inc();
+        } else {
+            m.requests
+                .with_label_values(&[&route.id, outcome, code])
+                .inc();
+        }
+        route.series.latency(m, &route.id).observe(elapsed);
     }
 }
 
@@ -523,13 +533,20 @@ impl Gateway {
             },
         });
         if let Some(m) = crate::metrics::get() {
-            m.decisions
-                .with_label_values(&[
-                    &*route.id,
-                    if decision.allowed { "allow" } else { "deny" },
-                    decision.reason.name(),
-                ])
-                .inc();
+            if decision.allowed && decision.reason == sentinel_policy::Reason::Allowed {
+                route
+                    .series
+                    .allowed_decision(m, &route.id, decision.reason.name())
+                    .inc();
+            } else {
+                m.decisions
+                    .with_label_values(&[
+                        &*route.id,
+                        if decision.allowed { "allow" } else { "deny" },
+                        decision.reason.name(),
+                    ])
+                    .inc();
+            }
         }
         if state.explain.contains(&principal.id) {
             ctx.explain = Some(explain(&snapshot, &decision));
