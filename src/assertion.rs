@@ -1,9 +1,13 @@
 //! The `x-sentinel-assertion` header: a short-lived ES256 JWT in which the
 //! gateway vouches for the caller's identity to upstreams, verifiable with the
 //! gateway's JWKS. Signing costs tens of microseconds, so assertions are cached
-//! per (principal, snapshot version) for half their lifetime.
+//! per (principal, snapshot version) for half their lifetime, together with
+//! the other identity headers as ready-made header values ([`IdentityHeaders`]):
+//! a request then clones five reference-counted values instead of copying and
+//! validating about 700 bytes of header text.
 
 use crate::config::AssertionConfig;
+use http::HeaderValue;
 use jsonwebtoken::{jwk::Jwk, Algorithm, EncodingKey, Header};
 use serde::Serialize;
 use std::sync::Arc;
@@ -16,6 +20,8 @@ pub enum AssertionError {
     Key(jsonwebtoken::errors::Error),
     #[error("cannot sign assertion: {0}")]
     Sign(jsonwebtoken::errors::Error),
+    #[error("identity header value is invalid: {0}")]
+    Header(#[from] http::header::InvalidHeaderValue),
 }
 
 #[derive(Serialize)]
@@ -40,13 +46,25 @@ pub struct Subject<'a> {
     pub snapshot_version: u64,
 }
 
+/// The identity headers of one principal under one snapshot version, as
+/// sent upstream (`x-sentinel-user-id`, `-tenant-id`, `-roles`,
+/// `-service-account`, `-assertion`). Every field is derived from the same
+/// [`Subject`] as the assertion, so they are cached with it.
+pub struct IdentityHeaders {
+    pub user_id: HeaderValue,
+    pub tenant_id: HeaderValue,
+    pub roles: HeaderValue,
+    pub service_account: HeaderValue,
+    pub assertion: HeaderValue,
+}
+
 pub struct Signer {
     key: EncodingKey,
     header: Header,
     issuer: String,
     audience: String,
     ttl: Duration,
-    cache: moka::sync::Cache<(Uuid, u64), Arc<str>>,
+    cache: moka::sync::Cache<(Uuid, u64), Arc<IdentityHeaders>>,
     jwks: bytes::Bytes,
 }
 
@@ -79,8 +97,13 @@ impl Signer {
         self.jwks.clone()
     }
 
-    /// A valid assertion for `subject`, from the cache when one is fresh.
-    pub fn assertion(&self, subject: &Subject<'_>, now: i64) -> Result<Arc<str>, AssertionError> {
+    /// The identity headers for `subject` with a valid assertion, from the
+    /// cache when one is fresh.
+    pub fn identity(
+        &self,
+        subject: &Subject<'_>,
+        now: i64,
+    ) -> Result<Arc<IdentityHeaders>, AssertionError> {
         let key = (subject.principal, subject.snapshot_version);
         if let Some(a) = self.cache.get(&key) {
             return Ok(a);
@@ -96,10 +119,20 @@ impl Signer {
             exp: now + self.ttl.as_secs() as i64,
             ver: subject.snapshot_version,
         };
-        let token: Arc<str> = jsonwebtoken::encode(&self.header, &claims, &self.key)
-            .map_err(AssertionError::Sign)?
-            .into();
-        self.cache.insert(key, token.clone());
-        Ok(token)
+        let token =
+            jsonwebtoken::encode(&self.header, &claims, &self.key).map_err(AssertionError::Sign)?;
+        let headers = Arc::new(IdentityHeaders {
+            user_id: HeaderValue::try_from(claims.sub)?,
+            tenant_id: HeaderValue::try_from(claims.tid)?,
+            roles: HeaderValue::from_str(subject.roles)?,
+            service_account: HeaderValue::from_static(if subject.service_account {
+                "true"
+            } else {
+                "false"
+            }),
+            assertion: HeaderValue::try_from(token)?,
+        });
+        self.cache.insert(key, headers.clone());
+        Ok(headers)
     }
 }

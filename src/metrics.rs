@@ -1,9 +1,10 @@
 //! Prometheus metrics of the gateway, registered once in a private registry.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
 };
-use std::sync::LazyLock;
+use std::sync::{LazyLock, OnceLock};
 
 pub struct Metrics {
     registry: Registry,
@@ -218,4 +219,56 @@ pub fn render() -> Vec<u8> {
         let _ = TextEncoder::new().encode(&m.registry.gather(), &mut out);
     }
     out
+}
+
+/// One route's per-request series, each resolved on its first use and kept
+/// with the route: `with_label_values` hashes the labels and takes a read
+/// lock on every call, which is per-request work the common outcomes do not
+/// need. A series still appears in `/metrics` only once it was used. A
+/// reloaded route table starts with fresh (empty) handles.
+#[derive(Default)]
+pub struct RouteSeries {
+    allowed_ok: OnceLock<IntCounter>,
+    latency: OnceLock<Histogram>,
+    allowed_decision: OnceLock<IntCounter>,
+}
+
+impl RouteSeries {
+    /// `requests_total{route, outcome="allowed", code="OK"}`.
+    pub fn allowed_ok(&self, m: &Metrics, route: &str) -> &IntCounter {
+        self.allowed_ok
+            .get_or_init(|| m.requests.with_label_values(&[route, "allowed", "OK"]))
+    }
+
+    /// `request_duration_seconds{route}`.
+    pub fn latency(&self, m: &Metrics, route: &str) -> &Histogram {
+        self.latency
+            .get_or_init(|| m.latency.with_label_values(&[route]))
+    }
+
+    /// `decisions_total{route, decision="allow", reason}` for the one reason
+    /// an allowed decision has.
+    pub fn allowed_decision(&self, m: &Metrics, route: &str, reason: &str) -> &IntCounter {
+        self.allowed_decision
+            .get_or_init(|| m.decisions.with_label_values(&[route, "allow", reason]))
+    }
+}
+
+/// Handles are a cache, not part of a route's identity.
+impl PartialEq for RouteSeries {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Clone for RouteSeries {
+    fn clone(&self) -> Self {
+        RouteSeries::default()
+    }
+}
+
+impl std::fmt::Debug for RouteSeries {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RouteSeries")
+    }
 }

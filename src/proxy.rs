@@ -13,7 +13,7 @@
 //! filters the answer, and only then writes the header: a `502` is always
 //! possible until the filtered body is known.
 
-use crate::assertion::{Signer, Subject};
+use crate::assertion::{IdentityHeaders, Signer, Subject};
 use crate::auth::{self, jwt::Verifier};
 use crate::config::{explicit_quota, tenant_quota, Limits, Per, RateLimitConfig, Upstream};
 use crate::errors::{self, Denial, ErrorCode};
@@ -146,36 +146,51 @@ pub struct GatewayState {
     pub limits: Limits,
     pub explain: HashSet<Uuid>,
     pub trusted_proxies: Vec<IpNet>,
-    pub security_headers: Vec<(HeaderName, HeaderValue)>,
+    pub security_headers: Vec<FixedHeader>,
     pub rate_limits: Option<(Limiter, RateLimitConfig)>,
+}
+
+/// A header every response carries unless the upstream set it (the security
+/// headers).
+pub struct FixedHeader {
+    name: HeaderName,
+    /// `name` as bytes, for Pingora's case-preserving insert: it copies a
+    /// `HeaderName` argument into new bytes on every call, while cloning
+    /// `Bytes` only counts a reference.
+    wire: Bytes,
+    value: HeaderValue,
+}
+
+impl FixedHeader {
+    pub fn new(name: HeaderName, value: HeaderValue) -> FixedHeader {
+        FixedHeader {
+            wire: Bytes::copy_from_slice(name.as_str().as_bytes()),
+            name,
+            value,
+        }
+    }
 }
 
 pub struct Gateway {
     pub state: Arc<GatewayState>,
 }
 
-/// The identity forwarded upstream.
-struct Identity {
-    principal: Uuid,
-    tenant: Uuid,
-    roles: Arc<str>,
-    service_account: bool,
-    assertion: Arc<str>,
-}
-
 /// Per-request state.
 pub struct Ctx {
     request_id: Uuid,
+    /// `request_id` as the header value sent both ways (built once).
+    request_id_header: HeaderValue,
     started: Instant,
     route: Option<Arc<Route>>,
-    identity: Option<Identity>,
+    /// The identity forwarded upstream (shared per principal and snapshot version).
+    identity: Option<Arc<IdentityHeaders>>,
     explain: Option<String>,
     cors_origin: Option<HeaderValue>,
     client_ip: Option<IpAddr>,
     body_bytes: usize,
     code: Option<ErrorCode>,
     /// `RateLimit-Policy` and `RateLimit` for the response.
-    rate_headers: Option<[(&'static str, String); 2]>,
+    rate_headers: Option<[(&'static str, HeaderValue); 2]>,
     /// The pool index of the address being tried, and how many were tried.
     peer: Option<usize>,
     tries: usize,
@@ -194,8 +209,14 @@ impl ProxyHttp for Gateway {
     type CTX = Ctx;
 
     fn new_ctx(&self) -> Ctx {
+        let request_id = Uuid::new_v4();
+        let mut id_buf = Uuid::encode_buffer();
+        let request_id_header =
+            HeaderValue::from_str(request_id.hyphenated().encode_lower(&mut id_buf))
+                .unwrap_or_else(|_| HeaderValue::from_static(""));
         Ctx {
-            request_id: Uuid::new_v4(),
+            request_id,
+            request_id_header,
             started: Instant::now(),
             route: None,
             identity: None,
@@ -212,17 +233,23 @@ impl ProxyHttp for Gateway {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        // Pingora boxes (allocates and copies) this whole future on every
+        // request, and an async fn's future is as large as the largest future
+        // it awaits. The bound exchange (~11 KiB), the denial writer and the
+        // preflight writer (~1 KiB each) are therefore boxed where they are
+        // used: the common path allocates under 1 KiB instead of 11 KiB
+        // (docs/PERFORMANCE.md).
         match self.admit(session, ctx).await {
             Ok(Admission::Forward) if ctx.fields.is_some() => {
-                if let Err(denial) = self.bound_exchange(session, ctx).await {
-                    self.write_denial(session, ctx, &denial).await?;
+                if let Err(denial) = Box::pin(self.bound_exchange(session, ctx)).await {
+                    Box::pin(self.write_denial(session, ctx, &denial)).await?;
                 }
                 Ok(true)
             }
             Ok(Admission::Forward) => Ok(false),
             Ok(Admission::Answered) => Ok(true),
             Err(denial) => {
-                self.write_denial(session, ctx, &denial).await?;
+                Box::pin(self.write_denial(session, ctx, &denial)).await?;
                 Ok(true)
             }
         }
@@ -354,17 +381,27 @@ impl ProxyHttp for Gateway {
         let Some(m) = crate::metrics::get() else {
             return;
         };
-        let route = ctx.route.as_ref().map_or("none", |r| &*r.id);
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
         let (outcome, code) = match ctx.code {
             Some(c) if c.status() < 500 => ("denied", c.as_str()),
             Some(c) => ("error", c.as_str()),
             None => ("allowed", if status >= 500 { "UPSTREAM_5XX" } else { "OK" }),
         };
-        m.requests.with_label_values(&[route, outcome, code]).inc();
-        m.latency
-            .with_label_values(&[route])
-            .observe(ctx.started.elapsed().as_secs_f64());
+        let elapsed = ctx.started.elapsed().as_secs_f64();
+        let Some(route) = &ctx.route else {
+            m.requests.with_label_values(&["none", outcome, code]).inc();
+            m.latency.with_label_values(&["none"]).observe(elapsed);
+            return;
+        };
+        // The common outcome and the latency use the route's own handles.
+        if ctx.code.is_none() && code == "OK" {
+            route.series.allowed_ok(m, &route.id).inc();
+        } else {
+            m.requests
+                .with_label_values(&[&route.id, outcome, code])
+                .inc();
+        }
+        route.series.latency(m, &route.id).observe(elapsed);
     }
 }
 
@@ -408,7 +445,8 @@ impl Gateway {
                 if let Some(cors) = &m.route.cors {
                     ctx.route = Some(m.route.clone());
                     let preflight = crate::cors::preflight(cors, req);
-                    self.write_preflight(session, ctx, preflight).await;
+                    // Boxed like the denial writer (see `request_filter`).
+                    Box::pin(self.write_preflight(session, ctx, preflight)).await;
                     return Ok(Admission::Answered);
                 }
             }
@@ -496,13 +534,20 @@ impl Gateway {
             },
         });
         if let Some(m) = crate::metrics::get() {
-            m.decisions
-                .with_label_values(&[
-                    &*route.id,
-                    if decision.allowed { "allow" } else { "deny" },
-                    decision.reason.name(),
-                ])
-                .inc();
+            if decision.allowed && decision.reason == sentinel_policy::Reason::Allowed {
+                route
+                    .series
+                    .allowed_decision(m, &route.id, decision.reason.name())
+                    .inc();
+            } else {
+                m.decisions
+                    .with_label_values(&[
+                        &*route.id,
+                        if decision.allowed { "allow" } else { "deny" },
+                        decision.reason.name(),
+                    ])
+                    .inc();
+            }
         }
         if state.explain.contains(&principal.id) {
             ctx.explain = Some(explain(snapshot, &decision));
@@ -524,9 +569,9 @@ impl Gateway {
             return Err(denial);
         }
 
-        let assertion = state
+        let identity = state
             .signer
-            .assertion(
+            .identity(
                 &Subject {
                     principal: principal.id,
                     tenant: principal.tenant,
@@ -558,26 +603,16 @@ impl Gateway {
                 .with_hash_key(state.field_hash_key),
             );
         }
-        ctx.identity = Some(Identity {
-            principal: principal.id,
-            tenant: principal.tenant,
-            roles: principal.role_names.clone(),
-            service_account: principal.service_account,
-            assertion,
-        });
+        ctx.identity = Some(identity);
         Ok(Admission::Forward)
     }
 
     /// Headers every response carries: request id, security headers, CORS, explain.
     fn finish_response(&self, response: &mut ResponseHeader, ctx: &Ctx) -> Result<()> {
-        let mut id_buf = Uuid::encode_buffer();
-        response.insert_header(
-            H_REQUEST_ID,
-            &*ctx.request_id.hyphenated().encode_lower(&mut id_buf),
-        )?;
-        for (name, value) in &self.state.security_headers {
-            if !response.headers.contains_key(name) {
-                response.insert_header(name.clone(), value.clone())?;
+        response.insert_header(H_REQUEST_ID, ctx.request_id_header.clone())?;
+        for h in &self.state.security_headers {
+            if !response.headers.contains_key(&h.name) {
+                response.insert_header(h.wire.clone(), h.value.clone())?;
             }
         }
         if let (Some(origin), Some(route)) = (&ctx.cors_origin, &ctx.route) {
@@ -590,7 +625,7 @@ impl Gateway {
         }
         if let Some(headers) = &ctx.rate_headers {
             for (name, value) in headers {
-                response.insert_header(*name, value.as_str())?;
+                response.insert_header(*name, value.clone())?;
             }
         }
         Ok(())
@@ -695,7 +730,13 @@ impl Gateway {
                 ])
                 .inc();
         }
-        ctx.rate_headers = outcome.headers();
+        // The values are numbers and policy names, always valid header values.
+        ctx.rate_headers = outcome.headers().and_then(|[(n1, v1), (n2, v2)]| {
+            Some([
+                (n1, HeaderValue::try_from(v1).ok()?),
+                (n2, HeaderValue::try_from(v2).ok()?),
+            ])
+        });
         if outcome.allowed {
             return Ok(());
         }
@@ -1233,30 +1274,14 @@ async fn exchange(
 /// Replaces client identity headers with the gateway's (both proxy paths).
 fn set_identity(upstream_request: &mut RequestHeader, ctx: &Ctx) -> Result<()> {
     strip_client_identity(upstream_request);
-    let mut id_buf = Uuid::encode_buffer();
-    upstream_request.insert_header(
-        H_REQUEST_ID,
-        &*ctx.request_id.hyphenated().encode_lower(&mut id_buf),
-    )?;
+    // Ready-made values: inserting clones them (a reference count), no copy.
+    upstream_request.insert_header(H_REQUEST_ID, ctx.request_id_header.clone())?;
     if let Some(identity) = &ctx.identity {
-        upstream_request.insert_header(
-            H_USER_ID,
-            &*identity.principal.hyphenated().encode_lower(&mut id_buf),
-        )?;
-        upstream_request.insert_header(
-            H_TENANT_ID,
-            &*identity.tenant.hyphenated().encode_lower(&mut id_buf),
-        )?;
-        upstream_request.insert_header(H_ROLES, &*identity.roles)?;
-        upstream_request.insert_header(
-            H_SERVICE_ACCOUNT,
-            if identity.service_account {
-                "true"
-            } else {
-                "false"
-            },
-        )?;
-        upstream_request.insert_header(H_ASSERTION, &*identity.assertion)?;
+        upstream_request.insert_header(H_USER_ID, identity.user_id.clone())?;
+        upstream_request.insert_header(H_TENANT_ID, identity.tenant_id.clone())?;
+        upstream_request.insert_header(H_ROLES, identity.roles.clone())?;
+        upstream_request.insert_header(H_SERVICE_ACCOUNT, identity.service_account.clone())?;
+        upstream_request.insert_header(H_ASSERTION, identity.assertion.clone())?;
     }
     if let Some(ip) = ctx.client_ip {
         upstream_request.insert_header("x-forwarded-for", ip.to_string())?;

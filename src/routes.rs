@@ -97,6 +97,8 @@ pub struct Route {
     pub cors: Option<Cors>,
     /// The template as written, for metrics labels and messages.
     pub template: Box<str>,
+    /// This route's metric handles, resolved on first use.
+    pub series: crate::metrics::RouteSeries,
 }
 
 /// Why a path template is invalid.
@@ -444,6 +446,7 @@ mod tests {
             fields: None,
             cors: None,
             template: path.into(),
+            series: Default::default(),
         }
     }
 

@@ -24,6 +24,7 @@ fn route(id: usize, path: &str, methods: Option<Vec<&str>>) -> Route {
         fields: None,
         cors: None,
         template: path.into(),
+        series: Default::default(),
     }
 }
 

@@ -307,8 +307,13 @@ impl Verifier {
         if token.len() > self.max_token_bytes {
             return Err(TokenError::TooLarge);
         }
+        // The uncached path (signature check, maybe a JWKS fetch) is boxed: its
+        // future is about 1 KiB, which every caller's future (the proxy's
+        // per-request one) would otherwise carry on cache hits too.
         let Some(cache) = &self.cache else {
-            return self.verify_uncached(token).await.map(|(v, _)| Arc::new(v));
+            return Box::pin(self.verify_uncached(token))
+                .await
+                .map(|(v, _)| Arc::new(v));
         };
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         if let Some(hit) = cache.get(&digest) {
@@ -319,7 +324,7 @@ impl Verifier {
             }
             cache.invalidate(&digest);
         }
-        let (verified, fresh) = self.verify_uncached(token).await?;
+        let (verified, fresh) = Box::pin(self.verify_uncached(token)).await?;
         let verified = Arc::new(verified);
         if fresh && unix_now() < verified.expires_at {
             cache.insert(digest, Arc::clone(&verified));

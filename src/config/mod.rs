@@ -1553,6 +1553,7 @@ fn load_route_file(
                     fields,
                     cors,
                     template: r.path.get_ref().as_str().into(),
+                    series: Default::default(),
                 },
                 path.to_path_buf(),
                 start,

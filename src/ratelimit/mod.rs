@@ -432,7 +432,10 @@ impl Limiter {
         }
         match &*self.backend {
             Backend::Local(local) => local.check(keys, Source::Local),
-            Backend::Cluster(cluster) => cluster.check(keys).await,
+            // Boxed: the Redis exchange's future is large, and the proxy's
+            // per-request future would otherwise carry it on every request,
+            // local mode included (docs/PERFORMANCE.md).
+            Backend::Cluster(cluster) => Box::pin(cluster.check(keys)).await,
         }
     }
 
