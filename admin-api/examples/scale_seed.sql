@@ -41,7 +41,8 @@ INSERT INTO sentinel.role_permissions (role_id, permission_id, tenant_id)
     SELECT r.id, p.id, p.tenant_id
       FROM sentinel.permissions p
       JOIN scale_roles r ON r.tenant_id = p.tenant_id
-                        AND r.n = 1 + (substring(p.name FROM 6)::int % :roles);
+                        -- only the scale tenants' `perm-N` rows (the database may also hold the demo policy)
+                        AND r.n = 1 + (CASE WHEN p.name ~ '^perm-[0-9]+$' THEN substring(p.name FROM 6)::int END % :roles);
 
 CREATE TEMP TABLE scale_users ON COMMIT DROP AS
     SELECT gen_random_uuid() AS id, t.id AS tenant_id, u AS n
