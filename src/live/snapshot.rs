@@ -292,6 +292,34 @@ pub struct Poller {
     held: Option<Held>,
     health: Health,
     stale: bool,
+    /// Cache updates, written in order by their own task (see [`cache_writer`]).
+    cache: Option<tokio::sync::mpsc::UnboundedSender<CacheWrite>>,
+}
+
+/// One cache update: what a swapped-in bundle brought.
+struct CacheWrite {
+    signature: String,
+    manifest: Vec<u8>,
+    parts: Vec<(String, Vec<u8>)>,
+}
+
+/// Writes cache updates one after the other, so the poller never waits for
+/// the disk (a whole bundle is a thousand synced files) before its next
+/// long poll. In order: a later manifest may name parts an earlier bundle
+/// brought. Ends when the poller goes.
+async fn cache_writer(path: PathBuf, mut rx: tokio::sync::mpsc::UnboundedReceiver<CacheWrite>) {
+    while let Some(w) = rx.recv().await {
+        let path = path.clone();
+        let written = tokio::task::spawn_blocking(move || {
+            write_cache(&path, &w.signature, &w.manifest, &w.parts)
+        })
+        .await;
+        match written {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "cannot write the policy snapshot cache"),
+            Err(e) => tracing::warn!(error = %e, "cache write task failed"),
+        }
+    }
 }
 
 impl Poller {
@@ -308,11 +336,17 @@ impl Poller {
             held,
             health: Health::Starting,
             stale: false,
+            cache: None,
         }
     }
 
     /// Polls until the task is dropped.
     pub async fn run(mut self) {
+        if let Some(path) = self.src.cache_file.clone() {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            tokio::spawn(cache_writer(path, rx));
+            self.cache = Some(tx);
+        }
         let client = match reqwest::Client::builder()
             .connect_timeout(self.src.timeout)
             .build()
@@ -544,18 +578,12 @@ impl Poller {
             ..
         } = accepted;
         self.held = Some(held);
-        if let Some(path) = self.src.cache_file.clone() {
-            let written = tokio::task::spawn_blocking(move || {
-                write_cache(&path, &signature, &manifest, &parts)
-            })
-            .await;
-            match written {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    tracing::warn!(error = %e, "cannot write the policy snapshot cache")
-                }
-                Err(e) => tracing::warn!(error = %e, "cache write task failed"),
-            }
+        if let Some(cache) = &self.cache {
+            let _ = cache.send(CacheWrite {
+                signature,
+                manifest,
+                parts,
+            });
         }
         Ok(Fetched::Updated)
     }
