@@ -20,6 +20,9 @@ pub struct Metrics {
     pub snapshot_check_age: IntGauge,
     pub snapshot_stale: IntGauge,
     pub snapshot_fetches: IntCounterVec,
+    pub snapshot_apply: prometheus::Histogram,
+    pub snapshot_bundle_bytes: IntGauge,
+    pub snapshot_parts_compiled: IntCounterVec,
     pub config_reloads: IntCounterVec,
     pub upstream_errors: IntCounterVec,
     pub rate_limit_checks: IntCounterVec,
@@ -95,6 +98,26 @@ fn build() -> Result<Metrics, prometheus::Error> {
         ),
         &["outcome"],
     )?;
+    let snapshot_apply = prometheus::Histogram::with_opts(
+        HistogramOpts::new(
+            "snapshot_apply_seconds",
+            "Time to verify a fetched bundle and compile its changed parts (before the swap)",
+        )
+        .buckets(vec![
+            0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+        ]),
+    )?;
+    let snapshot_bundle_bytes = IntGauge::new(
+        "snapshot_bundle_bytes",
+        "Size of the last bundle swapped in (a delta carries only the parts that changed)",
+    )?;
+    let snapshot_parts_compiled = IntCounterVec::new(
+        Opts::new(
+            "snapshot_parts_compiled_total",
+            "Policy parts compiled from fetched bundles, by kind (global, shard)",
+        ),
+        &["kind"],
+    )?;
     let config_reloads = IntCounterVec::new(
         Opts::new(
             "config_reloads_total",
@@ -145,6 +168,9 @@ fn build() -> Result<Metrics, prometheus::Error> {
     registry.register(Box::new(snapshot_check_age.clone()))?;
     registry.register(Box::new(snapshot_stale.clone()))?;
     registry.register(Box::new(snapshot_fetches.clone()))?;
+    registry.register(Box::new(snapshot_apply.clone()))?;
+    registry.register(Box::new(snapshot_bundle_bytes.clone()))?;
+    registry.register(Box::new(snapshot_parts_compiled.clone()))?;
     registry.register(Box::new(config_reloads.clone()))?;
     registry.register(Box::new(upstream_errors.clone()))?;
     Ok(Metrics {
@@ -161,6 +187,9 @@ fn build() -> Result<Metrics, prometheus::Error> {
         snapshot_check_age,
         snapshot_stale,
         snapshot_fetches,
+        snapshot_apply,
+        snapshot_bundle_bytes,
+        snapshot_parts_compiled,
         config_reloads,
         upstream_errors,
         rate_limit_checks,
@@ -203,6 +232,22 @@ pub fn snapshot_fetch(outcome: &str) {
 pub fn snapshot_published(iat: i64) {
     if let Some(m) = get() {
         m.snapshot_published_at.set(iat);
+    }
+}
+
+/// A bundle swapped in: its size, how long verify + compile took, and what it compiled.
+pub fn snapshot_applied(bytes: usize, seconds: f64, global: bool, shards: usize) {
+    if let Some(m) = get() {
+        m.snapshot_bundle_bytes.set(bytes as i64);
+        m.snapshot_apply.observe(seconds);
+        if global {
+            m.snapshot_parts_compiled
+                .with_label_values(&["global"])
+                .inc();
+        }
+        m.snapshot_parts_compiled
+            .with_label_values(&["shard"])
+            .inc_by(shards as u64);
     }
 }
 

@@ -214,8 +214,20 @@ async fn hostile_snapshots_are_rejected_and_the_current_one_keeps_serving() {
     assert_eq!(readyz(&gw).await.1["snapshot_version"], 20);
 
     // A genuine newer snapshot is enforced.
+    let compiled_before = gw
+        .metric("sentinel_snapshot_parts_compiled_total{kind=\"global\"}")
+        .await;
     server.set(Reply::signed(21, revoking(21)));
     let took = wait_status(&gw, &victor, 401).await;
+    // Its global part (the revocation) was compiled and measured.
+    wait_metric(
+        &gw,
+        "sentinel_snapshot_parts_compiled_total{kind=\"global\"}",
+        compiled_before + 1.0,
+    )
+    .await;
+    assert!(gw.metric("sentinel_snapshot_apply_seconds_count").await >= 1.0);
+    assert!(gw.metric("sentinel_snapshot_bundle_bytes").await > 0.0);
     println!("genuine revocation enforced after {took:?}");
     let body = client()
         .get(gw.url("/msw/vessels"))

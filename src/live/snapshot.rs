@@ -543,12 +543,19 @@ impl Poller {
         let held = self.held.clone();
         // Verifying and compiling is CPU work (a whole policy can take
         // seconds): keep it off the reactor.
+        let started = Instant::now();
         let verdict = tokio::task::spawn_blocking(move || accept(&keys, &body, held.as_ref()))
             .await
             .map_err(|e| FetchError::Transport(format!("verification task failed: {e}")))?;
         let Some(accepted) = verdict? else {
             return Ok(Fetched::NotModified);
         };
+        crate::metrics::snapshot_applied(
+            bytes,
+            started.elapsed().as_secs_f64(),
+            accepted.applied.global_changed,
+            accepted.applied.shards_compiled,
+        );
         let version = accepted.claims.ver;
         let stats = accepted.held.policy.stats();
         self.store.swap_published(
