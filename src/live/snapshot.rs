@@ -16,8 +16,8 @@
 use crate::config::{AdminSource, OnStale};
 use crate::policy_store::{unix_now, PolicyStore};
 pub use sentinel_policy::bundle::Held;
-use sentinel_policy::bundle::{self, Applied, BundleError, Manifest};
-use sentinel_policy::signed::{SnapshotClaims, SnapshotVerifier, VerifyError};
+use sentinel_policy::bundle::{self, Applied, BundleError, Manifest, Opened};
+use sentinel_policy::signed::{SnapshotVerifier, VerifyError};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -69,13 +69,10 @@ impl Rejected {
 /// A verified, compiled bundle, ready to swap in.
 pub struct Accepted {
     pub held: Held,
-    pub claims: SnapshotClaims,
     pub applied: Applied,
-    /// What the cache needs: the signature, the manifest bytes and the parts
-    /// this bundle brought.
-    pub signature: String,
-    pub manifest: Vec<u8>,
-    pub parts: Vec<(String, Vec<u8>)>,
+    /// The verified bundle itself: its claims, and what the cache keeps
+    /// (signature, manifest bytes, the parts it brought).
+    pub opened: Opened,
 }
 
 /// Verifies `body` with the pinned keys, refuses a version not newer than
@@ -93,34 +90,26 @@ pub fn accept(
     let (next, applied) = bundle::apply(held, &opened)?;
     Ok(Some(Accepted {
         held: next,
-        claims: opened.claims.clone(),
         applied,
-        signature: opened.signature().to_owned(),
-        manifest: opened.manifest_bytes().to_vec(),
-        parts: opened
-            .parts()
-            .map(|(h, b)| (h.to_owned(), b.to_vec()))
-            .collect(),
+        opened,
     }))
 }
 
 /// The directory of cached parts beside the cache file.
 fn parts_dir(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
+    path.with_file_name(format!("{}.parts", file_name(path)))
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
         .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "snapshot".to_owned());
-    path.with_file_name(format!("{name}.parts"))
+        .unwrap_or_else(|| "snapshot".to_owned())
 }
 
 /// Writes `bytes` to `path` atomically: a temporary file in the same
 /// directory, synced, then renamed over the old one.
 fn write_atomic(path: &Path, chunks: &[&[u8]]) -> std::io::Result<()> {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "snapshot".to_owned());
-    let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
+    let tmp = path.with_file_name(format!(".{}.tmp-{}", file_name(path), std::process::id()));
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
         for c in chunks {
@@ -138,15 +127,10 @@ fn write_atomic(path: &Path, chunks: &[&[u8]]) -> std::io::Result<()> {
 /// Updates the cache: first the new parts, then (atomically) the cache file
 /// naming the manifest, then the parts no manifest names any more. A crash at
 /// any point leaves a cache that either loads whole or is refused whole.
-pub fn write_cache(
-    path: &Path,
-    signature: &str,
-    manifest: &[u8],
-    parts: &[(String, Vec<u8>)],
-) -> std::io::Result<()> {
+pub fn write_cache(path: &Path, bundle: &Opened) -> std::io::Result<()> {
     let dir = parts_dir(path);
     std::fs::create_dir_all(&dir)?;
-    for (hash, body) in parts {
+    for (hash, body) in bundle.parts() {
         // Hashes come from a verified bundle (hex); the check keeps a path out of it anyway.
         if !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
             continue;
@@ -156,14 +140,20 @@ pub fn write_cache(
             write_atomic(&file, &[body])?;
         }
     }
-    write_atomic(path, &[CACHE_MAGIC, signature.as_bytes(), b"\n", manifest])?;
-    if let Ok(m) = serde_json::from_slice::<Manifest>(manifest) {
-        let keep: std::collections::HashSet<&str> = m.part_hashes().collect();
-        for entry in std::fs::read_dir(&dir)?.flatten() {
-            let name = entry.file_name();
-            if !keep.contains(name.to_string_lossy().as_ref()) {
-                let _ = std::fs::remove_file(entry.path());
-            }
+    write_atomic(
+        path,
+        &[
+            CACHE_MAGIC,
+            bundle.signature().as_bytes(),
+            b"\n",
+            bundle.manifest_bytes(),
+        ],
+    )?;
+    let keep: std::collections::HashSet<&str> = bundle.manifest.part_hashes().collect();
+    for entry in std::fs::read_dir(&dir)?.flatten() {
+        let name = entry.file_name();
+        if !keep.contains(name.to_string_lossy().as_ref()) {
+            let _ = std::fs::remove_file(entry.path());
         }
     }
     Ok(())
@@ -235,13 +225,13 @@ pub fn load_cache(store: &PolicyStore, src: &AdminSource) -> Option<Held> {
                 .and_then(|m| m.duration_since(SystemTime::UNIX_EPOCH).ok())
                 .map_or(0, |d| d.as_secs() as i64);
             tracing::info!(
-                version = a.claims.ver,
+                version = a.opened.claims.ver,
                 shards = a.held.policy.shard_count(),
                 cache = %path.display(),
                 "policy snapshot loaded from the cache"
             );
-            crate::metrics::snapshot_published(a.claims.iat);
-            store.swap_published(Arc::clone(&a.held.policy), a.claims.iat, checked);
+            crate::metrics::snapshot_published(a.opened.claims.iat);
+            store.swap_published(Arc::clone(&a.held.policy), a.opened.claims.iat, checked);
             Some(a.held)
         }
         Ok(None) => None,
@@ -296,12 +286,8 @@ pub struct Poller {
     cache: Option<tokio::sync::mpsc::UnboundedSender<CacheWrite>>,
 }
 
-/// One cache update: what a swapped-in bundle brought.
-struct CacheWrite {
-    signature: String,
-    manifest: Vec<u8>,
-    parts: Vec<(String, Vec<u8>)>,
-}
+/// One cache update: the bundle just swapped in.
+type CacheWrite = Opened;
 
 /// Writes cache updates one after the other, so the poller never waits for
 /// the disk (a whole bundle is a thousand synced files) before its next
@@ -310,10 +296,7 @@ struct CacheWrite {
 async fn cache_writer(path: PathBuf, mut rx: tokio::sync::mpsc::UnboundedReceiver<CacheWrite>) {
     while let Some(w) = rx.recv().await {
         let path = path.clone();
-        let written = tokio::task::spawn_blocking(move || {
-            write_cache(&path, &w.signature, &w.manifest, &w.parts)
-        })
-        .await;
+        let written = tokio::task::spawn_blocking(move || write_cache(&path, &w)).await;
         match written {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::warn!(error = %e, "cannot write the policy snapshot cache"),
@@ -556,14 +539,14 @@ impl Poller {
             accepted.applied.global_changed,
             accepted.applied.shards_compiled,
         );
-        let version = accepted.claims.ver;
+        let version = accepted.opened.claims.ver;
         let stats = accepted.held.policy.stats();
         self.store.swap_published(
             Arc::clone(&accepted.held.policy),
-            accepted.claims.iat,
+            accepted.opened.claims.iat,
             unix_now(),
         );
-        crate::metrics::snapshot_published(accepted.claims.iat);
+        crate::metrics::snapshot_published(accepted.opened.claims.iat);
         tracing::info!(
             version,
             previous = held_version,
@@ -577,20 +560,9 @@ impl Poller {
             permissions = stats.permissions,
             "policy snapshot swapped in"
         );
-        let Accepted {
-            held,
-            signature,
-            manifest,
-            parts,
-            ..
-        } = accepted;
-        self.held = Some(held);
+        self.held = Some(accepted.held);
         if let Some(cache) = &self.cache {
-            let _ = cache.send(CacheWrite {
-                signature,
-                manifest,
-                parts,
-            });
+            let _ = cache.send(accepted.opened);
         }
         Ok(Fetched::Updated)
     }
