@@ -69,13 +69,7 @@ fn part_ref(
     let bytes = bundle::part_bytes(src);
     let sha256 = payload_sha256(&bytes);
     parts.insert(sha256.clone(), bytes);
-    match old {
-        Some(o) if o.sha256 == sha256 => o.clone(),
-        _ => PartRef {
-            sha256,
-            since: version,
-        },
-    }
+    PartRef::next(old, sha256, version)
 }
 
 /// The bundle for a gateway holding `since`.

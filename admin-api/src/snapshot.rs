@@ -592,18 +592,6 @@ async fn changed_tenants(
     Ok(out)
 }
 
-/// `since` of a part: carried over when the previous manifest had the same
-/// content there, else this version.
-fn part_ref(prev: Option<&PartRef>, sha256: String, version: u64) -> PartRef {
-    match prev {
-        Some(p) if p.sha256 == sha256 => p.clone(),
-        _ => PartRef {
-            sha256,
-            since: version,
-        },
-    }
-}
-
 async fn publish_once(
     pool: &sqlx::PgPool,
     by: Option<Uuid>,
@@ -752,14 +740,14 @@ async fn publish_once(
     };
     let global_sha = payload_sha256(&global_bytes);
     listed(&global_sha, &global_bytes, &mut new_parts);
-    let global_ref = part_ref(prev_manifest.map(|m| &m.global), global_sha, uversion);
+    let global_ref = PartRef::next(prev_manifest.map(|m| &m.global), global_sha, uversion);
     let mut shards = BTreeMap::new();
     for t in &tenants {
         let r = match built.get(t) {
             Some(bytes) => {
                 let sha = payload_sha256(bytes);
                 listed(&sha, bytes, &mut new_parts);
-                part_ref(prev_manifest.and_then(|m| m.shards.get(t)), sha, uversion)
+                PartRef::next(prev_manifest.and_then(|m| m.shards.get(t)), sha, uversion)
             }
             None => match prev_manifest.and_then(|m| m.shards.get(t)) {
                 Some(r) => r.clone(),

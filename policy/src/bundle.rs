@@ -57,6 +57,22 @@ pub struct PartRef {
     pub since: u64,
 }
 
+impl PartRef {
+    /// The reference to a part with hash `sha256` in the manifest of
+    /// `version`: `prev` (the same tenant's, or the global, reference in the
+    /// previous manifest) carried over when the content is unchanged, so its
+    /// `since` stays; otherwise first published now.
+    pub fn next(prev: Option<&PartRef>, sha256: String, version: u64) -> PartRef {
+        match prev {
+            Some(p) if p.sha256 == sha256 => p.clone(),
+            _ => PartRef {
+                sha256,
+                since: version,
+            },
+        }
+    }
+}
+
 impl Manifest {
     /// Every part hash the manifest names (global first).
     pub fn part_hashes(&self) -> impl Iterator<Item = &str> {

@@ -105,13 +105,7 @@ impl Publisher {
             let bytes = part_bytes(p);
             let sha256 = payload_sha256(&bytes);
             self.parts.insert(sha256.clone(), bytes);
-            match old {
-                Some(o) if o.sha256 == sha256 => o.clone(),
-                _ => PartRef {
-                    sha256,
-                    since: version,
-                },
-            }
+            PartRef::next(old, sha256, version)
         };
         let global = part(&global, prev.as_ref().map(|m| &m.global));
         let shards = shards

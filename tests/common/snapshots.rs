@@ -101,10 +101,7 @@ impl Parts {
             let bytes = bundle::part_bytes(p);
             let sha256 = payload_sha256(&bytes);
             parts.push((sha256.clone(), bytes));
-            PartRef {
-                sha256,
-                since: version,
-            }
+            PartRef::next(None, sha256, version)
         };
         let global = part(&global);
         let shards = shards.iter().map(|(t, s)| (*t, part(s))).collect();
