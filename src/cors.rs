@@ -3,8 +3,9 @@
 //! responses get `Access-Control-Allow-*` headers for allowed origins only.
 
 use crate::routes::Cors;
-use http::HeaderValue;
+use http::{header, HeaderMap, HeaderValue};
 use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::OrErr;
 
 /// The request's `Origin`, if the route allows it.
 pub fn allowed_origin(cors: &Cors, req: &RequestHeader) -> Option<HeaderValue> {
@@ -63,23 +64,31 @@ pub fn preflight(cors: &Cors, req: &RequestHeader) -> Option<ResponseHeader> {
 pub fn apply_actual(
     cors: &Cors,
     origin: &HeaderValue,
-    response: &mut ResponseHeader,
+    headers: &mut HeaderMap,
 ) -> pingora::Result<()> {
+    use crate::headers::insert;
     let allow_origin = if cors.any_origin {
         HeaderValue::from_static("*")
     } else {
         origin.clone()
     };
-    response.insert_header(http::header::ACCESS_CONTROL_ALLOW_ORIGIN, allow_origin)?;
+    insert(headers, header::ACCESS_CONTROL_ALLOW_ORIGIN, allow_origin)?;
     if cors.credentials {
-        response.insert_header(http::header::ACCESS_CONTROL_ALLOW_CREDENTIALS, "true")?;
-    }
-    if !cors.expose_headers.is_empty() {
-        response.insert_header(
-            http::header::ACCESS_CONTROL_EXPOSE_HEADERS,
-            &*cors.expose_headers,
+        insert(
+            headers,
+            header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+            HeaderValue::from_static("true"),
         )?;
     }
-    response.append_header(http::header::VARY, "Origin")?;
+    if !cors.expose_headers.is_empty() {
+        let expose = HeaderValue::from_str(&cors.expose_headers).or_err(
+            pingora::ErrorType::InvalidHTTPHeader,
+            "invalid expose headers",
+        )?;
+        insert(headers, header::ACCESS_CONTROL_EXPOSE_HEADERS, expose)?;
+    }
+    headers
+        .try_append(header::VARY, HeaderValue::from_static("Origin"))
+        .or_err(pingora::ErrorType::InvalidHTTPHeader, "too many headers")?;
     Ok(())
 }

@@ -8,6 +8,7 @@ pub mod cors;
 pub mod demo;
 pub mod errors;
 pub mod fields;
+pub mod headers;
 pub mod live;
 pub mod logging;
 pub mod metrics;

@@ -18,6 +18,10 @@ use crate::auth::{self, jwt::Verifier};
 use crate::config::{explicit_quota, tenant_quota, Limits, Per, RateLimitConfig, Upstream};
 use crate::errors::{self, Denial, ErrorCode};
 use crate::fields::{FieldPlan, WriteDenied};
+use crate::headers::{
+    self, H_ASSERTION, H_DECISION, H_REQUEST_ID, H_ROLES, H_SERVICE_ACCOUNT, H_TENANT_ID,
+    H_USER_ID, X_API_KEY, X_FORWARDED_FOR,
+};
 use crate::policy_store::{unix_now, PolicyStore};
 use crate::ratelimit::{LimitKey, Limiter, Quota};
 use crate::request::{self, Credential};
@@ -25,7 +29,7 @@ use crate::routes::{AuthRequirement, Route, RouteTable};
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use bytes::Bytes;
-use http::{HeaderName, HeaderValue};
+use http::{HeaderMap, HeaderName, HeaderValue};
 use ipnet::IpNet;
 use pingora::connectors::http::Connector;
 use pingora::http::{RequestHeader, ResponseHeader};
@@ -39,14 +43,6 @@ use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::Instant;
 use uuid::Uuid;
-
-pub const H_REQUEST_ID: &str = "x-sentinel-request-id";
-pub const H_USER_ID: &str = "x-sentinel-user-id";
-pub const H_TENANT_ID: &str = "x-sentinel-tenant-id";
-pub const H_ROLES: &str = "x-sentinel-roles";
-pub const H_SERVICE_ACCOUNT: &str = "x-sentinel-service-account";
-pub const H_ASSERTION: &str = "x-sentinel-assertion";
-pub const H_DECISION: &str = "x-sentinel-decision";
 
 /// How long an address that refused a connection is skipped (passive health).
 const PASSIVE_DOWN_MS: i64 = 5_000;
@@ -154,20 +150,12 @@ pub struct GatewayState {
 /// headers).
 pub struct FixedHeader {
     name: HeaderName,
-    /// `name` as bytes, for Pingora's case-preserving insert: it copies a
-    /// `HeaderName` argument into new bytes on every call, while cloning
-    /// `Bytes` only counts a reference.
-    wire: Bytes,
     value: HeaderValue,
 }
 
 impl FixedHeader {
     pub fn new(name: HeaderName, value: HeaderValue) -> FixedHeader {
-        FixedHeader {
-            wire: Bytes::copy_from_slice(name.as_str().as_bytes()),
-            name,
-            value,
-        }
+        FixedHeader { name, value }
     }
 }
 
@@ -190,12 +178,21 @@ pub struct Ctx {
     body_bytes: usize,
     code: Option<ErrorCode>,
     /// `RateLimit-Policy` and `RateLimit` for the response.
-    rate_headers: Option<[(&'static str, HeaderValue); 2]>,
+    rate_headers: Option<[(HeaderName, HeaderValue); 2]>,
     /// The pool index of the address being tried, and how many were tried.
     peer: Option<usize>,
     tries: usize,
     /// The caller's field access on a bound route, built once from the decision.
     fields: Option<FieldPlan>,
+}
+
+/// Who wrote a response the gateway is about to send.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Author {
+    /// An upstream's answer: its `x-sentinel-*` headers are removed.
+    Upstream,
+    /// The gateway's own (a denial, a preflight).
+    Gateway,
 }
 
 enum Admission {
@@ -325,9 +322,7 @@ impl ProxyHttp for Gateway {
         response: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
-        // Upstreams cannot speak for the gateway.
-        remove_sentinel_headers(response);
-        self.finish_response(response, ctx)
+        self.finish_response(response, ctx, Author::Upstream)
     }
 
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
@@ -607,28 +602,47 @@ impl Gateway {
         Ok(Admission::Forward)
     }
 
-    /// Headers every response carries: request id, security headers, CORS, explain.
-    fn finish_response(&self, response: &mut ResponseHeader, ctx: &Ctx) -> Result<()> {
-        response.insert_header(H_REQUEST_ID, ctx.request_id_header.clone())?;
-        for h in &self.state.security_headers {
-            if !response.headers.contains_key(&h.name) {
-                response.insert_header(h.wire.clone(), h.value.clone())?;
+    /// Headers every response carries: request id, security headers, CORS,
+    /// explain, rate limits. An upstream's answer first loses every
+    /// `x-sentinel-*` header: upstreams cannot speak for the gateway.
+    fn finish_response(
+        &self,
+        response: &mut ResponseHeader,
+        ctx: &Ctx,
+        author: Author,
+    ) -> Result<()> {
+        let cors = match (&ctx.cors_origin, &ctx.route) {
+            (Some(origin), Some(route)) => route.cors.as_ref().map(|c| (c, origin)),
+            _ => None,
+        };
+        let extra = 1
+            + self.state.security_headers.len()
+            + if cors.is_some() { 4 } else { 0 }
+            + usize::from(ctx.explain.is_some())
+            + if ctx.rate_headers.is_some() { 2 } else { 0 };
+        headers::edit_response(response, extra, |h| {
+            if author == Author::Upstream {
+                strip_sentinel(h);
             }
-        }
-        if let (Some(origin), Some(route)) = (&ctx.cors_origin, &ctx.route) {
-            if let Some(cors) = &route.cors {
-                crate::cors::apply_actual(cors, origin, response)?;
+            headers::insert(h, H_REQUEST_ID, ctx.request_id_header.clone())?;
+            for fixed in &self.state.security_headers {
+                headers::insert_absent(h, fixed.name.clone(), fixed.value.clone())?;
             }
-        }
-        if let Some(explain) = &ctx.explain {
-            response.insert_header(H_DECISION, explain.as_str())?;
-        }
-        if let Some(headers) = &ctx.rate_headers {
-            for (name, value) in headers {
-                response.insert_header(*name, value.clone())?;
+            if let Some((cors, origin)) = cors {
+                crate::cors::apply_actual(cors, origin, h)?;
             }
-        }
-        Ok(())
+            if let Some(explain) = &ctx.explain {
+                let value = HeaderValue::from_str(explain)
+                    .or_err(ErrorType::InvalidHTTPHeader, "invalid explain header")?;
+                headers::insert(h, H_DECISION, value)?;
+            }
+            if let Some(rate) = &ctx.rate_headers {
+                for (name, value) in rate {
+                    headers::insert(h, name.clone(), value.clone())?;
+                }
+            }
+            Ok(())
+        })
     }
 
     /// Checks every limit that applies (tenant plan, principal, route class;
@@ -761,7 +775,7 @@ impl Gateway {
             .encode_lower(&mut id_buf)
             .to_owned();
         let (mut header, body) = errors::response(denial, &request_id)?;
-        self.finish_response(&mut header, ctx)?;
+        self.finish_response(&mut header, ctx, Author::Gateway)?;
         let head_only = session.req_header().method == http::Method::HEAD;
         session
             .write_response_header(Box::new(header), head_only)
@@ -783,7 +797,10 @@ impl Gateway {
             None => ResponseHeader::build(403, Some(4)).ok(),
         };
         if let Some(mut header) = header {
-            if self.finish_response(&mut header, ctx).is_ok() {
+            if self
+                .finish_response(&mut header, ctx, Author::Gateway)
+                .is_ok()
+            {
                 let _ = session.write_response_header(Box::new(header), true).await;
             }
         }
@@ -918,7 +935,6 @@ fn filtered_answer(
     for h in HOP_BY_HOP {
         header.remove_header(h);
     }
-    remove_sentinel_headers(&mut header);
     header.remove_header(&http::header::CONTENT_ENCODING);
     let status = header.status.as_u16();
     if head || status == 204 || status == 304 {
@@ -1112,7 +1128,7 @@ impl Gateway {
             Ok(x) => x,
             Err(u) => return Err(self.unfilterable(ctx, &route, u)),
         };
-        self.finish_response(&mut header, ctx)
+        self.finish_response(&mut header, ctx, Author::Upstream)
             .map_err(|_| internal())?;
         let empty = out.is_empty();
         // Errors from here on are the client's connection going away.
@@ -1273,20 +1289,23 @@ async fn exchange(
 
 /// Replaces client identity headers with the gateway's (both proxy paths).
 fn set_identity(upstream_request: &mut RequestHeader, ctx: &Ctx) -> Result<()> {
-    strip_client_identity(upstream_request);
-    // Ready-made values: inserting clones them (a reference count), no copy.
-    upstream_request.insert_header(H_REQUEST_ID, ctx.request_id_header.clone())?;
-    if let Some(identity) = &ctx.identity {
-        upstream_request.insert_header(H_USER_ID, identity.user_id.clone())?;
-        upstream_request.insert_header(H_TENANT_ID, identity.tenant_id.clone())?;
-        upstream_request.insert_header(H_ROLES, identity.roles.clone())?;
-        upstream_request.insert_header(H_SERVICE_ACCOUNT, identity.service_account.clone())?;
-        upstream_request.insert_header(H_ASSERTION, identity.assertion.clone())?;
-    }
-    if let Some(ip) = ctx.client_ip {
-        upstream_request.insert_header("x-forwarded-for", ip.to_string())?;
-    }
-    Ok(())
+    let forwarded_for = ctx.client_ip.map(headers::ip_value);
+    headers::edit_request(upstream_request, 7, |h| {
+        strip_client_identity(h);
+        // Ready-made values: inserting clones them (a reference count), no copy.
+        headers::insert(h, H_REQUEST_ID, ctx.request_id_header.clone())?;
+        if let Some(identity) = &ctx.identity {
+            headers::insert(h, H_USER_ID, identity.user_id.clone())?;
+            headers::insert(h, H_TENANT_ID, identity.tenant_id.clone())?;
+            headers::insert(h, H_ROLES, identity.roles.clone())?;
+            headers::insert(h, H_SERVICE_ACCOUNT, identity.service_account.clone())?;
+            headers::insert(h, H_ASSERTION, identity.assertion.clone())?;
+        }
+        if let Some(value) = forwarded_for {
+            headers::insert(h, X_FORWARDED_FOR, value)?;
+        }
+        Ok(())
+    })
 }
 
 /// `allow; reason=…; rules=a,b` for the explain header.
@@ -1335,11 +1354,12 @@ fn check_limits(req: &RequestHeader, limits: &Limits) -> Result<(), Denial> {
 
 fn read_credential(req: &RequestHeader) -> Credential<'_> {
     let mut auth = req.headers.get_all(http::header::AUTHORIZATION).iter();
-    let first = auth.next();
-    let several = auth.next().is_some() || req.headers.get_all("x-api-key").iter().nth(1).is_some();
+    let mut keys = req.headers.get_all(X_API_KEY).iter();
+    let (first, key) = (auth.next(), keys.next());
+    let several = auth.next().is_some() || keys.next().is_some();
     request::credential(
         first.map(|v| v.as_bytes()),
-        req.headers.get("x-api-key").map(|v| v.as_bytes()),
+        key.map(|v| v.as_bytes()),
         several,
     )
 }
@@ -1348,49 +1368,34 @@ fn is_sentinel(name: &str) -> bool {
     name.len() >= 11 && name.as_bytes()[..11].eq_ignore_ascii_case(b"x-sentinel-")
 }
 
-fn remove_sentinel_headers(response: &mut ResponseHeader) {
-    if !response.headers.keys().any(|k| is_sentinel(k.as_str())) {
+/// Removes every `x-sentinel-*` header.
+fn strip_sentinel(headers: &mut HeaderMap) {
+    if !headers.keys().any(|k| is_sentinel(k.as_str())) {
         return;
     }
-    let names: Vec<HeaderName> = response
-        .headers
+    let names: Vec<HeaderName> = headers
         .keys()
         .filter(|k| is_sentinel(k.as_str()))
         .cloned()
         .collect();
     for n in names {
-        response.remove_header(&n);
+        headers.remove(&n);
     }
 }
 
 /// Removes every client-sent `x-sentinel-*` header, and every `x-sentinel-*`
 /// token of `Connection` (so no next hop drops the gateway's own headers).
-pub fn strip_client_identity(req: &mut RequestHeader) {
-    if req.headers.keys().any(|k| is_sentinel(k.as_str())) {
-        let names: Vec<HeaderName> = req
-            .headers
-            .keys()
-            .filter(|k| is_sentinel(k.as_str()))
-            .cloned()
-            .collect();
-        for n in names {
-            req.remove_header(&n);
-        }
-    }
-    let names_sentinel = req
-        .headers
-        .get_all(http::header::CONNECTION)
-        .iter()
-        .any(|v| {
-            v.as_bytes()
-                .windows(11)
-                .any(|w| w.eq_ignore_ascii_case(b"x-sentinel-"))
-        });
+pub fn strip_client_identity(headers: &mut HeaderMap) {
+    strip_sentinel(headers);
+    let names_sentinel = headers.get_all(http::header::CONNECTION).iter().any(|v| {
+        v.as_bytes()
+            .windows(11)
+            .any(|w| w.eq_ignore_ascii_case(b"x-sentinel-"))
+    });
     if !names_sentinel {
         return;
     }
-    let kept: Vec<String> = req
-        .headers
+    let kept: Vec<String> = headers
         .get_all(http::header::CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
@@ -1398,8 +1403,10 @@ pub fn strip_client_identity(req: &mut RequestHeader) {
         .map(|t| t.trim().to_ascii_lowercase())
         .filter(|t| !t.is_empty() && !is_sentinel(t))
         .collect();
-    req.remove_header(&http::header::CONNECTION);
-    if !kept.is_empty() {
-        let _ = req.insert_header(http::header::CONNECTION, kept.join(", "));
+    headers.remove(http::header::CONNECTION);
+    if let Ok(value) = HeaderValue::try_from(kept.join(", ")) {
+        if !kept.is_empty() {
+            let _ = headers.try_insert(http::header::CONNECTION, value);
+        }
     }
 }

@@ -7,15 +7,16 @@
 //! `burst × period` (the time a drained limit takes to refill), so a steady client sees the
 //! sustained rate `q / w` it bought.
 
+use http::HeaderName;
 use std::fmt::Write as _;
 use std::time::Duration;
 
 use super::Outcome;
 
-/// Header name of the policy field.
-pub const RATELIMIT_POLICY: &str = "RateLimit-Policy";
-/// Header name of the live counters field.
-pub const RATELIMIT: &str = "RateLimit";
+/// Header name of the policy field (`RateLimit-Policy`; names go out in lower case).
+pub const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+/// Header name of the live counters field (`RateLimit`).
+pub const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
 
 /// Whole seconds, rounded up; a positive duration is never shown as 0.
 pub(crate) fn ceil_secs(d: Duration) -> u64 {
@@ -27,7 +28,7 @@ pub(crate) fn ceil_secs(d: Duration) -> u64 {
     }
 }
 
-pub(crate) fn render(outcome: &Outcome) -> Option<[(&'static str, String); 2]> {
+pub(crate) fn render(outcome: &Outcome) -> Option<[(HeaderName, String); 2]> {
     let quota = outcome.quota?;
     let mut policy = String::with_capacity(outcome.limit.len() + 24);
     push_sf_string(&mut policy, &outcome.limit);

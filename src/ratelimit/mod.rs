@@ -286,7 +286,7 @@ impl Outcome {
 
     /// `RateLimit-Policy` and `RateLimit` for the tightest limit, in the format of
     /// draft-ietf-httpapi-ratelimit-headers-09; `None` when no limit applied.
-    pub fn headers(&self) -> Option<[(&'static str, String); 2]> {
+    pub fn headers(&self) -> Option<[(http::HeaderName, String); 2]> {
         headers::render(self)
     }
 }
