@@ -44,6 +44,10 @@ use std::sync::{Arc, LazyLock};
 use std::time::Instant;
 use uuid::Uuid;
 
+/// How long the unread body of a denied request is read and discarded so the
+/// client gets the answer, not a reset (see `write_denial`).
+const DENIAL_DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// How long an address that refused a connection is skipped (passive health).
 const PASSIVE_DOWN_MS: i64 = 5_000;
 
@@ -768,6 +772,15 @@ impl Gateway {
         denial: &Denial,
     ) -> Result<()> {
         ctx.code = Some(denial.code);
+        // Answered before the request body was read (a 413 on the declared
+        // length, a 401 on a POST): Pingora would close at once, and a client
+        // still sending would see a reset instead of this answer. The body is
+        // read and thrown away afterwards instead, for at most DENIAL_DRAIN
+        // (nginx's lingering close does the same).
+        if !session.is_body_done() {
+            session.set_close_on_response_before_downstream_finish(false);
+            session.set_total_drain_timeout(Some(DENIAL_DRAIN));
+        }
         let mut id_buf = Uuid::encode_buffer();
         let request_id = ctx
             .request_id
