@@ -281,6 +281,85 @@ async fn connection_header_cannot_drop_identity_headers() {
     );
 }
 
+/// An upstream that answers every request with `x-sentinel-*` headers of its
+/// own, in mixed case: none may reach the client, streamed or filtered.
+fn forging_upstream() -> std::net::SocketAddr {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for mut conn in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match conn.read(&mut chunk) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let body = r#"{"data":[],"count":0}"#;
+                let _ = write!(
+                    conn,
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+                     X-Sentinel-Request-Id: forged\r\nx-sentinel-user-id: forged\r\n\
+                     X-SENTINEL-DECISION: allow; forged\r\nx-sentinel-other: forged\r\n\
+                     connection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn upstreams_cannot_send_sentinel_headers() {
+    let upstream = forging_upstream();
+    let gw = start(Options {
+        extra_config: format!("\n[upstreams.forger]\naddresses = [\"{upstream}\"]\n"),
+        extra_routes: r#"
+[[routes]]
+id = "forger-streamed"
+path = "/forger/streamed"
+methods = ["GET"]
+upstream = "forger"
+auth = "any"
+resource = "vessel"
+
+[[routes]]
+id = "forger-filtered"
+path = "/forger/filtered"
+methods = ["GET"]
+upstream = "forger"
+auth = "any"
+resource = "vessel"
+fields = { entity = "vessel", at = "$.data[*]" }
+"#
+        .to_owned(),
+        ..Options::default()
+    });
+    let t = token(VICTOR, NORDIC);
+    for path in ["/forger/streamed", "/forger/filtered"] {
+        let resp = get(&gw, path, Some(&t)).await;
+        assert_eq!(resp.status().as_u16(), 200, "{path}");
+        let h = resp.headers();
+        let ids: Vec<_> = h.get_all("x-sentinel-request-id").iter().collect();
+        assert_eq!(ids.len(), 1, "{path}: {ids:?}");
+        assert_ne!(ids[0], "forged", "{path}");
+        for (name, value) in h {
+            assert_ne!(value, "forged", "{path}: {name} came from the upstream");
+            assert!(
+                !value.to_str().unwrap_or("").contains("forged"),
+                "{path}: {name}: {value:?}"
+            );
+        }
+        assert!(h.get("x-sentinel-user-id").is_none(), "{path}");
+        assert!(h.get("x-sentinel-other").is_none(), "{path}");
+        assert_eq!(resp.text().await.unwrap(), r#"{"data":[],"count":0}"#);
+    }
+}
+
 fn raw_http(addr: std::net::SocketAddr, req: &[u8]) -> String {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr).unwrap();
