@@ -49,44 +49,15 @@ done
 [[ $DURATION =~ ^[0-9]+[sm]?$ && $WARMUP =~ ^[0-9]+[sm]?$ ]] || die "DURATION and WARMUP take wrk durations such as 10s"
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/sentinel-instr.XXXXXX")
-PIDS=()
+# shellcheck source=support/procs.sh
+source "$ROOT/benches/support/procs.sh"
 cleanup() {
-    local pid
-    for pid in "${PIDS[@]}"; do
-        kill -INT "$pid" 2>/dev/null || true
-    done
-    sleep 0.5
-    for pid in "${PIDS[@]}"; do
-        kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
+    stop_all
     rm -rf "$WORK"
 }
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
-
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-wait_ready() {
-    local pid=$1 port=$2 log=$3 i
-    for ((i = 0; i < READY_TIMEOUT * 10; i++)); do
-        kill -0 "$pid" 2>/dev/null || { tail -n 20 "$log" >&2; die "process $pid exited before listening on $port"; }
-        port_open "$port" && return 0
-        sleep 0.1
-    done
-    tail -n 20 "$log" >&2
-    die "nothing listens on 127.0.0.1:$port after ${READY_TIMEOUT}s"
-}
-stop() {
-    kill -INT "$1" 2>/dev/null || true
-    local i
-    for ((i = 0; i < 100; i++)); do
-        kill -0 "$1" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$1" 2>/dev/null || true
-    wait "$1" 2>/dev/null || true
-}
 
 if [[ $SKIP_BUILD != 1 ]]; then
     note "building: cargo build --release --examples --bin sentinel"
@@ -98,10 +69,8 @@ TOKEN=$("$BIN/sentinel" demo-token) || die "cannot mint a demo token"
 for port in "$UPSTREAM_PORT" "$PROXY_PORT" 18083; do
     port_open "$port" && die "127.0.0.1:$port is already in use"
 done
-"$BIN/examples/upstream" --listen "127.0.0.1:$UPSTREAM_PORT" >"$WORK/upstream.log" 2>&1 &
-UPSTREAM_PID=$!
-PIDS+=("$UPSTREAM_PID")
-wait_ready "$UPSTREAM_PID" "$UPSTREAM_PORT" "$WORK/upstream.log"
+start upstream "$BIN/examples/upstream" --listen "127.0.0.1:$UPSTREAM_PORT"
+wait_ready upstream "$UPSTREAM_PORT"
 
 # wrk's completed requests ("N requests in 10.00s") with every answer a 200.
 run_wrk() {
@@ -127,12 +96,10 @@ for target in $TARGETS; do
         gateway) cmd=("$BIN/sentinel" run --config benches/load/gateway.toml); port=18083 ;;
         *) die "unknown target \`$target\`" ;;
     esac
-    log=$WORK/$target.log
-    env "${env[@]}" valgrind --tool=callgrind --callgrind-out-file="$WORK/cg.$target.%p" \
-        "${cmd[@]}" >"$log" 2>&1 &
-    pid=$!
-    PIDS+=("$pid")
-    wait_ready "$pid" "$port" "$log"
+    start proxy env "${env[@]}" valgrind --tool=callgrind \
+        --callgrind-out-file="$WORK/cg.$target.%p" "${cmd[@]}"
+    wait_ready proxy "$port"
+    pid=$PID_proxy  # env execs valgrind, which keeps the pid
     run_wrk "$port" "$WARMUP" "$WORK/warmup.$target" >/dev/null
     # The counters of the process that runs the workers (valgrind's pid).
     callgrind_control -z "$pid" >/dev/null
@@ -150,5 +117,5 @@ for target in $TARGETS; do
         printf "%-22s %10d %14.0f %14.0f\n", t, n, ir / n, (ir - sha) / n
     }'
     [[ -n ${CALLGRIND_KEEP:-} ]] && mkdir -p "$CALLGRIND_KEEP" && cp "$dump" "$CALLGRIND_KEEP/$target.callgrind"
-    stop "$pid"
+    stop proxy
 done

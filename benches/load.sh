@@ -66,58 +66,20 @@ command -v "$WRK" >/dev/null || die "wrk not found (set WRK=/path/to/wrk)"
     die "DURATION and WARMUP take wrk durations such as 10s"
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/sentinel-load.XXXXXX")
-PIDS=()
+# shellcheck source=support/procs.sh
+source "$ROOT/benches/support/procs.sh"
 
-# Stops what this script started: SIGINT first (Pingora's fast shutdown;
-# SIGTERM would wait out its grace period), SIGKILL after 3 s.
+# Stops what this script started (stop_all: SIGINT, SIGKILL after 3 s).
 cleanup() {
-    local pid i
     if [[ -n ${WRK_PID:-} ]]; then
         { kill -KILL "$WRK_PID" && wait "$WRK_PID"; } 2>/dev/null || true
     fi
-    for pid in "${PIDS[@]}"; do
-        kill -INT "$pid" 2>/dev/null || true
-    done
-    for pid in "${PIDS[@]}"; do
-        for ((i = 0; i < 30; i++)); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
+    stop_all
     rm -rf "$WORK"
 }
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
-
-# Succeeds when something accepts TCP connections on 127.0.0.1:$1.
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-# start NAME CMD...: runs CMD in the background, logging to $WORK/NAME.log.
-start() {
-    local name=$1
-    shift
-    "$@" >"$WORK/$name.log" 2>&1 &
-    PIDS+=("$!")
-    eval "PID_$name=$!"
-}
-
-# wait_ready NAME PORT: polls until the port accepts connections.
-wait_ready() {
-    local name=$1 port=$2 pid_var="PID_$1" i
-    for ((i = 0; i < READY_TIMEOUT * 10; i++)); do
-        if ! kill -0 "${!pid_var}" 2>/dev/null; then
-            tail -n 20 "$WORK/$name.log" >&2 || true
-            die "$name exited before listening on 127.0.0.1:$port"
-        fi
-        port_open "$port" && return 0
-        sleep 0.1
-    done
-    tail -n 20 "$WORK/$name.log" >&2 || true
-    die "$name is not listening on 127.0.0.1:$port after ${READY_TIMEOUT}s"
-}
 
 need_free_port() {
     if port_open "$1"; then
