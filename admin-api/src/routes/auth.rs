@@ -15,6 +15,7 @@ use rand::distributions::{Alphanumeric, DistString};
 use sentinel_policy::apikey::{hash_api_key, key_prefix};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
 pub fn router() -> Router<AppState> {
@@ -414,7 +415,7 @@ pub(crate) async fn verify_api_key(state: &AppState, key: &str) -> ApiResult<(Uu
     let matches = row
         .api_key_hash
         .as_deref()
-        .is_some_and(|h| constant_time_eq(h.as_bytes(), presented.as_bytes()));
+        .is_some_and(|h| bool::from(h.as_bytes().ct_eq(presented.as_bytes())));
     if !matches {
         return Err(ApiError::AuthInvalid);
     }
@@ -451,13 +452,6 @@ async fn token(
         token_type: "bearer",
         expires_in: state.config.access_ttl,
     }))
-}
-
-pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 async fn me(State(state): State<AppState>, caller: Caller) -> ApiResult<axum::Json<Value>> {
