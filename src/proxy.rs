@@ -1417,9 +1417,11 @@ pub fn strip_client_identity(headers: &mut HeaderMap) {
         .filter(|t| !t.is_empty() && !is_sentinel(t))
         .collect();
     headers.remove(http::header::CONNECTION);
+    if kept.is_empty() {
+        return;
+    }
+    // The tokens came from a header value, lowercased: always a valid value.
     if let Ok(value) = HeaderValue::try_from(kept.join(", ")) {
-        if !kept.is_empty() {
-            let _ = headers.try_insert(http::header::CONNECTION, value);
-        }
+        let _ = headers.try_insert(http::header::CONNECTION, value);
     }
 }
