@@ -146,21 +146,9 @@ pub struct GatewayState {
     pub limits: Limits,
     pub explain: HashSet<Uuid>,
     pub trusted_proxies: Vec<IpNet>,
-    pub security_headers: Vec<FixedHeader>,
+    /// Headers every response carries unless the upstream set them.
+    pub security_headers: Vec<(HeaderName, HeaderValue)>,
     pub rate_limits: Option<(Limiter, RateLimitConfig)>,
-}
-
-/// A header every response carries unless the upstream set it (the security
-/// headers).
-pub struct FixedHeader {
-    name: HeaderName,
-    value: HeaderValue,
-}
-
-impl FixedHeader {
-    pub fn new(name: HeaderName, value: HeaderValue) -> FixedHeader {
-        FixedHeader { name, value }
-    }
 }
 
 pub struct Gateway {
@@ -629,8 +617,8 @@ impl Gateway {
                 strip_sentinel(h);
             }
             headers::insert(h, H_REQUEST_ID, ctx.request_id_header.clone())?;
-            for fixed in &self.state.security_headers {
-                headers::insert_absent(h, fixed.name.clone(), fixed.value.clone())?;
+            for (name, value) in &self.state.security_headers {
+                headers::insert_absent(h, name.clone(), value.clone())?;
             }
             if let Some((cors, origin)) = cors {
                 crate::cors::apply_actual(cors, origin, h)?;

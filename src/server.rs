@@ -7,7 +7,7 @@ use crate::auth::jwt::{IssuerSpec, KeySource, Verifier, VerifierSettings};
 use crate::config::{Config, IssuerKeys};
 use crate::ops::Ops;
 use crate::policy_store::{self, PolicyStore};
-use crate::proxy::{FixedHeader, Gateway, GatewayState, Pool};
+use crate::proxy::{Gateway, GatewayState, Pool};
 use anyhow::Context;
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
@@ -114,11 +114,7 @@ pub fn prepare(config: Config) -> anyhow::Result<Prepared> {
         limits: config.limits,
         explain: config.explain.clone(),
         trusted_proxies: config.trusted_proxies.clone(),
-        security_headers: config
-            .security_headers
-            .iter()
-            .map(|(name, value)| FixedHeader::new(name.clone(), value.clone()))
-            .collect(),
+        security_headers: config.security_headers.clone(),
         rate_limits,
     });
     Ok(Prepared {
