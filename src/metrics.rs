@@ -20,7 +20,7 @@ pub struct Metrics {
     pub snapshot_check_age: IntGauge,
     pub snapshot_stale: IntGauge,
     pub snapshot_fetches: IntCounterVec,
-    pub snapshot_apply: prometheus::Histogram,
+    pub snapshot_apply: Histogram,
     pub snapshot_bundle_bytes: IntGauge,
     pub snapshot_parts_compiled: IntCounterVec,
     pub config_reloads: IntCounterVec,
@@ -98,7 +98,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
         ),
         &["outcome"],
     )?;
-    let snapshot_apply = prometheus::Histogram::with_opts(
+    let snapshot_apply = Histogram::with_opts(
         HistogramOpts::new(
             "snapshot_apply_seconds",
             "Time to verify a fetched bundle and compile its changed parts (before the swap)",
@@ -291,11 +291,15 @@ impl RouteSeries {
             .get_or_init(|| m.latency.with_label_values(&[route]))
     }
 
-    /// `decisions_total{route, decision="allow", reason}` for the one reason
-    /// an allowed decision has.
-    pub fn allowed_decision(&self, m: &Metrics, route: &str, reason: &str) -> &IntCounter {
-        self.allowed_decision
-            .get_or_init(|| m.decisions.with_label_values(&[route, "allow", reason]))
+    /// `decisions_total{route, decision="allow", reason="allowed"}`.
+    pub fn allowed_decision(&self, m: &Metrics, route: &str) -> &IntCounter {
+        self.allowed_decision.get_or_init(|| {
+            m.decisions.with_label_values(&[
+                route,
+                "allow",
+                sentinel_policy::Reason::Allowed.name(),
+            ])
+        })
     }
 }
 

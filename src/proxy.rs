@@ -381,7 +381,7 @@ impl ProxyHttp for Gateway {
             return;
         };
         // The common outcome and the latency use the route's own handles.
-        if ctx.code.is_none() && code == "OK" {
+        if code == "OK" {
             route.series.allowed_ok(m, &route.id).inc();
         } else {
             m.requests
@@ -522,10 +522,7 @@ impl Gateway {
         });
         if let Some(m) = crate::metrics::get() {
             if decision.allowed && decision.reason == sentinel_policy::Reason::Allowed {
-                route
-                    .series
-                    .allowed_decision(m, &route.id, decision.reason.name())
-                    .inc();
+                route.series.allowed_decision(m, &route.id).inc();
             } else {
                 m.decisions
                     .with_label_values(&[
