@@ -157,8 +157,7 @@ pub struct Gateway {
 
 /// Per-request state.
 pub struct Ctx {
-    request_id: Uuid,
-    /// `request_id` as the header value sent both ways (built once).
+    /// The request id (a UUID v4), as the header value sent both ways.
     request_id_header: HeaderValue,
     started: Instant,
     route: Option<Arc<Route>>,
@@ -176,6 +175,13 @@ pub struct Ctx {
     tries: usize,
     /// The caller's field access on a bound route, built once from the decision.
     fields: Option<FieldPlan>,
+}
+
+impl Ctx {
+    /// The request id as text (logs, error bodies).
+    fn request_id(&self) -> &str {
+        self.request_id_header.to_str().unwrap_or("")
+    }
 }
 
 /// Who wrote a response the gateway is about to send.
@@ -198,13 +204,11 @@ impl ProxyHttp for Gateway {
     type CTX = Ctx;
 
     fn new_ctx(&self) -> Ctx {
-        let request_id = Uuid::new_v4();
         let mut id_buf = Uuid::encode_buffer();
         let request_id_header =
-            HeaderValue::from_str(request_id.hyphenated().encode_lower(&mut id_buf))
+            HeaderValue::from_str(Uuid::new_v4().hyphenated().encode_lower(&mut id_buf))
                 .unwrap_or_else(|_| HeaderValue::from_static(""));
         Ctx {
-            request_id,
             request_id_header,
             started: Instant::now(),
             route: None,
@@ -353,7 +357,7 @@ impl ProxyHttp for Gateway {
             };
         };
         if code == ErrorCode::InternalError {
-            tracing::error!(request_id = %ctx.request_id, error = %e, "internal error while proxying");
+            tracing::error!(request_id = ctx.request_id(), error = %e, "internal error while proxying");
         }
         let denial = Denial::new(code);
         // The response may have started already; then there is nothing left to say.
@@ -766,13 +770,7 @@ impl Gateway {
             session.set_close_on_response_before_downstream_finish(false);
             session.set_total_drain_timeout(Some(DENIAL_DRAIN));
         }
-        let mut id_buf = Uuid::encode_buffer();
-        let request_id = ctx
-            .request_id
-            .hyphenated()
-            .encode_lower(&mut id_buf)
-            .to_owned();
-        let (mut header, body) = errors::response(denial, &request_id)?;
+        let (mut header, body) = errors::response(denial, ctx.request_id())?;
         self.finish_response(&mut header, ctx, Author::Gateway)?;
         let head_only = session.req_header().method == http::Method::HEAD;
         session
@@ -1197,10 +1195,10 @@ impl Gateway {
         }
         match &u {
             Unfilterable::Filter(e) => {
-                tracing::warn!(request_id = %ctx.request_id, route = %route.id, reason, error = %e, "upstream answer on a bound route cannot be filtered; answering 502")
+                tracing::warn!(request_id = ctx.request_id(), route = %route.id, reason, error = %e, "upstream answer on a bound route cannot be filtered; answering 502")
             }
             _ => {
-                tracing::warn!(request_id = %ctx.request_id, route = %route.id, reason, "upstream answer on a bound route cannot be filtered; answering 502")
+                tracing::warn!(request_id = ctx.request_id(), route = %route.id, reason, "upstream answer on a bound route cannot be filtered; answering 502")
             }
         }
         Denial::with_message(
