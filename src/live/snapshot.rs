@@ -106,7 +106,7 @@ fn file_name(path: &Path) -> String {
         .unwrap_or_else(|| "snapshot".to_owned())
 }
 
-/// Writes `bytes` to `path` atomically: a temporary file in the same
+/// Writes `chunks` to `path` atomically: a temporary file in the same
 /// directory, synced, then renamed over the old one.
 fn write_atomic(path: &Path, chunks: &[&[u8]]) -> std::io::Result<()> {
     let tmp = path.with_file_name(format!(".{}.tmp-{}", file_name(path), std::process::id()));
@@ -282,18 +282,16 @@ pub struct Poller {
     held: Option<Held>,
     health: Health,
     stale: bool,
-    /// Cache updates, written in order by their own task (see [`cache_writer`]).
-    cache: Option<tokio::sync::mpsc::UnboundedSender<CacheWrite>>,
+    /// Bundles swapped in, written to the cache in order by their own task
+    /// (see [`cache_writer`]).
+    cache: Option<tokio::sync::mpsc::UnboundedSender<Opened>>,
 }
-
-/// One cache update: the bundle just swapped in.
-type CacheWrite = Opened;
 
 /// Writes cache updates one after the other, so the poller never waits for
 /// the disk (a whole bundle is a thousand synced files) before its next
 /// long poll. In order: a later manifest may name parts an earlier bundle
 /// brought. Ends when the poller goes.
-async fn cache_writer(path: PathBuf, mut rx: tokio::sync::mpsc::UnboundedReceiver<CacheWrite>) {
+async fn cache_writer(path: PathBuf, mut rx: tokio::sync::mpsc::UnboundedReceiver<Opened>) {
     while let Some(w) = rx.recv().await {
         let path = path.clone();
         let written = tokio::task::spawn_blocking(move || write_cache(&path, &w)).await;
