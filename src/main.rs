@@ -147,7 +147,10 @@ fn run(cfg: sentinel::config::Config, upgrade: &sentinel::server::Upgrade) -> Ex
         }
     };
     match sentinel::server::build(prepared, upgrade) {
-        Ok(server) => server.run_forever(),
+        Ok(server) => {
+            sentinel::server::exit_when_a_listener_fails();
+            server.run_forever()
+        }
         Err(e) => {
             eprintln!("refusing to start: {e:#}");
             ExitCode::FAILURE

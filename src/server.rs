@@ -199,6 +199,46 @@ pub struct Upgrade {
     pub upgrade_sock: Option<PathBuf>,
 }
 
+/// Fails unless every listen address can be bound now. Pingora binds in each
+/// service's own thread and, on an address in use, retries for 30 s and then
+/// panics that thread while the others keep serving: a gateway whose ops
+/// listener says ready while another process answers on its proxy port. So
+/// `sentinel run` checks first and refuses to start (an upgrade takes the
+/// sockets over instead, and skips this). All are held at once, so one
+/// address given twice is caught too.
+pub fn check_listen(addrs: &[(&str, std::net::SocketAddr)]) -> anyhow::Result<()> {
+    let mut held = Vec::with_capacity(addrs.len());
+    for (what, addr) in addrs {
+        // std sets SO_REUSEADDR, as Pingora does: only a live listener conflicts.
+        let l = std::net::TcpListener::bind(addr)
+            .with_context(|| format!("cannot listen on {addr} ({what})"))?;
+        held.push(l);
+    }
+    Ok(())
+}
+
+/// The other half of [`check_listen`]: should an address be taken between the
+/// check and Pingora's bind, the panic of that service's thread ends the
+/// process (exit 1) instead of leaving it half up. Other panics keep the
+/// default behaviour.
+pub fn exit_when_a_listener_fails() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        default(info);
+        let payload = info.payload();
+        let msg = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        // pingora-core `services/listening.rs`: `.expect("Failed to build listeners")`.
+        if msg.starts_with("Failed to build listeners") {
+            tracing::error!("a listener could not be bound; exiting");
+            std::process::exit(1);
+        }
+    }));
+}
+
 /// Builds the Pingora server. `run_forever` on the result never returns.
 pub fn build(prepared: Prepared, upgrade: &Upgrade) -> anyhow::Result<Server> {
     let Prepared {
@@ -217,6 +257,13 @@ pub fn build(prepared: Prepared, upgrade: &Upgrade) -> anyhow::Result<Server> {
         upgrade: upgrade.upgrade,
         ..Default::default()
     };
+    if !upgrade.upgrade {
+        let mut addrs = vec![("proxy", config.proxy_addr), ("ops", config.ops_addr)];
+        if let Some(tls) = &config.tls {
+            addrs.push(("tls", tls.address));
+        }
+        check_listen(&addrs)?;
+    }
     let mut server = Server::new_with_opt_and_conf(Some(opt), conf);
     server.bootstrap();
 

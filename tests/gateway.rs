@@ -7,6 +7,7 @@ mod common;
 
 use common::*;
 use serde_json::Value;
+use std::time::{Duration, Instant};
 
 async fn get(gw: &Gateway, path: &str, token: Option<&str>) -> reqwest::Response {
     let mut req = client().get(gw.url(path));
@@ -833,6 +834,43 @@ async fn run_refuses_an_invalid_config() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn run_refuses_a_listen_address_in_use() {
+    // A second gateway on the same config finds the proxy port taken. It must
+    // exit with a clear error, not run on with only its ops listener (Pingora
+    // alone retries for 30 s and then panics just the proxy's thread).
+    let gw = start(Options::default());
+    let mut second = std::process::Command::new(env!("CARGO_BIN_EXE_sentinel"))
+        .args(["run", "--config"])
+        .arg(gw.dir.join("sentinel.toml"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = second.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > Duration::from_secs(20) {
+            let _ = second.kill();
+            let _ = second.wait();
+            panic!("a gateway whose proxy port is taken kept running");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut second.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!("cannot listen on {} (proxy)", gw.proxy)),
+        "{err}"
+    );
+    // The first one is untouched.
+    let resp = get(&gw, "/msw/vessels", Some(&token(VICTOR, NORDIC))).await;
+    assert_eq!(resp.status(), 200);
 }
 
 #[tokio::test]
