@@ -342,11 +342,26 @@ async fn a_restart_during_an_outage_serves_the_cache_and_catches_up() {
 
     // A tampered cache file is refused at start: no snapshot, not ready,
     // requests refused with POLICY_UNAVAILABLE (fail closed).
+    // The cache is written by its own task after the swap: wait for it, and
+    // stop the gateway before touching the file so nothing rewrites it.
     server.set_down(true);
     let path = keys.join("snapshot.cache");
-    let cache = std::fs::read(&path).unwrap();
-    let text = String::from_utf8(cache).unwrap();
-    std::fs::write(&path, text.replacen("\"version\":6", "\"version\":7", 1)).unwrap();
+    let start = Instant::now();
+    let text = loop {
+        let text = String::from_utf8(std::fs::read(&path).unwrap()).unwrap();
+        if text.contains("\"version\":6") {
+            break text;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the cache never reached version 6"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    gw.stop();
+    let tampered = text.replacen("\"version\":6", "\"version\":7", 1);
+    assert_ne!(tampered, text);
+    std::fs::write(&path, tampered).unwrap();
     gw.restart(false);
     let (code, _) = readyz(&gw).await;
     assert_eq!(code, 503);

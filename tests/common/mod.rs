@@ -29,6 +29,11 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// A loopback address nothing listens on (yet).
+pub fn free_addr() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], free_port()))
+}
+
 /// A port with nothing listening on it.
 pub fn closed_port() -> u16 {
     free_port()
@@ -115,14 +120,33 @@ impl Gateway {
 
     /// Stops and starts the gateway again on the same config and ports.
     /// `ready`: wait for `/readyz` (else only for the ops port to listen).
+    /// Should another test take a port while the gateway is down, the
+    /// gateway refuses to start (`cannot listen on`) and it starts again on
+    /// fresh ports, as [`start`] does.
     pub fn restart(&mut self, ready: bool) {
         self.stop();
-        self.child = spawn(&self.dir, &self.env, &self.extra_args);
-        assert!(
-            wait_up(self, Duration::from_secs(30), ready),
-            "gateway did not come back: {}",
-            self.log()
-        );
+        for _ in 0..3 {
+            let seen = self.log().len();
+            self.child = spawn(&self.dir, &self.env, &self.extra_args);
+            if wait_up(self, Duration::from_secs(30), ready) {
+                return;
+            }
+            assert!(
+                self.log()[seen..].contains("cannot listen on"),
+                "gateway did not come back: {}",
+                self.log()
+            );
+            self.stop();
+            let config = self.dir.join("sentinel.toml");
+            let (proxy, ops) = (free_addr(), free_addr());
+            let text = std::fs::read_to_string(&config)
+                .unwrap()
+                .replace(&format!("\"{}\"", self.proxy), &format!("\"{proxy}\""))
+                .replace(&format!("\"{}\"", self.ops), &format!("\"{ops}\""));
+            std::fs::write(&config, text).unwrap();
+            (self.proxy, self.ops) = (proxy, ops);
+        }
+        panic!("gateway did not come back: {}", self.log());
     }
 
     /// Starts a second process on the same config (its stderr goes to the
