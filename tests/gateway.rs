@@ -622,6 +622,57 @@ async fn hostile_paths_and_sizes() {
 }
 
 #[tokio::test]
+async fn a_chunked_body_over_the_limit_is_refused_as_it_streams() {
+    // No content-length, a route that streams (no field binding): the limit
+    // (1 MiB) holds while the body is forwarded, and the client sees the 413.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let gw = start(Options::default());
+    let mut stream = tokio::net::TcpStream::connect(gw.proxy).await.unwrap();
+    let head = "POST /status/200 HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n";
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let chunk = vec![b'a'; 64 * 1024];
+    // 1.25 MiB. The gateway may stop reading once it has refused.
+    let mut sent = 0;
+    for _ in 0..20 {
+        let frame = [format!("{:x}\r\n", chunk.len()).as_bytes(), &chunk, b"\r\n"].concat();
+        if stream.write_all(&frame).await.is_err() {
+            break;
+        }
+        sent += chunk.len();
+    }
+    let _ = stream.write_all(b"0\r\n\r\n").await;
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.starts_with("HTTP/1.1 413"),
+        "sent {sent}: {answer:.300}"
+    );
+    assert!(answer.contains("\"BODY_TOO_LARGE\""), "{answer:.300}");
+    assert!(answer.contains("x-sentinel-request-id"), "{answer:.300}");
+    // The gateway refused it, not the echo upstream (whose limit is also 1 MiB).
+    assert!(
+        answer.contains("request body is too large"),
+        "{answer:.300}"
+    );
+    assert_eq!(
+        gw.metric(
+            r#"sentinel_requests_total{code="BODY_TOO_LARGE",outcome="denied",route="public-status"}"#
+        )
+        .await,
+        1.0
+    );
+    // Under the limit, the same route takes the body.
+    let resp = client()
+        .post(gw.url("/status/200"))
+        .body(reqwest::Body::from(vec![b'a'; 512 * 1024]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+}
+
+#[tokio::test]
 async fn cors_preflight_is_answered_at_the_edge() {
     let gw = start(Options::default());
     let resp = client()
