@@ -559,7 +559,8 @@ impl Gateway {
 
         let identity = state
             .signer
-            .identity(
+            .identity_with(
+                who.token.as_deref().map(|t| &t.identity),
                 &Subject {
                     principal: principal.id,
                     tenant: principal.tenant,

@@ -24,7 +24,7 @@
 //! Pure: no I/O, no clock.
 
 use crate::compile::{compile_global, compile_shard, CompileError};
-use crate::model::Snapshot;
+use crate::model::{Map, Snapshot};
 use crate::sharded::{Layout, Policy};
 use crate::signed::{payload_sha256, SnapshotClaims, SnapshotVerifier, VerifyError};
 use crate::source::PolicySource;
@@ -413,7 +413,8 @@ pub fn apply(held: Option<&Held>, opened: &Opened) -> Result<(Held, Applied), Bu
         }
     };
 
-    let mut shards: HashMap<Uuid, Arc<Snapshot>> = HashMap::with_capacity(m.shards.len());
+    let mut shards: Map<Uuid, Arc<Snapshot>> =
+        Map::with_capacity_and_hasher(m.shards.len(), Default::default());
     let mut compiled: Vec<Uuid> = Vec::new();
     let mut errors: Vec<String> = Vec::new();
     for (tenant, r) in &m.shards {
@@ -479,7 +480,7 @@ pub fn apply(held: Option<&Held>, opened: &Opened) -> Result<(Held, Applied), Bu
             }
             (bp, bk)
         }
-        None => (HashMap::new(), HashMap::new()),
+        None => (Map::default(), Map::default()),
     };
     for tenant in &compiled {
         let Some(s) = shards.get(tenant) else {

@@ -202,7 +202,7 @@ fn global_of(src: &PolicySource, errs: &mut Errors) -> Global {
     }
 }
 
-fn local_of(src: &PolicySource, tenants: &HashMap<Uuid, Tenant>, errs: &mut Errors) -> Local {
+fn local_of(src: &PolicySource, tenants: &Map<Uuid, Tenant>, errs: &mut Errors) -> Local {
     let (permissions, perm_index) = compile_permissions(src, errs);
     let (roles, role_index, role_tenants, role_parents) =
         compile_roles(src, tenants, &permissions, &perm_index, errs);
@@ -227,7 +227,7 @@ fn local_of(src: &PolicySource, tenants: &HashMap<Uuid, Tenant>, errs: &mut Erro
     }
 }
 
-fn compile_tenants(src: &PolicySource, errs: &mut Errors) -> HashMap<Uuid, Tenant> {
+fn compile_tenants(src: &PolicySource, errs: &mut Errors) -> Map<Uuid, Tenant> {
     let mut by_id: HashMap<Uuid, usize> = HashMap::new();
     let mut codes: HashSet<&str> = HashSet::new();
     for (i, t) in src.tenants.iter().enumerate() {
@@ -255,7 +255,7 @@ fn compile_tenants(src: &PolicySource, errs: &mut Errors) -> HashMap<Uuid, Tenan
             );
         }
     }
-    let mut out = HashMap::with_capacity(src.tenants.len());
+    let mut out = Map::with_capacity_and_hasher(src.tenants.len(), Default::default());
     // The tenants on the current walk: a set, so a deep hierarchy costs
     // O(depth) per tenant rather than O(depth²).
     let mut on_walk: HashSet<Uuid> = HashSet::new();
@@ -562,7 +562,7 @@ type RoleTables<'a> = (
 
 fn compile_roles<'a>(
     src: &'a PolicySource,
-    tenants: &HashMap<Uuid, Tenant>,
+    tenants: &Map<Uuid, Tenant>,
     permissions: &[Permission],
     perm_index: &HashMap<&str, u32>,
     errs: &mut Errors,
@@ -665,7 +665,7 @@ fn compile_roles<'a>(
     }
     let mut roles = Vec::with_capacity(src.roles.len());
     for (i, r) in src.roles.iter().enumerate() {
-        let mut by_type: HashMap<Box<str>, TypeRules> = HashMap::new();
+        let mut by_type: Map<Box<str>, TypeRules> = Map::default();
         for pid in &r.permissions {
             let Some(&pi) = perm_index.get(pid.as_str()) else {
                 errs.push(
@@ -708,7 +708,7 @@ fn role_usable(role_tenant: Option<Uuid>, tenant: Uuid) -> bool {
 
 fn compile_groups<'a>(
     src: &'a PolicySource,
-    tenants: &HashMap<Uuid, Tenant>,
+    tenants: &Map<Uuid, Tenant>,
     role_index: &HashMap<&str, u32>,
     role_tenants: &[Option<Uuid>],
     errs: &mut Errors,
@@ -766,16 +766,16 @@ fn parse_sha256_hex(s: &str) -> Option<[u8; 32]> {
 #[allow(clippy::too_many_arguments)]
 fn compile_principals(
     src: &PolicySource,
-    tenants: &HashMap<Uuid, Tenant>,
+    tenants: &Map<Uuid, Tenant>,
     roles: &[Role],
     role_index: &HashMap<&str, u32>,
     role_tenants: &[Option<Uuid>],
     role_parents: &[Option<u32>],
     groups: &HashMap<&str, (Uuid, Vec<u32>)>,
     errs: &mut Errors,
-) -> (HashMap<Uuid, Principal>, HashMap<Box<str>, ApiKeyEntry>) {
-    let mut out = HashMap::with_capacity(src.principals.len());
-    let mut keys: HashMap<Box<str>, ApiKeyEntry> = HashMap::new();
+) -> (Map<Uuid, Principal>, Map<Box<str>, ApiKeyEntry>) {
+    let mut out = Map::with_capacity_and_hasher(src.principals.len(), Default::default());
+    let mut keys: Map<Box<str>, ApiKeyEntry> = Map::default();
     // Principals with the same role set share one names string.
     let mut names_cache: HashMap<Vec<u32>, std::sync::Arc<str>> = HashMap::new();
     // `seen[r] == i + 1`: role `r` is already among principal `i`'s effective roles.
@@ -920,9 +920,9 @@ fn compile_principals(
 
 fn compile_grants(
     src: &PolicySource,
-    principals: &HashMap<Uuid, Principal>,
+    principals: &Map<Uuid, Principal>,
     errs: &mut Errors,
-) -> HashMap<Uuid, Box<[Grant]>> {
+) -> Map<Uuid, Box<[Grant]>> {
     let mut by_principal: HashMap<Uuid, Vec<Grant>> = HashMap::new();
     for (i, g) in src.grants.iter().enumerate() {
         if !principals.contains_key(&g.principal) {
@@ -966,10 +966,10 @@ fn compile_grants(
 
 fn compile_fields(
     src: &PolicySource,
-    tenants: &HashMap<Uuid, Tenant>,
+    tenants: &Map<Uuid, Tenant>,
     errs: &mut Errors,
-) -> HashMap<Box<str>, EntityFields> {
-    let mut out: HashMap<Box<str>, EntityFields> = HashMap::new();
+) -> Map<Box<str>, EntityFields> {
+    let mut out: Map<Box<str>, EntityFields> = Map::default();
     for (i, f) in src.field_definitions.iter().enumerate() {
         if f.entity.is_empty() || f.field.is_empty() {
             errs.push(

@@ -9,6 +9,15 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use uuid::Uuid;
 
+/// A map a request looks things up in. foldhash (hashbrown's default
+/// hasher, seeded per process) instead of std's SipHash: a decision does
+/// half a dozen lookups by UUID or short name, and SipHash cost ~150
+/// instructions each (docs/PERFORMANCE.md). The keys come from the policy,
+/// which requests cannot add to.
+pub type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+/// A set a request looks things up in (see [`Map`]).
+pub type Set<K> = HashSet<K, foldhash::fast::RandomState>;
+
 /// The platform tenant (`PLATFORM`): its principals may hold `tenant_scope = "any"`.
 pub const PLATFORM_TENANT: Uuid = Uuid::nil();
 
@@ -28,20 +37,20 @@ pub struct Snapshot {
 /// What every shard shares: small, and rebuilt whole when it changes.
 #[derive(Debug, Default)]
 pub struct Global {
-    pub(crate) tenants: HashMap<Uuid, Tenant>,
-    pub(crate) revoked: HashSet<Box<str>>,
-    pub(crate) entities: HashMap<Box<str>, EntityFields>,
+    pub(crate) tenants: Map<Uuid, Tenant>,
+    pub(crate) revoked: Set<Box<str>>,
+    pub(crate) entities: Map<Box<str>, EntityFields>,
 }
 
 /// The principals of one shard, the roles and permissions they can hold,
 /// and their grants. Role and permission indices are local to the shard.
 #[derive(Debug, Default)]
 pub struct Local {
-    pub(crate) principals: HashMap<Uuid, Principal>,
-    pub(crate) api_keys: HashMap<Box<str>, ApiKeyEntry>,
+    pub(crate) principals: Map<Uuid, Principal>,
+    pub(crate) api_keys: Map<Box<str>, ApiKeyEntry>,
     pub(crate) roles: Box<[Role]>,
     pub(crate) permissions: Box<[Permission]>,
-    pub(crate) grants: HashMap<Uuid, Box<[Grant]>>,
+    pub(crate) grants: Map<Uuid, Box<[Grant]>>,
 }
 
 impl Global {
@@ -99,14 +108,14 @@ pub(crate) struct Role {
     pub(crate) id: Box<str>,
     pub(crate) name: Box<str>,
     /// This role's own permissions (not inherited ones), indexed by resource type.
-    pub(crate) by_type: HashMap<Box<str>, TypeRules>,
+    pub(crate) by_type: Map<Box<str>, TypeRules>,
 }
 
 /// The permissions of one role on one resource type, indexed by resource pattern.
 #[derive(Debug, Default)]
 pub(crate) struct TypeRules {
     pub(crate) wildcard: Vec<u32>,
-    pub(crate) exact: HashMap<Box<str>, Vec<u32>>,
+    pub(crate) exact: Map<Box<str>, Vec<u32>>,
     pub(crate) prefix: Vec<(Box<str>, u32)>,
 }
 
@@ -217,9 +226,9 @@ pub struct Grant {
 #[derive(Debug, Default)]
 pub struct EntityFields {
     /// `core` and `platform_dynamic` fields, shared by every tenant.
-    pub shared: HashMap<Box<str>, FieldDef>,
+    pub shared: Map<Box<str>, FieldDef>,
     /// `tenant_specific` fields, per owning tenant.
-    pub by_tenant: HashMap<Uuid, HashMap<Box<str>, FieldDef>>,
+    pub by_tenant: Map<Uuid, Map<Box<str>, FieldDef>>,
 }
 
 impl EntityFields {

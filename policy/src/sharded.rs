@@ -7,8 +7,7 @@
 //! (evaluation, explain, field rules) works on that view alone.
 
 use crate::apikey::{key_prefix, ApiKeyError};
-use crate::model::{EntityFields, Global, Principal, Snapshot, SnapshotStats, Tenant};
-use std::collections::HashMap;
+use crate::model::{EntityFields, Global, Map, Principal, Snapshot, SnapshotStats, Tenant};
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -25,11 +24,11 @@ pub(crate) enum Layout {
     Whole(Arc<Snapshot>),
     /// One snapshot per tenant, sharing the global part.
     Sharded {
-        shards: HashMap<Uuid, Arc<Snapshot>>,
+        shards: Map<Uuid, Arc<Snapshot>>,
         /// Principal id → its tenant's shard.
-        by_principal: HashMap<Uuid, Uuid>,
+        by_principal: Map<Uuid, Uuid>,
         /// API-key prefix → the tenant shard that holds the key.
-        by_key: HashMap<Box<str>, Uuid>,
+        by_key: Map<Box<str>, Uuid>,
     },
 }
 

@@ -114,15 +114,22 @@ impl Default for VerifierSettings {
 pub struct VerifiedToken {
     pub issuer: String,
     pub subject: String,
+    /// `subject` as a UUID (parsed once here, not per request); `None` if it is not one.
+    pub subject_id: Option<uuid::Uuid>,
     pub jti: Option<String>,
     /// Claim `tid` (or `tenant_id`).
     pub tenant_id: Option<String>,
+    /// `tenant_id` as a UUID; `None` if absent or not a UUID.
+    pub tenant_uuid: Option<uuid::Uuid>,
     /// `mfa: true`, or `amr` containing `mfa`, `otp` or `hwk`.
     pub mfa: bool,
     pub expires_at: i64,
     pub issued_at: Option<i64>,
     /// `scope` (space-separated) and/or `scp` (array or string); informational.
     pub scopes: Vec<String>,
+    /// The identity headers last sent upstream for this token's principal,
+    /// kept with the cached token (not part of what the token says).
+    pub identity: crate::assertion::IdentityMemo,
 }
 
 /// Why a token was refused. Messages never contain token content.
@@ -210,7 +217,10 @@ pub enum SetupError {
 /// share it behind an `Arc`.
 pub struct Verifier {
     issuers: HashMap<String, Arc<Issuer>>,
-    cache: Option<moka::sync::Cache<[u8; 32], Arc<VerifiedToken>>>,
+    /// Keyed by the SHA-256 of the token; only verified tokens go in, so a
+    /// caller cannot choose the keys and a fast hasher (foldhash, seeded per
+    /// process) is safe.
+    cache: Option<moka::sync::Cache<[u8; 32], Arc<VerifiedToken>, foldhash::fast::RandomState>>,
     max_token_bytes: usize,
     http: Option<reqwest::Client>,
     /// Zero point of the millisecond clocks in [`FileSource`].
@@ -290,7 +300,7 @@ impl Verifier {
             moka::sync::Cache::builder()
                 .max_capacity(settings.cache_capacity)
                 .expire_after(UntilExp)
-                .build()
+                .build_with_hasher(foldhash::fast::RandomState::default())
         });
         Ok(Verifier {
             issuers: map,
@@ -1038,12 +1048,17 @@ fn validate_claims(issuer: &Issuer, c: RawClaims, now: i64) -> Result<VerifiedTo
 
     Ok(VerifiedToken {
         issuer: issuer.issuer.clone(),
+        subject_id: uuid::Uuid::parse_str(&subject).ok(),
         subject,
         jti,
+        tenant_uuid: tenant_id
+            .as_deref()
+            .and_then(|t| uuid::Uuid::parse_str(t).ok()),
         tenant_id,
         mfa: mfa_claim || amr_mfa,
         expires_at: exp,
         issued_at: iat,
         scopes,
+        identity: crate::assertion::IdentityMemo::default(),
     })
 }

@@ -9,7 +9,7 @@ use crate::errors::{Denial, ErrorCode};
 use crate::request::Credential;
 use sentinel_policy::apikey::ApiKeyError;
 use sentinel_policy::{Policy, Principal, Snapshot};
-use uuid::Uuid;
+use std::sync::Arc;
 
 /// Who is calling, as far as the token says (beyond the principal itself).
 pub struct Authenticated<'s> {
@@ -18,6 +18,8 @@ pub struct Authenticated<'s> {
     /// (decision, explain, field rules) reads this.
     pub snapshot: &'s Snapshot,
     pub mfa: bool,
+    /// The verified bearer token (none for an API key).
+    pub token: Option<Arc<jwt::VerifiedToken>>,
 }
 
 /// Authenticates a credential against the verifier and the policy.
@@ -49,22 +51,22 @@ pub async fn authenticate<'s>(
             {
                 return Err(Denial::new(ErrorCode::TokenRevoked));
             }
-            let (snapshot, principal) = Uuid::parse_str(&verified.subject)
-                .ok()
+            let (snapshot, principal) = verified
+                .subject_id
                 .and_then(|id| policy.principal(&id))
                 .ok_or_else(|| Denial::with_message(ErrorCode::AuthInvalid, "unknown principal"))?;
-            if let Some(tid) = &verified.tenant_id {
-                if Uuid::parse_str(tid).ok() != Some(principal.tenant) {
-                    return Err(Denial::with_message(
-                        ErrorCode::AuthInvalid,
-                        "token tenant does not match the principal",
-                    ));
-                }
+            // A `tid` that is not a UUID matches no principal.
+            if verified.tenant_id.is_some() && verified.tenant_uuid != Some(principal.tenant) {
+                return Err(Denial::with_message(
+                    ErrorCode::AuthInvalid,
+                    "token tenant does not match the principal",
+                ));
             }
             Ok(Authenticated {
                 principal,
                 snapshot,
                 mfa: verified.mfa,
+                token: Some(verified),
             })
         }
         Credential::ApiKey(key) => match policy.authenticate_api_key(key, now) {
@@ -72,6 +74,7 @@ pub async fn authenticate<'s>(
                 principal,
                 snapshot,
                 mfa: false,
+                token: None,
             }),
             Err(ApiKeyError::Expired) => Err(Denial::with_message(
                 ErrorCode::AuthInvalid,

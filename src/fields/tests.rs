@@ -1,9 +1,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use super::*;
+use sentinel_policy::model::Map;
 use sentinel_policy::model::{Actions, FieldDef, ResourcePattern};
 use sentinel_policy::source::{Effect, TenantScope};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 const TENANT_A: Uuid = Uuid::from_u128(0xA);
 const TENANT_B: Uuid = Uuid::from_u128(0xB);
@@ -38,7 +39,7 @@ fn def(tier: Tier, mask: MaskStyle, keep: u8) -> FieldDef {
 }
 
 fn vessel() -> EntityFields {
-    let mut shared = HashMap::new();
+    let mut shared = Map::default();
     shared.insert("id".into(), def(Tier::Core, MaskStyle::Full, 4));
     shared.insert("name".into(), def(Tier::Core, MaskStyle::Full, 4));
     shared.insert("imo".into(), def(Tier::Core, MaskStyle::Last, 4));
@@ -55,18 +56,18 @@ fn vessel() -> EntityFields {
         "notes".into(),
         def(Tier::PlatformDynamic, MaskStyle::Null, 4),
     );
-    let mut a = HashMap::new();
+    let mut a = Map::default();
     a.insert(
         "budget".into(),
         def(Tier::TenantSpecific, MaskStyle::Full, 4),
     );
     a.insert("code".into(), def(Tier::TenantSpecific, MaskStyle::Full, 4));
-    let mut b = HashMap::new();
+    let mut b = Map::default();
     b.insert(
         "b_secret".into(),
         def(Tier::TenantSpecific, MaskStyle::Full, 4),
     );
-    let mut by_tenant = HashMap::new();
+    let mut by_tenant = Map::default();
     by_tenant.insert(TENANT_A, a);
     by_tenant.insert(TENANT_B, b);
     EntityFields { shared, by_tenant }
