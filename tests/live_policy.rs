@@ -52,6 +52,27 @@ async fn wait_metric(gw: &Gateway, series: &str, at_least: f64) {
     panic!("{series} never reached {at_least}; log:\n{}", gw.log());
 }
 
+/// Waits (up to 10 s) until the cache file holds `version`; returns its text.
+/// The gateway writes it on its own task after the swap, so a restart right
+/// after a swap may still find the previous one.
+async fn wait_cache(path: &std::path::Path, version: u64) -> String {
+    let start = Instant::now();
+    let want = format!("\"version\":{version},");
+    loop {
+        if let Ok(bytes) = std::fs::read(path) {
+            let text = String::from_utf8(bytes).unwrap();
+            if text.contains(&want) {
+                return text;
+            }
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the cache never reached version {version}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 async fn wait_status(gw: &Gateway, token: &str, want: u16) -> Duration {
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(10) {
@@ -317,6 +338,8 @@ async fn a_restart_during_an_outage_serves_the_cache_and_catches_up() {
     assert_eq!(status(&gw, &victor).await, 401);
 
     // The admin API goes away; the gateway keeps enforcing, then restarts.
+    // (The cache is written after the swap, off the poller: wait for it.)
+    wait_cache(&keys.join("snapshot.cache"), 5).await;
     server.set_down(true);
     wait_metric(
         &gw,
@@ -342,22 +365,10 @@ async fn a_restart_during_an_outage_serves_the_cache_and_catches_up() {
 
     // A tampered cache file is refused at start: no snapshot, not ready,
     // requests refused with POLICY_UNAVAILABLE (fail closed).
-    // The cache is written by its own task after the swap: wait for it, and
-    // stop the gateway before touching the file so nothing rewrites it.
+    // Stop the gateway before touching the file so nothing rewrites it.
     server.set_down(true);
     let path = keys.join("snapshot.cache");
-    let start = Instant::now();
-    let text = loop {
-        let text = String::from_utf8(std::fs::read(&path).unwrap()).unwrap();
-        if text.contains("\"version\":6") {
-            break text;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "the cache never reached version 6"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let text = wait_cache(&path, 6).await;
     gw.stop();
     let tampered = text.replacen("\"version\":6", "\"version\":7", 1);
     assert_ne!(tampered, text);
@@ -1070,6 +1081,7 @@ async fn end_to_end_with_the_admin_api_postgres_and_two_gateways() {
         );
     }
     let version_before = readyz(g1).await.1["snapshot_version"].as_u64().unwrap();
+    wait_cache(&dirs[0].join("snapshot.cache"), version_before).await;
     gws[0].restart(true);
     let (g1, g2) = (&gws[0], &gws[1]);
     let (code, ready) = readyz(g1).await;
