@@ -247,7 +247,8 @@ mod tests {
         assert!(memo.current(1, 1000).is_none(), "starts empty");
         let a = s.identity_with(Some(&memo), &subject(1), 1000).unwrap();
         assert_eq!(exp_of(&a), 1060);
-        // Reused: the same headers, not rebuilt or looked up.
+        // The same headers (the memo, or the signer's cache behind it: the
+        // `current` checks below tell them apart).
         let b = s.identity_with(Some(&memo), &subject(1), 1029).unwrap();
         assert!(Arc::ptr_eq(&a, &b));
         // At half the lifetime it is no longer current: the assertion it

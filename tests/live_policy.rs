@@ -259,17 +259,8 @@ async fn hostile_snapshots_are_rejected_and_the_current_one_keeps_serving() {
     expect_error(body, 401, "TOKEN_REVOKED").await;
 
     // The cache holds the last good snapshot, never a rejected one. It is
-    // written right after the swap, so the request above can see v21 first:
-    // wait (bounded) for the file.
-    let mut cache = String::new();
-    for _ in 0..100 {
-        cache = std::fs::read_to_string(keys.join("snapshot.cache")).unwrap_or_default();
-        if cache.contains("\"version\":21") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(cache.contains("\"version\":21"), "cache holds v21");
+    // written right after the swap, so the request above can see v21 first.
+    wait_cache(&keys.join("snapshot.cache"), 21).await;
     let log = gw.log();
     let fetch_errors = log.matches("policy snapshot fetch failed").count();
     assert!(

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 /// A map a request looks things up in. foldhash (hashbrown's default
-/// hasher, seeded per process) instead of std's SipHash: a decision does
-/// half a dozen lookups by UUID or short name, and SipHash cost ~150
+/// hasher, seeded per process) instead of std's SipHash: a request does
+/// about ten lookups by UUID or short name, and SipHash cost ~150
 /// instructions each (docs/PERFORMANCE.md). The keys come from the policy,
 /// which requests cannot add to.
 pub type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;

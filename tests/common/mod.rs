@@ -264,8 +264,8 @@ pub fn start(opts: Options) -> Gateway {
         if !opts.extra_routes.is_empty() {
             std::fs::write(dir.join("routes/zz-extra.toml"), &opts.extra_routes).unwrap();
         }
-        let proxy: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let ops: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let proxy = free_addr();
+        let ops = free_addr();
         let config = std::fs::read_to_string(root.join("sentinel.toml"))
             .unwrap()
             .replace("127.0.0.1:8080", &proxy.to_string())
@@ -423,8 +423,8 @@ pub fn start_demo(extra_routes: &str, extra_config: &str) -> Gateway {
         if !extra_routes.is_empty() {
             std::fs::write(dir.join("routes/zz-extra.toml"), extra_routes).unwrap();
         }
-        let proxy: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let ops: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let proxy = free_addr();
+        let ops = free_addr();
         let config = std::fs::read_to_string(root.join("sentinel.toml"))
             .unwrap()
             .replace("127.0.0.1:8080", &proxy.to_string())
