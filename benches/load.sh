@@ -18,6 +18,15 @@
 #   SKIP_BUILD=1 benches/load.sh                  # reuse the release binaries
 #   NO_GATEWAY=1 benches/load.sh                  # passthrough vs upstream only
 #   FIELDS=1 benches/load.sh                      # field filter: bound vs unbound route
+#   PIN=1 benches/load.sh                         # proxies on CPU 1, upstream and wrk on CPU 0
+#
+# Besides requests/s it prints, per run, the CPU time the proxy under test
+# spent per request (user + system of every thread, from /proc/PID/stat) and
+# how busy it kept a core: requests/s moves with how the three processes
+# share the two cores, CPU per request much less. With PIN=1 (needs taskset)
+# each proxy has a core of its own and the upstream and wrk share the other;
+# the throughput ratio then measures the proxies only if both are near 100 %
+# busy (otherwise CPU 0 is the bottleneck, and the script says so).
 #
 # FIELDS=1 compares two routes of one gateway (benches/load/gateway-fields.toml):
 # $UNBOUND_PATH proxied as is and $BOUND_PATH bound to the `vessel` entity
@@ -54,6 +63,7 @@ DURATION=${DURATION:-10s}
 WARMUP=${WARMUP:-2s}
 READY_TIMEOUT=${READY_TIMEOUT:-20}  # seconds to wait for each listener
 SKIP_BUILD=${SKIP_BUILD:-0}
+PIN=${PIN:-0}
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 WRK=${WRK:-wrk}
 
@@ -61,6 +71,13 @@ die() { echo "load.sh: $*" >&2; exit 1; }
 note() { echo "load.sh: $*" >&2; }
 
 command -v "$WRK" >/dev/null || die "wrk not found (set WRK=/path/to/wrk)"
+# Prefixes that put a command on CPU 0 (load) or CPU 1 (proxies) with PIN=1.
+ON_LOAD_CPU=() ON_PROXY_CPU=()
+if [[ $PIN == 1 ]]; then
+    command -v taskset >/dev/null || die "PIN=1 needs taskset (util-linux)"
+    (($(nproc) >= 2)) || die "PIN=1 needs two CPUs"
+    ON_LOAD_CPU=(taskset -c 0) ON_PROXY_CPU=(taskset -c 1)
+fi
 [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "ROUNDS must be a positive number, not \`$ROUNDS\`"
 [[ $DURATION =~ ^[0-9]+[smh]?$ && $WARMUP =~ ^[0-9]+[smh]?$ ]] ||
     die "DURATION and WARMUP take wrk durations such as 10s"
@@ -150,16 +167,16 @@ fi
 
 need_free_port "$UPSTREAM_PORT" UPSTREAM
 need_free_port "$PASSTHROUGH_PORT" PASSTHROUGH
-start upstream "$TARGET_DIR/release/examples/upstream" --listen "127.0.0.1:$UPSTREAM_PORT"
+start upstream "${ON_LOAD_CPU[@]}" "$TARGET_DIR/release/examples/upstream" --listen "127.0.0.1:$UPSTREAM_PORT"
 wait_ready upstream "$UPSTREAM_PORT"
-start passthrough "$TARGET_DIR/release/examples/passthrough" \
+start passthrough "${ON_PROXY_CPU[@]}" "$TARGET_DIR/release/examples/passthrough" \
     --listen "127.0.0.1:$PASSTHROUGH_PORT" --upstream "127.0.0.1:$UPSTREAM_PORT" \
     --threads "$PASSTHROUGH_THREADS"
 wait_ready passthrough "$PASSTHROUGH_PORT"
 if [[ $MODE == gateway ]]; then
     [[ -x $TARGET_DIR/release/sentinel ]] || die "missing $TARGET_DIR/release/sentinel"
     need_free_port "$GATEWAY_PORT" GATEWAY
-    start gateway "$TARGET_DIR/release/sentinel" run --config "$GATEWAY_CONFIG"
+    start gateway "${ON_PROXY_CPU[@]}" "$TARGET_DIR/release/sentinel" run --config "$GATEWAY_CONFIG"
     wait_ready gateway "$GATEWAY_PORT"
 fi
 
@@ -195,14 +212,27 @@ run_wrk() {
     # Both targets get the same request (the passthrough forwards the token unread).
     [[ $MODE == gateway ]] && hdr=(-H "Authorization: Bearer $TOKEN")
     # In the background so a signal to this script interrupts `wait` at once.
-    "$WRK" -t"$THREADS" -c"$CONNECTIONS" -d"$duration" --latency "${hdr[@]}" \
+    "${ON_LOAD_CPU[@]}" "$WRK" -t"$THREADS" -c"$CONNECTIONS" -d"$duration" --latency "${hdr[@]}" \
         "http://127.0.0.1:$port$path" >"$out" &
     WRK_PID=$!
     wait "$WRK_PID"
     WRK_PID=
 }
 
-# Prints "RPS P99_MS NON2XX ERRORS" from a wrk --latency report.
+# pid_of NAME: the process that answers for that target.
+pid_of() {
+    case $1 in
+        bound | unbound) echo "$PID_gateway" ;;
+        *) local v="PID_$1"; echo "${!v}" ;;
+    esac
+}
+CLK_TCK=$(getconf CLK_TCK)
+# cpu_ticks PID: user + system clock ticks of all its threads so far (the
+# fields after the parenthesised command name, which may hold spaces).
+cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
+now() { date +%s.%N; }
+
+# Prints "RPS P99_MS NON2XX ERRORS REQUESTS" from a wrk --latency report.
 parse_wrk() {
     awk '
         function ms(v) {
@@ -215,7 +245,8 @@ parse_wrk() {
         /^[[:space:]]+99%/          { p99 = ms($2) }
         /Non-2xx or 3xx responses:/ { non2xx = $NF }
         /Socket errors:/            { errs = $4 + $6 + $8 + $10 }  # "connect 0, read 0, ..."
-        END { printf "%s %s %d %d\n", rps, p99, non2xx, errs }
+        / requests in /             { n = $1 }
+        END { printf "%s %s %d %d %d\n", rps, p99, non2xx, errs, n }
     ' "$1"
 }
 
@@ -228,29 +259,53 @@ echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency http://127.0.0.1:PORT{
 if awk -v l="$LOAD" -v n="$(nproc)" 'BEGIN { exit !(l + 0 > n / 2) }'; then
     note "warning: the machine is busy (load average $LOAD on $(nproc) CPUs): expect noisy figures"
 fi
-printf '%-6s %-12s %12s %10s %8s %8s\n' round target "requests/s" "p99 ms" non2xx errors
-BASE_RPS=() BASE_P99=() SUBJ_RPS=() SUBJ_P99=()
+printf '%-6s %-12s %12s %10s %12s %6s %8s %8s\n' round target "requests/s" "p99 ms" "CPU µs/req" busy non2xx errors
+BASE_RPS=() BASE_P99=() SUBJ_RPS=() SUBJ_P99=() BASE_CPU=() SUBJ_CPU=() BASE_BUSY=() SUBJ_BUSY=()
 for ((round = 1; round <= ROUNDS; round++)); do
     if ((round % 2 == 1)); then order=(base subj); else order=(subj base); fi
     for which in "${order[@]}"; do
         if [[ $which == base ]]; then name=$BASE_NAME port=$BASE_PORT; else name=$SUBJ_NAME port=$SUBJ_PORT; fi
         out="$WORK/round$round.$which"
+        pid=$(pid_of "$name")
+        t0=$(now) c0=$(cpu_ticks "$pid")
         run_wrk "$name" "$port" "$DURATION" "$out"
-        read -r rps p99 non2xx errs < <(parse_wrk "$out")
-        [[ -n $rps && -n $p99 ]] || { cat "$out" >&2; die "cannot read wrk's report for $name"; }
-        printf '%-6s %-12s %12.0f %10.3f %8d %8d\n' "$round" "$name" "$rps" "$p99" "$non2xx" "$errs"
+        c1=$(cpu_ticks "$pid") t1=$(now)
+        read -r rps p99 non2xx errs requests < <(parse_wrk "$out")
+        [[ -n $rps && -n $p99 && ${requests:-0} -gt 0 ]] || { cat "$out" >&2; die "cannot read wrk's report for $name"; }
+        read -r cpu busy < <(awk -v c=$((c1 - c0)) -v hz="$CLK_TCK" -v n="$requests" -v t0="$t0" -v t1="$t1" \
+            'BEGIN { printf "%.1f %.0f\n", c / hz / n * 1e6, c / hz / (t1 - t0) * 100 }')
+        printf '%-6s %-12s %12.0f %10.3f %12s %5s%% %8d %8d\n' "$round" "$name" "$rps" "$p99" "$cpu" "$busy" "$non2xx" "$errs"
         ((non2xx == 0)) || note "warning: $name answered $non2xx non-2xx responses in round $round"
-        if [[ $which == base ]]; then BASE_RPS+=("$rps") BASE_P99+=("$p99"); else SUBJ_RPS+=("$rps") SUBJ_P99+=("$p99"); fi
+        if [[ $which == base ]]; then
+            BASE_RPS+=("$rps") BASE_P99+=("$p99") BASE_CPU+=("$cpu") BASE_BUSY+=("$busy")
+        else
+            SUBJ_RPS+=("$rps") SUBJ_P99+=("$p99") SUBJ_CPU+=("$cpu") SUBJ_BUSY+=("$busy")
+        fi
     done
 done
 
 mean() { printf '%s\n' "$@" | awk '{ s += $1 } END { printf "%.3f", s / NR }'; }
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { printf "%.3f", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+# Each round measures both targets back to back, so its ratio is little
+# moved by drift; the median of the rounds' ratios is little moved by one
+# disturbed round (on a shared machine the mean of the rounds can be).
+ROUND_RATIOS=()
+for ((i = 0; i < ROUNDS; i++)); do
+    ROUND_RATIOS+=("$(awk -v s="${SUBJ_RPS[i]}" -v b="${BASE_RPS[i]}" 'BEGIN { printf "%.4f", (b > 0 ? s / b : 0) }')")
+done
 b_rps=$(mean "${BASE_RPS[@]}") s_rps=$(mean "${SUBJ_RPS[@]}")
 b_p99=$(mean "${BASE_P99[@]}") s_p99=$(mean "${SUBJ_P99[@]}")
+b_cpu=$(mean "${BASE_CPU[@]}") s_cpu=$(mean "${SUBJ_CPU[@]}")
+b_busy=$(mean "${BASE_BUSY[@]}") s_busy=$(mean "${SUBJ_BUSY[@]}")
 echo
-awk -v bn="$BASE_NAME" -v sn="$SUBJ_NAME" -v br="$b_rps" -v sr="$s_rps" -v bp="$b_p99" -v sp="$s_p99" 'BEGIN {
-    printf "%-12s %10.0f req/s   p99 %7.3f ms   (mean of rounds)\n", bn, br, bp
-    printf "%-12s %10.0f req/s   p99 %7.3f ms   (mean of rounds)\n", sn, sr, sp
-    printf "throughput ratio %s/%s: %.3f\n", sn, bn, (br > 0 ? sr / br : 0)
+awk -v bn="$BASE_NAME" -v sn="$SUBJ_NAME" -v br="$b_rps" -v sr="$s_rps" -v bp="$b_p99" -v sp="$s_p99" \
+    -v bc="$b_cpu" -v sc="$s_cpu" -v bb="$b_busy" -v sb="$s_busy" -v mr="$(median "${ROUND_RATIOS[@]}")" 'BEGIN {
+    printf "%-12s %10.0f req/s   p99 %7.3f ms   %6.1f µs CPU/req   %3.0f %% busy   (mean of rounds)\n", bn, br, bp, bc, bb
+    printf "%-12s %10.0f req/s   p99 %7.3f ms   %6.1f µs CPU/req   %3.0f %% busy   (mean of rounds)\n", sn, sr, sp, sc, sb
+    printf "throughput ratio %s/%s: %.3f (median of the rounds: %.3f)\n", sn, bn, (br > 0 ? sr / br : 0), mr
+    printf "CPU per request ratio %s/%s: %.3f\n", bn, sn, (sc > 0 ? bc / sc : 0)
     printf "added p99: %+.3f ms\n", sp - bp
 }'
+if [[ $PIN == 1 ]] && awk -v a="$b_busy" -v b="$s_busy" 'BEGIN { exit !(a < 90 || b < 90) }'; then
+    note "warning: a proxy was under 90 % busy on its own CPU: CPU 0 (upstream and wrk) limited it, so the throughput ratio is not the proxies' alone"
+fi
