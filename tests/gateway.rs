@@ -569,6 +569,26 @@ async fn upstream_down_and_slow() {
     assert_eq!(resp.status(), 200);
 }
 
+/// Timeouts of a second or more run on tokio's timer, shorter ones on
+/// Pingora's (`server::build`): both must end a slow upstream with a 504.
+#[tokio::test]
+async fn an_upstream_read_timeout_of_seconds_fires() {
+    let gw = start(Options {
+        slow_read_timeout: "1s",
+        ..Options::default()
+    });
+    let t = token(VICTOR, NORDIC);
+    // The upstream answers 200 after 4 s; only the gateway's timer makes a 504.
+    expect_error(
+        get(&gw, "/slow/4000", Some(&t)).await,
+        504,
+        "UPSTREAM_TIMEOUT",
+    )
+    .await;
+    let resp = get(&gw, "/slow/300", Some(&t)).await;
+    assert_eq!(resp.status(), 200);
+}
+
 #[tokio::test]
 async fn hostile_paths_and_sizes() {
     let gw = start(Options::default());
