@@ -1289,6 +1289,14 @@ fn set_identity(upstream_request: &mut RequestHeader, ctx: &Ctx) -> Result<()> {
     let forwarded_for = ctx.client_ip.map(headers::ip_value);
     headers::edit_request(upstream_request, 7, |h| {
         strip_client_identity(h);
+        // The credential the gateway consumed stays at the edge (a request
+        // that authenticated carries exactly one of the two): the upstream
+        // gets the signed assertion instead, so it can never replay the
+        // caller's token or key against other routes.
+        if ctx.identity.is_some() && !ctx.route.as_ref().is_some_and(|r| r.forward_credentials) {
+            h.remove(http::header::AUTHORIZATION);
+            h.remove(headers::X_API_KEY);
+        }
         // Ready-made values: inserting clones them (a reference count), no copy.
         headers::insert(h, H_REQUEST_ID, ctx.request_id_header.clone())?;
         if let Some(identity) = &ctx.identity {

@@ -95,6 +95,9 @@ pub struct Route {
     pub rate_limit: Option<Box<str>>,
     pub fields: Option<FieldBinding>,
     pub cors: Option<Cors>,
+    /// Keep the caller's `Authorization` / `X-API-Key` on the way upstream
+    /// (default false: removed once the gateway has authenticated them).
+    pub forward_credentials: bool,
     /// The template as written, for metrics labels and messages.
     pub template: Box<str>,
     /// This route's metric handles, resolved on first use.
@@ -445,6 +448,7 @@ mod tests {
             rate_limit: None,
             fields: None,
             cors: None,
+            forward_credentials: false,
             template: path.into(),
             series: Default::default(),
         }

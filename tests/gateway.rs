@@ -392,6 +392,77 @@ fn raw_http(addr: std::net::SocketAddr, req: &[u8]) -> String {
     String::from_utf8_lossy(&buf).into_owned()
 }
 
+/// The credential the gateway verified never reaches the upstream (it gets
+/// the signed assertion), unless the route says `forward_credentials`; a
+/// public route reads no credential and forwards every header.
+#[tokio::test]
+async fn the_callers_credential_stays_at_the_edge() {
+    let gw = start(Options {
+        extra_routes: r#"
+[[routes]]
+id = "relay"
+path = "/relay/vessels"
+methods = ["GET"]
+upstream = "msw"
+auth = "any"
+resource = "vessel"
+forward_credentials = true
+
+[[routes]]
+id = "open"
+path = "/open/vessels"
+methods = ["GET"]
+upstream = "msw"
+auth = "public"
+"#
+        .to_owned(),
+        ..Options::default()
+    });
+    let t = token(VICTOR, NORDIC);
+    let key = sentinel::demo::DEMO_API_KEY;
+    let seen = |body: Value| body["headers"].clone();
+
+    let h = seen(echoed(get(&gw, "/msw/vessels", Some(&t)).await).await);
+    assert!(
+        h.get("authorization").is_none(),
+        "bearer token forwarded: {h}"
+    );
+    assert_eq!(h["x-sentinel-user-id"], VICTOR);
+    assert!(h["x-sentinel-assertion"]
+        .as_str()
+        .is_some_and(|a| a.len() > 100));
+    for (name, value) in [
+        ("x-api-key", key.to_owned()),
+        ("authorization", format!("ApiKey {key}")),
+    ] {
+        let resp = client()
+            .get(gw.url("/sync/vessels"))
+            .header(name, value)
+            .send()
+            .await
+            .unwrap();
+        let h = seen(echoed(resp).await);
+        assert!(h.get(name).is_none(), "API key forwarded in {name}: {h}");
+        assert_eq!(h["x-sentinel-user-id"], FLEET_SA);
+    }
+
+    let h = seen(echoed(get(&gw, "/relay/vessels", Some(&t)).await).await);
+    assert_eq!(h["authorization"], format!("Bearer {t}"));
+    assert_eq!(h["x-sentinel-user-id"], VICTOR);
+
+    let resp = client()
+        .get(gw.url("/open/vessels"))
+        .header("authorization", "Basic dXNlcjpwYXNz")
+        .header("x-api-key", "the-upstreams-own-key")
+        .send()
+        .await
+        .unwrap();
+    let h = seen(echoed(resp).await);
+    assert_eq!(h["authorization"], "Basic dXNlcjpwYXNz");
+    assert_eq!(h["x-api-key"], "the-upstreams-own-key");
+    assert!(h.get("x-sentinel-user-id").is_none());
+}
+
 #[tokio::test]
 async fn api_keys_authenticate_service_accounts_only() {
     let gw = start(Options::default());
@@ -904,6 +975,57 @@ async fn run_refuses_an_invalid_config() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn check_refuses_forward_credentials_on_a_public_route() {
+    let dir = std::env::temp_dir().join(format!("sentinel-fwd-{}", uuid::Uuid::new_v4()));
+    let root = repo().join("config");
+    for sub in ["routes", "policy", "keys"] {
+        std::fs::create_dir_all(dir.join(sub)).unwrap();
+        for e in std::fs::read_dir(root.join(sub)).unwrap() {
+            let e = e.unwrap();
+            std::fs::copy(e.path(), dir.join(sub).join(e.file_name())).unwrap();
+        }
+    }
+    std::fs::copy(root.join("sentinel.toml"), dir.join("sentinel.toml")).unwrap();
+    let check = || {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_sentinel"))
+            .args(["check", "--config"])
+            .arg(dir.join("sentinel.toml"))
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code(), text)
+    };
+    let route = |auth: &str, forward: bool| {
+        format!(
+            "[[routes]]\nid = \"fwd\"\npath = \"/fwd/x\"\nupstream = \"msw\"\nauth = \"{auth}\"\nresource = \"vessel\"\nforward_credentials = {forward}\n"
+        )
+    };
+    std::fs::write(dir.join("routes/zz-fwd.toml"), route("public", true)).unwrap();
+    let (code, text) = check();
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("zz-fwd.toml:7:")
+            && text.contains("`forward_credentials` has no effect on a public route"),
+        "{text}"
+    );
+    // Where it means something, or when it says the default, it is accepted.
+    for (auth, forward) in [("any", true), ("public", false)] {
+        std::fs::write(dir.join("routes/zz-fwd.toml"), route(auth, forward)).unwrap();
+        let (code, text) = check();
+        assert_eq!(
+            code,
+            Some(0),
+            "auth = {auth}, forward_credentials = {forward}: {text}"
+        );
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 

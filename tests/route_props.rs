@@ -23,6 +23,7 @@ fn route(id: usize, path: &str, methods: Option<Vec<&str>>) -> Route {
         rate_limit: None,
         fields: None,
         cors: None,
+        forward_credentials: false,
         template: path.into(),
         series: Default::default(),
     }

@@ -260,6 +260,9 @@ pub struct RouteFile {
     /// Risk policy (enforced by the risk-scoring work).
     pub risk: Option<Spanned<RiskFile>>,
     pub cors: Option<Spanned<CorsFile>>,
+    /// Pass the caller's `Authorization` / `X-API-Key` on to the upstream
+    /// (default: removed once the gateway has authenticated the request).
+    pub forward_credentials: Option<Spanned<bool>>,
 }
 
 #[derive(Debug, Deserialize)]

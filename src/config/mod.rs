@@ -1469,6 +1469,15 @@ fn load_route_file(
                 "a public route cannot require approval or a tenant".into(),
             );
         }
+        let forward_credentials = r.forward_credentials.as_ref().is_some_and(|f| *f.get_ref());
+        if let (Some(f), AuthRequirement::Public) = (&r.forward_credentials, auth) {
+            if *f.get_ref() {
+                err(
+                f.span(),
+                    "`forward_credentials` has no effect on a public route (the gateway reads no credential there and forwards every header)".into(),
+                );
+            }
+        }
         let fields = r
             .fields
             .as_ref()
@@ -1552,6 +1561,7 @@ fn load_route_file(
                     rate_limit: r.rate_limit.as_deref().map(Into::into),
                     fields,
                     cors,
+                    forward_credentials,
                     template: r.path.get_ref().as_str().into(),
                     series: Default::default(),
                 },
