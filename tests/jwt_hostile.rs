@@ -416,6 +416,42 @@ async fn cache_hit_returns_the_same_verified_token() {
     assert_eq!(v.cache_len(), 1);
 }
 
+/// The cache matches a token byte for byte: variants of a cached token that
+/// keep its signature are verified afresh, and refused.
+#[tokio::test]
+async fn a_cached_token_does_not_vouch_for_its_variants() {
+    let v = verifier().await;
+    let t = rs256(&claims(ISS));
+    accepts(&v, &t).await;
+    assert_eq!(v.cache_len(), 1);
+    let parts: Vec<&str> = t.split('.').collect();
+    let evil = with(
+        claims(ISS),
+        "sub",
+        json!("00000000-0000-0000-0000-000000000000"),
+    );
+    let evil_payload = b64(&serde_json::to_vec(&evil).unwrap());
+    let evil_header = b64(br#"{"alg":"RS256","kid":"rsa-1","typ":"at+jwt"}"#);
+    for variant in [
+        format!("{}.{evil_payload}.{}", parts[0], parts[2]),
+        format!("{evil_header}.{}.{}", parts[1], parts[2]),
+        format!("{}.{}.{}A", parts[0], parts[1], parts[2]),
+    ] {
+        let err = v
+            .verify(&variant)
+            .await
+            .expect_err("a variant was accepted");
+        assert!(
+            matches!(err, TokenError::BadSignature | TokenError::Malformed),
+            "{variant}: {err:?}"
+        );
+    }
+    // The original is still the cached one.
+    let again = accepts(&v, &t).await;
+    assert_eq!(again.subject, claims(ISS)["sub"].as_str().unwrap());
+    assert_eq!(v.cache_len(), 1);
+}
+
 #[tokio::test]
 async fn failures_are_not_cached() {
     let v = verifier().await;

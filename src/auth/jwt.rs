@@ -11,7 +11,6 @@ use base64::Engine as _;
 use jsonwebtoken::Algorithm;
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -217,10 +216,13 @@ pub enum SetupError {
 /// share it behind an `Arc`.
 pub struct Verifier {
     issuers: HashMap<String, Arc<Issuer>>,
-    /// Keyed by the SHA-256 of the token; only verified tokens go in, so a
-    /// caller cannot choose the keys and a fast hasher (foldhash, seeded per
-    /// process) is safe.
-    cache: Option<moka::sync::Cache<[u8; 32], Arc<VerifiedToken>, foldhash::fast::RandomState>>,
+    /// Keyed by the token itself, compared byte for byte on a hit (as
+    /// Envoy's JWT cache does): no digest to compute per request, and no
+    /// collision can ever return another token's claims. Only verified
+    /// tokens go in, so a caller cannot choose the keys and a fast hasher
+    /// (foldhash, seeded per process) is safe. Weighed by size
+    /// ([`token_weight`]) so that long tokens cannot grow it unbounded.
+    cache: Option<moka::sync::Cache<Box<str>, Arc<VerifiedToken>, foldhash::fast::RandomState>>,
     max_token_bytes: usize,
     http: Option<reqwest::Client>,
     /// Zero point of the millisecond clocks in [`FileSource`].
@@ -299,6 +301,7 @@ impl Verifier {
         let cache = (settings.cache_capacity > 0).then(|| {
             moka::sync::Cache::builder()
                 .max_capacity(settings.cache_capacity)
+                .weigher(weigh_token)
                 .expire_after(UntilExp)
                 .build_with_hasher(foldhash::fast::RandomState::default())
         });
@@ -311,8 +314,8 @@ impl Verifier {
         })
     }
 
-    /// Verifies a compact JWS. A cache hit costs a SHA-256 of the token, a
-    /// lookup and an `exp` comparison.
+    /// Verifies a compact JWS. A cache hit costs a hash of the token, a
+    /// lookup (one comparison of the token) and an `exp` comparison.
     pub async fn verify(&self, token: &str) -> Result<Arc<VerifiedToken>, TokenError> {
         if token.len() > self.max_token_bytes {
             return Err(TokenError::TooLarge);
@@ -325,19 +328,18 @@ impl Verifier {
                 .await
                 .map(|(v, _)| Arc::new(v));
         };
-        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        if let Some(hit) = cache.get(&digest) {
+        if let Some(hit) = cache.get(token) {
             // INVARIANT: a cached token is never returned at or after its exp,
             // whatever moka's expiry timer says.
             if unix_now() < hit.expires_at {
                 return Ok(hit);
             }
-            cache.invalidate(&digest);
+            cache.invalidate(token);
         }
         let (verified, fresh) = Box::pin(self.verify_uncached(token)).await?;
         let verified = Arc::new(verified);
         if fresh && unix_now() < verified.expires_at {
-            cache.insert(digest, Arc::clone(&verified));
+            cache.insert(token.into(), Arc::clone(&verified));
         }
         Ok(verified)
     }
@@ -787,13 +789,26 @@ fn select(keys: &KeySet, kid: Option<&str>, alg: Algorithm) -> Result<usize, Tok
     }
 }
 
+/// A cached token's share of `token_cache_capacity`: one per started KiB, so
+/// the usual token (under 1 KiB) counts once and the cache holds at most
+/// about `capacity` KiB of token text, however long the tokens.
+fn token_weight(token: &str) -> u32 {
+    u32::try_from(token.len() / 1024 + 1).unwrap_or(u32::MAX)
+}
+
+/// [`token_weight`] in the shape moka's weigher takes (`Fn(&K, &V) -> u32`).
+#[allow(clippy::borrowed_box)]
+fn weigh_token(token: &Box<str>, _: &Arc<VerifiedToken>) -> u32 {
+    token_weight(token)
+}
+
 /// Moka expiry: an entry lives until the token's `exp`, never longer.
 struct UntilExp;
 
-impl moka::Expiry<[u8; 32], Arc<VerifiedToken>> for UntilExp {
+impl moka::Expiry<Box<str>, Arc<VerifiedToken>> for UntilExp {
     fn expire_after_create(
         &self,
-        _key: &[u8; 32],
+        _key: &Box<str>,
         value: &Arc<VerifiedToken>,
         _created_at: Instant,
     ) -> Option<Duration> {
@@ -803,7 +818,7 @@ impl moka::Expiry<[u8; 32], Arc<VerifiedToken>> for UntilExp {
 
     fn expire_after_update(
         &self,
-        key: &[u8; 32],
+        key: &Box<str>,
         value: &Arc<VerifiedToken>,
         updated_at: Instant,
         _duration_until_expiry: Option<Duration>,
@@ -1061,4 +1076,18 @@ fn validate_claims(issuer: &Issuer, c: RawClaims, now: i64) -> Result<VerifiedTo
         scopes,
         identity: crate::assertion::IdentityMemo::default(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::token_weight;
+
+    #[test]
+    fn long_tokens_weigh_more() {
+        assert_eq!(token_weight(""), 1);
+        assert_eq!(token_weight(&"a".repeat(600)), 1);
+        assert_eq!(token_weight(&"a".repeat(1023)), 1);
+        assert_eq!(token_weight(&"a".repeat(1024)), 2);
+        assert_eq!(token_weight(&"a".repeat(8192)), 9);
+    }
 }
