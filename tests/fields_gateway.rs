@@ -783,16 +783,7 @@ mod fuzz_corpus {
 
 #[test]
 fn check_reports_bad_field_bindings_with_their_position() {
-    let dir = std::env::temp_dir().join(format!("sentinel-fields-check-{}", uuid::Uuid::new_v4()));
-    let root = repo().join("config");
-    for sub in ["routes", "policy", "keys"] {
-        std::fs::create_dir_all(dir.join(sub)).unwrap();
-        for e in std::fs::read_dir(root.join(sub)).unwrap() {
-            let e = e.unwrap();
-            std::fs::copy(e.path(), dir.join(sub).join(e.file_name())).unwrap();
-        }
-    }
-    std::fs::copy(root.join("sentinel.toml"), dir.join("sentinel.toml")).unwrap();
+    let dir = bundled_config_copy("fields-check");
     std::fs::write(
         dir.join("routes/zz-bad.toml"),
         r#"[[routes]]

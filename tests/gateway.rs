@@ -980,16 +980,7 @@ async fn run_refuses_an_invalid_config() {
 
 #[test]
 fn check_refuses_forward_credentials_on_a_public_route() {
-    let dir = std::env::temp_dir().join(format!("sentinel-fwd-{}", uuid::Uuid::new_v4()));
-    let root = repo().join("config");
-    for sub in ["routes", "policy", "keys"] {
-        std::fs::create_dir_all(dir.join(sub)).unwrap();
-        for e in std::fs::read_dir(root.join(sub)).unwrap() {
-            let e = e.unwrap();
-            std::fs::copy(e.path(), dir.join(sub).join(e.file_name())).unwrap();
-        }
-    }
-    std::fs::copy(root.join("sentinel.toml"), dir.join("sentinel.toml")).unwrap();
+    let dir = bundled_config_copy("fwd");
     let check = || {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_sentinel"))
             .args(["check", "--config"])

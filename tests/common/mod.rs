@@ -43,6 +43,22 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// A fresh temporary copy of the bundled `config/` (sentinel.toml, routes,
+/// policy, keys), for `sentinel check` tests that add a file to it.
+pub fn bundled_config_copy(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("sentinel-{name}-{}", uuid::Uuid::new_v4()));
+    let root = repo().join("config");
+    for sub in ["routes", "policy", "keys"] {
+        std::fs::create_dir_all(dir.join(sub)).unwrap();
+        for e in std::fs::read_dir(root.join(sub)).unwrap() {
+            let e = e.unwrap();
+            std::fs::copy(e.path(), dir.join(sub).join(e.file_name())).unwrap();
+        }
+    }
+    std::fs::copy(root.join("sentinel.toml"), dir.join("sentinel.toml")).unwrap();
+    dir
+}
+
 /// Starts an app of `sentinel::demo::apps` on its own runtime thread.
 pub fn start_app(app: fn() -> sentinel::demo::apps::App) -> SocketAddr {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
