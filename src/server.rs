@@ -248,11 +248,12 @@ pub fn build(prepared: Prepared, upgrade: &Upgrade) -> anyhow::Result<Server> {
     } = prepared;
     let mut conf = ServerConf {
         threads: config.threads,
-        // Pingora's own timer wheel (`fast_timeout`) reads the clock twice for
-        // every upstream read and write it wraps, armed or not; tokio's timer
-        // is created only when the I/O is pending and is cancelled on drop.
-        // Every timeout of a second or more uses tokio's: 3-4 % less CPU per
-        // proxied request (docs/PERFORMANCE.md, "Timers and credentials").
+        // Pingora's own timers (`fast_timeout`) read the clock for every
+        // upstream read and write they wrap, armed or not, and again to arm;
+        // tokio's timer is created only when the I/O is pending and is
+        // cancelled on drop. Every timeout of a second or more uses tokio's:
+        // about 3 % less CPU per proxied request (docs/PERFORMANCE.md,
+        // "Timers, credentials and the token-cache key").
         fast_timeout_to_tokio_threshold_seconds: Some(0),
         ..ServerConf::default()
     };

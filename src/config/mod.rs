@@ -1472,9 +1472,10 @@ fn load_route_file(
         let forward_credentials = r.forward_credentials.as_ref().is_some_and(|f| *f.get_ref());
         if let (Some(f), AuthRequirement::Public) = (&r.forward_credentials, auth) {
             if *f.get_ref() {
+                let why = "the gateway reads no credential there and forwards every header";
                 err(
-                f.span(),
-                    "`forward_credentials` has no effect on a public route (the gateway reads no credential there and forwards every header)".into(),
+                    f.span(),
+                    format!("`forward_credentials` has no effect on a public route ({why})"),
                 );
             }
         }
