@@ -69,25 +69,26 @@ wait_ready old 18083
 wait_ready new 18093
 TOKEN=$("$NEW" demo-token) || die "cannot mint a demo token"
 
-cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
 HZ=$(getconf CLK_TCK)
 
-# run NAME PID PORT DURATION: prints "CPU_US_PER_REQUEST REQUESTS_PER_S".
+# run PID PORT DURATION: prints "CPU_US_PER_REQUEST REQUESTS_PER_S", or
+# "bad" when wrk saw non-2xx answers or no requests (the caller dies: this
+# runs in a subshell).
 run() {
     local c0 c1 out
-    c0=$(cpu_ticks "$2")
-    out=$(taskset -c 0 wrk -t1 -c32 -d"$4" -H "Authorization: Bearer $TOKEN" \
-        "http://127.0.0.1:$3/msw/vessels")
-    c1=$(cpu_ticks "$2")
-    grep -q 'Non-2xx' <<<"$out" && die "$1 answered non-2xx responses"
+    c0=$(cpu_ticks "$1")
+    out=$(taskset -c 0 wrk -t1 -c32 -d"$3" -H "Authorization: Bearer $TOKEN" \
+        "http://127.0.0.1:$2/msw/vessels")
+    c1=$(cpu_ticks "$1")
     awk -v c=$((c1 - c0)) -v hz="$HZ" '
         / requests in / { n = $1 }
         /^Requests\/sec:/ { r = $2 }
-        END { if (n > 0) printf "%.2f %.0f\n", c / hz / n * 1e6, r }' <<<"$out"
+        /Non-2xx/ { bad = 1 }
+        END { if (bad || n == 0) print "bad"; else printf "%.2f %.0f\n", c / hz / n * 1e6, r }' <<<"$out"
 }
 
-run old "$PID_old" 18083 2s >/dev/null
-run new "$PID_new" 18093 2s >/dev/null
+run "$PID_old" 18083 2s >/dev/null
+run "$PID_new" 18093 2s >/dev/null
 printf '%-6s %-5s %14s %12s\n' round which "CPU µs/req" "requests/s"
 : >"$WORK/cpu"
 for ((round = 1; round <= ROUNDS; round++)); do
@@ -96,7 +97,8 @@ for ((round = 1; round <= ROUNDS; round++)); do
         pid_var="PID_$which"
         port=18083
         [[ $which == new ]] && port=18093
-        read -r cpu rps < <(run "$which" "${!pid_var}" "$port" "$DURATION")
+        read -r cpu rps < <(run "${!pid_var}" "$port" "$DURATION")
+        [[ $cpu != bad ]] || die "$which answered non-2xx responses (or none)"
         printf '%-6s %-5s %14s %12s\n' "$round" "$which" "$cpu" "$rps"
         echo "$which $cpu" >>"$WORK/cpu"
     done

@@ -227,9 +227,6 @@ pid_of() {
     esac
 }
 CLK_TCK=$(getconf CLK_TCK)
-# cpu_ticks PID: user + system clock ticks of all its threads so far (the
-# fields after the parenthesised command name, which may hold spaces).
-cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
 now() { date +%s.%N; }
 
 # Prints "RPS P99_MS NON2XX ERRORS REQUESTS" from a wrk --latency report.

@@ -7,6 +7,8 @@
 #   wait_ready NAME PORT polls until 127.0.0.1:PORT accepts connections
 #   stop NAME            SIGINT, then SIGKILL after 3 s
 #   stop_all             stop every process started (the scripts' EXIT trap)
+#   cpu_ticks PID        user + system clock ticks (1/CLK_TCK s) of all its
+#                        threads so far
 #
 # SIGINT is Pingora's fast shutdown; SIGTERM would wait out its grace period.
 
@@ -53,6 +55,9 @@ stop() {
     local pid_var="PID_$1"
     stop_pid "${!pid_var}"
 }
+
+# The fields after the parenthesised command name, which may hold spaces.
+cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
 
 stop_all() {
     local pid
