@@ -1469,15 +1469,13 @@ fn load_route_file(
                 "a public route cannot require approval or a tenant".into(),
             );
         }
-        let forward_credentials = r.forward_credentials.as_ref().is_some_and(|f| *f.get_ref());
-        if let (Some(f), AuthRequirement::Public) = (&r.forward_credentials, auth) {
-            if *f.get_ref() {
-                let why = "the gateway reads no credential there and forwards every header";
-                err(
-                    f.span(),
-                    format!("`forward_credentials` has no effect on a public route ({why})"),
-                );
-            }
+        let forward = r.forward_credentials.as_ref().filter(|f| *f.get_ref());
+        if let (Some(f), AuthRequirement::Public) = (forward, auth) {
+            let why = "the gateway reads no credential there and forwards every header";
+            err(
+                f.span(),
+                format!("`forward_credentials` has no effect on a public route ({why})"),
+            );
         }
         let fields = r
             .fields
@@ -1562,7 +1560,7 @@ fn load_route_file(
                     rate_limit: r.rate_limit.as_deref().map(Into::into),
                     fields,
                     cors,
-                    forward_credentials,
+                    forward_credentials: forward.is_some(),
                     template: r.path.get_ref().as_str().into(),
                     series: Default::default(),
                 },
