@@ -109,6 +109,13 @@ fn main() -> ExitCode {
             sentinel::logging::init();
             match sentinel::demo::prepare(&listen, &ops, dir) {
                 Ok((cfg, banner)) => {
+                    // The tour is printed only when the gateway can listen
+                    // where it says: a taken port fails before the banner.
+                    let addrs = [("proxy", cfg.proxy_addr), ("ops", cfg.ops_addr)];
+                    if let Err(e) = sentinel::server::check_listen(&addrs) {
+                        eprintln!("demo: {e:#}");
+                        return ExitCode::FAILURE;
+                    }
                     println!("{banner}");
                     run(cfg, &sentinel::server::Upgrade::default())
                 }

@@ -1057,6 +1057,35 @@ async fn run_refuses_a_listen_address_in_use() {
     assert_eq!(resp.status(), 200);
 }
 
+#[test]
+fn demo_refuses_a_listen_address_in_use_before_printing_the_tour() {
+    // `sentinel demo` on a taken proxy port: exit 1 with the address, and no
+    // banner of tokens and curl lines for a gateway that is not there.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let dir = std::env::temp_dir().join(format!("sentinel-demo-taken-{}", std::process::id()));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sentinel"))
+        .args(["demo", "--listen", &addr.to_string()])
+        .args(["--ops", &format!("127.0.0.1:{}", common::free_port())])
+        .arg("--dir")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot listen on {addr} (proxy)")),
+        "{stderr}"
+    );
+    assert!(
+        !stdout.contains("export "),
+        "the tour was printed: {stdout}"
+    );
+    drop(taken);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[tokio::test]
 async fn check_accepts_the_bundled_config() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_sentinel"))
