@@ -81,7 +81,7 @@ fn main() -> ExitCode {
                 upgrade_sock: Some(upgrade_sock),
             };
             match sentinel::config::load(&config) {
-                Ok(cfg) => run(cfg, &upgrade),
+                Ok(cfg) => run(cfg, &upgrade, None),
                 Err(problems) => {
                     for p in problems {
                         eprintln!("{p}");
@@ -108,17 +108,7 @@ fn main() -> ExitCode {
         Command::Demo { listen, ops, dir } => {
             sentinel::logging::init();
             match sentinel::demo::prepare(&listen, &ops, dir) {
-                Ok((cfg, banner)) => {
-                    // The tour is printed only when the gateway can listen
-                    // where it says: a taken port fails before the banner.
-                    let addrs = [("proxy", cfg.proxy_addr), ("ops", cfg.ops_addr)];
-                    if let Err(e) = sentinel::server::check_listen(&addrs) {
-                        eprintln!("demo: {e:#}");
-                        return ExitCode::FAILURE;
-                    }
-                    println!("{banner}");
-                    run(cfg, &sentinel::server::Upgrade::default())
-                }
+                Ok((cfg, banner)) => run(cfg, &sentinel::server::Upgrade::default(), Some(&banner)),
                 Err(e) => {
                     eprintln!("demo: {e:#}");
                     ExitCode::FAILURE
@@ -145,7 +135,14 @@ fn check(path: &std::path::Path) -> ExitCode {
     }
 }
 
-fn run(cfg: sentinel::config::Config, upgrade: &sentinel::server::Upgrade) -> ExitCode {
+/// Prepares and builds the server (which checks every listen address), then
+/// prints `banner`, if any, and runs: a gateway that refuses to start prints
+/// no banner.
+fn run(
+    cfg: sentinel::config::Config,
+    upgrade: &sentinel::server::Upgrade,
+    banner: Option<&str>,
+) -> ExitCode {
     let prepared = match sentinel::server::prepare(cfg) {
         Ok(p) => p,
         Err(e) => {
@@ -155,6 +152,9 @@ fn run(cfg: sentinel::config::Config, upgrade: &sentinel::server::Upgrade) -> Ex
     };
     match sentinel::server::build(prepared, upgrade) {
         Ok(server) => {
+            if let Some(banner) = banner {
+                println!("{banner}");
+            }
             sentinel::server::exit_when_a_listener_fails();
             server.run_forever()
         }
