@@ -1,0 +1,1 @@
+//! Request anomaly scoring: per-principal features and the model that scores them.

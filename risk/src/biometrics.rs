@@ -1,0 +1,1 @@
+//! Behavioural biometrics: mouse and keystroke features and per-user scoring.
