@@ -1,0 +1,22 @@
+import { Navigate, Outlet, useLocation } from "react-router";
+import { NAV } from "./nav";
+import { useSession } from "./session-context";
+
+/** Pages below need a principal; without one, the login page (and back after). */
+export function RequireSession() {
+  const session = useSession();
+  const location = useLocation();
+  if (!session.me()) return <Navigate to="/login" replace state={{ from: location.pathname }} />;
+  return <Outlet />;
+}
+
+/** The first page the principal may open, in its own tenant. */
+export function Home() {
+  const session = useSession();
+  const me = session.me();
+  if (!me) return <Navigate to="/login" replace />;
+  const first = NAV.flatMap((s) => s.entries).find(
+    (e) => e.scope === null || session.can(e.scope.area, e.scope.level),
+  );
+  return <Navigate to={`/t/${me.tenant_id}/${first?.path ?? "access-check"}`} replace />;
+}

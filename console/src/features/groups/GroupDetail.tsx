@@ -1,0 +1,212 @@
+// One group: its members and its roles (with the API scopes they carry).
+import { useState } from "react";
+import { Anchor, Badge, Breadcrumbs, Button, Card, CloseButton, Group, Select, SimpleGrid, Stack, Table, Text } from "@mantine/core";
+import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
+import { Link, useParams } from "react-router";
+import { unwrap } from "@/api/client";
+import { useRoleOptions, useUserOptions } from "@/api/options";
+import { as, type GroupMembers, type GroupRoles } from "@/api/types";
+import { useApi, useSession, useTenantId } from "@/app/session-context";
+import { ErrorAlert } from "@/ui/ErrorAlert";
+import { PageHeader } from "@/ui/PageHeader";
+import { QueryView } from "@/ui/QueryView";
+
+export function GroupDetail() {
+  const { id = "" } = useParams();
+  const api = useApi();
+  const tenantId = useTenantId();
+  const group = useQuery({
+    queryKey: [tenantId, "groups", id],
+    queryFn: () => unwrap(api.GET("/api/v1/groups/{id}", { params: { path: { id } } })),
+  });
+  return (
+    <QueryView query={group}>
+      {(g) => (
+        <>
+          <Breadcrumbs mb="xs">
+            <Anchor component={Link} to={`/t/${tenantId}/groups`}>
+              Groups
+            </Anchor>
+            <Text>{g.name}</Text>
+          </Breadcrumbs>
+          <PageHeader title={g.name} description={g.description || undefined} />
+          <SimpleGrid cols={{ base: 1, md: 2 }}>
+            <Members groupId={id} />
+            <Roles groupId={id} />
+          </SimpleGrid>
+        </>
+      )}
+    </QueryView>
+  );
+}
+
+function Members({ groupId }: { groupId: string }) {
+  const api = useApi();
+  const tenantId = useTenantId();
+  const session = useSession();
+  const queryClient = useQueryClient();
+  const users = useUserOptions();
+  const [pick, setPick] = useState<string | null>(null);
+  const key = [tenantId, "groups", groupId, "members"];
+  const members = useQuery({
+    queryKey: key,
+    queryFn: async () =>
+      as<GroupMembers>(await unwrap(api.GET("/api/v1/groups/{id}/members", { params: { path: { id: groupId } } }))),
+  });
+  const changed = () => {
+    queryClient.invalidateQueries({ queryKey: key });
+    queryClient.invalidateQueries({ queryKey: [tenantId, "users"] });
+  };
+  const add = useMutation({
+    mutationFn: (uid: string) =>
+      unwrap(api.POST("/api/v1/groups/{id}/members", { params: { path: { id: groupId } }, body: { user_ids: [uid] } })),
+    onSuccess: () => (setPick(null), changed()),
+  });
+  const remove = useMutation({
+    mutationFn: (uid: string) =>
+      unwrap(api.DELETE("/api/v1/groups/{id}/members/{user_id}", { params: { path: { id: groupId, user_id: uid } } })),
+    onSuccess: changed,
+  });
+  const canEdit = session.can("group", "write");
+  return (
+    <Card withBorder>
+      <Text fw={600} mb="xs">
+        Members
+      </Text>
+      <QueryView query={members}>
+        {(m) => {
+          const inGroup = new Set(m.items.map((u) => u.id));
+          return (
+            <Stack gap="xs">
+              <Table>
+                <Table.Tbody>
+                  {m.items.length === 0 && (
+                    <Table.Tr>
+                      <Table.Td c="dimmed">no members</Table.Td>
+                    </Table.Tr>
+                  )}
+                  {m.items.map((u) => (
+                    <Table.Tr key={u.id}>
+                      <Table.Td>
+                        <Anchor component={Link} to={`/t/${tenantId}/users/${u.id}`}>
+                          {u.email ?? u.name}
+                        </Anchor>
+                        {u.is_service_account && (
+                          <Badge size="xs" ml="xs" variant="outline">
+                            service account
+                          </Badge>
+                        )}
+                      </Table.Td>
+                      <Table.Td w={40}>
+                        {canEdit && (
+                          <CloseButton aria-label={`Remove ${u.email ?? u.name}`} onClick={() => remove.mutate(u.id)} />
+                        )}
+                      </Table.Td>
+                    </Table.Tr>
+                  ))}
+                </Table.Tbody>
+              </Table>
+              {canEdit && (
+                <Group align="flex-end" gap="xs">
+                  <Select
+                    label="Add member"
+                    searchable
+                    data={(users.data ?? []).filter((o) => !inGroup.has(o.value))}
+                    value={pick}
+                    onChange={setPick}
+                    style={{ flex: 1 }}
+                  />
+                  <Button variant="default" disabled={!pick} loading={add.isPending} onClick={() => pick && add.mutate(pick)}>
+                    Add
+                  </Button>
+                </Group>
+              )}
+              <ErrorAlert error={add.error ?? remove.error} />
+            </Stack>
+          );
+        }}
+      </QueryView>
+    </Card>
+  );
+}
+
+function Roles({ groupId }: { groupId: string }) {
+  const api = useApi();
+  const tenantId = useTenantId();
+  const session = useSession();
+  const queryClient = useQueryClient();
+  const roles = useRoleOptions();
+  const [pick, setPick] = useState<string | null>(null);
+  const key = [tenantId, "groups", groupId, "roles"];
+  const held = useQuery({
+    queryKey: key,
+    queryFn: async () =>
+      as<GroupRoles>(await unwrap(api.GET("/api/v1/groups/{id}/roles", { params: { path: { id: groupId } } }))),
+  });
+  const add = useMutation({
+    mutationFn: (rid: string) =>
+      unwrap(api.POST("/api/v1/groups/{id}/roles", { params: { path: { id: groupId } }, body: { role_ids: [rid] } })),
+    onSuccess: () => (setPick(null), queryClient.invalidateQueries({ queryKey: key })),
+  });
+  const remove = useMutation({
+    mutationFn: (rid: string) =>
+      unwrap(api.DELETE("/api/v1/groups/{id}/roles/{role_id}", { params: { path: { id: groupId, role_id: rid } } })),
+    onSuccess: () => queryClient.invalidateQueries({ queryKey: key }),
+  });
+  const canEdit = session.can("group", "write");
+  return (
+    <Card withBorder>
+      <Text fw={600} mb="xs">
+        Roles
+      </Text>
+      <QueryView query={held}>
+        {(r) => {
+          const has = new Set(r.items.map((x) => x.id));
+          return (
+            <Stack gap="xs">
+              <Group gap="xs">
+                {r.items.length === 0 && (
+                  <Text size="sm" c="dimmed">
+                    none
+                  </Text>
+                )}
+                {r.items.map((role) => (
+                  <Badge
+                    key={role.id}
+                    variant="light"
+                    rightSection={
+                      canEdit && (
+                        <CloseButton size="xs" aria-label={`Take role ${role.name}`} onClick={() => remove.mutate(role.id)} />
+                      )
+                    }
+                  >
+                    {role.name}
+                  </Badge>
+                ))}
+              </Group>
+              <Text size="xs" c="dimmed">
+                API scopes through these roles: {r.effective_scopes.join(", ") || "none"}
+              </Text>
+              {canEdit && (
+                <Group align="flex-end" gap="xs">
+                  <Select
+                    label="Give role"
+                    searchable
+                    data={(roles.data ?? []).filter((o) => !has.has(o.value))}
+                    value={pick}
+                    onChange={setPick}
+                    style={{ flex: 1 }}
+                  />
+                  <Button variant="default" disabled={!pick} loading={add.isPending} onClick={() => pick && add.mutate(pick)}>
+                    Give
+                  </Button>
+                </Group>
+              )}
+              <ErrorAlert error={add.error ?? remove.error} />
+            </Stack>
+          );
+        }}
+      </QueryView>
+    </Card>
+  );
+}

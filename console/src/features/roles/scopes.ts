@@ -1,0 +1,18 @@
+// The API's scope vocabulary (docs/admin-api.md "Scopes"): `<area>:<level>`.
+export const AREAS = [
+  "tenant",
+  "user",
+  "service_account",
+  "role",
+  "group",
+  "permission",
+  "resource",
+  "field_definition",
+  "navigation",
+  "policy",
+] as const;
+
+export const SCOPE_OPTIONS = AREAS.map((area) => ({
+  group: area,
+  items: (["read", "write", "admin"] as const).map((l) => `${area}:${l}`),
+}));

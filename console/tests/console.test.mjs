@@ -1,0 +1,407 @@
+// Browser tests of the console: Debian's headless Chromium (playwright-core)
+// against the real sentinel-admin binary and PostgreSQL. Screenshots of every
+// page go to console/test-output/ (git-ignored) for reviewers.
+//
+//   cd console && npm run build && npm run test:browser
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdir, readdir, readFile } from "node:fs/promises";
+import { gzipSync } from "node:zlib";
+import { join } from "node:path";
+import { check as checkTypes } from "../scripts/gen-api.mjs";
+import {
+  DEMO_PASSWORD,
+  DIST,
+  LOCKOUT_THRESHOLD,
+  OUTPUT,
+  ROOT_EMAIL,
+  ROOT_PASSWORD,
+  apiCall,
+  startBrowser,
+  startStack,
+} from "./harness.mjs";
+
+/** The budget: all of the console's JavaScript, gzip-compressed. */
+const JS_BUDGET_GZIP_BYTES = 300 * 1024;
+const TEST_001 = "11111111-1111-1111-1111-111111111111";
+const TEST_002 = "22222222-2222-2222-2222-222222222222";
+
+test("the console's JavaScript stays within its size budget", async () => {
+  const assets = join(DIST, "assets");
+  const files = (await readdir(assets)).filter((f) => f.endsWith(".js"));
+  assert.ok(files.length > 0, "console/dist has no JavaScript: run `npm run build` first");
+  let total = 0;
+  for (const f of files) total += gzipSync(await readFile(join(assets, f)), { level: 9 }).length;
+  console.log(`console JS: ${files.length} files, ${(total / 1024).toFixed(1)} KiB gzip (budget ${JS_BUDGET_GZIP_BYTES / 1024} KiB)`);
+  assert.ok(total <= JS_BUDGET_GZIP_BYTES, `console JS is ${total} bytes gzip, over the ${JS_BUDGET_GZIP_BYTES} budget`);
+});
+
+test("the console against the real admin API", { timeout: 600_000 }, async (t) => {
+  await mkdir(OUTPUT, { recursive: true });
+  const stack = await startStack();
+  t.after(stack.stop);
+  console.log(`admin API ${stack.api}; console served by ${stack.servedBy} at ${stack.base}/console/`);
+  const browser = await startBrowser();
+  t.after(browser.close);
+  const page = await browser.context.newPage();
+  page.setDefaultTimeout(15_000);
+  const origin = new URL(stack.base).origin;
+  const foreign = [];
+  browser.context.on("request", (r) => {
+    const u = new URL(r.url());
+    if (u.protocol !== "data:" && u.origin !== origin) foreign.push(r.url());
+  });
+  const shot = (name) => page.screenshot({ path: join(OUTPUT, `${name}.png`) });
+  const go = (path) => page.goto(`${stack.base}/console${path}`);
+
+  // Every labelled control has a name a screen reader can read.
+  async function assertLabelled(where) {
+    const unnamed = await page.evaluate(() =>
+      [...document.querySelectorAll("input, select, textarea, button")]
+        .filter((el) => el.getClientRects().length > 0 && el.type !== "hidden")
+        .filter((el) => {
+          const named =
+            (el.labels && el.labels.length > 0) ||
+            el.getAttribute("aria-label") ||
+            el.getAttribute("aria-labelledby") ||
+            (el.tagName === "BUTTON" && el.textContent.trim());
+          return !named;
+        })
+        .map((el) => el.outerHTML.slice(0, 120)),
+    );
+    assert.deepEqual(unnamed, [], `controls without an accessible name on ${where}`);
+  }
+
+  async function login(tenant, email, password) {
+    await go("/login");
+    await page.getByLabel("Tenant code").fill(tenant);
+    await page.getByLabel("Email").fill(email);
+    await page.getByLabel("Password", { exact: true }).fill(password);
+    await page.getByRole("button", { name: "Log in" }).click();
+  }
+
+  async function pick(label, option, scope = page) {
+    await scope.getByRole("combobox", { name: label, exact: true }).click();
+    await page.getByRole("option", { name: option, exact: true }).click();
+  }
+
+  async function searchPick(label, text, option, scope = page) {
+    const input = scope.getByRole("combobox", { name: label, exact: true }).or(scope.getByRole("textbox", { name: label, exact: true }));
+    await input.click();
+    await input.fill(text);
+    await page.getByRole("option", { name: option }).first().click();
+  }
+
+  await t.test("the committed API types match the live OpenAPI document", async () => {
+    const doc = await (await fetch(`${stack.api}/api/v1/openapi.json`)).json();
+    const problem = await checkTypes(doc);
+    assert.equal(problem, null, problem ?? "");
+  });
+
+  await t.test("a wrong password shows the API's own message", async () => {
+    const api = await apiCall(stack.api, "POST", "/api/v1/auth/login", {
+      body: { email: ROOT_EMAIL, password: "wrong-Passw0rd", tenant_code: "PLATFORM" },
+    });
+    assert.equal(api.status, 401);
+    await login("PLATFORM", ROOT_EMAIL, "wrong-Passw0rd");
+    const alert = page.getByRole("alert").filter({ hasText: api.body.error.message });
+    await alert.waitFor();
+    assert.match(await alert.innerText(), new RegExp(api.body.error.code));
+    await assertLabelled("login");
+    await shot("01-login-refused");
+  });
+
+  await t.test("a locked-out account shows the API's lockout message and until when", async () => {
+    for (let i = 0; i < LOCKOUT_THRESHOLD; i++) {
+      await login("TEST-002", "pia@pacific.example", `Wrong-Passw0rd${i}`);
+      await page.getByRole("alert").filter({ hasText: "AUTH_INVALID" }).waitFor();
+    }
+    await login("TEST-002", "pia@pacific.example", DEMO_PASSWORD);
+    const api = await apiCall(stack.api, "POST", "/api/v1/auth/login", {
+      body: { email: "pia@pacific.example", password: DEMO_PASSWORD, tenant_code: "TEST-002" },
+    });
+    assert.equal(api.body.error.code, "ACCOUNT_LOCKED");
+    await page.getByRole("alert").filter({ hasText: api.body.error.message }).waitFor();
+    await page.getByTestId("locked-until").waitFor();
+    await shot("02-login-locked");
+  });
+
+  await t.test("a platform admin logs in and creates a tenant", async () => {
+    await login("PLATFORM", ROOT_EMAIL, ROOT_PASSWORD);
+    await page.getByRole("heading", { name: "Tenants" }).waitFor();
+    await page.getByRole("button", { name: "New tenant" }).click();
+    const dialog = page.getByRole("dialog", { name: "New tenant" });
+    await dialog.getByLabel("Code").fill("CONSOLE-1");
+    await dialog.getByLabel("Name").fill("Console Test Shipping");
+    await dialog.getByRole("button", { name: "Create" }).click();
+    await page.getByRole("link", { name: "CONSOLE-1" }).waitFor();
+    await assertLabelled("tenants");
+    await shot("03-tenants");
+    await page.getByRole("link", { name: "TEST-001", exact: true }).click();
+    await page.getByRole("heading", { name: "Nordic Shipping" }).waitFor();
+    await page.getByRole("link", { name: "TEST-001-SUB" }).waitFor();
+    await shot("04-tenant-detail");
+  });
+
+  await t.test("the tenant switcher acts on another tenant", async () => {
+    await pick("Acting on tenant", "TEST-001 · Nordic Shipping");
+    await page.waitForURL(`**/console/t/${TEST_001}/**`);
+    await page.getByRole("link", { name: "Users" }).click();
+    await page.getByRole("link", { name: "alice@nordic.example" }).waitFor();
+    await shot("05-users");
+  });
+
+  await t.test("a permission with a condition: the API's validation errors appear at the field", async () => {
+    await go(`/t/${TEST_001}/permissions`);
+    await page.getByRole("link", { name: "vessel-read", exact: true }).waitFor();
+    await shot("06-permissions");
+    await page.getByRole("button", { name: "New permission" }).click();
+    await page.getByRole("textbox", { name: /^Name/ }).fill("console-vessel-read");
+    await page.getByLabel("Resource type").fill("vessel");
+    await page.getByLabel("Resource pattern").fill("v-*");
+    const actions = page.getByRole("combobox", { name: "Actions", exact: true });
+    await actions.fill("read");
+    await actions.press("Enter");
+    await page.getByRole("button", { name: "Add condition" }).click();
+    await pick("Condition 1", "Client IP in CIDRs");
+    const cidrs = page.getByRole("combobox", { name: "CIDRs", exact: true });
+    await cidrs.fill("10.0.0.0/99");
+    await cidrs.press("Enter");
+    await page.getByRole("button", { name: "Create permission" }).click();
+    const api = await apiCall(stack.api, "POST", "/api/v1/permissions", {
+      token: await rootToken(stack.api),
+      tenant: TEST_001,
+      body: {
+        name: "console-probe",
+        resource_type: "vessel",
+        resource_pattern: "v-*",
+        actions: ["read"],
+        conditions: [{ type: "client_ip", cidrs: ["10.0.0.0/99"] }],
+      },
+    });
+    assert.equal(api.status, 422);
+    assert.equal(api.body.error.code, "VALIDATION_ERROR");
+    const message = api.body.error.details.conditions.join("; ");
+    const at = page.getByTestId("conditions-error");
+    await at.waitFor();
+    assert.equal(await at.innerText(), message);
+    await shot("07-permission-error-at-field");
+    await cidrs.press("Backspace");
+    await cidrs.fill("10.0.0.0/8");
+    await cidrs.press("Enter");
+    await page.getByRole("button", { name: "Create permission" }).click();
+    await page.getByRole("link", { name: "console-vessel-read" }).waitFor();
+  });
+
+  await t.test("a role with an inherited role", async () => {
+    await go(`/t/${TEST_001}/roles`);
+    await page.getByRole("button", { name: "New role" }).click();
+    let dialog = page.getByRole("dialog", { name: "New role" });
+    await dialog.getByLabel("Name").fill("console-base");
+    await searchPick("Permissions", "console-vessel", "console-vessel-read", dialog);
+    await page.keyboard.press("Escape");
+    await dialog.getByRole("button", { name: "Create role" }).click();
+    await page.getByRole("heading", { name: "console-base" }).waitFor();
+    await page.getByRole("cell", { name: "console-vessel-read", exact: true }).waitFor();
+    await go(`/t/${TEST_001}/roles`);
+    await page.getByRole("button", { name: "New role" }).click();
+    dialog = page.getByRole("dialog", { name: "New role" });
+    await dialog.getByLabel("Name").fill("console-child");
+    await searchPick("Inherits from (parent role)", "console-base", "console-base", dialog);
+    await dialog.getByRole("button", { name: "Create role" }).click();
+    await page.getByRole("heading", { name: "console-child" }).waitFor();
+    await page.getByRole("link", { name: "console-base" }).waitFor();
+    await shot("08-role-inheritance");
+    await go(`/t/${TEST_001}/roles`);
+    await page.getByRole("link", { name: "console-child" }).waitFor();
+    await shot("09-roles");
+  });
+
+  await t.test("a group holding the inherited role, and a user in the group", async () => {
+    await go(`/t/${TEST_001}/groups`);
+    await page.getByRole("button", { name: "New group" }).click();
+    const dialog = page.getByRole("dialog", { name: "New group" });
+    await dialog.getByLabel("Name").fill("console-team");
+    await searchPick("Roles", "console-child", "console-child", dialog);
+    await page.keyboard.press("Escape");
+    await dialog.getByRole("button", { name: "Create group" }).click();
+    await page.getByRole("heading", { name: "console-team" }).waitFor();
+    await shot("10-group");
+
+    // The password policy is the API's: a weak password is refused at its field.
+    await go(`/t/${TEST_001}/users`);
+    await page.getByRole("button", { name: "New user" }).click();
+    const form = page.getByRole("dialog", { name: "New user" });
+    await form.getByLabel("Email").fill("cora@nordic.example");
+    await form.getByLabel("Password", { exact: true }).fill("weakpass");
+    await searchPick("Groups", "console-team", "console-team", form);
+    await page.keyboard.press("Escape");
+    await form.getByRole("button", { name: "Create user" }).click();
+    const api = await apiCall(stack.api, "POST", "/api/v1/users", {
+      token: await rootToken(stack.api),
+      tenant: TEST_001,
+      body: { email: "probe@nordic.example", password: "weakpass" },
+    });
+    assert.equal(api.status, 422);
+    await form.getByText(api.body.error.details.password.join("; ")).waitFor();
+    await shot("11-user-password-policy");
+    await form.getByLabel("Password", { exact: true }).fill("Cora-Passw0rd1");
+    await form.getByRole("button", { name: "Create user" }).click();
+    await page.getByRole("heading", { name: "cora@nordic.example" }).waitFor();
+    await page.getByText("console-team").first().waitFor();
+    await page.getByRole("cell", { name: "console-vessel-read", exact: true }).waitFor();
+    await shot("12-user-detail");
+  });
+
+  async function decide(expect) {
+    await go(`/t/${TEST_001}/access-check`);
+    await searchPick("Principal", "cora", "cora@nordic.example");
+    await page.getByLabel("Resource type").fill("vessel");
+    await page.getByLabel("Resource id").fill("v-7");
+    await page.getByLabel("Client IP").fill("10.1.2.3");
+    await page.getByRole("button", { name: "Decide" }).click();
+    const outcome = page.getByTestId("decision-outcome");
+    await outcome.filter({ hasText: expect }).waitFor();
+  }
+
+  await t.test("can X do Y: allowed, then denied after a change", async () => {
+    await decide("allowed");
+    await page.getByTestId("decision-rules").getByText("console-vessel-read").waitFor();
+    await assertLabelled("access check");
+    await shot("13-check-allowed");
+    // The change: cora leaves the group that gave her the role.
+    await go(`/t/${TEST_001}/users`);
+    await page.getByRole("link", { name: "cora@nordic.example" }).click();
+    await page.getByRole("button", { name: "Remove from group console-team" }).click();
+    await page.getByRole("cell", { name: "console-vessel-read", exact: true }).waitFor({ state: "detached" });
+    await decide("denied");
+    const reason = await page.getByTestId("decision").innerText();
+    assert.match(reason, /no_matching_permission/);
+    await shot("14-check-denied");
+  });
+
+  await t.test("lock and unlock a user", async () => {
+    await go(`/t/${TEST_001}/users`);
+    await page.getByRole("link", { name: "cora@nordic.example" }).click();
+    await page.getByRole("button", { name: "Lock" }).click();
+    await page.getByRole("button", { name: "Unlock" }).waitFor();
+    const token = await rootToken(stack.api);
+    const users = await apiCall(stack.api, "GET", "/api/v1/users?email=cora", { token, tenant: TEST_001 });
+    assert.equal(users.body.items[0].is_locked, true);
+    await page.getByRole("button", { name: "Unlock" }).click();
+    await page.getByRole("button", { name: "Lock" }).waitFor();
+  });
+
+  await t.test("a service account's key is shown once, works, and rotation replaces it", async () => {
+    await go(`/t/${TEST_001}/service-accounts`);
+    await page.getByRole("button", { name: "New service account" }).click();
+    const dialog = page.getByRole("dialog", { name: "New service account" });
+    await dialog.getByLabel("Name").fill("console-etl");
+    await dialog.getByRole("button", { name: "Create and show key" }).click();
+    const first = (await page.getByTestId("shown-once-secret").innerText()).trim();
+    assert.match(first, /^sk_[A-Za-z0-9]{8}_[A-Za-z0-9]{40}$/);
+    await shot("15-service-account-key");
+    const ok = await apiCall(stack.api, "POST", "/api/v1/auth/token", { body: { api_key: first } });
+    assert.equal(ok.status, 200);
+    await page.getByRole("button", { name: "I have stored it" }).click();
+    await page.getByTestId("shown-once-secret").waitFor({ state: "detached" });
+    await page.getByRole("button", { name: "Actions for console-etl" }).click();
+    await page.getByRole("menuitem", { name: "Rotate key" }).click();
+    const second = (await page.getByTestId("shown-once-secret").innerText()).trim();
+    assert.notEqual(second, first);
+    const old = await apiCall(stack.api, "POST", "/api/v1/auth/token", { body: { api_key: first } });
+    assert.equal(old.status, 401, "the rotated-out key must stop working");
+    await page.getByRole("button", { name: "I have stored it" }).click();
+    await shot("16-service-accounts");
+  });
+
+  await t.test("every other page renders the tenant's data", async () => {
+    for (const [path, text, name] of [
+      ["/resources", "v-a1", "17-resources"],
+      ["/navigation", "Your menu", "18-navigation"],
+      ["/groups", "nordic-port-team", "19-groups"],
+    ]) {
+      await go(`/t/${TEST_001}${path}`);
+      await page.getByText(text).first().waitFor();
+      await assertLabelled(path);
+      await shot(name);
+    }
+    await go(`/t/${TEST_001}/field-definitions`);
+    for (const [tab, n] of [
+      ["Core", "20-fields-core"],
+      ["Platform dynamic", "21-fields-platform-dynamic"],
+      ["Tenant specific", "22-fields-tenant-specific"],
+    ]) {
+      await page.getByRole("tab", { name: tab }).click();
+      await page.getByRole("tabpanel").getByRole("row").nth(1).waitFor();
+      await shot(n);
+    }
+  });
+
+  await t.test("a tablet and the dark system theme", async () => {
+    await page.setViewportSize({ width: 820, height: 1180 });
+    await go(`/t/${TEST_001}/users`);
+    await page.getByRole("link", { name: "alice@nordic.example" }).waitFor();
+    const burger = page.getByRole("button", { name: "Toggle navigation" });
+    assert.ok(await burger.isVisible(), "the navigation folds behind a button on a tablet");
+    await shot("23-tablet-users");
+    await burger.click();
+    await page.getByRole("link", { name: "Roles" }).click();
+    await page.getByRole("heading", { name: "Roles" }).waitFor();
+    await page.setViewportSize({ width: 1280, height: 800 });
+    await page.emulateMedia({ colorScheme: "dark" });
+    await go(`/t/${TEST_001}/roles`);
+    await page.getByRole("link", { name: "console-child" }).waitFor();
+    assert.equal(await page.locator("html").getAttribute("data-mantine-color-scheme"), "dark");
+    await shot("24-dark-roles");
+    await page.emulateMedia({ colorScheme: "light" });
+  });
+
+  await t.test("a tenant admin logs in by keyboard and cannot see another tenant", async () => {
+    await page.getByRole("button", { name: /Account:/ }).click();
+    await page.getByRole("menuitem", { name: "Log out" }).click();
+    await page.getByLabel("Tenant code").waitFor();
+    // Keyboard only: the tenant code field has the focus.
+    await page.keyboard.type("TEST-002");
+    await page.keyboard.press("Tab");
+    await page.keyboard.type("bob@pacific.example");
+    await page.keyboard.press("Tab");
+    await page.keyboard.type(DEMO_PASSWORD);
+    await page.keyboard.press("Enter");
+    await page.getByRole("heading", { name: "Tenants" }).waitFor();
+    await page.getByRole("link", { name: "TEST-002" }).waitFor();
+    const listed = await page.getByRole("table").innerText();
+    assert.doesNotMatch(listed, /TEST-001|CONSOLE-1|PLATFORM/);
+    assert.equal(await page.getByTestId("tenant-switcher").count(), 0, "no switcher: Pacific Lines has no sub-tenants");
+    await shot("25-tenant-admin-tenants");
+
+    // Naming Nordic's tenant in the address: the API refuses, the page shows it and no Nordic data.
+    const bob = await login2(stack.api, "TEST-002", "bob@pacific.example");
+    const api = await apiCall(stack.api, "GET", "/api/v1/users", { token: bob, tenant: TEST_001 });
+    assert.ok(api.status === 403 || api.status === 404, JSON.stringify(api.body));
+    await go(`/t/${TEST_001}/users`);
+    await page.getByRole("alert").filter({ hasText: api.body.error.code }).waitFor();
+    assert.doesNotMatch(await page.locator("main").innerText(), /alice@nordic\.example/);
+    const direct = await apiCall(stack.api, "GET", `/api/v1/tenants/${TEST_001}`, { token: bob });
+    assert.equal(direct.status, 404);
+    await go(`/t/${TEST_002}/tenants/${TEST_001}`);
+    await page.getByRole("alert").filter({ hasText: "RESOURCE_NOT_FOUND" }).waitFor();
+    await shot("26-tenant-admin-other-tenant");
+  });
+
+  await t.test("no request left the console's origin", () => {
+    assert.deepEqual(foreign, []);
+  });
+});
+
+let cachedRoot = null;
+async function rootToken(api) {
+  cachedRoot ??= await login2(api, "PLATFORM", ROOT_EMAIL, ROOT_PASSWORD);
+  return cachedRoot;
+}
+
+async function login2(api, tenant, email, password = DEMO_PASSWORD) {
+  const r = await apiCall(api, "POST", "/api/v1/auth/login", { body: { email, password, tenant_code: tenant } });
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  return r.body.access_token;
+}
