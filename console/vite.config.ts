@@ -46,7 +46,9 @@ export default defineConfig({
     outDir: "dist",
     emptyOutDir: true,
     sourcemap: false,
-    chunkSizeWarningLimit: 600,
+    // One chunk of ~820 kB (~245 KiB gzip); the budget that counts is checked
+    // in gzip by tests/console.test.mjs (300 KiB for all the JavaScript).
+    chunkSizeWarningLimit: 1000,
   },
   server: {
     host: "127.0.0.1",
