@@ -3,6 +3,9 @@
 // in production) to SENTINEL_ADMIN_URL (default http://127.0.0.1:8081).
 import { defineConfig, type Plugin } from "vite";
 import react from "@vitejs/plugin-react";
+import { copyFileSync, mkdirSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const admin = process.env.SENTINEL_ADMIN_URL ?? "http://127.0.0.1:8081";
@@ -36,9 +39,26 @@ function contentSecurityPolicy(): Plugin {
   };
 }
 
+// The admin API's Redoc page (/api/v1/docs) loads Redoc from this build
+// (`/console/vendor/redoc.standalone.js`, the pinned npm package) instead of
+// a CDN. Not part of the console's own bundle or its size budget.
+function vendorRedoc(): Plugin {
+  return {
+    name: "sentinel-vendor-redoc",
+    apply: "build",
+    closeBundle() {
+      const require = createRequire(import.meta.url);
+      const bundles = join(dirname(require.resolve("redoc/package.json")), "bundles");
+      const out = fileURLToPath(new URL("./dist/vendor", import.meta.url));
+      mkdirSync(out, { recursive: true });
+      for (const f of ["redoc.standalone.js", "redoc.standalone.js.LICENSE.txt"]) copyFileSync(join(bundles, f), join(out, f));
+    },
+  };
+}
+
 export default defineConfig({
   base: "/console/",
-  plugins: [react(), contentSecurityPolicy()],
+  plugins: [react(), contentSecurityPolicy(), vendorRedoc()],
   resolve: {
     alias: { "@": fileURLToPath(new URL("./src", import.meta.url)) },
   },
