@@ -11,6 +11,7 @@ import { useApi, useMe, useSession, useTenantId } from "@/app/session-context";
 import { ErrorAlert } from "@/ui/ErrorAlert";
 import { LoadMore } from "@/ui/LoadMore";
 import { PageHeader } from "@/ui/PageHeader";
+import { FormActions } from "@/ui/FormActions";
 import { reportToForm } from "@/ui/forms";
 
 const TIERS = [
@@ -173,15 +174,7 @@ function CreateField({ opened, onClose, tier }: { opened: boolean; onClose: () =
             />
           </Group>
           <TextInput label="Description" {...form.getInputProps("description")} />
-          <ErrorAlert error={failure} />
-          <Group justify="flex-end">
-            <Button variant="default" onClick={onClose}>
-              Cancel
-            </Button>
-            <Button type="submit" loading={create.isPending}>
-              Define field
-            </Button>
-          </Group>
+          <FormActions failure={failure} onCancel={onClose} submitLabel="Define field" busy={create.isPending} />
         </Stack>
       </form>
     </Modal>

@@ -1,6 +1,5 @@
 // One group: its members and its roles (with the API scopes they carry).
-import { useState } from "react";
-import { Anchor, Badge, Breadcrumbs, Button, Card, CloseButton, Group, Select, SimpleGrid, Stack, Table, Text } from "@mantine/core";
+import { Anchor, Badge, Breadcrumbs, Card, CloseButton, Group, SimpleGrid, Stack, Table, Text } from "@mantine/core";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { Link, useParams } from "react-router";
 import { unwrap } from "@/api/client";
@@ -9,6 +8,7 @@ import { as, type GroupMembers, type GroupRoles } from "@/api/types";
 import { useApi, useSession, useTenantId } from "@/app/session-context";
 import { ErrorAlert } from "@/ui/ErrorAlert";
 import { PageHeader } from "@/ui/PageHeader";
+import { PickAndAdd } from "@/ui/PickAndAdd";
 import { QueryView } from "@/ui/QueryView";
 
 export function GroupDetail() {
@@ -46,7 +46,6 @@ function Members({ groupId }: { groupId: string }) {
   const session = useSession();
   const queryClient = useQueryClient();
   const users = useUserOptions();
-  const [pick, setPick] = useState<string | null>(null);
   const key = [tenantId, "groups", groupId, "members"];
   const members = useQuery({
     queryKey: key,
@@ -57,11 +56,6 @@ function Members({ groupId }: { groupId: string }) {
     queryClient.invalidateQueries({ queryKey: key });
     queryClient.invalidateQueries({ queryKey: [tenantId, "users"] });
   };
-  const add = useMutation({
-    mutationFn: (uid: string) =>
-      unwrap(api.POST("/api/v1/groups/{id}/members", { params: { path: { id: groupId } }, body: { user_ids: [uid] } })),
-    onSuccess: () => (setPick(null), changed()),
-  });
   const remove = useMutation({
     mutationFn: (uid: string) =>
       unwrap(api.DELETE("/api/v1/groups/{id}/members/{user_id}", { params: { path: { id: groupId, user_id: uid } } })),
@@ -107,21 +101,19 @@ function Members({ groupId }: { groupId: string }) {
                 </Table.Tbody>
               </Table>
               {canEdit && (
-                <Group align="flex-end" gap="xs">
-                  <Select
-                    label="Add member"
-                    searchable
-                    data={(users.data ?? []).filter((o) => !inGroup.has(o.value))}
-                    value={pick}
-                    onChange={setPick}
-                    style={{ flex: 1 }}
-                  />
-                  <Button variant="default" disabled={!pick} loading={add.isPending} onClick={() => pick && add.mutate(pick)}>
-                    Add
-                  </Button>
-                </Group>
+                <PickAndAdd
+                  label="Add member"
+                  action="Add"
+                  options={users.data}
+                  exclude={inGroup}
+                  onAdd={(uid) =>
+                    unwrap(
+                      api.POST("/api/v1/groups/{id}/members", { params: { path: { id: groupId } }, body: { user_ids: [uid] } }),
+                    ).then(changed)
+                  }
+                />
               )}
-              <ErrorAlert error={add.error ?? remove.error} />
+              <ErrorAlert error={remove.error} />
             </Stack>
           );
         }}
@@ -136,17 +128,11 @@ function Roles({ groupId }: { groupId: string }) {
   const session = useSession();
   const queryClient = useQueryClient();
   const roles = useRoleOptions();
-  const [pick, setPick] = useState<string | null>(null);
   const key = [tenantId, "groups", groupId, "roles"];
   const held = useQuery({
     queryKey: key,
     queryFn: async () =>
       as<GroupRoles>(await unwrap(api.GET("/api/v1/groups/{id}/roles", { params: { path: { id: groupId } } }))),
-  });
-  const add = useMutation({
-    mutationFn: (rid: string) =>
-      unwrap(api.POST("/api/v1/groups/{id}/roles", { params: { path: { id: groupId } }, body: { role_ids: [rid] } })),
-    onSuccess: () => (setPick(null), queryClient.invalidateQueries({ queryKey: key })),
   });
   const remove = useMutation({
     mutationFn: (rid: string) =>
@@ -188,21 +174,19 @@ function Roles({ groupId }: { groupId: string }) {
                 API scopes through these roles: {r.effective_scopes.join(", ") || "none"}
               </Text>
               {canEdit && (
-                <Group align="flex-end" gap="xs">
-                  <Select
-                    label="Give role"
-                    searchable
-                    data={(roles.data ?? []).filter((o) => !has.has(o.value))}
-                    value={pick}
-                    onChange={setPick}
-                    style={{ flex: 1 }}
-                  />
-                  <Button variant="default" disabled={!pick} loading={add.isPending} onClick={() => pick && add.mutate(pick)}>
-                    Give
-                  </Button>
-                </Group>
+                <PickAndAdd
+                  label="Give role"
+                  action="Give"
+                  options={roles.data}
+                  exclude={has}
+                  onAdd={(rid) =>
+                    unwrap(
+                      api.POST("/api/v1/groups/{id}/roles", { params: { path: { id: groupId } }, body: { role_ids: [rid] } }),
+                    ).then(() => queryClient.invalidateQueries({ queryKey: key }))
+                  }
+                />
               )}
-              <ErrorAlert error={add.error ?? remove.error} />
+              <ErrorAlert error={remove.error} />
             </Stack>
           );
         }}

@@ -1,6 +1,6 @@
 // Groups: members get every role of the group.
 import { useState } from "react";
-import { Anchor, Button, Group, Modal, MultiSelect, Stack, Table, TextInput, Textarea } from "@mantine/core";
+import { Anchor, Button, Modal, MultiSelect, Stack, Table, TextInput, Textarea } from "@mantine/core";
 import { useForm } from "@mantine/form";
 import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { Link, useNavigate } from "react-router";
@@ -9,9 +9,9 @@ import { listParams, usePagedList } from "@/api/lists";
 import { useRoleOptions, useUserOptions } from "@/api/options";
 import type { Group as GroupT } from "@/api/types";
 import { useApi, useSession, useTenantId } from "@/app/session-context";
-import { ErrorAlert } from "@/ui/ErrorAlert";
-import { LoadMore } from "@/ui/LoadMore";
+import { ListTable } from "@/ui/ListTable";
 import { PageHeader } from "@/ui/PageHeader";
+import { FormActions } from "@/ui/FormActions";
 import { reportToForm } from "@/ui/forms";
 import { when } from "@/ui/format";
 
@@ -30,33 +30,19 @@ export function GroupsPage() {
         description="Members of a group hold every role given to the group."
         actions={session.can("group", "admin") && <Button onClick={() => setCreating(true)}>New group</Button>}
       />
-      {list.isError && <ErrorAlert error={list.error} />}
-      <Table.ScrollContainer minWidth={500}>
-        <Table striped highlightOnHover>
-          <Table.Caption>{list.isPending ? "Loading…" : `${list.items.length} groups`}</Table.Caption>
-          <Table.Thead>
-            <Table.Tr>
-              <Table.Th>Name</Table.Th>
-              <Table.Th>Description</Table.Th>
-              <Table.Th>Created</Table.Th>
-            </Table.Tr>
-          </Table.Thead>
-          <Table.Tbody>
-            {list.items.map((g) => (
-              <Table.Tr key={g.id}>
-                <Table.Td>
-                  <Anchor component={Link} to={`/t/${tenantId}/groups/${g.id}`}>
-                    {g.name}
-                  </Anchor>
-                </Table.Td>
-                <Table.Td>{g.description}</Table.Td>
-                <Table.Td>{when(g.created_at)}</Table.Td>
-              </Table.Tr>
-            ))}
-          </Table.Tbody>
-        </Table>
-      </Table.ScrollContainer>
-      <LoadMore hasNext={list.hasNextPage} loading={list.isFetchingNextPage} onClick={() => list.fetchNextPage()} />
+      <ListTable list={list} noun="groups" minWidth={500} head={["Name", "Description", "Created"]}>
+        {list.items.map((g) => (
+          <Table.Tr key={g.id}>
+            <Table.Td>
+              <Anchor component={Link} to={`/t/${tenantId}/groups/${g.id}`}>
+                {g.name}
+              </Anchor>
+            </Table.Td>
+            <Table.Td>{g.description}</Table.Td>
+            <Table.Td>{when(g.created_at)}</Table.Td>
+          </Table.Tr>
+        ))}
+      </ListTable>
       <CreateGroup opened={creating} onClose={() => setCreating(false)} />
     </>
   );
@@ -96,15 +82,7 @@ function CreateGroup({ opened, onClose }: { opened: boolean; onClose: () => void
           <Textarea label="Description" autosize minRows={1} {...form.getInputProps("description")} />
           <MultiSelect label="Roles" searchable data={roles.data ?? []} {...form.getInputProps("role_ids")} />
           <MultiSelect label="Members" searchable data={users.data ?? []} {...form.getInputProps("user_ids")} />
-          <ErrorAlert error={failure} />
-          <Group justify="flex-end">
-            <Button variant="default" onClick={onClose}>
-              Cancel
-            </Button>
-            <Button type="submit" loading={create.isPending}>
-              Create group
-            </Button>
-          </Group>
+          <FormActions failure={failure} onCancel={onClose} submitLabel="Create group" busy={create.isPending} />
         </Stack>
       </form>
     </Modal>

@@ -11,6 +11,7 @@ import { useApi, useMe, useSession, useTenantId } from "@/app/session-context";
 import { ErrorAlert } from "@/ui/ErrorAlert";
 import { PageHeader } from "@/ui/PageHeader";
 import { QueryView } from "@/ui/QueryView";
+import { FormActions } from "@/ui/FormActions";
 import { reportToForm } from "@/ui/forms";
 
 /** Items in tree order with their depth. */
@@ -209,15 +210,7 @@ function CreateItem({ opened, onClose, items }: { opened: boolean; onClose: () =
             <TextInput label="…this action" placeholder="read" {...form.getInputProps("action")} />
           </Group>
           <TextInput label="Icon name" {...form.getInputProps("icon")} />
-          <ErrorAlert error={failure} />
-          <Group justify="flex-end">
-            <Button variant="default" onClick={onClose}>
-              Cancel
-            </Button>
-            <Button type="submit" loading={create.isPending}>
-              Add item
-            </Button>
-          </Group>
+          <FormActions failure={failure} onCancel={onClose} submitLabel="Add item" busy={create.isPending} />
         </Stack>
       </form>
     </Modal>

@@ -7,8 +7,8 @@ import { unwrap } from "@/api/client";
 import { listParams, usePagedList } from "@/api/lists";
 import type { Permission } from "@/api/types";
 import { useApi, useSession, useTenantId } from "@/app/session-context";
-import { ErrorAlert } from "@/ui/ErrorAlert";
-import { LoadMore } from "@/ui/LoadMore";
+import { ListTable } from "@/ui/ListTable";
+import { PermissionCells } from "./PermissionCells";
 import { PageHeader } from "@/ui/PageHeader";
 
 export function PermissionsPage() {
@@ -43,50 +43,25 @@ export function PermissionsPage() {
         <TextInput label="Resource type" value={type} onChange={(e) => setType(e.currentTarget.value)} w={200} />
         <Select label="Effect" placeholder="any" clearable data={["allow", "deny"]} value={effect} onChange={setEffect} w={140} />
       </Group>
-      {list.isError && <ErrorAlert error={list.error} />}
-      <Table.ScrollContainer minWidth={760}>
-        <Table striped highlightOnHover>
-          <Table.Caption>{list.isPending ? "Loading…" : `${list.items.length} permissions`}</Table.Caption>
-          <Table.Thead>
-            <Table.Tr>
-              <Table.Th>Name</Table.Th>
-              <Table.Th>Effect</Table.Th>
-              <Table.Th>Resource</Table.Th>
-              <Table.Th>Actions</Table.Th>
-              <Table.Th>Conditions</Table.Th>
-              <Table.Th>Tenant scope</Table.Th>
-            </Table.Tr>
-          </Table.Thead>
-          <Table.Tbody>
-            {list.items.map((p) => (
-              <Table.Tr key={p.id}>
-                <Table.Td>
-                  <Anchor component={Link} to={`/t/${tenantId}/permissions/${p.id}`}>
-                    {p.name}
-                  </Anchor>
-                  {!p.is_active && (
-                    <Badge size="xs" color="gray" ml="xs">
-                      inactive
-                    </Badge>
-                  )}
-                </Table.Td>
-                <Table.Td>
-                  <Badge color={p.effect === "deny" ? "red" : "green"} variant="light">
-                    {p.effect}
-                  </Badge>
-                </Table.Td>
-                <Table.Td>
-                  {p.resource_type}:{p.resource_pattern}
-                </Table.Td>
-                <Table.Td>{p.actions.join(", ")}</Table.Td>
-                <Table.Td>{Array.isArray(p.conditions) ? p.conditions.length || "—" : "—"}</Table.Td>
-                <Table.Td>{p.tenant_scope}</Table.Td>
-              </Table.Tr>
-            ))}
-          </Table.Tbody>
-        </Table>
-      </Table.ScrollContainer>
-      <LoadMore hasNext={list.hasNextPage} loading={list.isFetchingNextPage} onClick={() => list.fetchNextPage()} />
+      <ListTable list={list} noun="permissions" minWidth={760} head={["Name", "Effect", "Resource", "Actions", "Conditions", "Tenant scope"]}>
+        {list.items.map((p) => (
+          <Table.Tr key={p.id}>
+            <Table.Td>
+              <Anchor component={Link} to={`/t/${tenantId}/permissions/${p.id}`}>
+                {p.name}
+              </Anchor>
+              {!p.is_active && (
+                <Badge size="xs" color="gray" ml="xs">
+                  inactive
+                </Badge>
+              )}
+            </Table.Td>
+            <PermissionCells p={p} />
+            <Table.Td>{Array.isArray(p.conditions) ? p.conditions.length || "—" : "—"}</Table.Td>
+            <Table.Td>{p.tenant_scope}</Table.Td>
+          </Table.Tr>
+        ))}
+      </ListTable>
     </>
   );
 }

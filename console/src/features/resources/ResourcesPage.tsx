@@ -8,9 +8,9 @@ import { unwrap } from "@/api/client";
 import { listParams, usePagedList } from "@/api/lists";
 import type { Resource } from "@/api/types";
 import { useApi, useSession, useTenantId } from "@/app/session-context";
-import { ErrorAlert } from "@/ui/ErrorAlert";
-import { LoadMore } from "@/ui/LoadMore";
+import { ListTable } from "@/ui/ListTable";
 import { PageHeader } from "@/ui/PageHeader";
+import { FormActions } from "@/ui/FormActions";
 import { reportToForm } from "@/ui/forms";
 
 export function ResourcesPage() {
@@ -38,37 +38,21 @@ export function ResourcesPage() {
       <Group mb="sm">
         <TextInput label="Resource type" value={type} onChange={(e) => setType(e.currentTarget.value)} w={200} />
       </Group>
-      {list.isError && <ErrorAlert error={list.error} />}
-      <Table.ScrollContainer minWidth={640}>
-        <Table striped highlightOnHover>
-          <Table.Caption>{list.isPending ? "Loading…" : `${list.items.length} resources`}</Table.Caption>
-          <Table.Thead>
-            <Table.Tr>
-              <Table.Th>Type</Table.Th>
-              <Table.Th>External id</Table.Th>
-              <Table.Th>Name</Table.Th>
-              <Table.Th>Parent</Table.Th>
-              <Table.Th>Attributes</Table.Th>
-            </Table.Tr>
-          </Table.Thead>
-          <Table.Tbody>
-            {list.items.map((r) => (
-              <Table.Tr key={r.id}>
-                <Table.Td>{r.resource_type}</Table.Td>
-                <Table.Td>
-                  <Code>{r.external_id}</Code>
-                </Table.Td>
-                <Table.Td>{r.name}</Table.Td>
-                <Table.Td>{r.parent_id ? (byId.get(r.parent_id)?.external_id ?? "…") : "—"}</Table.Td>
-                <Table.Td>
-                  <Code>{JSON.stringify(r.attributes)}</Code>
-                </Table.Td>
-              </Table.Tr>
-            ))}
-          </Table.Tbody>
-        </Table>
-      </Table.ScrollContainer>
-      <LoadMore hasNext={list.hasNextPage} loading={list.isFetchingNextPage} onClick={() => list.fetchNextPage()} />
+      <ListTable list={list} noun="resources" minWidth={640} head={["Type", "External id", "Name", "Parent", "Attributes"]}>
+        {list.items.map((r) => (
+          <Table.Tr key={r.id}>
+            <Table.Td>{r.resource_type}</Table.Td>
+            <Table.Td>
+              <Code>{r.external_id}</Code>
+            </Table.Td>
+            <Table.Td>{r.name}</Table.Td>
+            <Table.Td>{r.parent_id ? (byId.get(r.parent_id)?.external_id ?? "…") : "—"}</Table.Td>
+            <Table.Td>
+              <Code>{JSON.stringify(r.attributes)}</Code>
+            </Table.Td>
+          </Table.Tr>
+        ))}
+      </ListTable>
       <CreateResource opened={creating} onClose={() => setCreating(false)} parents={list.items} />
     </>
   );
@@ -129,15 +113,7 @@ function CreateResource({ opened, onClose, parents }: { opened: boolean; onClose
             {...form.getInputProps("parent_id")}
           />
           <JsonInput label="Attributes" autosize minRows={3} formatOnBlur {...form.getInputProps("attributes")} />
-          <ErrorAlert error={failure} />
-          <Group justify="flex-end">
-            <Button variant="default" onClick={onClose}>
-              Cancel
-            </Button>
-            <Button type="submit" loading={create.isPending}>
-              Create resource
-            </Button>
-          </Group>
+          <FormActions failure={failure} onCancel={onClose} submitLabel="Create resource" busy={create.isPending} />
         </Stack>
       </form>
     </Modal>

@@ -25,7 +25,9 @@ import { usePermissionOptions, useRoleOptions, useUserOptions } from "@/api/opti
 import { as, type RolePermissions } from "@/api/types";
 import { useApi, useSession, useTenantId } from "@/app/session-context";
 import { ErrorAlert } from "@/ui/ErrorAlert";
+import { PermissionCells } from "@/features/permissions/PermissionCells";
 import { PageHeader } from "@/ui/PageHeader";
+import { PickAndAdd } from "@/ui/PickAndAdd";
 import { QueryView } from "@/ui/QueryView";
 import { reportToForm } from "@/ui/forms";
 
@@ -144,26 +146,19 @@ function AssignUsers({ roleId }: { roleId: string }) {
   const session = useSession();
   const queryClient = useQueryClient();
   const users = useUserOptions();
-  const [pick, setPick] = useState<string | null>(null);
-  const assign = useMutation({
-    mutationFn: (uid: string) =>
-      unwrap(api.POST("/api/v1/roles/{id}/assign", { params: { path: { id: roleId } }, body: { user_ids: [uid] } })),
-    onSuccess: () => {
-      setPick(null);
-      queryClient.invalidateQueries({ queryKey: [tenantId, "users"] });
-    },
-  });
   if (!session.can("role", "write")) return null;
   return (
     <Stack gap="xs" mt="md">
-      <Group align="flex-end" gap="xs">
-        <Select label="Assign to user" searchable data={users.data ?? []} value={pick} onChange={setPick} style={{ flex: 1 }} />
-        <Button variant="default" disabled={!pick} loading={assign.isPending} onClick={() => pick && assign.mutate(pick)}>
-          Assign
-        </Button>
-      </Group>
-      {assign.isSuccess && <Text size="sm">Assigned.</Text>}
-      <ErrorAlert error={assign.error} />
+      <PickAndAdd
+        label="Assign to user"
+        action="Assign"
+        options={users.data}
+        onAdd={(uid) =>
+          unwrap(api.POST("/api/v1/roles/{id}/assign", { params: { path: { id: roleId } }, body: { user_ids: [uid] } })).then(
+            () => queryClient.invalidateQueries({ queryKey: [tenantId, "users"] }),
+          )
+        }
+      />
     </Stack>
   );
 }
@@ -174,17 +169,11 @@ function RolePermissionsCard({ roleId }: { roleId: string }) {
   const session = useSession();
   const queryClient = useQueryClient();
   const options = usePermissionOptions();
-  const [pick, setPick] = useState<string | null>(null);
   const key = [tenantId, "roles", roleId, "permissions"];
   const perms = useQuery({
     queryKey: key,
     queryFn: async () =>
       as<RolePermissions>(await unwrap(api.GET("/api/v1/roles/{id}/permissions", { params: { path: { id: roleId } } }))),
-  });
-  const attach = useMutation({
-    mutationFn: (pid: string) =>
-      unwrap(api.POST("/api/v1/roles/{id}/permissions", { params: { path: { id: roleId } }, body: { permission_ids: [pid] } })),
-    onSuccess: () => (setPick(null), queryClient.invalidateQueries({ queryKey: key })),
   });
   const detach = useMutation({
     mutationFn: (pid: string) =>
@@ -221,15 +210,7 @@ function RolePermissionsCard({ roleId }: { roleId: string }) {
                     {p.items.map((x) => (
                       <Table.Tr key={x.id}>
                         <Table.Td>{x.name}</Table.Td>
-                        <Table.Td>
-                          <Badge color={x.effect === "deny" ? "red" : "green"} variant="light">
-                            {x.effect}
-                          </Badge>
-                        </Table.Td>
-                        <Table.Td>
-                          {x.resource_type}:{x.resource_pattern}
-                        </Table.Td>
-                        <Table.Td>{x.actions.join(", ")}</Table.Td>
+                        <PermissionCells p={x} />
                         <Table.Td>
                           {canEdit && <CloseButton aria-label={`Detach ${x.name}`} onClick={() => detach.mutate(x.id)} />}
                         </Table.Td>
@@ -239,21 +220,22 @@ function RolePermissionsCard({ roleId }: { roleId: string }) {
                 </Table>
               </Table.ScrollContainer>
               {canEdit && (
-                <Group align="flex-end" gap="xs">
-                  <Select
-                    label="Attach permission"
-                    searchable
-                    data={(options.data ?? []).filter((o) => !held.has(o.value))}
-                    value={pick}
-                    onChange={setPick}
-                    style={{ flex: 1 }}
-                  />
-                  <Button variant="default" disabled={!pick} loading={attach.isPending} onClick={() => pick && attach.mutate(pick)}>
-                    Attach
-                  </Button>
-                </Group>
+                <PickAndAdd
+                  label="Attach permission"
+                  action="Attach"
+                  options={options.data}
+                  exclude={held}
+                  onAdd={(pid) =>
+                    unwrap(
+                      api.POST("/api/v1/roles/{id}/permissions", {
+                        params: { path: { id: roleId } },
+                        body: { permission_ids: [pid] },
+                      }),
+                    ).then(() => queryClient.invalidateQueries({ queryKey: key }))
+                  }
+                />
               )}
-              <ErrorAlert error={attach.error ?? detach.error} />
+              <ErrorAlert error={detach.error} />
             </Stack>
           );
         }}

@@ -1,6 +1,6 @@
 // Roles of the tenant: parent (inheritance), API scopes, permissions.
 import { useState } from "react";
-import { Anchor, Badge, Button, Group, Modal, MultiSelect, Select, Stack, Table, TextInput, Textarea } from "@mantine/core";
+import { Anchor, Badge, Button, Modal, MultiSelect, Select, Stack, Table, TextInput, Textarea } from "@mantine/core";
 import { useForm } from "@mantine/form";
 import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { Link, useNavigate } from "react-router";
@@ -9,9 +9,9 @@ import { listParams, usePagedList } from "@/api/lists";
 import { usePermissionOptions, useRoleOptions } from "@/api/options";
 import type { Role } from "@/api/types";
 import { useApi, useSession, useTenantId } from "@/app/session-context";
-import { ErrorAlert } from "@/ui/ErrorAlert";
-import { LoadMore } from "@/ui/LoadMore";
+import { ListTable } from "@/ui/ListTable";
 import { PageHeader } from "@/ui/PageHeader";
+import { FormActions } from "@/ui/FormActions";
 import { reportToForm } from "@/ui/forms";
 import { SCOPE_OPTIONS } from "./scopes";
 
@@ -31,40 +31,25 @@ export function RolesPage() {
         description="A role inherits every permission and scope of its parent chain; users get roles directly and through groups."
         actions={session.can("role", "admin") && <Button onClick={() => setCreating(true)}>New role</Button>}
       />
-      {list.isError && <ErrorAlert error={list.error} />}
-      <Table.ScrollContainer minWidth={640}>
-        <Table striped highlightOnHover>
-          <Table.Caption>{list.isPending ? "Loading…" : `${list.items.length} roles`}</Table.Caption>
-          <Table.Thead>
-            <Table.Tr>
-              <Table.Th>Name</Table.Th>
-              <Table.Th>Inherits from</Table.Th>
-              <Table.Th>API scopes</Table.Th>
-              <Table.Th>Description</Table.Th>
-            </Table.Tr>
-          </Table.Thead>
-          <Table.Tbody>
-            {list.items.map((r) => (
-              <Table.Tr key={r.id}>
-                <Table.Td>
-                  <Anchor component={Link} to={`/t/${tenantId}/roles/${r.id}`}>
-                    {r.name}
-                  </Anchor>{" "}
-                  {r.is_system && (
-                    <Badge size="xs" variant="outline">
-                      system
-                    </Badge>
-                  )}
-                </Table.Td>
-                <Table.Td>{r.parent_role_id ? (byId.get(r.parent_role_id)?.name ?? "—") : "—"}</Table.Td>
-                <Table.Td>{r.scopes.length}</Table.Td>
-                <Table.Td>{r.description}</Table.Td>
-              </Table.Tr>
-            ))}
-          </Table.Tbody>
-        </Table>
-      </Table.ScrollContainer>
-      <LoadMore hasNext={list.hasNextPage} loading={list.isFetchingNextPage} onClick={() => list.fetchNextPage()} />
+      <ListTable list={list} noun="roles" minWidth={640} head={["Name", "Inherits from", "API scopes", "Description"]}>
+        {list.items.map((r) => (
+          <Table.Tr key={r.id}>
+            <Table.Td>
+              <Anchor component={Link} to={`/t/${tenantId}/roles/${r.id}`}>
+                {r.name}
+              </Anchor>{" "}
+              {r.is_system && (
+                <Badge size="xs" variant="outline">
+                  system
+                </Badge>
+              )}
+            </Table.Td>
+            <Table.Td>{r.parent_role_id ? (byId.get(r.parent_role_id)?.name ?? "—") : "—"}</Table.Td>
+            <Table.Td>{r.scopes.length}</Table.Td>
+            <Table.Td>{r.description}</Table.Td>
+          </Table.Tr>
+        ))}
+      </ListTable>
       <CreateRole opened={creating} onClose={() => setCreating(false)} />
     </>
   );
@@ -135,15 +120,7 @@ function CreateRole({ opened, onClose }: { opened: boolean; onClose: () => void 
             data={permissions.data ?? []}
             {...form.getInputProps("permission_ids")}
           />
-          <ErrorAlert error={failure} />
-          <Group justify="flex-end">
-            <Button variant="default" onClick={onClose}>
-              Cancel
-            </Button>
-            <Button type="submit" loading={create.isPending}>
-              Create role
-            </Button>
-          </Group>
+          <FormActions failure={failure} onCancel={onClose} submitLabel="Create role" busy={create.isPending} />
         </Stack>
       </form>
     </Modal>

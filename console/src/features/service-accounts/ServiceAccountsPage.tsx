@@ -1,6 +1,6 @@
 // Machine principals: an API key each, shown once at creation and rotation.
 import { useState } from "react";
-import { Badge, Button, Group, Menu, Modal, MultiSelect, NumberInput, Stack, Table, Text, TextInput, VisuallyHidden } from "@mantine/core";
+import { Badge, Button, Menu, Modal, MultiSelect, NumberInput, Stack, Table, Text, TextInput, VisuallyHidden } from "@mantine/core";
 import { useForm } from "@mantine/form";
 import { notifications } from "@mantine/notifications";
 import { useMutation, useQueryClient } from "@tanstack/react-query";
@@ -13,6 +13,7 @@ import { ErrorAlert } from "@/ui/ErrorAlert";
 import { LoadMore } from "@/ui/LoadMore";
 import { PageHeader } from "@/ui/PageHeader";
 import { ShownOnce } from "@/ui/ShownOnce";
+import { FormActions } from "@/ui/FormActions";
 import { reportToForm } from "@/ui/forms";
 import { when } from "@/ui/format";
 
@@ -182,15 +183,7 @@ function CreateServiceAccount({
             allowDecimal={false}
             {...form.getInputProps("expires_in_days")}
           />
-          <ErrorAlert error={failure} />
-          <Group justify="flex-end">
-            <Button variant="default" onClick={onClose}>
-              Cancel
-            </Button>
-            <Button type="submit" loading={create.isPending}>
-              Create and show key
-            </Button>
-          </Group>
+          <FormActions failure={failure} onCancel={onClose} submitLabel="Create and show key" busy={create.isPending} />
         </Stack>
       </form>
     </Modal>

@@ -3,6 +3,7 @@ import { Anchor, Badge, Breadcrumbs, Button, Card, Group, List, SimpleGrid, Stac
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { Link, useNavigate, useParams } from "react-router";
 import { unwrap } from "@/api/client";
+import type { Tenant } from "@/api/types";
 import { useApi, useSession, useTenantId } from "@/app/session-context";
 import { ErrorAlert } from "@/ui/ErrorAlert";
 import { PageHeader } from "@/ui/PageHeader";
@@ -78,51 +79,38 @@ export function TenantDetail() {
                 </Text>
               </Stack>
             </Card>
-            <Card withBorder>
-              <Text fw={600} mb="xs">
-                Ancestors
-              </Text>
-              {h.ancestors.length === 0 ? (
-                <Text size="sm" c="dimmed">
-                  none visible
-                </Text>
-              ) : (
-                <List size="sm">
-                  {h.ancestors.map((t) => (
-                    <List.Item key={t.id}>
-                      <Anchor component={Link} to={`/t/${tenantId}/tenants/${t.id}`}>
-                        {t.code}
-                      </Anchor>{" "}
-                      {t.name}
-                    </List.Item>
-                  ))}
-                </List>
-              )}
-            </Card>
-            <Card withBorder>
-              <Text fw={600} mb="xs">
-                Sub-tenants
-              </Text>
-              {h.descendants.length === 0 ? (
-                <Text size="sm" c="dimmed">
-                  none
-                </Text>
-              ) : (
-                <List size="sm">
-                  {h.descendants.map((t) => (
-                    <List.Item key={t.id}>
-                      <Anchor component={Link} to={`/t/${tenantId}/tenants/${t.id}`}>
-                        {t.code}
-                      </Anchor>{" "}
-                      {t.name}
-                    </List.Item>
-                  ))}
-                </List>
-              )}
-            </Card>
+            <TenantLinks title="Ancestors" tenants={h.ancestors} none="none visible" />
+            <TenantLinks title="Sub-tenants" tenants={h.descendants} none="none" />
           </SimpleGrid>
         </>
       )}
     </QueryView>
+  );
+}
+
+function TenantLinks({ title, tenants, none }: { title: string; tenants: Tenant[]; none: string }) {
+  const tenantId = useTenantId();
+  return (
+    <Card withBorder>
+      <Text fw={600} mb="xs">
+        {title}
+      </Text>
+      {tenants.length === 0 ? (
+        <Text size="sm" c="dimmed">
+          {none}
+        </Text>
+      ) : (
+        <List size="sm">
+          {tenants.map((t) => (
+            <List.Item key={t.id}>
+              <Anchor component={Link} to={`/t/${tenantId}/tenants/${t.id}`}>
+                {t.code}
+              </Anchor>{" "}
+              {t.name}
+            </List.Item>
+          ))}
+        </List>
+      )}
+    </Card>
   );
 }

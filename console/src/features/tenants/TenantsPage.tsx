@@ -9,9 +9,9 @@ import { unwrap } from "@/api/client";
 import { listParams, usePagedList } from "@/api/lists";
 import type { Tenant } from "@/api/types";
 import { useApi, useMe, useSession, useTenantId } from "@/app/session-context";
-import { ErrorAlert } from "@/ui/ErrorAlert";
-import { LoadMore } from "@/ui/LoadMore";
+import { ListTable } from "@/ui/ListTable";
 import { PageHeader } from "@/ui/PageHeader";
+import { FormActions } from "@/ui/FormActions";
 import { reportToForm } from "@/ui/forms";
 import { when } from "@/ui/format";
 
@@ -51,43 +51,26 @@ export function TenantsPage() {
           w={180}
         />
       </Group>
-      {list.isError && <ErrorAlert error={list.error} />}
-      <Table.ScrollContainer minWidth={640}>
-        <Table striped highlightOnHover>
-          <Table.Caption>{list.isPending ? "Loading…" : `${list.items.length} tenants`}</Table.Caption>
-          <Table.Thead>
-            <Table.Tr>
-              <Table.Th>Code</Table.Th>
-              <Table.Th>Name</Table.Th>
-              <Table.Th>Type</Table.Th>
-              <Table.Th>Parent</Table.Th>
-              <Table.Th>Status</Table.Th>
-              <Table.Th>Created</Table.Th>
-            </Table.Tr>
-          </Table.Thead>
-          <Table.Tbody>
-            {list.items.map((t) => (
-              <Table.Tr key={t.id}>
-                <Table.Td>
-                  <Anchor component={Link} to={`/t/${tenantId}/tenants/${t.id}`}>
-                    {t.code}
-                  </Anchor>
-                </Table.Td>
-                <Table.Td>{t.name}</Table.Td>
-                <Table.Td>{t.type}</Table.Td>
-                <Table.Td>{t.parent_id ? (byId.get(t.parent_id)?.code ?? "—") : "—"}</Table.Td>
-                <Table.Td>
-                  <Badge color={statusColor(t.status)} variant="light">
-                    {t.status}
-                  </Badge>
-                </Table.Td>
-                <Table.Td>{when(t.created_at)}</Table.Td>
-              </Table.Tr>
-            ))}
-          </Table.Tbody>
-        </Table>
-      </Table.ScrollContainer>
-      <LoadMore hasNext={list.hasNextPage} loading={list.isFetchingNextPage} onClick={() => list.fetchNextPage()} />
+      <ListTable list={list} noun="tenants" minWidth={640} head={["Code", "Name", "Type", "Parent", "Status", "Created"]}>
+        {list.items.map((t) => (
+          <Table.Tr key={t.id}>
+            <Table.Td>
+              <Anchor component={Link} to={`/t/${tenantId}/tenants/${t.id}`}>
+                {t.code}
+              </Anchor>
+            </Table.Td>
+            <Table.Td>{t.name}</Table.Td>
+            <Table.Td>{t.type}</Table.Td>
+            <Table.Td>{t.parent_id ? (byId.get(t.parent_id)?.code ?? "—") : "—"}</Table.Td>
+            <Table.Td>
+              <Badge color={statusColor(t.status)} variant="light">
+                {t.status}
+              </Badge>
+            </Table.Td>
+            <Table.Td>{when(t.created_at)}</Table.Td>
+          </Table.Tr>
+        ))}
+      </ListTable>
       <CreateTenant opened={creating} onClose={() => setCreating(false)} parents={list.items} />
     </>
   );
@@ -136,15 +119,7 @@ function CreateTenant({ opened, onClose, parents }: { opened: boolean; onClose: 
             value={form.values.parent_id || null}
             onChange={(v) => form.setFieldValue("parent_id", v ?? "")}
           />
-          <ErrorAlert error={failure} />
-          <Group justify="flex-end">
-            <Button variant="default" onClick={onClose}>
-              Cancel
-            </Button>
-            <Button type="submit" loading={create.isPending}>
-              Create
-            </Button>
-          </Group>
+          <FormActions failure={failure} onCancel={onClose} submitLabel="Create" busy={create.isPending} />
         </Stack>
       </form>
     </Modal>

@@ -12,7 +12,6 @@ import {
   Group,
   Modal,
   PasswordInput,
-  Select,
   SimpleGrid,
   Stack,
   Table,
@@ -27,8 +26,11 @@ import { useGroupOptions, useRoleOptions } from "@/api/options";
 import { as, type EffectivePermissions, type UserDetail as Detail } from "@/api/types";
 import { useApi, useSession, useTenantId } from "@/app/session-context";
 import { ErrorAlert } from "@/ui/ErrorAlert";
+import { PermissionCells } from "@/features/permissions/PermissionCells";
 import { PageHeader } from "@/ui/PageHeader";
+import { PickAndAdd } from "@/ui/PickAndAdd";
 import { QueryView } from "@/ui/QueryView";
+import { FormActions } from "@/ui/FormActions";
 import { reportToForm } from "@/ui/forms";
 import { when } from "@/ui/format";
 import { AccountState } from "./UsersPage";
@@ -122,12 +124,6 @@ function UserRoles({ user, onChange }: { user: Detail; onChange: () => void }) {
   const api = useApi();
   const session = useSession();
   const roles = useRoleOptions();
-  const [pick, setPick] = useState<string | null>(null);
-  const add = useMutation({
-    mutationFn: (role_id: string) =>
-      unwrap(api.POST("/api/v1/users/{id}/roles", { params: { path: { id: user.id } }, body: { role_id } })),
-    onSuccess: () => (setPick(null), onChange()),
-  });
   const remove = useMutation({
     mutationFn: (role_id: string) =>
       unwrap(api.DELETE("/api/v1/users/{id}/roles/{role_id}", { params: { path: { id: user.id, role_id } } })),
@@ -162,21 +158,17 @@ function UserRoles({ user, onChange }: { user: Detail; onChange: () => void }) {
         ))}
       </Group>
       {canEdit && (
-        <Group align="flex-end" gap="xs">
-          <Select
-            label="Assign role"
-            searchable
-            data={(roles.data ?? []).filter((o) => !held.has(o.value))}
-            value={pick}
-            onChange={setPick}
-            style={{ flex: 1 }}
-          />
-          <Button disabled={!pick} loading={add.isPending} onClick={() => pick && add.mutate(pick)}>
-            Assign
-          </Button>
-        </Group>
+        <PickAndAdd
+          label="Assign role"
+          action="Assign"
+          options={roles.data}
+          exclude={held}
+          onAdd={(role_id) =>
+            unwrap(api.POST("/api/v1/users/{id}/roles", { params: { path: { id: user.id } }, body: { role_id } })).then(onChange)
+          }
+        />
       )}
-      <ErrorAlert error={add.error ?? remove.error} />
+      <ErrorAlert error={remove.error} />
     </Card>
   );
 }
@@ -185,12 +177,6 @@ function UserGroups({ user, onChange }: { user: Detail; onChange: () => void }) 
   const api = useApi();
   const session = useSession();
   const groups = useGroupOptions();
-  const [pick, setPick] = useState<string | null>(null);
-  const add = useMutation({
-    mutationFn: (gid: string) =>
-      unwrap(api.POST("/api/v1/groups/{id}/members", { params: { path: { id: gid } }, body: { user_ids: [user.id] } })),
-    onSuccess: () => (setPick(null), onChange()),
-  });
   const remove = useMutation({
     mutationFn: (gid: string) =>
       unwrap(api.DELETE("/api/v1/groups/{id}/members/{user_id}", { params: { path: { id: gid, user_id: user.id } } })),
@@ -224,21 +210,19 @@ function UserGroups({ user, onChange }: { user: Detail; onChange: () => void }) 
         ))}
       </Group>
       {canEdit && (
-        <Group align="flex-end" gap="xs">
-          <Select
-            label="Add to group"
-            searchable
-            data={(groups.data ?? []).filter((o) => !member.has(o.value))}
-            value={pick}
-            onChange={setPick}
-            style={{ flex: 1 }}
-          />
-          <Button disabled={!pick} loading={add.isPending} onClick={() => pick && add.mutate(pick)}>
-            Add
-          </Button>
-        </Group>
+        <PickAndAdd
+          label="Add to group"
+          action="Add"
+          options={groups.data}
+          exclude={member}
+          onAdd={(gid) =>
+            unwrap(
+              api.POST("/api/v1/groups/{id}/members", { params: { path: { id: gid } }, body: { user_ids: [user.id] } }),
+            ).then(onChange)
+          }
+        />
       )}
-      <ErrorAlert error={add.error ?? remove.error} />
+      <ErrorAlert error={remove.error} />
     </Card>
   );
 }
@@ -275,15 +259,7 @@ function Effective({ id }: { id: string }) {
                   {e.permissions.map((p) => (
                     <Table.Tr key={p.id}>
                       <Table.Td>{p.name}</Table.Td>
-                      <Table.Td>
-                        <Badge color={p.effect === "deny" ? "red" : "green"} variant="light">
-                          {p.effect}
-                        </Badge>
-                      </Table.Td>
-                      <Table.Td>
-                        {p.resource_type}:{p.resource_pattern}
-                      </Table.Td>
-                      <Table.Td>{p.actions.join(", ")}</Table.Td>
+                      <PermissionCells p={p} />
                     </Table.Tr>
                   ))}
                 </Table.Tbody>
@@ -321,15 +297,7 @@ function ResetPassword({ id, opened, onClose }: { id: string; opened: boolean; o
             required
             {...form.getInputProps("new_password")}
           />
-          <ErrorAlert error={failure} />
-          <Group justify="flex-end">
-            <Button variant="default" onClick={onClose}>
-              Cancel
-            </Button>
-            <Button type="submit" loading={reset.isPending}>
-              Set password
-            </Button>
-          </Group>
+          <FormActions failure={failure} onCancel={onClose} submitLabel="Set password" busy={reset.isPending} />
         </Stack>
       </form>
     </Modal>

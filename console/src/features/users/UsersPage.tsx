@@ -23,9 +23,9 @@ import { listParams, usePagedList } from "@/api/lists";
 import { useGroupOptions, useRoleOptions } from "@/api/options";
 import type { User } from "@/api/types";
 import { useApi, useSession, useTenantId } from "@/app/session-context";
-import { ErrorAlert } from "@/ui/ErrorAlert";
-import { LoadMore } from "@/ui/LoadMore";
+import { ListTable } from "@/ui/ListTable";
 import { PageHeader } from "@/ui/PageHeader";
+import { FormActions } from "@/ui/FormActions";
 import { reportToForm } from "@/ui/forms";
 import { when } from "@/ui/format";
 
@@ -74,37 +74,22 @@ export function UsersPage() {
           w={140}
         />
       </Group>
-      {list.isError && <ErrorAlert error={list.error} />}
-      <Table.ScrollContainer minWidth={640}>
-        <Table striped highlightOnHover>
-          <Table.Caption>{list.isPending ? "Loading…" : `${list.items.length} users`}</Table.Caption>
-          <Table.Thead>
-            <Table.Tr>
-              <Table.Th>Email</Table.Th>
-              <Table.Th>Name</Table.Th>
-              <Table.Th>State</Table.Th>
-              <Table.Th>Last login</Table.Th>
-            </Table.Tr>
-          </Table.Thead>
-          <Table.Tbody>
-            {list.items.map((u) => (
-              <Table.Tr key={u.id}>
-                <Table.Td>
-                  <Anchor component={Link} to={`/t/${tenantId}/users/${u.id}`}>
-                    {u.email}
-                  </Anchor>
-                </Table.Td>
-                <Table.Td>{u.name}</Table.Td>
-                <Table.Td>
-                  <AccountState user={u} />
-                </Table.Td>
-                <Table.Td>{when(u.last_login)}</Table.Td>
-              </Table.Tr>
-            ))}
-          </Table.Tbody>
-        </Table>
-      </Table.ScrollContainer>
-      <LoadMore hasNext={list.hasNextPage} loading={list.isFetchingNextPage} onClick={() => list.fetchNextPage()} />
+      <ListTable list={list} noun="users" minWidth={640} head={["Email", "Name", "State", "Last login"]}>
+        {list.items.map((u) => (
+          <Table.Tr key={u.id}>
+            <Table.Td>
+              <Anchor component={Link} to={`/t/${tenantId}/users/${u.id}`}>
+                {u.email}
+              </Anchor>
+            </Table.Td>
+            <Table.Td>{u.name}</Table.Td>
+            <Table.Td>
+              <AccountState user={u} />
+            </Table.Td>
+            <Table.Td>{when(u.last_login)}</Table.Td>
+          </Table.Tr>
+        ))}
+      </ListTable>
       <CreateUser opened={creating} onClose={() => setCreating(false)} />
     </>
   );
@@ -156,15 +141,7 @@ function CreateUser({ opened, onClose }: { opened: boolean; onClose: () => void 
           />
           <MultiSelect label="Roles" searchable data={roles.data ?? []} {...form.getInputProps("role_ids")} />
           <MultiSelect label="Groups" searchable data={groups.data ?? []} {...form.getInputProps("group_ids")} />
-          <ErrorAlert error={failure} />
-          <Group justify="flex-end">
-            <Button variant="default" onClick={onClose}>
-              Cancel
-            </Button>
-            <Button type="submit" loading={create.isPending}>
-              Create user
-            </Button>
-          </Group>
+          <FormActions failure={failure} onCancel={onClose} submitLabel="Create user" busy={create.isPending} />
         </Stack>
       </form>
     </Modal>
