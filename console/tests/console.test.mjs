@@ -190,6 +190,12 @@ test("the console against the real admin API", { timeout: 600_000 }, async (t) =
     await cidrs.fill("10.0.0.0/8");
     await cidrs.press("Enter");
     await page.getByRole("button", { name: "Create permission" }).click();
+    await page.getByRole("link", { name: "console-vessel-read" }).click();
+    // Read back from the API into the form: the condition as it was saved.
+    await page.getByRole("heading", { name: "console-vessel-read" }).waitFor();
+    assert.equal(await page.getByRole("combobox", { name: "Condition 1", exact: true }).inputValue(), "Client IP in CIDRs");
+    await page.getByTestId("condition-0").getByText("10.0.0.0/8", { exact: true }).waitFor();
+    await page.getByRole("button", { name: "Cancel" }).click();
     await page.getByRole("link", { name: "console-vessel-read" }).waitFor();
   });
 
@@ -305,6 +311,9 @@ test("the console against the real admin API", { timeout: 600_000 }, async (t) =
     assert.equal(ok.status, 200);
     await page.getByRole("button", { name: "I have stored it" }).click();
     await page.getByTestId("shown-once-secret").waitFor({ state: "detached" });
+    await page.getByRole("button", { name: "Actions for console-etl" }).click();
+    await page.getByRole("menuitem", { name: "Check key" }).click();
+    await page.getByText("The key works now.").waitFor();
     await page.getByRole("button", { name: "Actions for console-etl" }).click();
     await page.getByRole("menuitem", { name: "Rotate key" }).click();
     const second = (await page.getByTestId("shown-once-secret").innerText()).trim();

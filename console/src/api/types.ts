@@ -44,6 +44,13 @@ export interface RolePermissions {
   items: Permission[];
 }
 
+/** `GET /service-accounts/{id}/validate`. */
+export interface KeyCheck {
+  id: string;
+  valid: boolean;
+  problems: string[];
+}
+
 /** `GET /navigation/menu`. */
 export interface MenuItem {
   id: string;

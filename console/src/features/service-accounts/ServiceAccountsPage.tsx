@@ -7,7 +7,7 @@ import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { unwrap } from "@/api/client";
 import { listParams, usePagedList } from "@/api/lists";
 import { useRoleOptions } from "@/api/options";
-import type { ServiceAccount } from "@/api/types";
+import { as, type KeyCheck, type ServiceAccount } from "@/api/types";
 import { useApi, useSession, useTenantId } from "@/app/session-context";
 import { ErrorAlert } from "@/ui/ErrorAlert";
 import { LoadMore } from "@/ui/LoadMore";
@@ -44,15 +44,15 @@ export function ServiceAccountsPage() {
   const validate = useMutation({
     mutationFn: async (sa: ServiceAccount) => ({
       sa,
-      result: (await unwrap(
-        api.GET("/api/v1/service-accounts/{id}/validate", { params: { path: { id: sa.id } } }),
-      )) as { valid?: boolean; reason?: string },
+      result: as<KeyCheck>(
+        await unwrap(api.GET("/api/v1/service-accounts/{id}/validate", { params: { path: { id: sa.id } } })),
+      ),
     }),
     onSuccess: ({ sa, result }) =>
       notifications.show({
         color: result.valid ? "green" : "red",
         title: sa.name,
-        message: result.valid ? "The key works now." : `The key does not work: ${result.reason ?? "unknown reason"}`,
+        message: result.valid ? "The key works now." : `The key does not work: ${result.problems.join("; ")}`,
       }),
   });
   const admin = session.can("service_account", "admin");
