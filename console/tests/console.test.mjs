@@ -51,6 +51,10 @@ test("the console against the real admin API", { timeout: 600_000 }, async (t) =
     const u = new URL(r.url());
     if (u.protocol !== "data:" && u.origin !== origin) foreign.push(r.url());
   });
+  const cspViolations = [];
+  page.on("console", (m) => {
+    if (/Content Security Policy/i.test(m.text())) cspViolations.push(m.text());
+  });
   const shot = (name) => page.screenshot({ path: join(OUTPUT, `${name}.png`) });
   const go = (path) => page.goto(`${stack.base}/console${path}`);
 
@@ -398,8 +402,11 @@ test("the console against the real admin API", { timeout: 600_000 }, async (t) =
     await shot("26-tenant-admin-other-tenant");
   });
 
-  await t.test("no request left the console's origin", () => {
+  await t.test("no request left the console's origin, and the page broke no CSP rule", async () => {
     assert.deepEqual(foreign, []);
+    const csp = await page.locator('meta[http-equiv="Content-Security-Policy"]').getAttribute("content");
+    assert.match(csp ?? "", /default-src 'self'/, "the built page carries its CSP");
+    assert.deepEqual(cspViolations, []);
   });
 });
 
