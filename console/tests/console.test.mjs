@@ -221,7 +221,15 @@ test("the console against the real admin API", { timeout: 600_000 }, async (t) =
     await dialog.getByRole("button", { name: "Create role" }).click();
     await page.getByRole("heading", { name: "console-child" }).waitFor();
     await page.getByRole("link", { name: "console-base" }).waitFor();
+    // Direct holders: assign, see, take back.
+    await searchPick("Assign to user", "olga", "olga@nordic.example");
+    await page.getByRole("button", { name: "Assign", exact: true }).click();
+    const take = page.getByRole("button", { name: "Take the role from olga@nordic.example" });
+    await take.waitFor();
+    await page.locator("button[data-loading]").waitFor({ state: "detached" });
     await shot("08-role-inheritance");
+    await take.click();
+    await take.waitFor({ state: "detached" });
     await go(`/t/${TEST_001}/roles`);
     await page.getByRole("link", { name: "console-child" }).waitFor();
     await shot("09-roles");

@@ -1,6 +1,6 @@
 // Providers and routes. Theme follows the system's light/dark setting.
 import { useEffect, useMemo, useState } from "react";
-import { Center, Loader, MantineProvider, Modal, MultiSelect, NumberInput, Select, createTheme } from "@mantine/core";
+import { Badge, Center, Loader, MantineProvider, Modal, MultiSelect, NumberInput, Select, createTheme } from "@mantine/core";
 import { Notifications } from "@mantine/notifications";
 import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
 import { RouterProvider, createBrowserRouter } from "react-router";
@@ -19,6 +19,8 @@ const theme = createTheme({
     Select: Select.extend({ defaultProps: { clearButtonProps: { "aria-label": "Clear" } } }),
     MultiSelect: MultiSelect.extend({ defaultProps: { clearButtonProps: { "aria-label": "Clear" } } }),
     NumberInput: NumberInput.extend({ defaultProps: { hideControls: true } }),
+    // Badges carry names and emails: keep their case.
+    Badge: Badge.extend({ defaultProps: { tt: "none" } }),
   },
 });
 

@@ -1,5 +1,6 @@
 import { useState } from "react";
 import { Button, Group, Select, Stack } from "@mantine/core";
+import { notifications } from "@mantine/notifications";
 import { useMutation } from "@tanstack/react-query";
 import type { Option } from "@/api/options";
 import { ErrorAlert } from "./ErrorAlert";
@@ -15,15 +16,24 @@ export function PickAndAdd({
   options,
   exclude,
   onAdd,
+  done,
 }: {
   label: string;
   action: string;
   options: Option[] | undefined;
   exclude?: Set<string>;
   onAdd: (id: string) => Promise<unknown>;
+  /** Said once the API accepted it, when the page shows no change by itself. */
+  done?: string;
 }) {
   const [pick, setPick] = useState<string | null>(null);
-  const add = useMutation({ mutationFn: onAdd, onSuccess: () => setPick(null) });
+  const add = useMutation({
+    mutationFn: onAdd,
+    onSuccess: () => {
+      setPick(null);
+      if (done) notifications.show({ message: done });
+    },
+  });
   return (
     <Stack gap="xs">
       <Group align="flex-end" gap="xs">

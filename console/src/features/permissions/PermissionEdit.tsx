@@ -1,9 +1,10 @@
 // `permissions/new` and `permissions/:id`: the form, and deleting.
-import { Anchor, Breadcrumbs, Button, Text } from "@mantine/core";
+import { Anchor, Breadcrumbs, Text } from "@mantine/core";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { Link, useNavigate, useParams } from "react-router";
 import { unwrap } from "@/api/client";
 import { useApi, useSession, useTenantId } from "@/app/session-context";
+import { ConfirmButton } from "@/ui/ConfirmButton";
 import { ErrorAlert } from "@/ui/ErrorAlert";
 import { PageHeader } from "@/ui/PageHeader";
 import { QueryView } from "@/ui/QueryView";
@@ -75,9 +76,14 @@ export function PermissionEdit() {
             title={p.name}
             actions={
               session.can("permission", "admin") && (
-                <Button color="red" variant="light" loading={remove.isPending} onClick={() => remove.mutate()}>
+                <ConfirmButton
+                  question={`Delete ${p.name}? Roles that hold it lose it at once.`}
+                  confirmLabel="Delete permission"
+                  loading={remove.isPending}
+                  onConfirm={() => remove.mutate()}
+                >
                   Delete
-                </Button>
+                </ConfirmButton>
               )
             }
           />

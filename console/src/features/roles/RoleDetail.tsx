@@ -21,6 +21,7 @@ import { useForm } from "@mantine/form";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { Link, useParams } from "react-router";
 import { unwrap } from "@/api/client";
+import { listParams } from "@/api/lists";
 import { usePermissionOptions, useRoleOptions, useUserOptions } from "@/api/options";
 import { as, type RolePermissions } from "@/api/types";
 import { useApi, useSession, useTenantId } from "@/app/session-context";
@@ -86,7 +87,7 @@ export function RoleDetail() {
                   </Badge>
                 ))}
               </Group>
-              <AssignUsers roleId={h.role.id} />
+              <RoleHolders roleId={h.role.id} />
             </Card>
           </SimpleGrid>
           <RolePermissionsCard roleId={h.role.id} />
@@ -140,25 +141,63 @@ function ParentForm({ roleId, parent }: { roleId: string; parent: string | null 
   );
 }
 
-function AssignUsers({ roleId }: { roleId: string }) {
+/** Who holds the role directly (not through groups or children), assigning and removing. */
+function RoleHolders({ roleId }: { roleId: string }) {
   const api = useApi();
   const tenantId = useTenantId();
   const session = useSession();
   const queryClient = useQueryClient();
   const users = useUserOptions();
-  if (!session.can("role", "write")) return null;
+  const key = [tenantId, "users", "holders", roleId];
+  const holders = useQuery({
+    queryKey: key,
+    enabled: session.can("user", "read"),
+    queryFn: () =>
+      unwrap(api.GET("/api/v1/users", { params: { query: listParams({ limit: 200, sort: "email", role_id: roleId }) } })),
+  });
+  const changed = () => queryClient.invalidateQueries({ queryKey: [tenantId, "users"] });
+  const remove = useMutation({
+    mutationFn: (uid: string) =>
+      unwrap(api.DELETE("/api/v1/roles/{id}/assign/{user_id}", { params: { path: { id: roleId, user_id: uid } } })),
+    onSuccess: changed,
+  });
+  const canEdit = session.can("role", "write");
+  const items = holders.data?.items ?? [];
   return (
     <Stack gap="xs" mt="md">
-      <PickAndAdd
-        label="Assign to user"
-        action="Assign"
-        options={users.data}
-        onAdd={(uid) =>
-          unwrap(api.POST("/api/v1/roles/{id}/assign", { params: { path: { id: roleId } }, body: { user_ids: [uid] } })).then(
-            () => queryClient.invalidateQueries({ queryKey: [tenantId, "users"] }),
-          )
-        }
-      />
+      <Text fw={600}>Held directly by</Text>
+      <Group gap="xs">
+        {items.length === 0 && (
+          <Text size="sm" c="dimmed">
+            nobody
+          </Text>
+        )}
+        {items.map((u) => (
+          <Badge
+            key={u.id}
+            variant="outline"
+            rightSection={
+              canEdit && <CloseButton size="xs" aria-label={`Take the role from ${u.email}`} onClick={() => remove.mutate(u.id)} />
+            }
+          >
+            {u.email}
+          </Badge>
+        ))}
+      </Group>
+      {canEdit && (
+        <PickAndAdd
+          label="Assign to user"
+          action="Assign"
+          options={users.data}
+          exclude={new Set(items.map((u) => u.id))}
+          onAdd={(uid) =>
+            unwrap(api.POST("/api/v1/roles/{id}/assign", { params: { path: { id: roleId } }, body: { user_ids: [uid] } })).then(
+              changed,
+            )
+          }
+        />
+      )}
+      <ErrorAlert error={remove.error} />
     </Stack>
   );
 }
