@@ -410,6 +410,22 @@ test("the console against the real admin API", { timeout: 600_000 }, async (t) =
     await shot("26-tenant-admin-other-tenant");
   });
 
+  await t.test("a token revoked elsewhere ends the session: the login page says so", async () => {
+    await go(`/t/${TEST_002}/users`);
+    await page.getByRole("link", { name: "bob@pacific.example" }).waitFor();
+    const kept = await page.evaluate(() => JSON.parse(sessionStorage.getItem("sentinel-console-session") ?? "null"));
+    assert.ok(kept?.access, "the session keeps its token pair in this tab");
+    const out = await apiCall(stack.api, "POST", "/api/v1/auth/logout", {
+      token: kept.access,
+      body: { refresh_token: kept.refresh },
+    });
+    assert.equal(out.status, 204);
+    await page.getByRole("link", { name: "Groups" }).click();
+    await page.getByRole("status").filter({ hasText: "log in again" }).waitFor();
+    await page.getByLabel("Tenant code").waitFor();
+    assert.equal(await page.evaluate(() => sessionStorage.getItem("sentinel-console-session")), null);
+  });
+
   await t.test("no request left the console's origin, and the page broke no CSP rule", async () => {
     assert.deepEqual(foreign, []);
     const csp = await page.locator('meta[http-equiv="Content-Security-Policy"]').getAttribute("content");
