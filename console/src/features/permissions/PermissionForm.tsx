@@ -3,9 +3,9 @@
 // the field they name (conditions and field rules at their sections).
 import { useState } from "react";
 import {
-  ActionIcon,
   Autocomplete,
   Button,
+  CloseButton,
   Fieldset,
   Group,
   MultiSelect,
@@ -21,7 +21,6 @@ import {
 } from "@mantine/core";
 import { useForm } from "@mantine/form";
 import { useQuery } from "@tanstack/react-query";
-import { IconTrash } from "@tabler/icons-react";
 import { unwrap } from "@/api/client";
 import { listParams } from "@/api/lists";
 import { useApi, useMe, useTenantId } from "@/app/session-context";
@@ -195,15 +194,11 @@ export function PermissionForm({
                 {c.type === "method" && (
                   <MultiSelect label="Methods" data={METHODS} w={300} {...form.getInputProps(`conditions.${i}.methods`)} />
                 )}
-                <ActionIcon
-                  variant="subtle"
-                  color="red"
+                <CloseButton
                   size="lg"
                   aria-label={`Remove condition ${i + 1}`}
                   onClick={() => form.removeListItem("conditions", i)}
-                >
-                  <IconTrash size={18} />
-                </ActionIcon>
+                />
               </Group>
             ))}
             {sectionError("conditions")}
@@ -231,15 +226,11 @@ export function PermissionForm({
                   {...form.getInputProps(`field_rules.${i}.field`)}
                 />
                 <Select label="Rule" data={FIELD_RULES} allowDeselect={false} w={120} {...form.getInputProps(`field_rules.${i}.rule`)} />
-                <ActionIcon
-                  variant="subtle"
-                  color="red"
+                <CloseButton
                   size="lg"
                   aria-label={`Remove field rule ${i + 1}`}
                   onClick={() => form.removeListItem("field_rules", i)}
-                >
-                  <IconTrash size={18} />
-                </ActionIcon>
+                />
               </Group>
             ))}
             {sectionError("field_rules")}
