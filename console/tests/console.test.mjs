@@ -308,6 +308,13 @@ test("the console against the real admin API", { timeout: 600_000 }, async (t) =
     assert.equal(users.body.items[0].is_locked, true);
     await page.getByRole("button", { name: "Unlock" }).click();
     await page.getByRole("button", { name: "Lock" }).waitFor();
+    // The attributes ABAC conditions read.
+    await page.getByRole("button", { name: "Edit" }).click();
+    const dialog = page.getByRole("dialog", { name: "Edit cora@nordic.example" });
+    await dialog.getByLabel("Attributes").fill('{"department": "port-ops"}');
+    await dialog.getByRole("button", { name: "Save" }).click();
+    await dialog.waitFor({ state: "detached" });
+    await page.getByText('"department": "port-ops"').waitFor();
   });
 
   await t.test("a service account's key is shown once, works, and rotation replaces it", async () => {
@@ -424,6 +431,32 @@ test("the console against the real admin API", { timeout: 600_000 }, async (t) =
     await page.getByRole("status").filter({ hasText: "log in again" }).waitFor();
     await page.getByLabel("Tenant code").waitFor();
     assert.equal(await page.evaluate(() => sessionStorage.getItem("sentinel-console-session")), null);
+  });
+
+  await t.test("changing one's own password: the API's policy message at the field", async () => {
+    await login("TEST-002", "bob@pacific.example", DEMO_PASSWORD);
+    await page.getByRole("button", { name: /Account:/ }).click();
+    await page.getByRole("menuitem", { name: "Change password" }).click();
+    const dialog = page.getByRole("dialog", { name: "Change your password" });
+    await dialog.getByLabel("Current password").fill(DEMO_PASSWORD);
+    await dialog.getByLabel("New password").fill("short");
+    await dialog.getByRole("button", { name: "Change password" }).click();
+    const bob = await login2(stack.api, "TEST-002", "bob@pacific.example");
+    const me = await apiCall(stack.api, "GET", "/api/v1/auth/me", { token: bob });
+    const api = await apiCall(stack.api, "POST", `/api/v1/users/${me.body.user_id}/change-password`, {
+      token: bob,
+      body: { current_password: DEMO_PASSWORD, new_password: "short" },
+    });
+    assert.equal(api.status, 422);
+    await dialog.getByText(api.body.error.details.new_password.join("; ")).waitFor();
+    await shot("27-change-password-policy");
+    await dialog.getByLabel("New password").fill("Bob-Passw0rd-2");
+    await dialog.getByRole("button", { name: "Change password" }).click();
+    await dialog.waitFor({ state: "detached" });
+    const relogin = await apiCall(stack.api, "POST", "/api/v1/auth/login", {
+      body: { email: "bob@pacific.example", password: "Bob-Passw0rd-2", tenant_code: "TEST-002" },
+    });
+    assert.equal(relogin.status, 200, "the new password works");
   });
 
   await t.test("no request left the console's origin, and the page broke no CSP rule", async () => {

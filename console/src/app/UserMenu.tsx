@@ -1,6 +1,8 @@
+import { useState } from "react";
 import { Button, Menu, Text } from "@mantine/core";
 import { useQueryClient } from "@tanstack/react-query";
 import { useNavigate } from "react-router";
+import { ChangePassword } from "@/features/auth/ChangePassword";
 import { useMe, useSession } from "./session-context";
 
 export function UserMenu() {
@@ -8,7 +10,9 @@ export function UserMenu() {
   const me = useMe();
   const queryClient = useQueryClient();
   const navigate = useNavigate();
+  const [changing, setChanging] = useState(false);
   return (
+    <>
     <Menu position="bottom-end" withinPortal>
       <Menu.Target>
         <Button variant="subtle" aria-label={`Account: ${me.email ?? me.name}`}>
@@ -19,6 +23,7 @@ export function UserMenu() {
         <Menu.Label>
           <Text size="xs">Roles: {me.roles.join(", ") || "none"}</Text>
         </Menu.Label>
+        {!me.is_service_account && <Menu.Item onClick={() => setChanging(true)}>Change password</Menu.Item>}
         <Menu.Item
           onClick={async () => {
             await session.logout();
@@ -30,5 +35,7 @@ export function UserMenu() {
         </Menu.Item>
       </Menu.Dropdown>
     </Menu>
+    <ChangePassword opened={changing} onClose={() => setChanging(false)} />
+    </>
   );
 }

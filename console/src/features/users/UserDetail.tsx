@@ -10,12 +10,15 @@ import {
   CloseButton,
   Code,
   Group,
+  JsonInput,
   Modal,
   PasswordInput,
   SimpleGrid,
   Stack,
+  Switch,
   Table,
   Text,
+  TextInput,
 } from "@mantine/core";
 import { useForm } from "@mantine/form";
 import { notifications } from "@mantine/notifications";
@@ -42,6 +45,7 @@ export function UserDetail() {
   const session = useSession();
   const queryClient = useQueryClient();
   const [resetting, setResetting] = useState(false);
+  const [editing, setEditing] = useState(false);
   const key = [tenantId, "users", id];
   const user = useQuery({
     queryKey: key,
@@ -87,6 +91,9 @@ export function UserDetail() {
                     <Button variant="default" onClick={() => setResetting(true)}>
                       Reset password
                     </Button>
+                    <Button variant="default" onClick={() => setEditing(true)}>
+                      Edit
+                    </Button>
                   </>
                 )
               }
@@ -113,6 +120,7 @@ export function UserDetail() {
             </SimpleGrid>
             <Effective id={id} />
             <ResetPassword id={id} opened={resetting} onClose={() => setResetting(false)} />
+            {editing && <EditUser user={u} onClose={() => setEditing(false)} onSaved={refresh} />}
           </>
         );
       }}
@@ -298,6 +306,55 @@ function ResetPassword({ id, opened, onClose }: { id: string; opened: boolean; o
             {...form.getInputProps("new_password")}
           />
           <FormActions failure={failure} onCancel={onClose} submitLabel="Set password" busy={reset.isPending} />
+        </Stack>
+      </form>
+    </Modal>
+  );
+}
+
+/** Name, active flag and the attributes ABAC conditions read (`department`, …). */
+function EditUser({ user, onClose, onSaved }: { user: Detail; onClose: () => void; onSaved: () => void }) {
+  const api = useApi();
+  const [failure, setFailure] = useState<unknown>(null);
+  const form = useForm({
+    initialValues: { name: user.name, is_active: user.is_active, attributes: JSON.stringify(user.attributes ?? {}, null, 2) },
+    validate: {
+      attributes: (v) => {
+        try {
+          JSON.parse(v);
+          return null;
+        } catch {
+          return "must be JSON";
+        }
+      },
+    },
+  });
+  const save = useMutation({
+    mutationFn: (v: typeof form.values) =>
+      unwrap(
+        api.PATCH("/api/v1/users/{id}", {
+          params: { path: { id: user.id } },
+          body: { name: v.name, is_active: v.is_active, attributes: JSON.parse(v.attributes) },
+        }),
+      ),
+    onSuccess: () => (onSaved(), onClose()),
+    onError: (e) => setFailure(reportToForm(form, e)),
+  });
+  return (
+    <Modal opened onClose={onClose} title={`Edit ${user.email}`} size="lg">
+      <form onSubmit={form.onSubmit((v) => (setFailure(null), save.mutate(v)))}>
+        <Stack>
+          <TextInput label="Name" {...form.getInputProps("name")} />
+          <Switch label="Active (may log in)" {...form.getInputProps("is_active", { type: "checkbox" })} />
+          <JsonInput
+            label="Attributes"
+            description="Read by attribute conditions of permissions, e.g. {&quot;department&quot;: &quot;port-ops&quot;}"
+            autosize
+            minRows={4}
+            formatOnBlur
+            {...form.getInputProps("attributes")}
+          />
+          <FormActions failure={failure} onCancel={onClose} submitLabel="Save" busy={save.isPending} />
         </Stack>
       </form>
     </Modal>
