@@ -354,6 +354,11 @@ test("the console against the real admin API", { timeout: 600_000 }, async (t) =
       await assertLabelled(path);
       await shot(name);
     }
+    // Keyboard: the first Tab reaches the skip link, which moves the focus to the page.
+    await page.keyboard.press("Tab");
+    assert.equal(await page.evaluate(() => document.activeElement?.textContent), "Skip to content");
+    await page.keyboard.press("Enter");
+    await page.waitForFunction(() => document.activeElement?.id === "main");
     await go(`/t/${TEST_001}/field-definitions`);
     for (const [tab, n] of [
       ["Core", "20-fields-core"],
