@@ -60,7 +60,7 @@ function TierTable({ tier }: { tier: string }) {
   const api = useApi();
   const tenantId = useTenantId();
   const list = usePagedList<FieldDefinition>([tenantId, "field-definitions", tier], (cursor) =>
-    unwrap(api.GET("/api/v1/field-definitions", { params: { query: listParams({ limit: 200, cursor, tier }) } })),
+    unwrap(api.GET("/api/v1/field-definitions", { params: { query: listParams({ limit: 200, cursor, tier, sort: "entity_type" }) } })),
   );
   return (
     <>

@@ -23,7 +23,7 @@ export function ResourcesPage() {
   const list = usePagedList<Resource>([tenantId, "resources", debounced], (cursor) =>
     unwrap(
       api.GET("/api/v1/resources", {
-        params: { query: listParams({ limit: 100, cursor, sort: "created_at", resource_type: debounced }) },
+        params: { query: listParams({ limit: 100, cursor, sort: "external_id", resource_type: debounced }) },
       }),
     ),
   );
