@@ -130,6 +130,15 @@ test("the console against the real admin API", { timeout: 600_000 }, async (t) =
     await shot("02-login-locked");
   });
 
+  await t.test("a suspended tenant's user sees the API's suspension message", async () => {
+    const api = await apiCall(stack.api, "POST", "/api/v1/auth/login", {
+      body: { email: "carl@suspended.example", password: DEMO_PASSWORD, tenant_code: "TEST-003" },
+    });
+    assert.equal(api.body.error.code, "TENANT_SUSPENDED");
+    await login("TEST-003", "carl@suspended.example", DEMO_PASSWORD);
+    await page.getByRole("alert").filter({ hasText: api.body.error.message }).waitFor();
+  });
+
   await t.test("a platform admin logs in and creates a tenant", async () => {
     await login("PLATFORM", ROOT_EMAIL, ROOT_PASSWORD);
     await page.getByRole("heading", { name: "Tenants" }).waitFor();
