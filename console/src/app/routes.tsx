@@ -1,7 +1,7 @@
 // The route table: `/login`, and every feature under `/t/:tenantId/` (the
 // tenant the page acts on, so a link names its tenant).
-import type { RouteObject } from "react-router";
-import { Center, Stack, Text, Title } from "@mantine/core";
+import { Link, useRouteError, type RouteObject } from "react-router";
+import { Anchor, Center, Stack, Text, Title } from "@mantine/core";
 import { LoginPage } from "@/features/auth/LoginPage";
 import { AccessCheckPage } from "@/features/access-check/AccessCheckPage";
 import { FieldDefinitionsPage } from "@/features/field-definitions/FieldDefinitionsPage";
@@ -32,10 +32,27 @@ function NotFound() {
   );
 }
 
+/** A page that failed to render: say so instead of a blank screen. */
+function RouteError() {
+  const error = useRouteError();
+  return (
+    <Center p="xl">
+      <Stack align="center" role="alert">
+        <Title order={2}>This page failed</Title>
+        <Text c="dimmed">{error instanceof Error ? error.message : String(error)}</Text>
+        <Anchor component={Link} to="/">
+          Back to the console
+        </Anchor>
+      </Stack>
+    </Center>
+  );
+}
+
 export const routes: RouteObject[] = [
-  { path: "/login", element: <LoginPage /> },
+  { path: "/login", element: <LoginPage />, errorElement: <RouteError /> },
   {
     element: <RequireSession />,
+    errorElement: <RouteError />,
     children: [
       { index: true, element: <Home /> },
       {
