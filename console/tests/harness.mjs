@@ -158,8 +158,13 @@ export async function startStack() {
       stdio: ["ignore", "inherit", "inherit"],
     });
     cleanups.push(async () => {
+      if (child.exitCode !== null) return;
+      const exited = new Promise((ok) => child.once("exit", ok));
       child.kill("SIGTERM");
-      await new Promise((ok) => (child.exitCode !== null ? ok() : child.once("exit", ok)));
+      // A server that does not stop within 5 s (say, its database went away) is killed.
+      const timer = setTimeout(() => child.kill("SIGKILL"), 5_000);
+      await exited;
+      clearTimeout(timer);
     });
     const api = `http://127.0.0.1:${port}`;
     await waitUp(`${api}/healthz`, child);
