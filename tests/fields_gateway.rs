@@ -504,16 +504,8 @@ async fn writes_of_forbidden_fields_are_refused_with_the_field_list() {
         .unwrap();
     let body = expect_error_body(resp, 403, "FIELD_WRITE_DENIED").await;
     assert_eq!(body["error"]["details"]["fields"], json!(["tenant_id"]));
-    let metrics = c
-        .get(gw.ops_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let line = r#"sentinel_field_writes_total{outcome="denied",route="fleet-voyages-create"} 3"#;
-    assert!(metrics.contains(line), "missing {line}");
+    let series = r#"sentinel_field_writes_total{outcome="denied",route="fleet-voyages-create"}"#;
+    assert_eq!(gw.metric(series).await, 3.0, "{series}");
 }
 
 #[tokio::test]
@@ -540,16 +532,8 @@ async fn drop_mode_forwards_the_write_without_the_forbidden_fields() {
         "the app never saw the dropped field"
     );
     assert_eq!(after["port_code"], "DEHAM");
-    let metrics = c
-        .get(gw.ops_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let line = r#"sentinel_field_writes_total{outcome="dropped",route="port-call"} 1"#;
-    assert!(metrics.contains(line), "missing {line}");
+    let series = r#"sentinel_field_writes_total{outcome="dropped",route="port-call"}"#;
+    assert_eq!(gw.metric(series).await, 1.0, "{series}");
 
     // The echo upstream shows the exact bytes it received.
     let sent = r#"{"berth":"B1", "congestion_index":0.99,"eta":"2026-12-01T00:00:00Z"}"#;
@@ -725,18 +709,10 @@ async fn unfilterable_upstream_answers_fail_closed_with_502() {
         assert_eq!(v["error"]["details"]["reason"], reason, "{kind}");
     }
     // Counted, by route and reason.
-    let metrics = client()
-        .get(gw.ops_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
     for reason in ["not_json", "malformed", "duplicate_key", "too_large"] {
-        let line =
-            format!("sentinel_field_filter_failures_total{{reason=\"{reason}\",route=\"lab\"}} 1");
-        assert!(metrics.contains(&line), "missing {line}");
+        let series =
+            format!("sentinel_field_filter_failures_total{{reason=\"{reason}\",route=\"lab\"}}");
+        assert_eq!(gw.metric(&series).await, 1.0, "{series}");
     }
 }
 

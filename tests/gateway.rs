@@ -904,36 +904,27 @@ async fn ops_endpoints() {
     let _ = get(&gw, "/msw/vessels", None).await;
     // Requests are counted in Pingora's logging phase, which runs after the
     // response has been written: the client can see its answer before the
-    // counter moves. Poll (bounded) instead of reading once.
-    let counted = [
-        r#"sentinel_requests_total{code="OK",outcome="allowed",route="msw-vessels-list"} 1"#,
-        r#"sentinel_requests_total{code="AUTH_REQUIRED",outcome="denied",route="msw-vessels-list"} 1"#,
-    ];
-    let mut m = String::new();
-    for _ in 0..100 {
-        m = c
-            .get(gw.ops_url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        if counted.iter().all(|line| m.contains(line)) {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    assert!(
-        m.contains(
-            r#"sentinel_requests_total{code="OK",outcome="allowed",route="msw-vessels-list"} 1"#
-        ),
-        "{m}"
+    // counter moves. Wait (bounded) instead of reading once.
+    let allowed =
+        r#"sentinel_requests_total{code="OK",outcome="allowed",route="msw-vessels-list"}"#;
+    let denied = r#"sentinel_requests_total{code="AUTH_REQUIRED",outcome="denied",route="msw-vessels-list"}"#;
+    gw.wait_metric(allowed, 1.0).await;
+    gw.wait_metric(denied, 1.0).await;
+    assert_eq!(gw.metric(allowed).await, 1.0);
+    assert_eq!(gw.metric(denied).await, 1.0);
+    assert_eq!(
+        gw.metric(
+            r#"sentinel_decisions_total{decision="allow",reason="allowed",route="msw-vessels-list"}"#
+        )
+        .await,
+        1.0
     );
-    assert!(m.contains(r#"sentinel_requests_total{code="AUTH_REQUIRED",outcome="denied",route="msw-vessels-list"} 1"#), "{m}");
-    assert!(m.contains(r#"sentinel_decisions_total{decision="allow",reason="allowed",route="msw-vessels-list"} 1"#), "{m}");
-    assert!(m.contains("sentinel_snapshot_version 1"));
-    assert!(m.contains("sentinel_request_duration_seconds_bucket"));
+    assert_eq!(gw.metric("sentinel_snapshot_version").await, 1.0);
+    assert!(
+        gw.metric_sum("sentinel_request_duration_seconds_bucket", &[])
+            .await
+            > 0.0
+    );
     let jwks: Value = c
         .get(gw.ops_url("/.well-known/jwks.json"))
         .send()

@@ -40,18 +40,6 @@ async fn readyz(gw: &Gateway) -> (u16, serde_json::Value) {
     (code, resp.json().await.unwrap())
 }
 
-/// Waits (up to 10 s) until `series` is at least `at_least`.
-async fn wait_metric(gw: &Gateway, series: &str, at_least: f64) {
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(10) {
-        if gw.metric(series).await >= at_least {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("{series} never reached {at_least}; log:\n{}", gw.log());
-}
-
 /// Waits (up to 10 s) until the cache file holds `version`; returns its text.
 /// The gateway writes it on its own task after the swap, so a restart right
 /// after a swap may still find the previous one.
@@ -209,7 +197,7 @@ async fn hostile_snapshots_are_rejected_and_the_current_one_keeps_serving() {
         let series = format!("sentinel_snapshot_rejected_total{{reason=\"{reason}\"}}");
         let before = gw.metric(&series).await;
         server.set(reply);
-        wait_metric(&gw, &series, before + 1.0).await;
+        gw.wait_metric(&series, before + 1.0).await;
         assert_eq!(
             status(&gw, &victor).await,
             200,
@@ -222,15 +210,15 @@ async fn hostile_snapshots_are_rejected_and_the_current_one_keeps_serving() {
 
     // Replays: an older genuine snapshot, and the same version with other content.
     server.set(Reply::signed(20, payload(20, &[])));
-    wait_metric(&gw, "sentinel_snapshot_version", 20.0).await;
+    gw.wait_metric("sentinel_snapshot_version", 20.0).await;
     let replayed = "sentinel_snapshot_rejected_total{reason=\"replayed\"}";
     server.set(Reply::signed(10, revoking(10)));
-    wait_metric(&gw, replayed, 1.0).await;
+    gw.wait_metric(replayed, 1.0).await;
     server.set(Reply {
         force: true,
         ..Reply::signed(20, revoking(20))
     });
-    wait_metric(&gw, replayed, 2.0).await;
+    gw.wait_metric(replayed, 2.0).await;
     assert_eq!(status(&gw, &victor).await, 200, "after replays");
     assert_eq!(readyz(&gw).await.1["snapshot_version"], 20);
 
@@ -241,8 +229,7 @@ async fn hostile_snapshots_are_rejected_and_the_current_one_keeps_serving() {
     server.set(Reply::signed(21, revoking(21)));
     let took = wait_status(&gw, &victor, 401).await;
     // Its global part (the revocation) was compiled and measured.
-    wait_metric(
-        &gw,
+    gw.wait_metric(
         "sentinel_snapshot_parts_compiled_total{kind=\"global\"}",
         compiled_before + 1.0,
     )
@@ -287,7 +274,7 @@ async fn pinned_keys_reload_without_a_restart() {
         .unwrap();
     server.set(Reply::body(2, next.body(&sig)));
     let unknown = "sentinel_snapshot_rejected_total{reason=\"unknown_key\"}";
-    wait_metric(&gw, unknown, 1.0).await;
+    gw.wait_metric(unknown, 1.0).await;
     assert_eq!(status(&gw, &victor).await, 200);
 
     // A broken keys file is rejected with the reload; the pinned keys stay.
@@ -295,7 +282,7 @@ async fn pinned_keys_reload_without_a_restart() {
     let applied = "sentinel_config_reloads_total{outcome=\"applied\"}";
     let rejected = "sentinel_config_reloads_total{outcome=\"rejected\"}";
     std::fs::write(&file, "{\"keys\": []}").unwrap();
-    wait_metric(&gw, rejected, 1.0).await;
+    gw.wait_metric(rejected, 1.0).await;
     assert_eq!(status(&gw, &victor).await, 200);
 
     // The operator pins the next key (rotation): the same snapshot now verifies.
@@ -308,7 +295,7 @@ async fn pinned_keys_reload_without_a_restart() {
         ]),
     )
     .unwrap();
-    wait_metric(&gw, applied, before + 1.0).await;
+    gw.wait_metric(applied, before + 1.0).await;
     let took = wait_status(&gw, &victor, 401).await;
     println!("snapshot under the newly pinned key enforced after {took:?}");
     assert!(
@@ -332,12 +319,8 @@ async fn a_restart_during_an_outage_serves_the_cache_and_catches_up() {
     // (The cache is written after the swap, off the poller: wait for it.)
     wait_cache(&keys.join("snapshot.cache"), 5).await;
     server.set_down(true);
-    wait_metric(
-        &gw,
-        "sentinel_snapshot_fetches_total{outcome=\"error\"}",
-        1.0,
-    )
-    .await;
+    gw.wait_metric("sentinel_snapshot_fetches_total{outcome=\"error\"}", 1.0)
+        .await;
     assert_eq!(status(&gw, &victor).await, 401);
     gw.restart(true);
     let (code, ready) = readyz(&gw).await;
@@ -388,8 +371,7 @@ async fn nothing_published_yet_means_not_ready() {
     let server = SnapshotServer::start();
     let keys = scratch();
     let gw = start_admin(&server, &keys, "", false);
-    wait_metric(
-        &gw,
+    gw.wait_metric(
         "sentinel_snapshot_fetches_total{outcome=\"unavailable\"}",
         1.0,
     )

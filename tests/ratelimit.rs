@@ -3,8 +3,9 @@
 //! uses its own random key prefix. Failure tests use closed loopback ports and throwaway
 //! `redis-server` children. Every loop is bounded in count and time.
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use common::{free_port, RedisServer};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -74,53 +75,6 @@ async fn run(limiter: &Limiter, keys: &[LimitKey<'_>], n: usize) -> Vec<Outcome>
 
 fn allowed(outcomes: &[Outcome]) -> usize {
     outcomes.iter().filter(|o| o.allowed).count()
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A throwaway `redis-server` on a loopback port; killed on drop.
-struct RedisChild(Child);
-
-impl RedisChild {
-    fn start(port: u16) -> Self {
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server must be installed");
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "redis-server did not start on {port}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Self(child)
-    }
-}
-
-impl Drop for RedisChild {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -583,7 +537,7 @@ async fn cluster_starts_degraded_and_recovers_after_redis_restarts() {
     assert_eq!(timed_check(&closed, &keys).await.source, Source::FailClosed);
     assert_eq!(timed_check(&open, &keys).await.source, Source::Fallback);
 
-    let redis = RedisChild::start(port);
+    let redis = RedisServer::start(port);
     let within = Duration::from_secs(5);
     assert!(
         wait_for(&closed, &keys, Source::Cluster, within)
@@ -610,7 +564,7 @@ async fn cluster_starts_degraded_and_recovers_after_redis_restarts() {
     );
     assert!(!closed.stats().cluster_up && !open.stats().cluster_up);
 
-    let _redis = RedisChild::start(port);
+    let _redis = RedisServer::start(port);
     assert!(
         wait_for(&closed, &keys, Source::Cluster, within)
             .await

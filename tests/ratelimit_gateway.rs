@@ -6,7 +6,6 @@
 mod common;
 
 use common::*;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const LIMITED_ROUTES: &str = r#"
@@ -125,60 +124,11 @@ async fn local_limits_per_class_principal_and_tenant_plan() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    let m = client()
-        .get(gw.ops_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(m.contains(r#"sentinel_rate_limit_checks_total{limit="route:tiny",outcome="limited",source="local"} 1"#), "{m}");
-}
-
-struct Redis {
-    child: Child,
-    port: u16,
-}
-
-impl Redis {
-    fn start(port: u16) -> Redis {
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server is needed for the cluster tests");
-        let start = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "redis-server did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Redis { child, port }
-    }
-
-    fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        self.stop();
-    }
+    assert_eq!(
+        gw.metric(r#"sentinel_rate_limit_checks_total{limit="route:tiny",outcome="limited",source="local"}"#)
+            .await,
+        1.0
+    );
 }
 
 fn cluster_config(port: u16, prefix: &str) -> String {
@@ -205,7 +155,7 @@ per = "tenant"
 #[tokio::test]
 async fn cluster_limits_are_shared_by_two_gateways_and_survive_redis_outages() {
     let port = free_port();
-    let mut redis = Redis::start(port);
+    let mut redis = RedisServer::start(port);
     let prefix = format!("test:{}", uuid::Uuid::new_v4());
     let opts = || Options {
         extra_config: cluster_config(redis.port, &prefix),
@@ -297,18 +247,17 @@ async fn cluster_limits_are_shared_by_two_gateways_and_survive_redis_outages() {
         vec![200, 200, 200, 429, 429],
         "fail-open with local limits"
     );
-    let m = client()
-        .get(a.ops_url("/metrics"))
-        .send()
+    assert!(
+        a.metric_sum(
+            "sentinel_rate_limit_checks_total",
+            &[r#"source="fallback""#]
+        )
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(m.contains(r#"source="fallback""#), "{m}");
+            > 0.0
+    );
 
     // Redis comes back on the same port: cluster limiting resumes.
-    let _redis2 = Redis::start(port);
+    let _redis2 = RedisServer::start(port);
     let carl_like = token(ALICE, NORDIC);
     let mut resumed = false;
     for _ in 0..60 {
@@ -318,19 +267,13 @@ async fn cluster_limits_are_shared_by_two_gateways_and_survive_redis_outages() {
             .send()
             .await
             .unwrap();
-        let m = client()
-            .get(b.ops_url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        if m.lines().any(|l| {
-            l.starts_with("sentinel_rate_limit_checks_total")
-                && l.contains(r#"limit="route:tiny""#)
-                && l.contains(r#"source="cluster""#)
-        }) {
+        let cluster = b
+            .metric_sum(
+                "sentinel_rate_limit_checks_total",
+                &[r#"limit="route:tiny""#, r#"source="cluster""#],
+            )
+            .await;
+        if cluster > 0.0 {
             resumed = true;
             break;
         }

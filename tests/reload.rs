@@ -46,17 +46,6 @@ async fn wait_probe(gw: &Gateway, want: u16) {
     panic!("/reload-probe never answered {want}; log:\n{}", gw.log());
 }
 
-async fn wait_metric(gw: &Gateway, series: &str, at_least: f64) {
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(10) {
-        if gw.metric(series).await >= at_least {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{series} never reached {at_least}; log:\n{}", gw.log());
-}
-
 const APPLIED: &str = "sentinel_config_reloads_total{outcome=\"applied\"}";
 const REJECTED: &str = "sentinel_config_reloads_total{outcome=\"rejected\"}";
 
@@ -73,7 +62,7 @@ async fn route_files_reload_on_change_and_broken_configs_are_rejected_whole() {
 
     // A syntax error: rejected whole with its location; the old table stays.
     write_atomic(&file, &format!("{PROBE}\n[[routes]\nid = \"x\"\n"));
-    wait_metric(&gw, REJECTED, 1.0).await;
+    gw.wait_metric(REJECTED, 1.0).await;
     assert_eq!(probe(&gw).await, 200);
     let where_ = format!("{}:7:", file.display());
     assert!(
@@ -87,7 +76,7 @@ async fn route_files_reload_on_change_and_broken_configs_are_rejected_whole() {
         &file,
         "[[routes]]\nid = \"probe\"\npath = \"/reload-probe\"\nupstream = \"nowhere\"\nauth = \"public\"\n",
     );
-    wait_metric(&gw, REJECTED, 2.0).await;
+    gw.wait_metric(REJECTED, 2.0).await;
     assert_eq!(probe(&gw).await, 200);
     assert!(gw.log().contains(&format!("{}:4:", file.display())));
 
@@ -99,7 +88,7 @@ async fn route_files_reload_on_change_and_broken_configs_are_rejected_whole() {
     let applied = gw.metric(APPLIED).await;
     std::fs::remove_file(&file).unwrap();
     write_atomic(&main, &limited);
-    wait_metric(&gw, APPLIED, applied + 1.0).await;
+    gw.wait_metric(APPLIED, applied + 1.0).await;
     assert_eq!(probe(&gw).await, 404, "the removed route is gone");
     let log = gw.log();
     assert!(
@@ -114,7 +103,7 @@ async fn route_files_reload_on_change_and_broken_configs_are_rejected_whole() {
         &main,
         &format!("{limited}\n[upstreams.extra]\naddresses = [\"127.0.0.1:1\"]\n"),
     );
-    wait_metric(&gw, REJECTED, rejected + 1.0).await;
+    gw.wait_metric(REJECTED, rejected + 1.0).await;
     assert_eq!(probe(&gw).await, 404);
     assert!(gw
         .log()
@@ -142,7 +131,7 @@ async fn sighup_reloads() {
     // A broken file on SIGHUP: rejected, the process lives on.
     std::fs::write(gw.dir.join("routes/zz-live.toml"), "[[routes]]\nid = 1\n").unwrap();
     gw.signal("HUP");
-    wait_metric(&gw, REJECTED, 1.0).await;
+    gw.wait_metric(REJECTED, 1.0).await;
     assert_eq!(probe(&gw).await, 200);
 }
 

@@ -172,17 +172,41 @@ impl Gateway {
         spawn(&self.dir, &self.env, &args)
     }
 
-    /// The value of one metric line (`name{labels}`), 0 when absent.
-    pub async fn metric(&self, series: &str) -> f64 {
-        let text = client()
+    /// The gateway's `/metrics` text. Tests read metrics through
+    /// [`Gateway::metric`], [`Gateway::metric_sum`] and [`Gateway::wait_metric`].
+    async fn metrics_text(&self) -> String {
+        client()
             .get(self.ops_url("/metrics"))
             .send()
             .await
             .unwrap()
             .text()
             .await
-            .unwrap();
-        metric_value(&text, series)
+            .unwrap()
+    }
+
+    /// The value of one metric line (`name{labels}`, labels as the gateway
+    /// prints them), 0 when absent.
+    pub async fn metric(&self, series: &str) -> f64 {
+        metric_value(&self.metrics_text().await, series)
+    }
+
+    /// The sum of every series of metric `name` whose labels contain each of
+    /// `labels` (e.g. `source="cluster"`).
+    pub async fn metric_sum(&self, name: &str, labels: &[&str]) -> f64 {
+        metric_sum(&self.metrics_text().await, name, labels)
+    }
+
+    /// Waits (up to 10 s) until `series` is at least `at_least`.
+    pub async fn wait_metric(&self, series: &str, at_least: f64) {
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(10) {
+            if self.metric(series).await >= at_least {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("{series} never reached {at_least}; log:\n{}", self.log());
     }
 }
 
@@ -195,6 +219,59 @@ pub fn metric_value(text: &str, series: &str) -> f64 {
             (name == series).then(|| value.parse().ok())?
         })
         .unwrap_or(0.0)
+}
+
+/// The sum of the series of metric `name` whose labels contain every one of
+/// `labels`, in a Prometheus text exposition.
+pub fn metric_sum(text: &str, name: &str, labels: &[&str]) -> f64 {
+    text.lines()
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            let (n, rest) = series.split_once('{').unwrap_or((series, ""));
+            (n == name && labels.iter().all(|want| rest.contains(want)))
+                .then(|| value.parse::<f64>().ok())?
+        })
+        .sum()
+}
+
+/// A throwaway `redis-server` on a loopback port (for Redis going away and
+/// coming back); killed on drop.
+pub struct RedisServer {
+    child: Child,
+    pub port: u16,
+}
+
+impl RedisServer {
+    /// Starts `redis-server` on `port` and waits (up to 10 s) until it listens.
+    pub fn start(port: u16) -> RedisServer {
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed");
+        let start = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "redis-server did not start on {port}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        RedisServer { child, port }
+    }
+
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
 }
 
 fn spawn(dir: &Path, env: &[(String, String)], extra_args: &[String]) -> Child {
@@ -390,6 +467,8 @@ pub fn sign_claims(claims: &serde_json::Value, kid: Option<&str>) -> String {
     jsonwebtoken::encode(&header, claims, &key).unwrap()
 }
 
+/// Unix seconds now: the one wall clock of the tests (token claims,
+/// snapshot signatures).
 pub fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -80,10 +80,6 @@ pub fn payload(version: u64, revoked: &[&str]) -> Vec<u8> {
     serde_json::to_vec(&src).unwrap()
 }
 
-pub fn now() -> i64 {
-    super::now()
-}
-
 /// A whole bundle of a policy, before it is signed: the manifest (every part
 /// `since = version`) and the parts.
 pub struct Parts {
@@ -133,7 +129,7 @@ impl Parts {
     /// Signed by the pinned key as `version`.
     pub fn signed_body(&self, version: u64) -> Vec<u8> {
         let sig = signer()
-            .sign(&self.manifest_bytes(), version, now())
+            .sign(&self.manifest_bytes(), version, super::now())
             .unwrap();
         self.body(&sig)
     }
