@@ -1,11 +1,18 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 //! Hostile and well-formed tokens against `sentinel::auth::jwt::Verifier`,
 //! in-process. Every rejection asserts the exact `TokenError` and its code.
+//! The tokens that need nothing but an answer are rows of one table
+//! ([`rows`], run by `hostile_token_table`), each named after the test it
+//! was; what needs more (claims read out, the cache, key files and URLs,
+//! settings) has its own test.
 //!
 //! Run: `cargo test --test jwt_hostile`
 
+mod common;
+
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
+use common::now;
 use jsonwebtoken::{Algorithm, EncodingKey};
 use sentinel::auth::jwt::{
     IssuerSpec, KeySource, TokenError, VerifiedToken, Verifier, VerifierSettings,
@@ -14,7 +21,7 @@ use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const ISS: &str = "https://idp.test";
@@ -57,13 +64,6 @@ fn hs_key() -> EncodingKey {
     EncodingKey::from_secret(HS_SECRET)
 }
 
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
 fn b64(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
@@ -80,9 +80,9 @@ fn forge(header: &Value, claims: &Value, alg: Algorithm, key: &EncodingKey) -> S
     format!("{msg}.{sig}")
 }
 
-/// Raw header and payload JSON text, signed with HS256 (for malformed JSON).
-fn forge_raw(header: &str, payload: &str, key: &EncodingKey) -> String {
-    let msg = format!("{}.{}", b64(header.as_bytes()), b64(payload.as_bytes()));
+/// Raw header and payload bytes, signed with HS256 (for malformed JSON).
+fn forge_raw(header: impl AsRef<[u8]>, payload: impl AsRef<[u8]>, key: &EncodingKey) -> String {
+    let msg = format!("{}.{}", b64(header.as_ref()), b64(payload.as_ref()));
     let sig = jsonwebtoken::crypto::sign(msg.as_bytes(), key, Algorithm::HS256).unwrap();
     format!("{msg}.{sig}")
 }
@@ -277,7 +277,689 @@ fn url_spec(url: &str, refresh_every: Duration, min_refetch: Duration) -> Issuer
     )
 }
 
-// ------------------------------------------------------- happy paths
+// ------------------------------------------------------- the table
+
+/// What the verifier must answer to a row's token.
+#[derive(Debug)]
+enum Want {
+    /// Accepted, as a token of the issuer its `iss` names.
+    Accept,
+    /// Refused with this reason and this SPEC code.
+    Refuse(TokenError, &'static str),
+}
+
+use Want::{Accept, Refuse};
+
+/// One token and its expected answer, named after the test it was (rows of
+/// one test that checked several tokens carry a `[variant]`).
+struct Row {
+    name: String,
+    token: String,
+    want: Want,
+}
+
+fn invalid(e: TokenError) -> Want {
+    Refuse(e, AUTH_INVALID)
+}
+
+/// Every hostile (and well-formed) token against the standard issuers.
+fn rows() -> Vec<Row> {
+    let mut rows = Vec::new();
+    let mut row = |name: &str, token: String, want: Want| {
+        rows.push(Row {
+            name: name.to_owned(),
+            token,
+            want,
+        })
+    };
+
+    // Happy paths.
+    row("es256_happy_path", es256(&claims(ISS)), Accept);
+    row("eddsa_happy_path", eddsa(&claims(ISS)), Accept);
+    row("hs256_happy_path", hs256(&claims(ISS_HS)), Accept);
+    row(
+        "no_kid_with_a_single_key_for_the_algorithm_is_accepted",
+        forge(
+            &header("ES256", None),
+            &claims(ISS),
+            Algorithm::ES256,
+            &ec_key(),
+        ),
+        Accept,
+    );
+    row(
+        "audience_as_array_with_one_match_is_accepted",
+        rs256(&with(claims(ISS), "aud", json!(["other", "api"]))),
+        Accept,
+    );
+    row(
+        "expired_within_leeway_is_accepted",
+        rs256(&with(claims(ISS), "exp", json!(now() - 10))),
+        Accept,
+    );
+    row(
+        "nbf_within_leeway_and_in_the_past_are_accepted [ahead]",
+        rs256(&with(claims(ISS), "nbf", json!(now() + 10))),
+        Accept,
+    );
+    row(
+        "nbf_within_leeway_and_in_the_past_are_accepted [past]",
+        rs256(&with(claims(ISS), "nbf", json!(now() - 100))),
+        Accept,
+    );
+
+    // Algorithm attacks.
+    let p = b64(&serde_json::to_vec(&claims(ISS)).unwrap());
+    row(
+        "alg_none_lowercase_is_refused",
+        format!("{}.{p}.", b64(br#"{"alg":"none","typ":"JWT"}"#)),
+        invalid(TokenError::AlgorithmNotAllowed),
+    );
+    for alg in ["None", "NONE", "nOnE", "none "] {
+        let h = b64(format!(r#"{{"alg":"{alg}"}}"#).as_bytes());
+        let name = format!("alg_none_in_other_casings_is_refused [{alg}]");
+        row(
+            &name,
+            format!("{h}.{p}."),
+            invalid(TokenError::AlgorithmNotAllowed),
+        );
+        // With a (meaningless) signature too.
+        let name = format!("alg_none_in_other_casings_is_refused [{alg}, signed]");
+        row(
+            &name,
+            format!("{h}.{p}.AAAA"),
+            invalid(TokenError::AlgorithmNotAllowed),
+        );
+    }
+    row(
+        "missing_alg_is_refused",
+        forge_raw(r#"{"typ":"JWT"}"#, claims(ISS_HS).to_string(), &hs_key()),
+        invalid(TokenError::AlgorithmNotAllowed),
+    );
+    for (name, alg) in [
+        ("HS512", Algorithm::HS512),
+        ("HS384", Algorithm::HS384),
+        ("PS256", Algorithm::PS256),
+        ("RS512", Algorithm::RS512),
+    ] {
+        let key = if name.starts_with('H') {
+            hs_key()
+        } else {
+            rsa_key()
+        };
+        row(
+            &format!("unsupported_algorithms_are_refused [{name}]"),
+            forge(&header(name, Some("rsa-1")), &claims(ISS), alg, &key),
+            invalid(TokenError::AlgorithmNotAllowed),
+        );
+    }
+    row(
+        "algorithm_names_are_case_sensitive",
+        forge(
+            &header("rs256", Some("rsa-1")),
+            &claims(ISS),
+            Algorithm::RS256,
+            &rsa_key(),
+        ),
+        invalid(TokenError::AlgorithmNotAllowed),
+    );
+    // ES256 is supported, but ISS_HS only allows HS256.
+    row(
+        "algorithm_not_in_the_issuers_allow_list_is_refused [ES256 for an HS256 issuer]",
+        forge(
+            &header("ES256", Some("ec-1")),
+            &claims(ISS_HS),
+            Algorithm::ES256,
+            &ec_key(),
+        ),
+        invalid(TokenError::AlgorithmNotAllowed),
+    );
+    // HS256 is supported, but ISS only allows asymmetric algorithms.
+    row(
+        "algorithm_not_in_the_issuers_allow_list_is_refused [HS256 for an asymmetric issuer]",
+        forge(
+            &header("HS256", Some("hs-1")),
+            &claims(ISS),
+            Algorithm::HS256,
+            &hs_key(),
+        ),
+        invalid(TokenError::AlgorithmNotAllowed),
+    );
+    let pem = EncodingKey::from_secret(&read_key("rsa_public.pem"));
+    // Issuer allowing both HS256 and RS256: the kid names an RSA key.
+    row(
+        "hs256_signed_with_the_rsa_public_key_pem_is_refused [rsa kid]",
+        forge(
+            &header("HS256", Some("rsa-1")),
+            &claims(ISS_MIXED),
+            Algorithm::HS256,
+            &pem,
+        ),
+        invalid(TokenError::KeyAlgorithmMismatch),
+    );
+    // Without a kid: there is no HS256 key at all.
+    row(
+        "hs256_signed_with_the_rsa_public_key_pem_is_refused [no kid]",
+        forge(
+            &header("HS256", None),
+            &claims(ISS_MIXED),
+            Algorithm::HS256,
+            &pem,
+        ),
+        invalid(TokenError::KeyAlgorithmMismatch),
+    );
+    // Issuer not allowing HS256.
+    row(
+        "hs256_signed_with_the_rsa_public_key_pem_is_refused [issuer without HS256]",
+        forge(
+            &header("HS256", Some("rsa-1")),
+            &claims(ISS),
+            Algorithm::HS256,
+            &pem,
+        ),
+        invalid(TokenError::AlgorithmNotAllowed),
+    );
+    // The JWK-derived DER and the raw modulus fail the same way.
+    row(
+        "hs256_signed_with_the_rsa_public_key_pem_is_refused [other secret]",
+        forge(
+            &header("HS256", Some("rsa-1")),
+            &claims(ISS_MIXED),
+            Algorithm::HS256,
+            &hs_key(),
+        ),
+        invalid(TokenError::KeyAlgorithmMismatch),
+    );
+    row(
+        "es256_token_naming_an_rsa_kid_is_refused",
+        forge(
+            &header("ES256", Some("rsa-1")),
+            &claims(ISS),
+            Algorithm::ES256,
+            &ec_key(),
+        ),
+        invalid(TokenError::KeyAlgorithmMismatch),
+    );
+    for kid in ["ec-1", "ed-1"] {
+        row(
+            &format!("rs256_token_naming_an_ec_or_ed_kid_is_refused [{kid}]"),
+            forge(
+                &header("RS256", Some(kid)),
+                &claims(ISS),
+                Algorithm::RS256,
+                &rsa_key(),
+            ),
+            invalid(TokenError::KeyAlgorithmMismatch),
+        );
+    }
+    row(
+        "eddsa_token_naming_an_ec_kid_is_refused",
+        forge(
+            &header("EdDSA", Some("ec-1")),
+            &claims(ISS),
+            Algorithm::EdDSA,
+            &ed_key(),
+        ),
+        invalid(TokenError::KeyAlgorithmMismatch),
+    );
+
+    // Forbidden headers.
+    let jwk: Value =
+        serde_json::from_str::<Value>(&jwks("rsa.jwks.json")).unwrap()["keys"][0].clone();
+    for (test, name, value) in [
+        ("embedded_jwk_header_is_refused", "jwk", jwk),
+        (
+            "jku_header_is_refused",
+            "jku",
+            json!("https://attacker.example/jwks.json"),
+        ),
+        ("jku_header_is_refused_even_when_null", "jku", Value::Null),
+        (
+            "x5u_header_is_refused",
+            "x5u",
+            json!("https://attacker.example/cert.pem"),
+        ),
+        ("x5c_header_is_refused", "x5c", json!(["MIIBIjANBgkq"])),
+        ("crit_header_is_refused", "crit", json!(["exp"])),
+        ("zip_header_is_refused", "zip", json!("DEF")),
+    ] {
+        let mut h = header("RS256", Some("rsa-1"));
+        h[name] = value;
+        row(
+            test,
+            forge(&h, &claims(ISS), Algorithm::RS256, &rsa_key()),
+            invalid(TokenError::ForbiddenHeader(name)),
+        );
+    }
+
+    // Signatures and shape.
+    for (alg, t) in [
+        ("RS256", rs256(&claims(ISS))),
+        ("ES256", es256(&claims(ISS))),
+        ("EdDSA", eddsa(&claims(ISS))),
+        ("HS256", hs256(&claims(ISS_HS))),
+    ] {
+        row(
+            &format!("flipped_signature_byte_is_refused_for_every_algorithm [{alg}]"),
+            flip_signature_byte(&t),
+            invalid(TokenError::BadSignature),
+        );
+    }
+    row(
+        "signature_by_another_key_is_refused",
+        forge(
+            &header("RS256", Some("rsa-1")),
+            &claims(ISS),
+            Algorithm::RS256,
+            &rsa2_key(),
+        ),
+        invalid(TokenError::BadSignature),
+    );
+    let t = rs256(&claims(ISS));
+    let parts: Vec<&str> = t.split('.').collect();
+    let evil = with(
+        claims(ISS),
+        "sub",
+        json!("00000000-0000-0000-0000-000000000000"),
+    );
+    row(
+        "tampered_header_is_refused",
+        format!(
+            "{}.{}.{}",
+            b64(br#"{"alg":"RS256","kid":"rsa-1","typ":"at+jwt"}"#),
+            parts[1],
+            parts[2]
+        ),
+        invalid(TokenError::BadSignature),
+    );
+    row(
+        "tampered_payload_is_refused",
+        format!(
+            "{}.{}.{}",
+            parts[0],
+            b64(&serde_json::to_vec(&evil).unwrap()),
+            parts[2]
+        ),
+        invalid(TokenError::BadSignature),
+    );
+    row(
+        "truncated_to_two_segments_is_malformed",
+        format!("{}.{}", parts[0], parts[1]),
+        invalid(TokenError::Malformed),
+    );
+    for (variant, extra) in [
+        ("one more", ".AAAA"),
+        ("two more", ".AAAA.AAAA"),
+        ("empty", "."),
+    ] {
+        row(
+            &format!("extra_segments_are_malformed [{variant}]"),
+            format!("{t}{extra}"),
+            invalid(TokenError::Malformed),
+        );
+    }
+    row(
+        "padded_base64_is_malformed",
+        format!("{}==.{}.{}", parts[0], parts[1], parts[2]),
+        invalid(TokenError::Malformed),
+    );
+    let t = es256(&claims(ISS));
+    row(
+        "truncated_signature_is_refused [4 characters short]",
+        t[..t.len() - 4].to_owned(),
+        invalid(TokenError::BadSignature),
+    );
+    let (msg, _) = t.rsplit_once('.').unwrap();
+    row(
+        "truncated_signature_is_refused [empty]",
+        format!("{msg}."),
+        invalid(TokenError::BadSignature),
+    );
+    for t in ["", ".", "..", "...", " "] {
+        row(
+            &format!("empty_and_dot_only_tokens_are_malformed [{t:?}]"),
+            t.to_owned(),
+            invalid(TokenError::Malformed),
+        );
+    }
+    for t in [
+        "!!!.@@@.###",
+        "a b.c d.e f",
+        "eyJ+.eyJ/.abc",
+        "ünïcödé.x.y",
+        "a\0b.c.d",
+    ] {
+        row(
+            &format!("non_base64_garbage_is_malformed [{t:?}]"),
+            t.to_owned(),
+            invalid(TokenError::Malformed),
+        );
+    }
+    let p = claims(ISS_HS).to_string();
+    for h in [
+        "not json",
+        "",
+        "[\"alg\",\"HS256\"]",
+        "\"HS256\"",
+        "{\"alg\":\"HS256\"",
+    ] {
+        row(
+            &format!("non_json_header_is_malformed [{h:?}]"),
+            forge_raw(h, &p, &hs_key()),
+            invalid(TokenError::Malformed),
+        );
+    }
+    for h in [
+        r#"{"alg":256}"#,
+        r#"{"alg":["HS256"]}"#,
+        r#"{"alg":"HS256","kid":1}"#,
+    ] {
+        row(
+            &format!("non_string_alg_or_kid_is_malformed [{h}]"),
+            forge_raw(h, &p, &hs_key()),
+            invalid(TokenError::Malformed),
+        );
+    }
+    row(
+        "duplicate_alg_member_is_malformed",
+        forge_raw(
+            r#"{"alg":"none","alg":"HS256","kid":"hs-1"}"#,
+            &p,
+            &hs_key(),
+        ),
+        invalid(TokenError::Malformed),
+    );
+    let h = r#"{"alg":"HS256","kid":"hs-1"}"#;
+    for p in ["garbage", "[1,2,3]", "null", "\"iss\"", "{\"iss\":"] {
+        row(
+            &format!("non_json_or_non_object_payload_is_malformed [{p}]"),
+            forge_raw(h, p, &hs_key()),
+            invalid(TokenError::Malformed),
+        );
+    }
+    let exp = now() + 600;
+    row(
+        "duplicate_claim_is_malformed",
+        forge_raw(
+            h,
+            format!(r#"{{"iss":"{ISS_HS}","sub":"a","sub":"b","aud":"sentinel","exp":{exp}}}"#),
+            &hs_key(),
+        ),
+        invalid(TokenError::Malformed),
+    );
+    row(
+        "huge_token_is_refused_before_decoding [8193 characters]",
+        "A".repeat(8193),
+        invalid(TokenError::TooLarge),
+    );
+    // Even garbage bytes that would otherwise be malformed.
+    row(
+        "huge_token_is_refused_before_decoding [garbage]",
+        "!".repeat(100_000),
+        invalid(TokenError::TooLarge),
+    );
+    // A validly signed but oversized token.
+    row(
+        "huge_token_is_refused_before_decoding [signed]",
+        rs256(&with(claims(ISS), "pad", json!("x".repeat(9000)))),
+        invalid(TokenError::TooLarge),
+    );
+
+    // Issuer and audience.
+    for iss in [
+        "https://evil.test",
+        "https://idp.test/",
+        "HTTPS://IDP.TEST",
+        "",
+    ] {
+        row(
+            &format!("wrong_issuer_is_refused [{iss:?}]"),
+            rs256(&claims(iss)),
+            invalid(TokenError::UnknownIssuer),
+        );
+    }
+    row(
+        "missing_issuer_is_refused",
+        rs256(&without(claims(ISS), "iss")),
+        invalid(TokenError::UnknownIssuer),
+    );
+    row(
+        "non_string_issuer_is_refused",
+        rs256(&with(claims(ISS), "iss", json!([ISS]))),
+        invalid(TokenError::InvalidClaim("iss")),
+    );
+    // Signed with the HS issuer's secret but claiming ISS_MIXED (which has no HS key).
+    row(
+        "token_of_one_issuer_signed_by_another_issuers_key_is_refused",
+        hs256(&claims(ISS_MIXED)),
+        invalid(TokenError::UnknownKey),
+    );
+    for aud in [
+        json!("other-app"),
+        json!(["other-app", "SENTINEL"]),
+        json!([]),
+    ] {
+        row(
+            &format!("wrong_audience_is_refused [{aud}]"),
+            rs256(&with(claims(ISS), "aud", aud)),
+            invalid(TokenError::WrongAudience),
+        );
+    }
+    row(
+        "missing_audience_is_refused",
+        rs256(&without(claims(ISS), "aud")),
+        invalid(TokenError::WrongAudience),
+    );
+    for aud in [json!(1), json!({"aud": "sentinel"}), json!(["sentinel", 1])] {
+        row(
+            &format!("non_string_audience_is_refused [{aud}]"),
+            rs256(&with(claims(ISS), "aud", aud)),
+            invalid(TokenError::InvalidClaim("aud")),
+        );
+    }
+
+    // Time claims.
+    for exp in [now() - 31, -1] {
+        row(
+            &format!("expired_token_is_refused_with_token_expired [exp {exp}]"),
+            rs256(&with(claims(ISS), "exp", json!(exp))),
+            Refuse(TokenError::Expired, TOKEN_EXPIRED),
+        );
+    }
+    row(
+        "nbf_in_the_future_is_refused",
+        rs256(&with(claims(ISS), "nbf", json!(now() + 120))),
+        invalid(TokenError::NotYetValid),
+    );
+    row(
+        "iat_in_the_future_is_refused",
+        rs256(&with(claims(ISS), "iat", json!(now() + 120))),
+        invalid(TokenError::InvalidClaim("iat")),
+    );
+    row(
+        "missing_exp_is_refused [absent]",
+        rs256(&without(claims(ISS), "exp")),
+        invalid(TokenError::InvalidClaim("exp")),
+    );
+    row(
+        "missing_exp_is_refused [null]",
+        rs256(&with(claims(ISS), "exp", Value::Null)),
+        invalid(TokenError::InvalidClaim("exp")),
+    );
+    for (test, claim, value) in [
+        ("string_exp_is_refused", "exp", json!("9999999999")),
+        ("string_nbf_is_refused", "nbf", json!("0")),
+        ("string_iat_is_refused", "iat", json!("0")),
+    ] {
+        row(
+            test,
+            rs256(&with(claims(ISS), claim, value)),
+            invalid(TokenError::InvalidClaim(claim)),
+        );
+    }
+    // Decision: NumericDate must be a JSON integer. RFC 7519 allows fractions,
+    // but no issuer we trust emits them and a strict type closes parser
+    // differentials (`1e10`, `9999999999.9`).
+    for exp in [json!((now() + 600) as f64 + 0.5), json!(1e10), json!(true)] {
+        row(
+            &format!("float_exp_is_refused [{exp}]"),
+            rs256(&with(claims(ISS), "exp", exp)),
+            invalid(TokenError::InvalidClaim("exp")),
+        );
+    }
+    row(
+        "exp_beyond_i64_is_refused",
+        forge_raw(
+            h,
+            format!(
+                r#"{{"iss":"{ISS_HS}","sub":"a","aud":"sentinel","exp":18446744073709551615}}"#
+            ),
+            &hs_key(),
+        ),
+        invalid(TokenError::InvalidClaim("exp")),
+    );
+
+    // Other claims.
+    row(
+        "missing_sub_is_refused",
+        rs256(&without(claims(ISS), "sub")),
+        invalid(TokenError::InvalidClaim("sub")),
+    );
+    for sub in [json!(""), json!(42), json!(null), json!(["a"])] {
+        row(
+            &format!("empty_or_non_string_sub_is_refused [{sub}]"),
+            rs256(&with(claims(ISS), "sub", sub)),
+            invalid(TokenError::InvalidClaim("sub")),
+        );
+    }
+    for (claim, value, reason) in [
+        ("jti", json!(7), "jti"),
+        ("tid", json!(1), "tid"),
+        ("tenant_id", json!(["a"]), "tenant_id"),
+        ("mfa", json!("true"), "mfa"),
+        ("amr", json!("mfa"), "amr"),
+        ("amr", json!(["mfa", 1]), "amr"),
+        ("scope", json!(["read"]), "scope"),
+        ("scp", json!(7), "scp"),
+    ] {
+        row(
+            &format!("badly_typed_identity_claims_are_refused [{claim}: {value}]"),
+            rs256(&with(claims(ISS), claim, value)),
+            invalid(TokenError::InvalidClaim(reason)),
+        );
+    }
+
+    // Key selection.
+    row(
+        "missing_kid_with_several_keys_is_refused",
+        forge(
+            &header("RS256", None),
+            &claims(ISS_ROT),
+            Algorithm::RS256,
+            &rsa_key(),
+        ),
+        invalid(TokenError::MissingKid),
+    );
+    // With the kid, the same key verifies.
+    row(
+        "missing_kid_with_several_keys_is_refused [control: kid rsa-1]",
+        forge(
+            &header("RS256", Some("rsa-1")),
+            &claims(ISS_ROT),
+            Algorithm::RS256,
+            &rsa_key(),
+        ),
+        Accept,
+    );
+    row(
+        "missing_kid_with_several_keys_is_refused [control: kid rsa-2]",
+        forge(
+            &header("RS256", Some("rsa-2")),
+            &claims(ISS_ROT),
+            Algorithm::RS256,
+            &rsa2_key(),
+        ),
+        Accept,
+    );
+    for kid in ["rsa-9", "", "RSA-1", "rsa-1\u{0}"] {
+        row(
+            &format!("unknown_kid_is_refused [{kid:?}]"),
+            forge(
+                &header("RS256", Some(kid)),
+                &claims(ISS),
+                Algorithm::RS256,
+                &rsa_key(),
+            ),
+            invalid(TokenError::UnknownKey),
+        );
+    }
+    row(
+        "unknown_kid_is_refused [hs-2]",
+        forge(
+            &header("HS256", Some("hs-2")),
+            &claims(ISS_HS),
+            Algorithm::HS256,
+            &hs_key(),
+        ),
+        invalid(TokenError::UnknownKey),
+    );
+    for (alg, t) in [
+        ("ES256", es256(&claims(ISS))),
+        ("EdDSA", eddsa(&claims(ISS))),
+        ("RS256", rs256(&claims(ISS))),
+    ] {
+        let (msg, sig) = t.rsplit_once('.').unwrap();
+        let mut raw = URL_SAFE_NO_PAD.decode(sig).unwrap();
+        raw.push(0);
+        row(
+            &format!("wrong_size_signatures_are_refused [{alg}, one byte more]"),
+            format!("{msg}.{}", b64(&raw)),
+            invalid(TokenError::BadSignature),
+        );
+        row(
+            &format!("wrong_size_signatures_are_refused [{alg}, 10 bytes]"),
+            format!("{msg}.{}", b64(&raw[..10])),
+            invalid(TokenError::BadSignature),
+        );
+    }
+    rows
+}
+
+/// Every row against a fresh verifier of the standard issuers (as each was
+/// its own test). A refusal must carry the exact `TokenError` and its code;
+/// an accepted token must be of the issuer its `iss` names.
+#[tokio::test]
+async fn hostile_token_table() {
+    let mut failures = Vec::new();
+    let rows = rows();
+    for Row { name, token, want } in &rows {
+        let v = verifier().await;
+        let got = v.verify(token).await;
+        let ok = match (want, &got) {
+            (Accept, Ok(t)) => {
+                let (_, payload) = token.split_once('.').unwrap();
+                let payload = payload.split('.').next().unwrap();
+                let c: Value =
+                    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+                c["iss"] == t.issuer.as_str()
+            }
+            (Refuse(reason, code), Err(e)) => e == reason && e.code() == *code,
+            _ => false,
+        };
+        if !ok {
+            failures.push(format!("{name}: want {want:?}, got {got:?}"));
+        }
+    }
+    // One row per token the tests before the table checked: none lost.
+    assert_eq!(rows.len(), 136, "rows in the table");
+    assert!(
+        failures.is_empty(),
+        "hostile token table failures:\n{}",
+        failures.join("\n")
+    );
+}
+
+// ------------------------------------------------------- what an accepted token says
 
 #[tokio::test]
 async fn rs256_happy_path() {
@@ -289,37 +971,6 @@ async fn rs256_happy_path() {
     assert!(!t.mfa);
     assert!(t.tenant_id.is_none());
     assert!(t.issued_at.is_some());
-}
-
-#[tokio::test]
-async fn es256_happy_path() {
-    let v = verifier().await;
-    accepts(&v, &es256(&claims(ISS))).await;
-}
-
-#[tokio::test]
-async fn eddsa_happy_path() {
-    let v = verifier().await;
-    accepts(&v, &eddsa(&claims(ISS))).await;
-}
-
-#[tokio::test]
-async fn hs256_happy_path() {
-    let v = verifier().await;
-    let t = accepts(&v, &hs256(&claims(ISS_HS))).await;
-    assert_eq!(t.issuer, ISS_HS);
-}
-
-#[tokio::test]
-async fn no_kid_with_a_single_key_for_the_algorithm_is_accepted() {
-    let v = verifier().await;
-    let t = forge(
-        &header("ES256", None),
-        &claims(ISS),
-        Algorithm::ES256,
-        &ec_key(),
-    );
-    accepts(&v, &t).await;
 }
 
 #[tokio::test]
@@ -343,13 +994,6 @@ async fn hmac_secret_without_kid_accepts_tokens_with_or_without_kid() {
         &hs_key(),
     );
     accepts(&v, &t).await;
-}
-
-#[tokio::test]
-async fn audience_as_array_with_one_match_is_accepted() {
-    let v = verifier().await;
-    let c = with(claims(ISS), "aud", json!(["other", "api"]));
-    accepts(&v, &rs256(&c)).await;
 }
 
 #[tokio::test]
@@ -388,22 +1032,6 @@ async fn tenant_and_scopes_are_extracted() {
         accepts(&v, &rs256(&c)).await.tenant_id.as_deref(),
         Some("t-2")
     );
-}
-
-#[tokio::test]
-async fn expired_within_leeway_is_accepted() {
-    let v = verifier().await;
-    let c = with(claims(ISS), "exp", json!(now() - 10));
-    accepts(&v, &rs256(&c)).await;
-}
-
-#[tokio::test]
-async fn nbf_within_leeway_and_in_the_past_are_accepted() {
-    let v = verifier().await;
-    let c = with(claims(ISS), "nbf", json!(now() + 10));
-    accepts(&v, &rs256(&c)).await;
-    let c = with(claims(ISS), "nbf", json!(now() - 100));
-    accepts(&v, &rs256(&c)).await;
 }
 
 #[tokio::test]
@@ -474,228 +1102,6 @@ async fn token_exactly_at_the_size_limit_is_accepted() {
     rejects(&v, &format!("{t}A"), TokenError::TooLarge, AUTH_INVALID).await;
 }
 
-// ------------------------------------------------------- algorithm attacks
-
-#[tokio::test]
-async fn alg_none_lowercase_is_refused() {
-    let v = verifier().await;
-    let h = b64(br#"{"alg":"none","typ":"JWT"}"#);
-    let p = b64(&serde_json::to_vec(&claims(ISS)).unwrap());
-    rejects(
-        &v,
-        &format!("{h}.{p}."),
-        TokenError::AlgorithmNotAllowed,
-        AUTH_INVALID,
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn alg_none_in_other_casings_is_refused() {
-    let v = verifier().await;
-    let p = b64(&serde_json::to_vec(&claims(ISS)).unwrap());
-    for alg in ["None", "NONE", "nOnE", "none "] {
-        let h = b64(format!(r#"{{"alg":"{alg}"}}"#).as_bytes());
-        rejects(
-            &v,
-            &format!("{h}.{p}."),
-            TokenError::AlgorithmNotAllowed,
-            AUTH_INVALID,
-        )
-        .await;
-        // With a (meaningless) signature too.
-        rejects(
-            &v,
-            &format!("{h}.{p}.AAAA"),
-            TokenError::AlgorithmNotAllowed,
-            AUTH_INVALID,
-        )
-        .await;
-    }
-}
-
-#[tokio::test]
-async fn missing_alg_is_refused() {
-    let v = verifier().await;
-    let t = forge_raw(r#"{"typ":"JWT"}"#, &claims(ISS_HS).to_string(), &hs_key());
-    rejects(&v, &t, TokenError::AlgorithmNotAllowed, AUTH_INVALID).await;
-}
-
-#[tokio::test]
-async fn unsupported_algorithms_are_refused() {
-    let v = verifier().await;
-    for (name, alg) in [
-        ("HS512", Algorithm::HS512),
-        ("HS384", Algorithm::HS384),
-        ("PS256", Algorithm::PS256),
-        ("RS512", Algorithm::RS512),
-    ] {
-        let key = if name.starts_with('H') {
-            hs_key()
-        } else {
-            rsa_key()
-        };
-        let t = forge(&header(name, Some("rsa-1")), &claims(ISS), alg, &key);
-        rejects(&v, &t, TokenError::AlgorithmNotAllowed, AUTH_INVALID).await;
-    }
-}
-
-#[tokio::test]
-async fn algorithm_names_are_case_sensitive() {
-    let v = verifier().await;
-    let t = forge(
-        &header("rs256", Some("rsa-1")),
-        &claims(ISS),
-        Algorithm::RS256,
-        &rsa_key(),
-    );
-    rejects(&v, &t, TokenError::AlgorithmNotAllowed, AUTH_INVALID).await;
-}
-
-#[tokio::test]
-async fn algorithm_not_in_the_issuers_allow_list_is_refused() {
-    let v = verifier().await;
-    // ES256 is supported, but ISS_HS only allows HS256.
-    let t = forge(
-        &header("ES256", Some("ec-1")),
-        &claims(ISS_HS),
-        Algorithm::ES256,
-        &ec_key(),
-    );
-    rejects(&v, &t, TokenError::AlgorithmNotAllowed, AUTH_INVALID).await;
-    // HS256 is supported, but ISS only allows asymmetric algorithms.
-    let t = forge(
-        &header("HS256", Some("hs-1")),
-        &claims(ISS),
-        Algorithm::HS256,
-        &hs_key(),
-    );
-    rejects(&v, &t, TokenError::AlgorithmNotAllowed, AUTH_INVALID).await;
-}
-
-#[tokio::test]
-async fn hs256_signed_with_the_rsa_public_key_pem_is_refused() {
-    let v = verifier().await;
-    let pem = EncodingKey::from_secret(&read_key("rsa_public.pem"));
-    // Issuer allowing both HS256 and RS256: the kid names an RSA key.
-    let t = forge(
-        &header("HS256", Some("rsa-1")),
-        &claims(ISS_MIXED),
-        Algorithm::HS256,
-        &pem,
-    );
-    rejects(&v, &t, TokenError::KeyAlgorithmMismatch, AUTH_INVALID).await;
-    // Without a kid: there is no HS256 key at all.
-    let t = forge(
-        &header("HS256", None),
-        &claims(ISS_MIXED),
-        Algorithm::HS256,
-        &pem,
-    );
-    rejects(&v, &t, TokenError::KeyAlgorithmMismatch, AUTH_INVALID).await;
-    // Issuer not allowing HS256.
-    let t = forge(
-        &header("HS256", Some("rsa-1")),
-        &claims(ISS),
-        Algorithm::HS256,
-        &pem,
-    );
-    rejects(&v, &t, TokenError::AlgorithmNotAllowed, AUTH_INVALID).await;
-    // The JWK-derived DER and the raw modulus fail the same way.
-    let t = forge(
-        &header("HS256", Some("rsa-1")),
-        &claims(ISS_MIXED),
-        Algorithm::HS256,
-        &hs_key(),
-    );
-    rejects(&v, &t, TokenError::KeyAlgorithmMismatch, AUTH_INVALID).await;
-}
-
-#[tokio::test]
-async fn es256_token_naming_an_rsa_kid_is_refused() {
-    let v = verifier().await;
-    let t = forge(
-        &header("ES256", Some("rsa-1")),
-        &claims(ISS),
-        Algorithm::ES256,
-        &ec_key(),
-    );
-    rejects(&v, &t, TokenError::KeyAlgorithmMismatch, AUTH_INVALID).await;
-}
-
-#[tokio::test]
-async fn rs256_token_naming_an_ec_or_ed_kid_is_refused() {
-    let v = verifier().await;
-    for kid in ["ec-1", "ed-1"] {
-        let t = forge(
-            &header("RS256", Some(kid)),
-            &claims(ISS),
-            Algorithm::RS256,
-            &rsa_key(),
-        );
-        rejects(&v, &t, TokenError::KeyAlgorithmMismatch, AUTH_INVALID).await;
-    }
-}
-
-#[tokio::test]
-async fn eddsa_token_naming_an_ec_kid_is_refused() {
-    let v = verifier().await;
-    let t = forge(
-        &header("EdDSA", Some("ec-1")),
-        &claims(ISS),
-        Algorithm::EdDSA,
-        &ed_key(),
-    );
-    rejects(&v, &t, TokenError::KeyAlgorithmMismatch, AUTH_INVALID).await;
-}
-
-// ------------------------------------------------------- forbidden headers
-
-async fn forbidden_header(name: &'static str, value: Value) {
-    let v = verifier().await;
-    let mut h = header("RS256", Some("rsa-1"));
-    h[name] = value;
-    let t = forge(&h, &claims(ISS), Algorithm::RS256, &rsa_key());
-    rejects(&v, &t, TokenError::ForbiddenHeader(name), AUTH_INVALID).await;
-}
-
-#[tokio::test]
-async fn embedded_jwk_header_is_refused() {
-    let jwk: Value =
-        serde_json::from_str::<Value>(&jwks("rsa.jwks.json")).unwrap()["keys"][0].clone();
-    forbidden_header("jwk", jwk).await;
-}
-
-#[tokio::test]
-async fn jku_header_is_refused() {
-    forbidden_header("jku", json!("https://attacker.example/jwks.json")).await;
-}
-
-#[tokio::test]
-async fn jku_header_is_refused_even_when_null() {
-    forbidden_header("jku", Value::Null).await;
-}
-
-#[tokio::test]
-async fn x5u_header_is_refused() {
-    forbidden_header("x5u", json!("https://attacker.example/cert.pem")).await;
-}
-
-#[tokio::test]
-async fn x5c_header_is_refused() {
-    forbidden_header("x5c", json!(["MIIBIjANBgkq"])).await;
-}
-
-#[tokio::test]
-async fn crit_header_is_refused() {
-    forbidden_header("crit", json!(["exp"])).await;
-}
-
-#[tokio::test]
-async fn zip_header_is_refused() {
-    forbidden_header("zip", json!("DEF")).await;
-}
-
 // ------------------------------------------------------- signatures and shape
 
 fn flip_signature_byte(token: &str) -> String {
@@ -703,235 +1109,6 @@ fn flip_signature_byte(token: &str) -> String {
     let mut raw = URL_SAFE_NO_PAD.decode(sig).unwrap();
     raw[5] ^= 0x01;
     format!("{msg}.{}", b64(&raw))
-}
-
-#[tokio::test]
-async fn flipped_signature_byte_is_refused_for_every_algorithm() {
-    let v = verifier().await;
-    for t in [
-        rs256(&claims(ISS)),
-        es256(&claims(ISS)),
-        eddsa(&claims(ISS)),
-        hs256(&claims(ISS_HS)),
-    ] {
-        rejects(
-            &v,
-            &flip_signature_byte(&t),
-            TokenError::BadSignature,
-            AUTH_INVALID,
-        )
-        .await;
-    }
-}
-
-#[tokio::test]
-async fn signature_by_another_key_is_refused() {
-    let v = verifier().await;
-    let t = forge(
-        &header("RS256", Some("rsa-1")),
-        &claims(ISS),
-        Algorithm::RS256,
-        &rsa2_key(),
-    );
-    rejects(&v, &t, TokenError::BadSignature, AUTH_INVALID).await;
-}
-
-#[tokio::test]
-async fn tampered_header_is_refused() {
-    let v = verifier().await;
-    let t = rs256(&claims(ISS));
-    let (_, rest) = t.split_once('.').unwrap();
-    let h = b64(br#"{"alg":"RS256","kid":"rsa-1","typ":"at+jwt"}"#);
-    rejects(
-        &v,
-        &format!("{h}.{rest}"),
-        TokenError::BadSignature,
-        AUTH_INVALID,
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn tampered_payload_is_refused() {
-    let v = verifier().await;
-    let t = rs256(&claims(ISS));
-    let mut parts: Vec<String> = t.split('.').map(str::to_owned).collect();
-    let evil = with(
-        claims(ISS),
-        "sub",
-        json!("00000000-0000-0000-0000-000000000000"),
-    );
-    parts[1] = b64(&serde_json::to_vec(&evil).unwrap());
-    rejects(&v, &parts.join("."), TokenError::BadSignature, AUTH_INVALID).await;
-}
-
-#[tokio::test]
-async fn truncated_signature_is_refused() {
-    let v = verifier().await;
-    let t = es256(&claims(ISS));
-    rejects(
-        &v,
-        &t[..t.len() - 4],
-        TokenError::BadSignature,
-        AUTH_INVALID,
-    )
-    .await;
-    let (msg, _) = t.rsplit_once('.').unwrap();
-    rejects(
-        &v,
-        &format!("{msg}."),
-        TokenError::BadSignature,
-        AUTH_INVALID,
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn truncated_to_two_segments_is_malformed() {
-    let v = verifier().await;
-    let t = rs256(&claims(ISS));
-    let (msg, _) = t.rsplit_once('.').unwrap();
-    rejects(&v, msg, TokenError::Malformed, AUTH_INVALID).await;
-}
-
-#[tokio::test]
-async fn extra_segments_are_malformed() {
-    let v = verifier().await;
-    let t = rs256(&claims(ISS));
-    rejects(
-        &v,
-        &format!("{t}.AAAA"),
-        TokenError::Malformed,
-        AUTH_INVALID,
-    )
-    .await;
-    rejects(
-        &v,
-        &format!("{t}.AAAA.AAAA"),
-        TokenError::Malformed,
-        AUTH_INVALID,
-    )
-    .await;
-    rejects(&v, &format!("{t}."), TokenError::Malformed, AUTH_INVALID).await;
-}
-
-#[tokio::test]
-async fn empty_and_dot_only_tokens_are_malformed() {
-    let v = verifier().await;
-    for t in ["", ".", "..", "...", " "] {
-        rejects(&v, t, TokenError::Malformed, AUTH_INVALID).await;
-    }
-}
-
-#[tokio::test]
-async fn non_base64_garbage_is_malformed() {
-    let v = verifier().await;
-    for t in [
-        "!!!.@@@.###",
-        "a b.c d.e f",
-        "eyJ+.eyJ/.abc",
-        "ünïcödé.x.y",
-        "a\0b.c.d",
-    ] {
-        rejects(&v, t, TokenError::Malformed, AUTH_INVALID).await;
-    }
-}
-
-#[tokio::test]
-async fn padded_base64_is_malformed() {
-    let v = verifier().await;
-    let t = rs256(&claims(ISS));
-    let (h, rest) = t.split_once('.').unwrap();
-    rejects(
-        &v,
-        &format!("{h}==.{rest}"),
-        TokenError::Malformed,
-        AUTH_INVALID,
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn non_json_header_is_malformed() {
-    let v = verifier().await;
-    let p = claims(ISS_HS).to_string();
-    for h in [
-        "not json",
-        "",
-        "[\"alg\",\"HS256\"]",
-        "\"HS256\"",
-        "{\"alg\":\"HS256\"",
-    ] {
-        let t = forge_raw(h, &p, &hs_key());
-        rejects(&v, &t, TokenError::Malformed, AUTH_INVALID).await;
-    }
-}
-
-#[tokio::test]
-async fn non_string_alg_or_kid_is_malformed() {
-    let v = verifier().await;
-    let p = claims(ISS_HS).to_string();
-    for h in [
-        r#"{"alg":256}"#,
-        r#"{"alg":["HS256"]}"#,
-        r#"{"alg":"HS256","kid":1}"#,
-    ] {
-        rejects(
-            &v,
-            &forge_raw(h, &p, &hs_key()),
-            TokenError::Malformed,
-            AUTH_INVALID,
-        )
-        .await;
-    }
-}
-
-#[tokio::test]
-async fn duplicate_alg_member_is_malformed() {
-    let v = verifier().await;
-    let t = forge_raw(
-        r#"{"alg":"none","alg":"HS256","kid":"hs-1"}"#,
-        &claims(ISS_HS).to_string(),
-        &hs_key(),
-    );
-    rejects(&v, &t, TokenError::Malformed, AUTH_INVALID).await;
-}
-
-#[tokio::test]
-async fn non_json_or_non_object_payload_is_malformed() {
-    let v = verifier().await;
-    let h = r#"{"alg":"HS256","kid":"hs-1"}"#;
-    for p in ["garbage", "[1,2,3]", "null", "\"iss\"", "{\"iss\":"] {
-        rejects(
-            &v,
-            &forge_raw(h, p, &hs_key()),
-            TokenError::Malformed,
-            AUTH_INVALID,
-        )
-        .await;
-    }
-}
-
-#[tokio::test]
-async fn duplicate_claim_is_malformed() {
-    let v = verifier().await;
-    let exp = now() + 600;
-    let p = format!(r#"{{"iss":"{ISS_HS}","sub":"a","sub":"b","aud":"sentinel","exp":{exp}}}"#);
-    let t = forge_raw(r#"{"alg":"HS256","kid":"hs-1"}"#, &p, &hs_key());
-    rejects(&v, &t, TokenError::Malformed, AUTH_INVALID).await;
-}
-
-#[tokio::test]
-async fn huge_token_is_refused_before_decoding() {
-    let v = verifier().await;
-    let big = "A".repeat(8193);
-    rejects(&v, &big, TokenError::TooLarge, AUTH_INVALID).await;
-    // Even garbage bytes that would otherwise be malformed.
-    let big = "!".repeat(100_000);
-    rejects(&v, &big, TokenError::TooLarge, AUTH_INVALID).await;
-    // A validly signed but oversized token.
-    let c = with(claims(ISS), "pad", json!("x".repeat(9000)));
-    rejects(&v, &rs256(&c), TokenError::TooLarge, AUTH_INVALID).await;
 }
 
 /// Every one-character change anywhere in a valid token (including the
@@ -956,98 +1133,7 @@ async fn every_single_character_mutation_is_refused() {
     }
 }
 
-// ------------------------------------------------------- issuer and audience
-
-#[tokio::test]
-async fn wrong_issuer_is_refused() {
-    let v = verifier().await;
-    for iss in [
-        "https://evil.test",
-        "https://idp.test/",
-        "HTTPS://IDP.TEST",
-        "",
-    ] {
-        rejects(
-            &v,
-            &rs256(&claims(iss)),
-            TokenError::UnknownIssuer,
-            AUTH_INVALID,
-        )
-        .await;
-    }
-}
-
-#[tokio::test]
-async fn missing_issuer_is_refused() {
-    let v = verifier().await;
-    let c = without(claims(ISS), "iss");
-    rejects(&v, &rs256(&c), TokenError::UnknownIssuer, AUTH_INVALID).await;
-}
-
-#[tokio::test]
-async fn non_string_issuer_is_refused() {
-    let v = verifier().await;
-    let c = with(claims(ISS), "iss", json!([ISS]));
-    rejects(
-        &v,
-        &rs256(&c),
-        TokenError::InvalidClaim("iss"),
-        AUTH_INVALID,
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn token_of_one_issuer_signed_by_another_issuers_key_is_refused() {
-    let v = verifier().await;
-    // Signed with the HS issuer's secret but claiming ISS_MIXED (which has no HS key).
-    let t = hs256(&claims(ISS_MIXED));
-    rejects(&v, &t, TokenError::UnknownKey, AUTH_INVALID).await;
-}
-
-#[tokio::test]
-async fn wrong_audience_is_refused() {
-    let v = verifier().await;
-    let c = with(claims(ISS), "aud", json!("other-app"));
-    rejects(&v, &rs256(&c), TokenError::WrongAudience, AUTH_INVALID).await;
-    let c = with(claims(ISS), "aud", json!(["other-app", "SENTINEL"]));
-    rejects(&v, &rs256(&c), TokenError::WrongAudience, AUTH_INVALID).await;
-    let c = with(claims(ISS), "aud", json!([]));
-    rejects(&v, &rs256(&c), TokenError::WrongAudience, AUTH_INVALID).await;
-}
-
-#[tokio::test]
-async fn missing_audience_is_refused() {
-    let v = verifier().await;
-    let c = without(claims(ISS), "aud");
-    rejects(&v, &rs256(&c), TokenError::WrongAudience, AUTH_INVALID).await;
-}
-
-#[tokio::test]
-async fn non_string_audience_is_refused() {
-    let v = verifier().await;
-    for aud in [json!(1), json!({"aud": "sentinel"}), json!(["sentinel", 1])] {
-        let c = with(claims(ISS), "aud", aud);
-        rejects(
-            &v,
-            &rs256(&c),
-            TokenError::InvalidClaim("aud"),
-            AUTH_INVALID,
-        )
-        .await;
-    }
-}
-
 // ------------------------------------------------------- time claims
-
-#[tokio::test]
-async fn expired_token_is_refused_with_token_expired() {
-    let v = verifier().await;
-    let c = with(claims(ISS), "exp", json!(now() - 31));
-    rejects(&v, &rs256(&c), TokenError::Expired, TOKEN_EXPIRED).await;
-    let c = with(claims(ISS), "exp", json!(-1));
-    rejects(&v, &rs256(&c), TokenError::Expired, TOKEN_EXPIRED).await;
-}
 
 #[tokio::test]
 async fn expiry_is_exact_without_leeway() {
@@ -1062,167 +1148,7 @@ async fn expiry_is_exact_without_leeway() {
     accepts(&v, &rs256(&c)).await;
 }
 
-#[tokio::test]
-async fn nbf_in_the_future_is_refused() {
-    let v = verifier().await;
-    let c = with(claims(ISS), "nbf", json!(now() + 120));
-    rejects(&v, &rs256(&c), TokenError::NotYetValid, AUTH_INVALID).await;
-}
-
-#[tokio::test]
-async fn iat_in_the_future_is_refused() {
-    let v = verifier().await;
-    let c = with(claims(ISS), "iat", json!(now() + 120));
-    rejects(
-        &v,
-        &rs256(&c),
-        TokenError::InvalidClaim("iat"),
-        AUTH_INVALID,
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn missing_exp_is_refused() {
-    let v = verifier().await;
-    let c = without(claims(ISS), "exp");
-    rejects(
-        &v,
-        &rs256(&c),
-        TokenError::InvalidClaim("exp"),
-        AUTH_INVALID,
-    )
-    .await;
-    let c = with(claims(ISS), "exp", Value::Null);
-    rejects(
-        &v,
-        &rs256(&c),
-        TokenError::InvalidClaim("exp"),
-        AUTH_INVALID,
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn string_exp_is_refused() {
-    let v = verifier().await;
-    let c = with(claims(ISS), "exp", json!("9999999999"));
-    rejects(
-        &v,
-        &rs256(&c),
-        TokenError::InvalidClaim("exp"),
-        AUTH_INVALID,
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn string_nbf_is_refused() {
-    let v = verifier().await;
-    let c = with(claims(ISS), "nbf", json!("0"));
-    rejects(
-        &v,
-        &rs256(&c),
-        TokenError::InvalidClaim("nbf"),
-        AUTH_INVALID,
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn string_iat_is_refused() {
-    let v = verifier().await;
-    let c = with(claims(ISS), "iat", json!("0"));
-    rejects(
-        &v,
-        &rs256(&c),
-        TokenError::InvalidClaim("iat"),
-        AUTH_INVALID,
-    )
-    .await;
-}
-
-/// Decision: NumericDate must be a JSON integer. RFC 7519 allows fractions,
-/// but no issuer we trust emits them and a strict type closes parser
-/// differentials (`1e10`, `9999999999.9`).
-#[tokio::test]
-async fn float_exp_is_refused() {
-    let v = verifier().await;
-    for exp in [json!((now() + 600) as f64 + 0.5), json!(1e10), json!(true)] {
-        let c = with(claims(ISS), "exp", exp);
-        rejects(
-            &v,
-            &rs256(&c),
-            TokenError::InvalidClaim("exp"),
-            AUTH_INVALID,
-        )
-        .await;
-    }
-}
-
-#[tokio::test]
-async fn exp_beyond_i64_is_refused() {
-    let v = verifier().await;
-    let p =
-        format!(r#"{{"iss":"{ISS_HS}","sub":"a","aud":"sentinel","exp":18446744073709551615}}"#);
-    let t = forge_raw(r#"{"alg":"HS256","kid":"hs-1"}"#, &p, &hs_key());
-    rejects(&v, &t, TokenError::InvalidClaim("exp"), AUTH_INVALID).await;
-}
-
 // ------------------------------------------------------- other claims
-
-#[tokio::test]
-async fn missing_sub_is_refused() {
-    let v = verifier().await;
-    let c = without(claims(ISS), "sub");
-    rejects(
-        &v,
-        &rs256(&c),
-        TokenError::InvalidClaim("sub"),
-        AUTH_INVALID,
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn empty_or_non_string_sub_is_refused() {
-    let v = verifier().await;
-    for sub in [json!(""), json!(42), json!(null), json!(["a"])] {
-        let c = with(claims(ISS), "sub", sub);
-        rejects(
-            &v,
-            &rs256(&c),
-            TokenError::InvalidClaim("sub"),
-            AUTH_INVALID,
-        )
-        .await;
-    }
-}
-
-#[tokio::test]
-async fn badly_typed_identity_claims_are_refused() {
-    let v = verifier().await;
-    let cases = [
-        ("jti", json!(7), "jti"),
-        ("tid", json!(1), "tid"),
-        ("tenant_id", json!(["a"]), "tenant_id"),
-        ("mfa", json!("true"), "mfa"),
-        ("amr", json!("mfa"), "amr"),
-        ("amr", json!(["mfa", 1]), "amr"),
-        ("scope", json!(["read"]), "scope"),
-        ("scp", json!(7), "scp"),
-    ];
-    for (claim, value, reason) in cases {
-        let c = with(claims(ISS), claim, value);
-        rejects(
-            &v,
-            &rs256(&c),
-            TokenError::InvalidClaim(reason),
-            AUTH_INVALID,
-        )
-        .await;
-    }
-}
 
 #[tokio::test]
 async fn conflicting_tenant_claims_are_refused() {
@@ -1242,84 +1168,6 @@ async fn conflicting_tenant_claims_are_refused() {
         accepts(&v, &rs256(&c)).await.tenant_id.as_deref(),
         Some("a")
     );
-}
-
-// ------------------------------------------------------- key selection
-
-#[tokio::test]
-async fn missing_kid_with_several_keys_is_refused() {
-    let v = verifier().await;
-    let t = forge(
-        &header("RS256", None),
-        &claims(ISS_ROT),
-        Algorithm::RS256,
-        &rsa_key(),
-    );
-    rejects(&v, &t, TokenError::MissingKid, AUTH_INVALID).await;
-    // With the kid, the same key verifies.
-    let t = forge(
-        &header("RS256", Some("rsa-1")),
-        &claims(ISS_ROT),
-        Algorithm::RS256,
-        &rsa_key(),
-    );
-    accepts(&v, &t).await;
-    let t = forge(
-        &header("RS256", Some("rsa-2")),
-        &claims(ISS_ROT),
-        Algorithm::RS256,
-        &rsa2_key(),
-    );
-    accepts(&v, &t).await;
-}
-
-#[tokio::test]
-async fn unknown_kid_is_refused() {
-    let v = verifier().await;
-    for kid in ["rsa-9", "", "RSA-1", "rsa-1\u{0}"] {
-        let t = forge(
-            &header("RS256", Some(kid)),
-            &claims(ISS),
-            Algorithm::RS256,
-            &rsa_key(),
-        );
-        rejects(&v, &t, TokenError::UnknownKey, AUTH_INVALID).await;
-    }
-    let t = forge(
-        &header("HS256", Some("hs-2")),
-        &claims(ISS_HS),
-        Algorithm::HS256,
-        &hs_key(),
-    );
-    rejects(&v, &t, TokenError::UnknownKey, AUTH_INVALID).await;
-}
-
-#[tokio::test]
-async fn wrong_size_signatures_are_refused() {
-    let v = verifier().await;
-    for t in [
-        es256(&claims(ISS)),
-        eddsa(&claims(ISS)),
-        rs256(&claims(ISS)),
-    ] {
-        let (msg, sig) = t.rsplit_once('.').unwrap();
-        let mut raw = URL_SAFE_NO_PAD.decode(sig).unwrap();
-        raw.push(0);
-        rejects(
-            &v,
-            &format!("{msg}.{}", b64(&raw)),
-            TokenError::BadSignature,
-            AUTH_INVALID,
-        )
-        .await;
-        rejects(
-            &v,
-            &format!("{msg}.{}", b64(&raw[..10])),
-            TokenError::BadSignature,
-            AUTH_INVALID,
-        )
-        .await;
-    }
 }
 
 // ------------------------------------------------------- cache
