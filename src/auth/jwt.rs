@@ -909,6 +909,11 @@ fn decode_json_object(segment: &str) -> Result<Vec<u8>, TokenError> {
     let bytes = URL_SAFE_NO_PAD
         .decode(segment)
         .map_err(|_| TokenError::Malformed)?;
+    // JSON text is UTF-8 (RFC 8259, 8.1). serde skips the members it does
+    // not read without looking at their bytes, so check the whole segment.
+    if std::str::from_utf8(&bytes).is_err() {
+        return Err(TokenError::Malformed);
+    }
     // Only an object; serde would also accept an array for a struct.
     match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
         Some(b'{') => Ok(bytes),
