@@ -151,10 +151,14 @@ async fn decision_table() {
             .unwrap();
         let got = resp.status().as_u16();
         let body: Value = resp.json().await.unwrap_or(Value::Null);
-        let got_code = body["error"]["code"].as_str().unwrap_or("");
-        // Allowed requests reach the echo upstream, which answers 200 with what it saw.
-        let ok =
-            got == *status && (code.is_empty() && body["path"].is_string() || got_code == *code);
+        let ok = got == *status
+            && if code.is_empty() {
+                // Allowed requests reach the echo upstream, which answers
+                // with the method and path it saw, and no error.
+                body["method"] == *method && body["path"] == *path && body.get("error").is_none()
+            } else {
+                body["error"]["code"] == *code
+            };
         if !ok {
             failures.push(format!(
                 "{persona} {method} {path}: want {status} {code}, got {got} {body}"
@@ -843,7 +847,9 @@ async fn policy_reload_applies_good_and_rejects_broken() {
         granted.replace("parent = \"viewer\"", "parent = \"no-such-role\""),
     )
     .unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    // Wait until the watcher has read and refused it, then ask afresh.
+    let rejected = "sentinel_snapshot_rejected_total{reason=\"compile\"}";
+    gw.wait_metric(rejected, 1.0).await;
     let resp = client()
         .patch(gw.url("/msw/vessels/v-a2"))
         .bearer_auth(&victor)
@@ -855,18 +861,7 @@ async fn policy_reload_applies_good_and_rejects_broken() {
         200,
         "broken policy must not replace the good one"
     );
-    let metrics = client()
-        .get(gw.ops_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        metrics.contains("sentinel_snapshot_rejected_total{reason=\"compile\"} 1"),
-        "{metrics}"
-    );
+    assert_eq!(gw.metric(rejected).await, 1.0);
 }
 
 async fn wait_for<F, Fut>(mut check: F) -> bool

@@ -1268,16 +1268,31 @@ async fn jwks_file_rotation_is_picked_up_and_removed_keys_drop_cached_tokens() {
     // rsa-1 is gone: its cached token must not survive.
     rejects(&v, &old, TokenError::UnknownKey, AUTH_INVALID).await;
 
-    // A broken rewrite keeps the last good keys.
+    // A broken rewrite keeps the last good keys. The file is looked at (at
+    // most once a second) when a token is verified afresh, never on a cache
+    // hit: wait out that second, then verify a token the cache has not seen.
     std::fs::write(&path, "{ not json").unwrap();
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let fresh = forge(
         &header("RS256", Some("rsa-2")),
-        &claims(ISS),
+        &with(claims(ISS), "jti", json!("jti-fresh")),
         Algorithm::RS256,
         &rsa2_key(),
     );
+    assert_ne!(fresh, new, "the same token would be a cache hit");
     accepts(&v, &fresh).await;
+    // Control: the file is still watched after the broken rewrite: rsa-1
+    // comes back, rsa-2 is gone.
+    std::fs::write(&path, jwks("rsa.jwks.json")).unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let gone = forge(
+        &header("RS256", Some("rsa-2")),
+        &with(claims(ISS), "jti", json!("jti-gone")),
+        Algorithm::RS256,
+        &rsa2_key(),
+    );
+    rejects(&v, &gone, TokenError::UnknownKey, AUTH_INVALID).await;
+    accepts(&v, &rs256(&with(claims(ISS), "jti", json!("jti-back")))).await;
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -243,22 +243,27 @@ fn rss_kib() -> Option<u64> {
 #[tokio::test]
 async fn local_idle_keys_expire_so_memory_stays_bounded() {
     const SUBJECTS: usize = 1_000_000;
+    /// Checks `SUBJECTS` fresh subjects, numbered from `first`.
+    async fn fill(limiter: &Limiter, quota: Quota, first: usize) {
+        let mut subject = String::new();
+        for i in first..first + SUBJECTS {
+            subject.clear();
+            subject.push_str("client-");
+            subject.push_str(&i.to_string());
+            assert!(limiter.check(&[key("ip", &subject, quota)]).await.allowed);
+        }
+    }
+    let rss = || rss_kib().expect("VmRSS in /proc/self/status");
     // Sweeps by hand here, so the counts below are exact.
     let limiter = Limiter::with_sweep_interval(Mode::Local, Duration::from_secs(3600))
         .await
         .unwrap();
     let quota = Quota::new(2, Duration::from_millis(10)).unwrap();
-    let before = rss_kib();
+    let before = rss();
     let start = Instant::now();
-    let mut subject = String::new();
-    for i in 0..SUBJECTS {
-        subject.clear();
-        subject.push_str("client-");
-        subject.push_str(&i.to_string());
-        assert!(limiter.check(&[key("ip", &subject, quota)]).await.allowed);
-    }
-    let fill = start.elapsed();
-    let filled = rss_kib();
+    fill(&limiter, quota, 0).await;
+    let fill_took = start.elapsed();
+    let filled = rss();
     assert_eq!(limiter.stats().local_keys, SUBJECTS);
     // A subject still inside its refill window is kept.
     let live = [key("ip", "live", no_refill(2))];
@@ -268,10 +273,23 @@ async fn local_idle_keys_expire_so_memory_stays_bounded() {
     assert_eq!(limiter.sweep(), 1);
     let sweep = start.elapsed();
     assert_eq!(limiter.stats().local_keys, 1);
-    let swept = rss_kib();
+    let swept = rss();
+    // Another million subjects after the sweep: the memory the first held
+    // is reused, so the process does not grow by another million keys.
+    fill(&limiter, quota, SUBJECTS).await;
+    let refilled = rss();
+    assert_eq!(limiter.stats().local_keys, SUBJECTS + 1);
     println!(
-        "{SUBJECTS} subjects in {fill:?}; rss KiB before {before:?}, filled {filled:?}, \
-         after a {sweep:?} sweep {swept:?}"
+        "{SUBJECTS} subjects in {fill_took:?}; rss KiB before {before}, filled {filled}, \
+         after a {sweep:?} sweep {swept}, refilled {refilled}"
+    );
+    let grew = filled.saturating_sub(before);
+    // Control: the measurement sees a million keys.
+    assert!(grew > 8 * 1024, "a million keys took only {grew} KiB");
+    assert!(
+        refilled.saturating_sub(filled) < grew / 2,
+        "memory grew by {} KiB on a second million after the sweep (the first took {grew} KiB)",
+        refilled.saturating_sub(filled)
     );
     let out = run(&limiter, &live, 2).await;
     assert_eq!(allowed(&out), 1, "the live subject kept its state");

@@ -113,19 +113,33 @@ async fn route_files_reload_on_change_and_broken_configs_are_rejected_whole() {
     wait_probe(&gw, 200).await;
 }
 
+/// A gateway whose files are polled every `interval`.
+fn start_polling_every(interval: &str) -> Gateway {
+    start(Options {
+        capture_log: true,
+        policy_section: Some(format!(
+            "[policy]\nsource = \"file\"\npaths = [\"policy/*.toml\"]\nwatch_interval = \"{interval}\"\n"
+        )),
+        ..Options::default()
+    })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_reloads() {
-    let gw = start(Options {
-        capture_log: true,
-        policy_section: Some(
-            "[policy]\nsource = \"file\"\npaths = [\"policy/*.toml\"]\nwatch_interval = \"1h\"\n"
-                .to_owned(),
-        ),
-        ..Options::default()
-    });
+    // Control: with a short interval the same write is picked up by polling
+    // alone, so its absence below is the interval's doing.
+    let polled = start_polling_every("100ms");
+    std::fs::write(polled.dir.join("routes/zz-live.toml"), PROBE).unwrap();
+    wait_probe(&polled, 200).await;
+    drop(polled);
+
+    let gw = start_polling_every("1h");
     std::fs::write(gw.dir.join("routes/zz-live.toml"), PROBE).unwrap();
+    // No event tells that nothing happened: wait fifteen of the control's
+    // intervals, then check that nothing was reloaded.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(probe(&gw).await, 404, "no file polling with a 1h interval");
+    assert_eq!(gw.metric(APPLIED).await, 0.0);
     gw.signal("HUP");
     wait_probe(&gw, 200).await;
     // A broken file on SIGHUP: rejected, the process lives on.
@@ -251,9 +265,19 @@ async fn graceful_upgrade_hands_over_the_listeners() {
         ..Options::default()
     });
     let victor = token(VICTOR, NORDIC);
+    assert!(!sock.exists(), "only the new process creates the socket");
     let mut new = old.spawn_sibling(&["--upgrade", "--upgrade-sock", &sock_arg]);
-    // Let the new process reach its socket hand-over, then tell the old one to go.
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    // Wait until the new process listens for the hand-over (it creates the
+    // socket), then tell the old one to go.
+    let waited = Instant::now();
+    while !sock.exists() {
+        assert!(
+            waited.elapsed() < Duration::from_secs(10),
+            "the new process never offered to take the listeners; log:\n{}",
+            old.log()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     old.signal("QUIT");
     // Fresh connections throughout: every one must be answered by one of them.
     let start = Instant::now();

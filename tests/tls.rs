@@ -69,6 +69,7 @@ async fn sni_certificates_http2_and_reload() {
     );
     let gw = start(Options {
         extra_config: extra,
+        capture_log: true,
         ..Options::default()
     });
     // Wait for the TLS listener.
@@ -142,11 +143,22 @@ async fn sni_certificates_http2_and_reload() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(reloaded, "new certificate was not served");
-    // A broken certificate file keeps the current one.
+    // A broken certificate file keeps the current one. Wait until the
+    // gateway has read and refused it, then connect afresh: a pooled
+    // connection keeps the handshake it made with the certificate before.
     std::fs::write(certs.join("b.pem"), b"not a certificate").unwrap();
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let waited = std::time::Instant::now();
+    while !gw.log().contains("TLS certificate reload failed") {
+        assert!(
+            waited.elapsed() < Duration::from_secs(10),
+            "the broken certificate was never read; log:\n{}",
+            gw.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let fresh = client_trusting(&b2, &["b.test"], tls_addr);
     assert_eq!(
-        new_b
+        fresh
             .get(format!("https://b.test:{port}/status/200"))
             .send()
             .await

@@ -5,11 +5,16 @@
 // Input layout: byte 0 picks the binding, the unknown-fields setting and the
 // tenant; bytes 1..=8 are eight field rules (field, tier, rule) split over two
 // permissions; the rest is the body. Checks: no panic; whatever serde_json
-// rejects is rejected; accepted output is valid JSON and its entities carry
-// no field the caller may not read, and masked fields only masks.
+// rejects is rejected; accepted output is valid JSON with the input's
+// entities, in order; each carries every field the caller may read,
+// unchanged, no field the caller may not read, and each masked field as the
+// mask of its input value (computed here from mask.rs's rules, not by the
+// filter's code).
 use sentinel::fields::{
-    check_write, filter_response, strip_unwritable, Access, Binding, FieldPlan, Step, UnknownFields,
+    check_write, filter_response, strip_unwritable, Access, Binding, FieldPlan, Mask, Step,
+    UnknownFields,
 };
+use sha2::{Digest, Sha256};
 use sentinel_policy::model::{
     tier_index, Actions, EntityFields, FieldDef, Permission, ResourcePattern,
 };
@@ -98,6 +103,57 @@ fn entities<'v>(v: &'v Value, steps: &[Step], out: &mut Vec<&'v serde_json::Map<
     }
 }
 
+/// Asserts that `got` is `was` masked with `mask` (see src/fields/mask.rs).
+/// Numbers under `last` and non-strings under `hash` depend on the number's
+/// text as sent, which serde_json does not keep: only their shape is checked.
+fn assert_masked(mask: Mask, was: &Value, got: &Value, k: &str) {
+    const FULL: &str = "********";
+    let keep = mask.keep as usize;
+    let want: Option<Value> = match (mask.style, was) {
+        (_, Value::Null) | (MaskStyle::Null, _) => Some(Value::Null),
+        (MaskStyle::Full, _) => Some(FULL.into()),
+        (MaskStyle::Last, Value::String(s)) => {
+            let n = s.chars().count();
+            Some(if keep > 0 && n > keep {
+                let tail: String = s.chars().skip(n - keep).collect();
+                format!("****{tail}").into()
+            } else {
+                FULL.into()
+            })
+        }
+        (MaskStyle::Last, Value::Number(_)) => None,
+        (MaskStyle::Last, _) => Some(FULL.into()),
+        (MaskStyle::Hash, Value::String(s)) => {
+            let digest = Sha256::digest(s.as_bytes());
+            let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+            Some(hex.into())
+        }
+        (MaskStyle::Hash, _) => None,
+    };
+    match want {
+        Some(want) => assert_eq!(got, &want, "masked field `{k}` = {got}, input {was}"),
+        None => {
+            let s = got
+                .as_str()
+                .unwrap_or_else(|| panic!("masked field `{k}` = {got}, input {was}"));
+            let shaped = match mask.style {
+                MaskStyle::Hash => {
+                    s.len() == 16
+                        && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+                }
+                _ => {
+                    s == FULL
+                        || s.strip_prefix("****").is_some_and(|t| {
+                            t.chars().count() == keep
+                                && t.bytes().all(|b| b.is_ascii_digit() || b"+-.eE".contains(&b))
+                        })
+                }
+            };
+            assert!(shaped, "masked field `{k}` = {got}, input {was}");
+        }
+    }
+}
+
 /// Runs one fuzz input (see the layout above); panics on a violated property.
 pub fn check(data: &[u8]) {
     if data.len() < 9 {
@@ -148,22 +204,30 @@ pub fn check(data: &[u8]) {
         );
         return;
     };
+    let input: Value = serde_json::from_slice(body).unwrap();
+    let mut before = Vec::new();
+    entities(&input, binding.steps(), &mut before);
     let mut found = Vec::new();
     entities(&v, binding.steps(), &mut found);
-    for obj in found {
-        for (k, val) in obj {
+    assert_eq!(found.len(), before.len(), "entities lost or added");
+    for (obj, orig) in found.into_iter().zip(before) {
+        for (k, was) in orig {
+            let got = obj.get(k);
             match plan.access(k) {
-                Access::Hidden => panic!("unreadable field `{k}` in the output"),
-                Access::Masked(_) => assert!(
-                    val.is_null()
-                        || val
-                            .as_str()
-                            .is_some_and(|s| s.starts_with("****") || s.len() == 16),
-                    "masked field `{k}` = {val}"
-                ),
-                Access::Read | Access::Write => {}
+                Access::Hidden => assert!(got.is_none(), "unreadable field `{k}` in the output"),
+                Access::Masked(mask) => {
+                    let got = got.unwrap_or_else(|| panic!("masked field `{k}` removed"));
+                    assert_masked(mask, was, got, k);
+                }
+                Access::Read | Access::Write => {
+                    assert_eq!(got, Some(was), "readable field `{k}` changed or removed")
+                }
             }
         }
+        assert!(
+            obj.keys().all(|k| orig.contains_key(k)),
+            "the output entity has a field the input had not"
+        );
     }
     let Ok(v) = serde_json::from_slice::<Value>(&stripped) else {
         assert!(
