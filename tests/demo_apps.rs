@@ -2,12 +2,7 @@
 //! `127.0.0.1:0` and talks to it with reqwest, as the gateway would.
 //!
 //! Run: `cargo test --test demo_apps`
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    reason = "tests fail loudly"
-)]
+#![expect(clippy::unwrap_used, reason = "tests fail loudly")]
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

@@ -1,4 +1,8 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![expect(
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "tests fail loudly, in their helpers too"
+)]
 //! Property tests of the field filter against an independent model.
 //!
 //! Documents are generated as trees whose leaves keep their exact JSON text

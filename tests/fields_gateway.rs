@@ -5,12 +5,7 @@
 //! and the secret bytes never reach the client).
 //!
 //! Run: `cargo test --test fields_gateway`
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    reason = "tests fail loudly"
-)]
+#![expect(clippy::unwrap_used, clippy::panic, reason = "tests fail loudly")]
 
 mod common;
 

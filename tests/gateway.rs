@@ -1,7 +1,11 @@
 //! End-to-end: the real `sentinel` binary in front of the echo upstream, with
 //! the demo policy. One test per decision path of the issue, plus identity
 //! headers, header stripping and edge behaviour.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![expect(
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "tests fail loudly, in their helpers too"
+)]
 
 mod common;
 

@@ -1,4 +1,8 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![expect(
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "tests fail loudly, in their helpers too"
+)]
 //! Hostile and well-formed tokens against `sentinel::auth::jwt::Verifier`,
 //! in-process. Every rejection asserts the exact `TokenError` and its code.
 //! The tokens that need nothing but an answer are rows of one table

@@ -3,7 +3,12 @@
 //! snapshot is rejected, counted by reason, and the gateway keeps enforcing
 //! the snapshot in force. Also: the cache file across restarts, staleness,
 //! and `sentinel check` on an admin source.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests fail loudly, in their helpers too"
+)]
 
 mod common;
 

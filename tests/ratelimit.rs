@@ -1,4 +1,8 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![expect(
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "tests fail loudly, in their helpers too"
+)]
 //! Rate limiting against a real Redis (`REDIS_URL`, else `redis://127.0.0.1:6379`); each test
 //! uses its own random key prefix. Failure tests use closed loopback ports and throwaway
 //! `redis-server` children. Every loop is bounded in count and time.

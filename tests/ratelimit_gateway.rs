@@ -1,7 +1,6 @@
 //! Rate limiting through the real gateway: local limits per route class,
 //! principal and tenant plan; and cluster limits shared by two gateway
 //! processes through a real Redis, including Redis going away and coming back.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 

@@ -1,7 +1,11 @@
 //! Config and route-file reload (file change and SIGHUP), restart-only keys,
 //! a bounded loopback load test with route reloads and snapshot swaps during
 //! steady traffic, and Pingora's graceful upgrade.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![expect(
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "tests fail loudly, in their helpers too"
+)]
 
 mod common;
 

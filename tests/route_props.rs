@@ -1,7 +1,10 @@
 //! Property tests for route matching: the table picks a route that matches,
 //! no matching route is more specific (checked against a naive reference),
 //! and routes that tie are rejected.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![expect(
+    clippy::unwrap_used,
+    reason = "tests fail loudly, in their helpers too"
+)]
 
 use proptest::prelude::*;
 use sentinel::routes::{parse_template, ties, AuthRequirement, Route, RouteTable};

@@ -1,6 +1,10 @@
 //! HTTPS at the edge: a certificate per SNI name, HTTP/2 over TLS, and
 //! certificates reloaded when their files change.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests fail loudly, in their helpers too"
+)]
 
 mod common;
 

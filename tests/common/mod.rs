@@ -1,7 +1,16 @@
 //! Test harness: starts the real `sentinel` binary on free loopback ports in
 //! front of the echo upstream, with the demo policy and routes plus test-only
 //! routes, and mints tokens with the demo issuer's key.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![expect(
+    dead_code,
+    reason = "each test crate includes this harness and uses a part of it"
+)]
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests fail loudly, in their helpers too"
+)]
 
 pub mod snapshots;
 
