@@ -1,0 +1,547 @@
+//! The Balabit Mouse Dynamics Challenge impostor protocol, replayed through
+//! Sentinel's biometric scoring as the endpoint would run it.
+//!
+//! Run it with `benches/biometrics.sh` (unpacks the data set into /tmp), or:
+//!
+//! ```text
+//! tar -xzf ../shared/datasets/balabit-training.tar.gz -C /tmp/balabit
+//! cargo run --release -p sentinel-risk --example balabit_eval -- --data /tmp/balabit/training_files
+//! ```
+//!
+//! Protocol: each user's sessions (sorted by name) are split; the last
+//! `--holdout` are held out, the others enrol the user (each replayed as one
+//! page session, in batches of at most 1,000 events, through `validate` and
+//! `accept`). Profiles that completed enrolment are fitted with the other
+//! users as background (what the gateway does when more users enrol). Only
+//! held-out data is scored: every held-out session is cut into test pieces
+//! (lengths log-uniform between `--min-piece` and `--max-piece` events, like
+//! the challenge's short test sessions); each piece is replayed as a new
+//! session under its owner's account (genuine) and under the accounts of
+//! `--impostor-accounts` other users (impostor). A piece's score is the last
+//! answer's `score`. Printed: global session AUC, EER, FRR and FAR at the
+//! shipped thresholds, per length bucket too.
+//!
+//! All traffic goes through the [`Replay`] trait: `InProcess` calls the
+//! library; an `--endpoint URL` mode will post the same batches to
+//! `POST /.sentinel/biometrics` (one credential per user) with the same splits
+//! and metrics.
+
+use sentinel_risk::biometrics::{
+    self, accept, batch::Button, batch::MouseState, validate, Answer, Batch, BiometricsConfig,
+    MouseEvent, Profile, SessionState,
+};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Where batches go: the library in this process, or (later) the endpoint.
+trait Replay {
+    /// Posts one batch for `user`; the answer, or the error body's text.
+    fn post(&mut self, user: &str, batch: &Batch) -> Result<Answer, String>;
+    /// Lets the scorer catch up between enrolment and testing (fits due profiles).
+    fn settle(&mut self);
+    /// In process only: the session's mean mouse evidence before calibration.
+    fn raw_evidence(&self, _user: &str, _session_id: &str) -> Option<f64> {
+        None
+    }
+}
+
+struct InProcess {
+    cfg: BiometricsConfig,
+    profiles: HashMap<String, Profile>,
+    sessions: HashMap<(String, String), SessionState>,
+    clock_ms: u64,
+    fit_ms: Vec<f64>,
+}
+
+impl InProcess {
+    fn new(cfg: BiometricsConfig) -> Self {
+        InProcess {
+            cfg,
+            profiles: HashMap::new(),
+            sessions: HashMap::new(),
+            clock_ms: 0,
+            fit_ms: Vec::new(),
+        }
+    }
+
+    fn fit(&mut self, user: &str) {
+        let background: Vec<_> = self
+            .profiles
+            .iter()
+            .filter(|(u, p)| u.as_str() != user && p.phase != biometrics::Phase::Enrolling)
+            .map(|(_, p)| p.background_part())
+            .collect();
+        let cfg = self.cfg.clone();
+        if let Some(p) = self.profiles.get_mut(user) {
+            let t = Instant::now();
+            if let Err(e) = p.fit(&cfg, &background) {
+                eprintln!("fit {user}: {e}");
+            }
+            self.fit_ms.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+}
+
+impl Replay for InProcess {
+    fn post(&mut self, user: &str, batch: &Batch) -> Result<Answer, String> {
+        self.clock_ms += 1000;
+        let body = serde_json::to_value(batch).map_err(|e| e.to_string())?;
+        let key = (user.to_string(), batch.session_id.clone());
+        let session = self.sessions.entry(key).or_default();
+        let batch = validate(&body, &session.clock).map_err(|p| format!("{p:?}"))?;
+        let profile = self.profiles.entry(user.to_string()).or_default();
+        let out = accept(&self.cfg, profile, session, &batch, self.clock_ms);
+        if out.fit_due {
+            // The gateway fits before the next batch with whatever background it has.
+            self.fit(user);
+        }
+        Ok(out.answer)
+    }
+
+    fn raw_evidence(&self, user: &str, session_id: &str) -> Option<f64> {
+        self.sessions
+            .get(&(user.to_string(), session_id.to_string()))
+            .and_then(|s| s.mouse_evidence().0)
+    }
+
+    fn settle(&mut self) {
+        let n = self
+            .profiles
+            .values()
+            .filter(|p| p.phase != biometrics::Phase::Enrolling)
+            .count();
+        let due: Vec<String> = self
+            .profiles
+            .iter()
+            .filter(|(_, p)| p.fit_due(n.saturating_sub(1)))
+            .map(|(u, _)| u.clone())
+            .collect();
+        for u in due {
+            self.fit(&u);
+        }
+        self.sessions.clear();
+    }
+}
+
+/// A user's name and sessions (name, events).
+type User = (String, Vec<(String, Vec<MouseEvent>)>);
+
+/// One CSV session as events the endpoint accepts (t in ms, non-decreasing).
+fn load_session(path: &Path) -> Vec<MouseEvent> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let mut last_t = 0.0f64;
+    for line in text.lines().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        if f.len() < 6 {
+            continue;
+        }
+        let (Ok(t), Ok(x), Ok(y)) = (
+            f[1].parse::<f64>(),
+            f[4].parse::<f64>(),
+            f[5].parse::<f64>(),
+        ) else {
+            continue;
+        };
+        let button = match f[2] {
+            "Left" => Button::Left,
+            "Right" => Button::Right,
+            "Scroll" => Button::Scroll,
+            "NoButton" => Button::None,
+            _ => Button::Middle,
+        };
+        let state = match f[3] {
+            "Move" => MouseState::Move,
+            "Drag" => MouseState::Drag,
+            "Pressed" => MouseState::Pressed,
+            "Released" => MouseState::Released,
+            "Up" => MouseState::Up,
+            "Down" => MouseState::Down,
+            _ => continue,
+        };
+        let t = (t * 1000.0).max(last_t);
+        last_t = t;
+        out.push(MouseEvent {
+            t,
+            x: x.clamp(-65535.0, 65535.0) as i32,
+            y: y.clamp(-65535.0, 65535.0) as i32,
+            button,
+            state,
+        });
+    }
+    out
+}
+
+/// Replays `events` as one session in batches; returns the last answer and
+/// the session time (ms) of the first batch that answered a score.
+fn replay(
+    r: &mut dyn Replay,
+    user: &str,
+    session_id: &str,
+    events: &[MouseEvent],
+    batch: usize,
+) -> (Option<Answer>, Option<f64>) {
+    let t0 = events.first().map_or(0.0, |e| e.t);
+    let mut last = None;
+    let mut first_score = None;
+    // Mouse-use time: gaps longer than a pause (1.5 s) count as 1.5 s.
+    let mut active = 0.0;
+    let mut prev_t = t0;
+    for (seq, chunk) in events.chunks(batch).enumerate() {
+        let b = Batch {
+            session_id: session_id.to_string(),
+            seq: Some(seq as u64),
+            mouse: chunk
+                .iter()
+                .map(|e| MouseEvent { t: e.t - t0, ..*e })
+                .collect(),
+            keys: Vec::new(),
+        };
+        for e in chunk {
+            active += (e.t - prev_t).clamp(0.0, 1500.0);
+            prev_t = e.t;
+        }
+        match r.post(user, &b) {
+            Ok(a) => {
+                if first_score.is_none() && a.score.is_some() {
+                    first_score = Some(active);
+                }
+                last = Some(a);
+            }
+            Err(e) => {
+                eprintln!("{user}/{session_id}: {e}");
+                return (last, first_score);
+            }
+        }
+    }
+    (last, first_score)
+}
+
+/// Area under the ROC curve (impostor = positive), ties counted half.
+fn auc(genuine: &[f64], impostor: &[f64]) -> f64 {
+    let mut all: Vec<(f64, bool)> = genuine
+        .iter()
+        .map(|&s| (s, false))
+        .chain(impostor.iter().map(|&s| (s, true)))
+        .collect();
+    all.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let (mut rank_sum, mut i) = (0.0, 0);
+    while i < all.len() {
+        let mut j = i;
+        while j < all.len() && all[j].0 == all[i].0 {
+            j += 1;
+        }
+        let avg = (i + j + 1) as f64 / 2.0;
+        rank_sum += avg * all[i..j].iter().filter(|x| x.1).count() as f64;
+        i = j;
+    }
+    let (p, n) = (impostor.len() as f64, genuine.len() as f64);
+    if p == 0.0 || n == 0.0 {
+        return f64::NAN;
+    }
+    (rank_sum - p * (p + 1.0) / 2.0) / (p * n)
+}
+
+/// Equal error rate: where the false-reject and false-accept rates cross.
+fn eer(genuine: &[f64], impostor: &[f64]) -> f64 {
+    let mut thresholds: Vec<f64> = genuine.iter().chain(impostor).copied().collect();
+    thresholds.sort_by(|a, b| a.total_cmp(b));
+    let mut best = (f64::INFINITY, 1.0);
+    for &t in &thresholds {
+        let frr = rate(genuine, |s| s >= t);
+        let far = rate(impostor, |s| s < t);
+        if (frr - far).abs() < best.0 {
+            best = ((frr - far).abs(), (frr + far) / 2.0);
+        }
+    }
+    best.1
+}
+
+fn rate(v: &[f64], f: impl Fn(f64) -> bool) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.iter().filter(|&&s| f(s)).count() as f64 / v.len() as f64
+}
+
+/// A tiny deterministic generator (the protocol must replay exactly).
+struct Lcg(u64);
+impl Lcg {
+    fn next(&mut self) -> f64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+struct Args {
+    data: PathBuf,
+    holdout: usize,
+    min_piece: usize,
+    max_piece: usize,
+    batch: usize,
+    impostor_accounts: usize,
+    endpoint: Option<String>,
+    /// `--set key=value`: BiometricsConfig overrides.
+    set: serde_json::Map<String, serde_json::Value>,
+}
+
+fn args() -> Args {
+    let mut a = Args {
+        data: PathBuf::from("/tmp/balabit/training_files"),
+        holdout: 2,
+        min_piece: 300,
+        max_piece: 3000,
+        batch: 200,
+        impostor_accounts: 3,
+        endpoint: None,
+        set: serde_json::Map::new(),
+    };
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let mut i = 0;
+    while i < argv.len() {
+        let v = argv.get(i + 1).cloned().unwrap_or_default();
+        let num = |v: &str| v.parse::<usize>().unwrap_or(0);
+        match argv[i].as_str() {
+            "--data" => a.data = PathBuf::from(&v),
+            "--holdout" => a.holdout = num(&v),
+            "--min-piece" => a.min_piece = num(&v).max(1),
+            "--max-piece" => a.max_piece = num(&v).max(1),
+            "--batch" => a.batch = num(&v).clamp(1, 1000),
+            "--impostor-accounts" => a.impostor_accounts = num(&v),
+            "--endpoint" => a.endpoint = Some(v),
+            "--set" => {
+                let (k, val) = v.split_once('=').unwrap_or((v.as_str(), ""));
+                let val = serde_json::from_str(val).unwrap_or(serde_json::Value::Null);
+                a.set.insert(k.to_string(), val);
+            }
+            other => {
+                eprintln!("unknown argument {other}");
+                std::process::exit(2);
+            }
+        }
+        i += 2;
+    }
+    a
+}
+
+fn main() {
+    let a = args();
+    if let Some(url) = &a.endpoint {
+        eprintln!("--endpoint {url}: the HTTP replay lands with the gateway's endpoint (issue 20); run without it for now");
+        std::process::exit(2);
+    }
+    let cfg: BiometricsConfig =
+        match serde_json::from_value(serde_json::Value::Object(a.set.clone())) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("--set: {e}");
+                std::process::exit(2);
+            }
+        };
+    if !cfg.check().is_empty() {
+        eprintln!("settings: {:?}", cfg.check());
+        std::process::exit(2);
+    }
+    if !a.set.is_empty() {
+        println!(
+            "settings changed: {}",
+            serde_json::Value::Object(a.set.clone())
+        );
+    }
+    let mut users: Vec<User> = Vec::new();
+    let Ok(dir) = std::fs::read_dir(&a.data) else {
+        eprintln!(
+            "cannot read {}: unpack the data set first (benches/biometrics.sh)",
+            a.data.display()
+        );
+        std::process::exit(2);
+    };
+    let mut names: Vec<PathBuf> = dir
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
+    names.sort();
+    for u in names {
+        let mut sessions: Vec<PathBuf> = std::fs::read_dir(&u)
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        sessions.sort();
+        let name = u
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let loaded = sessions
+            .iter()
+            .map(|s| {
+                let sn = s
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                (sn, load_session(s))
+            })
+            .collect();
+        users.push((name, loaded));
+    }
+    let mut r = InProcess::new(cfg.clone());
+    let t0 = Instant::now();
+
+    // Enrolment: every session but the held-out ones, each one page session.
+    for (u, sessions) in &users {
+        let n_enrol = sessions.len().saturating_sub(a.holdout);
+        for (sid, ev) in &sessions[..n_enrol] {
+            replay(&mut r, u, &format!("enrol-{sid}"), ev, a.batch.max(1000));
+        }
+    }
+    r.settle();
+    let enrol_s = t0.elapsed().as_secs_f64();
+    for (u, _) in &users {
+        if let Some(p) = r.profiles.get(u) {
+            let (m, k) = p.pooled();
+            let bytes = biometrics::encode(p).map(|b| b.len()).unwrap_or(0);
+            println!(
+                "profile {u}: phase {:?}, {m} actions pooled, {k} key obs, {} KiB encoded",
+                p.phase,
+                bytes / 1024
+            );
+        }
+    }
+
+    // Test pieces from held-out sessions only.
+    let mut rng = Lcg(20);
+    let mut pieces: Vec<(usize, Vec<MouseEvent>)> = Vec::new();
+    for (ui, (_, sessions)) in users.iter().enumerate() {
+        let n_enrol = sessions.len().saturating_sub(a.holdout);
+        for (_, ev) in &sessions[n_enrol..] {
+            let mut at = 0;
+            while at < ev.len() {
+                let lo = (a.min_piece as f64).ln();
+                let hi = (a.max_piece.max(a.min_piece) as f64).ln();
+                let len = (lo + (hi - lo) * rng.next()).exp().round() as usize;
+                if at + len > ev.len() {
+                    break;
+                }
+                pieces.push((ui, ev[at..at + len].to_vec()));
+                at += len;
+            }
+        }
+    }
+    let buckets = [0usize, 500, 1000, 2000, usize::MAX];
+    let mut genuine: Vec<(f64, usize)> = Vec::new();
+    let mut impostor: Vec<(f64, usize)> = Vec::new();
+    let mut unscored = 0usize;
+    let mut time_to_score: Vec<f64> = Vec::new();
+    let mut raw: Vec<(f64, bool)> = Vec::new();
+    let n_users = users.len();
+    for (pi, (owner, ev)) in pieces.iter().enumerate() {
+        let mut accounts = vec![(*owner, true)];
+        for k in 0..a.impostor_accounts.min(n_users.saturating_sub(1)) {
+            let acc = (owner + 1 + (pi + k * 7) % (n_users - 1)) % n_users;
+            if acc != *owner && !accounts.iter().any(|(x, _)| *x == acc) {
+                accounts.push((acc, false));
+            }
+        }
+        for (acc, own) in accounts {
+            let user = &users[acc].0;
+            let sid = format!("test-{pi}-{acc}");
+            let (ans, first) = replay(&mut r, user, &sid, ev, a.batch);
+            if let Some(x) = r.raw_evidence(user, &sid) {
+                raw.push((x, own));
+            }
+            if own {
+                time_to_score.extend(first);
+            }
+            match ans.and_then(|a| a.score) {
+                Some(s) => {
+                    if own {
+                        genuine.push((s, ev.len()));
+                    } else {
+                        impostor.push((s, ev.len()));
+                    }
+                }
+                None => unscored += 1,
+            }
+        }
+    }
+    let total_s = t0.elapsed().as_secs_f64();
+    let g: Vec<f64> = genuine.iter().map(|x| x.0).collect();
+    let i: Vec<f64> = impostor.iter().map(|x| x.0).collect();
+    println!(
+        "pieces: {} genuine, {} impostor scored, {} without a score; enrolment {:.1}s, total {:.1}s; fits {} (mean {:.0} ms)",
+        g.len(),
+        i.len(),
+        unscored,
+        enrol_s,
+        total_s,
+        r.fit_ms.len(),
+        r.fit_ms.iter().sum::<f64>() / r.fit_ms.len().max(1) as f64
+    );
+    time_to_score.sort_by(|a, b| a.total_cmp(b));
+    let pct = |q: f64| {
+        time_to_score
+            .get(((time_to_score.len() as f64 - 1.0) * q).round() as usize)
+            .map_or(f64::NAN, |ms| ms / 1000.0)
+    };
+    println!(
+        "mouse-use time (pauses over 1.5 s counted as 1.5 s) to the first score, batches of {}: median {:.1} s, 90th percentile {:.1} s",
+        a.batch,
+        pct(0.5),
+        pct(0.9)
+    );
+    println!("global session AUC {:.4}", auc(&g, &i));
+    println!("EER {:.4}", eer(&g, &i));
+    let rg: Vec<f64> = raw.iter().filter(|x| x.1).map(|x| x.0).collect();
+    let ri: Vec<f64> = raw.iter().filter(|x| !x.1).map(|x| x.0).collect();
+    if !rg.is_empty() {
+        println!(
+            "(diagnostic: AUC of the uncalibrated mean action value {:.4})",
+            auc(&rg, &ri)
+        );
+    }
+    println!(
+        "FRR: failed (score >= {}) {:.4}; not ok (score >= {}) {:.4}",
+        cfg.failed_at,
+        rate(&g, |s| s >= cfg.failed_at),
+        cfg.ok_below,
+        rate(&g, |s| s >= cfg.ok_below)
+    );
+    println!(
+        "FAR: ok (score < {}) {:.4}; not failed (score < {}) {:.4}",
+        cfg.ok_below,
+        rate(&i, |s| s < cfg.ok_below),
+        cfg.failed_at,
+        rate(&i, |s| s < cfg.failed_at)
+    );
+    for w in buckets.windows(2) {
+        let gb: Vec<f64> = genuine
+            .iter()
+            .filter(|x| x.1 >= w[0] && x.1 < w[1])
+            .map(|x| x.0)
+            .collect();
+        let ib: Vec<f64> = impostor
+            .iter()
+            .filter(|x| x.1 >= w[0] && x.1 < w[1])
+            .map(|x| x.0)
+            .collect();
+        if gb.is_empty() {
+            continue;
+        }
+        println!(
+            "  pieces of {}..{} events: {} genuine, {} impostor, AUC {:.4}, EER {:.4}, FRR(failed) {:.4}, FAR(ok) {:.4}",
+            w[0],
+            if w[1] == usize::MAX { "".to_string() } else { w[1].to_string() },
+            gb.len(),
+            ib.len(),
+            auc(&gb, &ib),
+            eer(&gb, &ib),
+            rate(&gb, |s| s >= cfg.failed_at),
+            rate(&ib, |s| s < cfg.ok_below)
+        );
+    }
+}
