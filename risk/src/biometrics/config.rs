@@ -51,10 +51,17 @@ pub struct BiometricsConfig {
     pub mouse_dependence: f64,
     /// The same for key timing observations.
     pub key_dependence: f64,
-    /// How mean item values become scores.
-    pub score_map: ScoreMap,
+    /// How a session's mean mouse value becomes its mouse score.
+    pub mouse_score_map: ScoreMap,
+    /// How a session's mean key deviation becomes its keystroke score.
+    pub key_score_map: ScoreMap,
     /// Steepness of the `centred` map.
     pub steepness: f64,
+    /// What the `raw` mouse map subtracts from the mean log-odds: larger
+    /// values lower every mouse score (fewer false rejects, more accepts).
+    pub mouse_raw_offset: f64,
+    /// What the `raw` keystroke map subtracts from the mean deviation.
+    pub key_raw_offset: f64,
     /// Trees of each user's mouse forest (more: steadier scores, larger profile).
     pub forest_trees: u32,
     /// Deepest split of a tree.
@@ -80,8 +87,11 @@ impl Default for BiometricsConfig {
             continuous_auth_interval_s: 300,
             mouse_dependence: 2.0,
             key_dependence: 3.0,
-            score_map: ScoreMap::Centred,
+            mouse_score_map: ScoreMap::Raw,
+            key_score_map: ScoreMap::Centred,
             steepness: 2.5,
+            mouse_raw_offset: 0.4,
+            key_raw_offset: 1.5,
             forest_trees: 40,
             forest_max_depth: 12,
             forest_min_leaf: 8,
@@ -129,6 +139,14 @@ impl BiometricsConfig {
         ] {
             if !(v.is_finite() && (1.0..=100.0).contains(&v)) {
                 out.push((name, format!("must be in [1, 100], got {v}")));
+            }
+        }
+        for (name, v) in [
+            ("mouse_raw_offset", self.mouse_raw_offset),
+            ("key_raw_offset", self.key_raw_offset),
+        ] {
+            if !(v.is_finite() && (-10.0..=10.0).contains(&v)) {
+                out.push((name, format!("must be in [-10, 10], got {v}")));
             }
         }
         if self.forest_trees > 500 || self.forest_max_depth > 64 {

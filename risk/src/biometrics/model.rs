@@ -36,10 +36,6 @@ pub struct Calibration {
     pub other_mean: f32,
     /// Pooled standard deviation of one item's value.
     pub sd: f32,
-    /// What the `raw` map subtracts (0 for the forest's log-odds, 1 for
-    /// keystroke deviations, whose owner level is about 1).
-    #[serde(default)]
-    pub raw_offset: f64,
 }
 
 impl Calibration {
@@ -51,19 +47,26 @@ impl Calibration {
             owner_mean: om as f32,
             other_mean: xm as f32,
             sd: sd as f32,
-            raw_offset: 0.0,
         })
     }
 
     /// The score of a session whose `n` items have mean value `mean`, by `map`.
-    pub fn map(&self, map: ScoreMap, mean: f64, n: u64, dependence: f64, steepness: f64) -> f64 {
+    pub fn map(
+        &self,
+        map: ScoreMap,
+        mean: f64,
+        n: u64,
+        dependence: f64,
+        steepness: f64,
+        raw_offset: f64,
+    ) -> f64 {
         let logistic = |x: f64| 1.0 / (1.0 + (-x.clamp(-50.0, 50.0)).exp());
         if !mean.is_finite() {
             return 0.5;
         }
         match map {
             ScoreMap::Posterior => self.score(mean, n, dependence),
-            ScoreMap::Raw => logistic(mean - self.raw_offset),
+            ScoreMap::Raw => logistic(mean - raw_offset),
             ScoreMap::Centred => {
                 let (g, i) = (f64::from(self.owner_mean), f64::from(self.other_mean));
                 let gap = i - g;
@@ -336,10 +339,7 @@ impl KeyModel {
             let (m, v) = mean_var(&owner_vals).unwrap_or((1.0, 0.5));
             other_vals = vec![2.0 * m - v.sqrt(), 2.0 * m + v.sqrt()];
         }
-        let calibration = Calibration::from_values(&owner_vals, &other_vals).map(|c| Calibration {
-            raw_offset: 1.0,
-            ..c
-        });
+        let calibration = Calibration::from_values(&owner_vals, &other_vals);
         Ok(KeyModel { stats, calibration })
     }
 

@@ -206,22 +206,31 @@ impl Profile {
                 keystroke_score: None,
             };
         }
-        let kind = |ev: &Evidence, min: u32, cal: Option<super::model::Calibration>, dep: f64| {
+        let kind = |ev: &Evidence,
+                    min: u32,
+                    cal: Option<super::model::Calibration>,
+                    map: super::config::ScoreMap,
+                    dep: f64,
+                    offset: f64| {
             let cal = cal?;
             let mean = ev.mean()?;
-            (ev.n >= u64::from(min)).then(|| cal.map(cfg.score_map, mean, ev.n, dep, cfg.steepness))
+            (ev.n >= u64::from(min)).then(|| cal.map(map, mean, ev.n, dep, cfg.steepness, offset))
         };
         let mouse_score = kind(
             &session.mouse_evidence,
             cfg.min_mouse_actions,
             self.mouse.as_ref().map(|m| m.calibration),
+            cfg.mouse_score_map,
             cfg.mouse_dependence,
+            cfg.mouse_raw_offset,
         );
         let keystroke_score = kind(
             &session.key_evidence,
             cfg.min_key_observations,
             self.keys.as_ref().and_then(|m| m.calibration),
+            cfg.key_score_map,
             cfg.key_dependence,
+            cfg.key_raw_offset,
         );
         let score = combine(
             cfg,
