@@ -86,7 +86,7 @@ pub fn accept(
     batch: &Batch,
     now_ms: u64,
 ) -> Outcome {
-    let fresh = session.absorb(batch, now_ms);
+    let fresh = session.absorb(cfg, batch, now_ms);
     let enrolling = profile.phase != Phase::Ready;
     profile.observe(cfg, session, &fresh);
     Outcome {

@@ -29,6 +29,8 @@ pub struct BiometricsConfig {
     pub sample_mouse_actions: u32,
     /// Key timing observations that make one enrolment sample (about 50 key presses).
     pub sample_key_observations: u32,
+    /// A pause this long (ms) between two moves ends a mouse action.
+    pub action_pause_ms: f64,
     /// Finished mouse actions a session needs before it has a mouse score.
     pub min_mouse_actions: u32,
     /// Key timing observations (that the profile knows) a session needs
@@ -78,7 +80,8 @@ impl Default for BiometricsConfig {
             baseline_samples: 10,
             sample_mouse_actions: 60,
             sample_key_observations: 150,
-            min_mouse_actions: 8,
+            action_pause_ms: 1_500.0,
+            min_mouse_actions: 5,
             min_key_observations: 30,
             ok_below: 0.3,
             failed_at: 0.7,
@@ -148,6 +151,10 @@ impl BiometricsConfig {
             if !(v.is_finite() && (-10.0..=10.0).contains(&v)) {
                 out.push((name, format!("must be in [-10, 10], got {v}")));
             }
+        }
+        if !(self.action_pause_ms.is_finite() && (100.0..=60_000.0).contains(&self.action_pause_ms))
+        {
+            out.push(("action_pause_ms", "must be in [100, 60000]".to_string()));
         }
         if self.forest_trees > 500 || self.forest_max_depth > 64 {
             out.push(("forest_trees", "at most 500 trees of depth 64".to_string()));

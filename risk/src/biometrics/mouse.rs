@@ -94,7 +94,8 @@ pub const FEATURE_NAMES: [&str; ACTION_FEATURES] = [
 
 /// Longest action kept in progress; a longer one is closed as a move.
 pub const MAX_POINTS: usize = 512;
-/// A gap this long (ms) between two moves ends a move action.
+/// A gap this long (ms) between two moves ends a move action (the default
+/// of `BiometricsConfig::action_pause_ms`).
 pub const ACTION_PAUSE_MS: f64 = 1_500.0;
 /// A gap this long (ms) inside an action counts as a pause.
 pub const INNER_PAUSE_MS: f64 = 100.0;
@@ -143,12 +144,22 @@ impl MouseTracker {
     /// Feeds events (validated, in time order) and appends the features of
     /// every action they finish to `out`.
     pub fn absorb(&mut self, events: &[MouseEvent], out: &mut Vec<ActionFeatures>) {
+        self.absorb_with(events, ACTION_PAUSE_MS, out);
+    }
+
+    /// [`MouseTracker::absorb`] with another action-ending pause (ms).
+    pub fn absorb_with(
+        &mut self,
+        events: &[MouseEvent],
+        pause_ms: f64,
+        out: &mut Vec<ActionFeatures>,
+    ) {
         for e in events {
-            self.event(e, out);
+            self.event(e, pause_ms, out);
         }
     }
 
-    fn event(&mut self, e: &MouseEvent, out: &mut Vec<ActionFeatures>) {
+    fn event(&mut self, e: &MouseEvent, pause_ms: f64, out: &mut Vec<ActionFeatures>) {
         let p = Point {
             t: e.t,
             x: e.x as f32,
@@ -163,7 +174,7 @@ impl MouseTracker {
         match e.state {
             MouseState::Move | MouseState::Drag => {
                 let gap = self.points.last().map_or(0.0, |l| p.t - l.t);
-                if self.press.is_none() && gap > ACTION_PAUSE_MS {
+                if self.press.is_none() && gap > pause_ms {
                     self.close_move(out);
                 }
                 if self.press.is_some() {
@@ -184,7 +195,7 @@ impl MouseTracker {
                     return;
                 }
                 let last_t = self.points.last().map(|l| l.t);
-                if last_t.is_some_and(|l| p.t - l > ACTION_PAUSE_MS) {
+                if last_t.is_some_and(|l| p.t - l > pause_ms) {
                     self.close_move(out);
                 }
                 let pause_before = last_t.map_or(0.0, |l| (p.t - l).max(0.0));

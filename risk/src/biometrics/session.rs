@@ -4,6 +4,7 @@
 //! Everything here is bounded whatever a page sends.
 
 use super::batch::{Batch, Clock};
+use super::config::BiometricsConfig;
 use super::keys::{KeyObs, KeyTracker};
 use super::mouse::{ActionFeatures, MouseTracker};
 use serde::{Deserialize, Serialize};
@@ -183,9 +184,10 @@ pub struct Fresh {
 impl SessionState {
     /// Takes a validated batch's events into the trackers and returns the
     /// features they completed. Scoring is the profile's part.
-    pub fn absorb(&mut self, batch: &Batch, now_ms: u64) -> Fresh {
+    pub fn absorb(&mut self, cfg: &BiometricsConfig, batch: &Batch, now_ms: u64) -> Fresh {
         let mut fresh = Fresh::default();
-        self.mouse.absorb(&batch.mouse, &mut fresh.actions);
+        self.mouse
+            .absorb_with(&batch.mouse, cfg.action_pause_ms, &mut fresh.actions);
         self.keys.absorb(&batch.keys, &mut fresh.keys);
         self.clock = self.clock.after(batch);
         if let Some(seq) = batch.seq {
