@@ -3,9 +3,10 @@
 //! the calibration that turns a session's evidence into a score in `[0, 1]`.
 //!
 //! Both models produce one number per item (action or key timing); a session
-//! keeps the sum and count of those numbers, and [`Calibration::score`] maps
-//! their mean and count to the probability that the session is not the
-//! owner's, from what the model gave on held-out owner and other-user data.
+//! keeps the sum and count of those numbers, and [`Calibration::map`] turns
+//! their mean into a score by the configured [`ScoreMap`]: the model's own
+//! scale (mouse default), or per-user maps built from what the model gave on
+//! held-out owner and other-user data (keystroke default).
 
 use super::config::ScoreMap;
 use super::keys::KeyObs;
