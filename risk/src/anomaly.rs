@@ -1,1 +1,0 @@
-//! Request anomaly scoring: per-principal features and the model that scores them.
