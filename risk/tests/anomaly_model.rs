@@ -1,0 +1,156 @@
+//! The committed anomaly model: tract agrees with scikit-learn on the inputs
+//! the training script recorded, and a model file that is corrupt, was trained
+//! on other features, has a broken calibration or the wrong input width is
+//! refused, leaving the rule fallback in charge.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use sentinel_risk::anomaly::{
+    Features, ModelError, OnnxModel, Scorer, ScorerKind, FEATURE_COUNT, FEATURE_NAMES,
+};
+
+const MODEL: &[u8] = include_bytes!("../../models/anomaly/model.onnx");
+const MODEL_SHA256: &str = include_str!("../../models/anomaly/model.onnx.sha256");
+const FIXTURE: &str = include_str!("../../models/anomaly/fixture.json");
+const WRONG_WIDTH: &[u8] = include_bytes!("../../models/anomaly/testdata/wrong_width.onnx");
+
+#[derive(serde::Deserialize)]
+struct Fixture {
+    model_sha256: String,
+    features: Vec<String>,
+    inputs: Vec<Vec<f32>>,
+    raw: Vec<f32>,
+    score: Vec<f32>,
+}
+
+fn fixture() -> Fixture {
+    serde_json::from_str(FIXTURE).unwrap()
+}
+
+fn features(row: &[f32]) -> Features {
+    Features {
+        values: row.try_into().unwrap(),
+    }
+}
+
+/// `bytes` with the first `from` after `after` replaced by `to` (same length,
+/// so the protobuf framing stays valid).
+fn patched(bytes: &[u8], after: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+    assert_eq!(from.len(), to.len());
+    let find = |hay: &[u8], needle: &[u8], start: usize| {
+        hay[start..]
+            .windows(needle.len())
+            .position(|w| w == needle)
+            .map(|p| p + start)
+    };
+    let start = find(bytes, after, 0).expect("anchor in the model file");
+    let at = find(bytes, from, start).expect("text in the model file");
+    let mut out = bytes.to_vec();
+    out[at..at + from.len()].copy_from_slice(to);
+    out
+}
+
+#[test]
+fn the_committed_model_loads_and_is_the_one_recorded() {
+    let model = OnnxModel::from_bytes(MODEL).unwrap();
+    let info = model.info();
+    assert_eq!(info.sha256, MODEL_SHA256.split_whitespace().next().unwrap());
+    assert_eq!(info.sha256, fixture().model_sha256);
+    assert_eq!(info.bytes, MODEL.len());
+    assert!(!info.name.is_empty() && !info.version.is_empty());
+    assert!(MODEL.len() < 1024 * 1024, "the committed model stays small");
+}
+
+#[test]
+fn tract_agrees_with_scikit_learn_on_the_recorded_inputs() {
+    let fx = fixture();
+    assert_eq!(fx.features, FEATURE_NAMES);
+    assert!(fx.inputs.len() > 100);
+    let model = OnnxModel::from_bytes(MODEL).unwrap();
+    let mut worst = (0.0f32, 0.0f32);
+    for ((row, raw), score) in fx.inputs.iter().zip(&fx.raw).zip(&fx.score) {
+        assert_eq!(row.len(), FEATURE_COUNT);
+        let f = features(row);
+        let got_raw = model.raw(&f).unwrap();
+        let got_score = model.score(&f).unwrap();
+        worst.0 = worst.0.max((got_raw - raw).abs());
+        worst.1 = worst.1.max((got_score - score).abs());
+    }
+    assert!(
+        worst.0 < 1e-5,
+        "raw probabilities differ by up to {}",
+        worst.0
+    );
+    assert!(worst.1 < 1e-4, "scores differ by up to {}", worst.1);
+    // The fixture holds both kinds of answer, so agreement is not trivial.
+    assert!(fx.score.iter().any(|&s| s < 0.5) && fx.score.iter().any(|&s| s > 0.95));
+}
+
+#[test]
+fn the_scorer_says_which_scorer_is_active() {
+    let (scorer, error) = Scorer::load(None);
+    assert_eq!((scorer.kind(), error), (ScorerKind::Rules, None));
+    assert!(scorer.model().is_none());
+
+    let (scorer, error) = Scorer::load(Some(MODEL));
+    assert_eq!(error, None);
+    assert_eq!(scorer.kind(), ScorerKind::Model);
+    let f = features(&fixture().inputs[0]);
+    assert_eq!(scorer.score(&f).by, ScorerKind::Model);
+}
+
+#[test]
+fn corrupt_model_files_are_refused_and_the_rules_score() {
+    let mut flipped = MODEL.to_vec();
+    for b in flipped.iter_mut().skip(40).step_by(97) {
+        *b ^= 0x5a;
+    }
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("empty", Vec::new()),
+        ("truncated", MODEL[..MODEL.len() / 2].to_vec()),
+        ("flipped bytes", flipped),
+        ("not onnx", b"{\"model\": \"surely\"}".to_vec()),
+        ("zeros", vec![0u8; 4096]),
+    ];
+    let f = features(&fixture().inputs[0]);
+    for (name, bytes) in cases {
+        let (scorer, error) = Scorer::load(Some(&bytes));
+        assert!(error.is_some(), "{name} was accepted");
+        assert_eq!(scorer.kind(), ScorerKind::Rules, "{name}");
+        let score = scorer.score(&f);
+        assert_eq!(score.by, ScorerKind::Rules);
+        assert!((0.0..=1.0).contains(&score.value));
+    }
+}
+
+#[test]
+fn a_model_trained_on_other_features_is_refused() {
+    let other = patched(MODEL, b"sentinel.features", b"maturity,", b"maturitx,");
+    assert!(matches!(
+        OnnxModel::from_bytes(&other),
+        Err(ModelError::FeatureMismatch { .. })
+    ));
+}
+
+#[test]
+fn a_model_without_its_name_is_refused() {
+    let other = patched(MODEL, b"sentinel.name", b"sentinel.name", b"sentinel.nane");
+    assert_eq!(
+        OnnxModel::from_bytes(&other).unwrap_err(),
+        ModelError::MissingMetadata("sentinel.name")
+    );
+}
+
+#[test]
+fn a_model_with_a_broken_calibration_is_refused() {
+    let other = patched(MODEL, b"sentinel.calibration", b"0:0,", b"0:2,");
+    assert!(matches!(
+        OnnxModel::from_bytes(&other),
+        Err(ModelError::Calibration(_))
+    ));
+}
+
+#[test]
+fn a_model_of_the_wrong_input_width_is_refused() {
+    let err = OnnxModel::from_bytes(WRONG_WIDTH).unwrap_err();
+    assert!(matches!(err, ModelError::InputShape(_)), "{err}");
+}
