@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use sentinel_risk::anomaly::{
-    Features, ModelError, OnnxModel, Scorer, ScorerKind, FEATURE_COUNT, FEATURE_NAMES,
+    rule_score, Features, ModelError, OnnxModel, Scorer, ScorerKind, FEATURE_COUNT, FEATURE_NAMES,
 };
 
 const MODEL: &[u8] = include_bytes!("../../models/anomaly/model.onnx");
@@ -94,8 +94,25 @@ fn the_scorer_says_which_scorer_is_active() {
     let (scorer, error) = Scorer::load(Some(MODEL));
     assert_eq!(error, None);
     assert_eq!(scorer.kind(), ScorerKind::Model);
-    let f = features(&fixture().inputs[0]);
-    assert_eq!(scorer.score(&f).by, ScorerKind::Model);
+    // The score is the larger of the model's and the rules'.
+    let model = OnnxModel::from_bytes(MODEL).unwrap();
+    let mut by_model = 0;
+    for row in &fixture().inputs {
+        let f = features(row);
+        let (m, r) = (model.score(&f).unwrap(), rule_score(&f));
+        let s = scorer.score(&f);
+        assert_eq!(s.value, m.max(r));
+        assert_eq!(
+            s.by,
+            if m >= r {
+                ScorerKind::Model
+            } else {
+                ScorerKind::Rules
+            }
+        );
+        by_model += usize::from(s.by == ScorerKind::Model);
+    }
+    assert!(by_model > 0);
 }
 
 #[test]

@@ -72,19 +72,22 @@ impl Scorer {
         self.model.as_ref().map(OnnxModel::info)
     }
 
-    /// Scores a request. Total: should the model fail on these features
-    /// (a loaded model was probed, so this is not expected), the rules answer
-    /// and the score says so.
+    /// Scores a request: the larger of the model's score and the rules'
+    /// (the documented rules are a floor the model can only add to), and
+    /// which of the two it was. Total: should the model fail on these
+    /// features (a loaded model was probed, so this is not expected), the
+    /// rules answer alone.
     pub fn score(&self, features: &Features) -> Score {
-        if let Some(Ok(value)) = self.model.as_ref().map(|m| m.score(features)) {
-            return Score {
+        let rules = rule_score(features);
+        match self.model.as_ref().map(|m| m.score(features)) {
+            Some(Ok(value)) if value >= rules => Score {
                 value,
                 by: ScorerKind::Model,
-            };
-        }
-        Score {
-            value: rule_score(features),
-            by: ScorerKind::Rules,
+            },
+            _ => Score {
+                value: rules,
+                by: ScorerKind::Rules,
+            },
         }
     }
 }
