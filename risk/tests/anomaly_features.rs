@@ -1,7 +1,7 @@
 //! The anomaly features: what a principal's state learns, what it refuses to
 //! learn, when it forgets, and that any sequence of events yields finite,
 //! bounded features from a bounded state.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![expect(clippy::unwrap_used, reason = "tests fail loudly")]
 
 use proptest::prelude::*;
 use sentinel_risk::anomaly::{

@@ -2,7 +2,7 @@
 //! the training script recorded, and a model file that is corrupt, was trained
 //! on other features, has a broken calibration or the wrong input width is
 //! refused, leaving the rule fallback in charge.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![expect(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
 
 use sentinel_risk::anomaly::{
     rule_score, Features, ModelError, OnnxModel, Scorer, ScorerKind, FEATURE_COUNT, FEATURE_NAMES,
