@@ -38,16 +38,18 @@ pub fn rule_score(f: &Features) -> f32 {
         } else if v[ix::RATE_RATIO] > 4f32.ln() {
             points += 0.15;
         }
+        // Breadth rules read users only: service accounts sweep every
+        // resource by design, every few hours, far above their hourly mean.
+        let user = v[ix::SERVICE_ACCOUNT] < 0.5;
         // Distinct resources in the window against the principal's usual.
-        if v[ix::BREADTH] > l(50.0) && v[ix::BREADTH_RATIO] > 10f32.ln() {
+        if user && v[ix::BREADTH] > l(50.0) && v[ix::BREADTH_RATIO] > 10f32.ln() {
             points += 0.60;
-        } else if v[ix::BREADTH] > l(20.0) && v[ix::BREADTH_RATIO] > 4f32.ln() {
+        } else if user && v[ix::BREADTH] > l(20.0) && v[ix::BREADTH_RATIO] > 4f32.ln() {
             points += 0.30;
         }
         // Enumeration: most requests of the window name a resource not
-        // named before in it. Service accounts sweep by design.
-        if v[ix::SERVICE_ACCOUNT] < 0.5 && v[ix::BREADTH] > l(40.0) && v[ix::DISTINCT_SHARE] >= 0.6
-        {
+        // named before in it.
+        if user && v[ix::BREADTH] > l(40.0) && v[ix::DISTINCT_SHARE] >= 0.6 {
             points += 0.60;
         }
     } else if v[ix::BREADTH] > l(100.0) {
