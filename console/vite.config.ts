@@ -3,7 +3,7 @@
 // in production) to SENTINEL_ADMIN_URL (default http://127.0.0.1:8081).
 import { defineConfig, type Plugin } from "vite";
 import react from "@vitejs/plugin-react";
-import { copyFileSync, mkdirSync } from "node:fs";
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -41,7 +41,12 @@ function contentSecurityPolicy(): Plugin {
 
 // The admin API's Redoc page (/api/v1/docs) loads Redoc from this build
 // (`/console/vendor/redoc.standalone.js`, the pinned npm package) instead of
-// a CDN. Not part of the console's own bundle or its size budget.
+// a CDN. Not part of the console's own bundle or its size budget. Redoc's
+// side menu shows a logo from its CDN; the copy shows an empty image instead,
+// so the page contacts no other host (the build fails if the URL moves).
+const REDOC_CDN_LOGO = "https://cdn.redoc.ly/redoc/logo-mini.svg";
+const EMPTY_IMAGE = "data:image/gif;base64,R0lGODlhAQABAAAAACH5BAEKAAEALAAAAAABAAEAAAICTAEAOw==";
+
 function vendorRedoc(): Plugin {
   return {
     name: "sentinel-vendor-redoc",
@@ -51,7 +56,11 @@ function vendorRedoc(): Plugin {
       const bundles = join(dirname(require.resolve("redoc/package.json")), "bundles");
       const out = fileURLToPath(new URL("./dist/vendor", import.meta.url));
       mkdirSync(out, { recursive: true });
-      for (const f of ["redoc.standalone.js", "redoc.standalone.js.LICENSE.txt"]) copyFileSync(join(bundles, f), join(out, f));
+      copyFileSync(join(bundles, "redoc.standalone.js.LICENSE.txt"), join(out, "redoc.standalone.js.LICENSE.txt"));
+      const js = readFileSync(join(bundles, "redoc.standalone.js"), "utf8");
+      const found = js.split(REDOC_CDN_LOGO).length - 1;
+      if (found !== 1) throw new Error(`redoc.standalone.js names ${REDOC_CDN_LOGO} ${found} times, not once: review vendorRedoc`);
+      writeFileSync(join(out, "redoc.standalone.js"), js.replace(REDOC_CDN_LOGO, EMPTY_IMAGE));
     },
   };
 }

@@ -34,6 +34,8 @@ pub struct Config {
     pub snapshot_tick_seconds: u64,
     /// How many snapshot versions are kept in `sentinel.policy_snapshots`.
     pub snapshot_retain: u32,
+    /// The admin console's build, served at `/console/` (`None`: turned off).
+    pub console_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for Config {
@@ -56,6 +58,7 @@ impl Default for Config {
             snapshot_max_delay_ms: 500,
             snapshot_tick_seconds: 5,
             snapshot_retain: 50,
+            console_dir: Some("console/dist".into()),
         }
     }
 }
@@ -97,6 +100,12 @@ impl Config {
                 d.snapshot_tick_seconds,
             )?,
             snapshot_retain: env_or("SENTINEL_SNAPSHOT_RETAIN", d.snapshot_retain)?,
+            // Set but empty turns the console off.
+            console_dir: match std::env::var_os("SENTINEL_CONSOLE_DIR") {
+                Some(v) if v.is_empty() => None,
+                Some(v) => Some(v.into()),
+                None => d.console_dir,
+            },
         })
     }
 }

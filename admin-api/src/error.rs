@@ -64,6 +64,9 @@ pub enum ApiError {
     NotFound,
     #[error("route not found")]
     RouteNotFound,
+    /// A 404 that says why (the admin console not built or turned off).
+    #[error("{0}")]
+    NotFoundBecause(&'static str),
     #[error("authentication required")]
     AuthRequired,
     #[error("invalid credentials")]
@@ -102,6 +105,7 @@ impl ApiError {
             ApiError::Validation(_) => "VALIDATION_ERROR",
             ApiError::NotFound => "RESOURCE_NOT_FOUND",
             ApiError::RouteNotFound => "RESOURCE_NOT_FOUND",
+            ApiError::NotFoundBecause(_) => "RESOURCE_NOT_FOUND",
             ApiError::AuthRequired => "AUTH_REQUIRED",
             ApiError::AuthInvalid => "AUTH_INVALID",
             ApiError::TokenExpired => "TOKEN_EXPIRED",
@@ -118,7 +122,9 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::NotFound | ApiError::RouteNotFound => StatusCode::NOT_FOUND,
+            ApiError::NotFound | ApiError::RouteNotFound | ApiError::NotFoundBecause(_) => {
+                StatusCode::NOT_FOUND
+            }
             ApiError::AuthRequired
             | ApiError::AuthInvalid
             | ApiError::TokenExpired

@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod console;
 pub mod db;
 pub mod error;
 pub mod extract;
@@ -38,6 +39,7 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_text))
         .route("/.well-known/jwks.json", get(jwks))
+        .merge(console::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(not_found)
         .layer(middleware::from_fn_with_state(

@@ -2,7 +2,7 @@
 //! (`/api/v1/docs`). The paths come from [`ENDPOINTS`], the table that also
 //! documents the scope each endpoint needs.
 
-use axum::response::{Html, IntoResponse};
+use axum::response::IntoResponse;
 use serde_json::{json, Map, Value};
 
 /// (method, path, scope needed, summary).
@@ -857,14 +857,9 @@ pub async fn openapi_json() -> impl IntoResponse {
     axum::Json(document())
 }
 
-pub async fn docs_page() -> Html<&'static str> {
-    Html(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>Sentinel admin API</title></head>\
-         <body><redoc spec-url=\"/api/v1/openapi.json\"></redoc>\
-         <script src=\"https://cdn.redoc.ly/redoc/latest/bundles/redoc.standalone.js\"></script>\
-         <noscript>The machine-readable document is at <a href=\"/api/v1/openapi.json\">/api/v1/openapi.json</a>.</noscript>\
-         </body></html>",
-    )
+/// The ReDoc page; Redoc comes from the console build, never a CDN.
+pub async fn docs_page() -> axum::response::Response {
+    crate::console::docs_page()
 }
 
 #[cfg(test)]

@@ -40,7 +40,7 @@ test("the console against the real admin API", { timeout: 600_000 }, async (t) =
   await mkdir(OUTPUT, { recursive: true });
   const stack = await startStack();
   t.after(stack.stop);
-  console.log(`admin API ${stack.api}; console served by ${stack.servedBy} at ${stack.base}/console/`);
+  console.log(`admin API and console (served by sentinel-admin) at ${stack.base}/console/`);
   const browser = await startBrowser();
   t.after(browser.close);
   const page = await browser.context.newPage();
@@ -100,6 +100,23 @@ test("the console against the real admin API", { timeout: 600_000 }, async (t) =
     const doc = await (await fetch(`${stack.api}/api/v1/openapi.json`)).json();
     const problem = await checkTypes(doc);
     assert.equal(problem, null, problem ?? "");
+  });
+
+  await t.test("sentinel-admin serves the page: its CSP, cache rules, a missing asset is a 404", async () => {
+    const index = await fetch(`${stack.base}/console/t/${TEST_001}/users`);
+    assert.equal(index.status, 200, "a client route deep-links to the page");
+    assert.equal(index.headers.get("cache-control"), "no-cache");
+    assert.match(index.headers.get("content-security-policy") ?? "", /frame-ancestors 'none'/);
+    assert.equal(index.headers.get("x-content-type-options"), "nosniff");
+    const script = (await index.text()).match(/src="(\/console\/assets\/[^"]+\.js)"/);
+    assert.ok(script, "the page loads its hashed bundle");
+    const js = await fetch(`${stack.base}${script[1]}`);
+    assert.equal(js.status, 200);
+    assert.match(js.headers.get("content-type") ?? "", /^text\/javascript/);
+    assert.equal(js.headers.get("cache-control"), "public, max-age=31536000, immutable");
+    const missing = await fetch(`${stack.base}/console/assets/missing-0000.js`);
+    assert.equal(missing.status, 404);
+    assert.equal((await missing.json()).error.code, "RESOURCE_NOT_FOUND");
   });
 
   await t.test("a wrong password shows the API's own message", async () => {
@@ -473,8 +490,19 @@ test("the console against the real admin API", { timeout: 600_000 }, async (t) =
     assert.equal(relogin.status, 200, "the new password works");
   });
 
-  await t.test("no request left the console's origin, and the page broke no CSP rule", async () => {
+  await t.test("the API docs page renders Redoc from this origin, no CDN", async () => {
+    const resp = await page.goto(`${stack.base}/api/v1/docs`);
+    assert.equal(resp.status(), 200);
+    await page.getByRole("heading", { name: /Sentinel admin API/ }).first().waitFor();
+    await page.getByText("Log in with email, password and tenant", { exact: false }).first().waitFor({ state: "attached" });
+    const scripts = await page.evaluate(() => [...document.scripts].map((s) => s.src).filter(Boolean));
+    assert.deepEqual(scripts, [`${origin}/console/vendor/redoc.standalone.js`]);
+    await shot("28-api-docs");
+  });
+
+  await t.test("no request left the console's origin, and the pages broke no CSP rule", async () => {
     assert.deepEqual(foreign, []);
+    await go("/login");
     const csp = await page.locator('meta[http-equiv="Content-Security-Policy"]').getAttribute("content");
     assert.match(csp ?? "", /default-src 'self'/, "the built page carries its CSP");
     assert.deepEqual(cspViolations, []);

@@ -1,16 +1,17 @@
 // Test harness of the browser tests: a fresh PostgreSQL database set up by
 // the real `sentinel-admin` binary (migrate, bootstrap, seed-demo), the API
-// served by that binary on an ephemeral port, and headless Chromium.
+// served by that binary on an ephemeral port (the console too: `serve` serves
+// dist/ at /console/, SENTINEL_CONSOLE_DIR), and headless Chromium.
 //
 // Environment:
 //   DATABASE_URL         superuser URL of the cluster (default postgres://postgres@127.0.0.1:5432/postgres)
 //   SENTINEL_ADMIN_BIN   the binary (default ../target/debug/sentinel-admin)
 //   CHROMIUM             the browser (default /usr/bin/chromium)
 import { spawn, execFile } from "node:child_process";
-import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
-import { createServer, request as httpRequest } from "node:http";
+import { mkdtemp, rm } from "node:fs/promises";
+import { createServer } from "node:http";
 import { tmpdir } from "node:os";
-import { extname, join, normalize, resolve } from "node:path";
+import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { randomUUID } from "node:crypto";
 import { promisify } from "node:util";
@@ -95,50 +96,7 @@ async function waitUp(url, child, deadlineMs = 30_000) {
   throw new Error(`${url} did not come up`);
 }
 
-const TYPES = {
-  ".html": "text/html; charset=utf-8",
-  ".js": "text/javascript",
-  ".css": "text/css",
-  ".svg": "image/svg+xml",
-  ".png": "image/png",
-  ".json": "application/json",
-};
-
-/**
- * Until `sentinel-admin serve` serves the console itself at /console/, one
- * origin in front of it: dist/ at /console/ (index.html for client routes),
- * everything else passed to the admin API unchanged. Used only when the
- * binary answers /console/ with 404.
- */
-async function sameOriginFront(apiPort) {
-  const port = await freePort();
-  const server = createServer(async (req, res) => {
-    const url = new URL(req.url ?? "/", "http://x");
-    if (url.pathname === "/console" || url.pathname.startsWith("/console/")) {
-      const rel = normalize(decodeURIComponent(url.pathname.slice("/console".length)) || "/");
-      let file = join(DIST, rel);
-      if (!file.startsWith(DIST)) return res.writeHead(404).end();
-      const isFile = await stat(file).then((s) => s.isFile()).catch(() => false);
-      if (!isFile) file = join(DIST, "index.html");
-      const body = await readFile(file);
-      res.writeHead(200, { "content-type": TYPES[extname(file)] ?? "application/octet-stream" });
-      return res.end(body);
-    }
-    const upstream = httpRequest(
-      { host: "127.0.0.1", port: apiPort, method: req.method, path: req.url, headers: req.headers },
-      (up) => {
-        res.writeHead(up.statusCode ?? 502, up.headers);
-        up.pipe(res);
-      },
-    );
-    upstream.on("error", () => res.writeHead(502).end());
-    req.pipe(upstream);
-  });
-  await new Promise((ok) => server.listen(port, "127.0.0.1", ok));
-  return { base: `http://127.0.0.1:${port}`, close: () => new Promise((ok) => server.close(ok)) };
-}
-
-/** A database, the admin API on it, and the console's origin. */
+/** A database, and the admin API on it serving the console (dist/) at /console/. */
 export async function startStack() {
   const db = `sentinel_console_${randomUUID().replaceAll("-", "")}`;
   await psql(BASE_DB, `CREATE DATABASE ${db}`);
@@ -154,7 +112,7 @@ export async function startStack() {
     const seeded = await admin(owner, ["seed-demo"]);
     const port = await freePort();
     const child = spawn(BIN, ["serve", "--listen", `127.0.0.1:${port}`], {
-      env: adminEnv(dbUrl(db, "sentinel_api", API_ROLE_PASSWORD)),
+      env: adminEnv(dbUrl(db, "sentinel_api", API_ROLE_PASSWORD), { SENTINEL_CONSOLE_DIR: DIST }),
       stdio: ["ignore", "inherit", "inherit"],
     });
     cleanups.push(async () => {
@@ -168,16 +126,12 @@ export async function startStack() {
     });
     const api = `http://127.0.0.1:${port}`;
     await waitUp(`${api}/healthz`, child);
-    let base = api;
-    let servedBy = "sentinel-admin";
+    // The console as `sentinel-admin serve` serves it: what the tests drive is what operators get.
     const own = await fetch(`${api}/console/`);
-    if (own.status === 404) {
-      const front = await sameOriginFront(port);
-      cleanups.push(front.close);
-      base = front.base;
-      servedBy = "test front (sentinel-admin does not serve /console/ yet)";
+    if (own.status !== 200 || !(own.headers.get("content-type") ?? "").startsWith("text/html")) {
+      throw new Error(`sentinel-admin does not serve the console at /console/ (${own.status}: ${await own.text()}); run \`npm run build\` first`);
     }
-    return { api, base, servedBy, seeded, stop };
+    return { api, base: api, seeded, stop };
   } catch (e) {
     await stop();
     throw e;

@@ -9,6 +9,7 @@ mod auth;
 mod binary;
 mod bundle_util;
 mod catalog;
+mod console;
 mod deltas;
 mod demo_seed;
 mod isolation;
