@@ -1,8 +1,10 @@
 # syntax=docker/dockerfile:1
 # The admin API image: `sentinel-admin` on Debian slim, as a non-root user,
 # with a read-only root filesystem (it writes nothing to disk: state is in
-# PostgreSQL, migrations are compiled into the binary). Build from the
-# repository root:
+# PostgreSQL, migrations are compiled into the binary), and the admin
+# console's build (console/, built with Node in its own stage) that `serve`
+# serves at /console/ from SENTINEL_CONSOLE_DIR. Build from the repository
+# root:
 #
 #   docker build -f deploy/docker/sentinel-admin.Dockerfile -t sentinel-admin:dev .
 #   docker run --rm sentinel-admin:dev --help
@@ -16,7 +18,21 @@
 # runs the same way. docs/deploy.md says what was and was not verified.
 
 ARG RUST_VERSION=1.95
+ARG NODE_VERSION=20.19
 ARG DEBIAN_SUITE=bookworm
+
+# ---------------------------------------------------------------- console
+FROM node:${NODE_VERSION}-${DEBIAN_SUITE}-slim AS console
+# The locked dependencies first (a layer that changes only with the lock),
+# then the sources; `npm run build` type-checks, lints and bundles into
+# dist/, with Redoc for /api/v1/docs in dist/vendor/.
+WORKDIR /console
+COPY console/package.json ./package.json
+COPY console/package-lock.json ./package-lock.json
+RUN --mount=type=cache,target=/root/.npm \
+    npm ci --no-audit --no-fund --loglevel=error
+COPY console/ ./
+RUN npm run -s build
 
 # ---------------------------------------------------------------- build
 FROM rust:${RUST_VERSION}-${DEBIAN_SUITE} AS builder
@@ -48,8 +64,10 @@ RUN apt-get update \
  && install -d -o 10001 -g 10001 -m 0750 /var/lib/sentinel-admin
 COPY --chmod=0755 deploy/docker/healthcheck /usr/local/bin/sentinel-healthcheck
 COPY --from=builder /out/sentinel-admin /usr/local/bin/sentinel-admin
+COPY --from=console /console/dist /usr/share/sentinel-admin/console
 USER 10001:10001
-ENV RUST_LOG=info
+ENV RUST_LOG=info \
+    SENTINEL_CONSOLE_DIR=/usr/share/sentinel-admin/console
 EXPOSE 8081
 # /healthz answers 200 only while the database answers: a readiness signal.
 # (Kubernetes uses a TCP liveness probe instead, docs/deploy.md.)

@@ -225,9 +225,16 @@ def copy_context(dest: Path) -> list[str]:
         for src in re.findall(r"(?m)^COPY\s+(?:--chmod=\S+\s+)?(?!--from)(\S+)\s+\S+\s*$", df.read_text()):
             if src != "." and not (dest / src).exists():
                 problems.append(f"{df.relative_to(ROOT)}: COPY source `{src}` is not in the build context")
-    for must in ["Cargo.toml", "Cargo.lock", "migrations", "config/routes", "examples/upstream.rs"]:
+    for must in ["Cargo.toml", "Cargo.lock", "migrations", "config/routes", "examples/upstream.rs",
+                 "console/package.json", "console/package-lock.json", "console/src", "console/index.html",
+                 "console/vite.config.ts"]:
         if not (dest / must).exists():
             problems.append(f".dockerignore leaves `{must}` out of the build context")
+    # The console is built in the image from its sources and lock, never from
+    # a build or node_modules of the machine that runs `docker build`.
+    for never in ["console/dist", "console/node_modules", "console/test-output"]:
+        if (dest / never).exists():
+            problems.append(f".dockerignore lets `{never}` into the build context")
     return problems
 
 
