@@ -116,27 +116,32 @@ impl TestDb {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
-        let name = self.name.clone();
-        let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async move {
-                if let Ok(base) = PgConnectOptions::from_str(&base_url()) {
-                    if let Ok(mut conn) = base.connect().await {
-                        let _ =
-                            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                                .execute(&mut conn)
-                                .await;
-                    }
-                }
-            });
-        })
-        .join();
+        drop_database(&self.name);
     }
+}
+
+/// Drops database `name` of the test cluster (with its connections), from
+/// sync code (a `Drop`), on a thread of its own.
+pub fn drop_database(name: &str) {
+    let name = name.to_owned();
+    let _ = std::thread::spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        rt.block_on(async move {
+            if let Ok(base) = PgConnectOptions::from_str(&base_url()) {
+                if let Ok(mut conn) = base.connect().await {
+                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .execute(&mut conn)
+                        .await;
+                }
+            }
+        });
+    })
+    .join();
 }
 
 /// A migrated, bootstrapped and demo-seeded database with the app on top.

@@ -15,6 +15,7 @@ mod demo_seed;
 mod isolation;
 mod permissions;
 mod rbac;
+mod readme;
 mod rls;
 mod snapshots;
 mod socket;
