@@ -1,4 +1,4 @@
-//! The load test's upstream: `sentinel::demo::apps` serving
+//! The load test's upstream: `sentinel_demo_apps` serving
 //! [`App::Static1K`] (every request -> `200`, the same prebuilt 1024-byte JSON
 //! body), on a single-threaded runtime so it takes as little CPU as it can
 //! from the proxy under test (`benches/load.sh`).
@@ -11,7 +11,7 @@
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use sentinel::demo::apps::{serve, App};
+use sentinel_demo_apps::{serve, App};
 use tokio::net::TcpListener;
 
 const USAGE: &str = "usage: upstream --listen 127.0.0.1:PORT";

@@ -36,27 +36,35 @@ pub fn preflight(cors: &Cors, req: &RequestHeader) -> Option<ResponseHeader> {
     } else {
         origin
     };
-    h.insert_header(http::header::ACCESS_CONTROL_ALLOW_ORIGIN, allow_origin)
-        .ok()?;
-    h.insert_header(http::header::ACCESS_CONTROL_ALLOW_METHODS, &*cors.methods)
-        .ok()?;
-    h.insert_header(http::header::ACCESS_CONTROL_ALLOW_HEADERS, &*cors.headers)
-        .ok()?;
-    h.insert_header(
-        http::header::ACCESS_CONTROL_MAX_AGE,
-        cors.max_age_secs.to_string(),
-    )
+    let methods = HeaderValue::from_str(&cors.methods).ok()?;
+    let allowed_headers = HeaderValue::from_str(&cors.headers).ok()?;
+    crate::headers::edit_response(&mut h, 7, |m| {
+        use crate::headers::insert;
+        insert(m, header::ACCESS_CONTROL_ALLOW_ORIGIN, allow_origin)?;
+        insert(m, header::ACCESS_CONTROL_ALLOW_METHODS, methods)?;
+        insert(m, header::ACCESS_CONTROL_ALLOW_HEADERS, allowed_headers)?;
+        insert(
+            m,
+            header::ACCESS_CONTROL_MAX_AGE,
+            HeaderValue::from(cors.max_age_secs),
+        )?;
+        if cors.credentials {
+            insert(
+                m,
+                header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+                HeaderValue::from_static("true"),
+            )?;
+        }
+        insert(
+            m,
+            header::VARY,
+            HeaderValue::from_static(
+                "Origin, Access-Control-Request-Method, Access-Control-Request-Headers",
+            ),
+        )?;
+        insert(m, header::CONTENT_LENGTH, HeaderValue::from_static("0"))
+    })
     .ok()?;
-    if cors.credentials {
-        h.insert_header(http::header::ACCESS_CONTROL_ALLOW_CREDENTIALS, "true")
-            .ok()?;
-    }
-    h.insert_header(
-        http::header::VARY,
-        "Origin, Access-Control-Request-Method, Access-Control-Request-Headers",
-    )
-    .ok()?;
-    h.insert_header(http::header::CONTENT_LENGTH, "0").ok()?;
     Some(h)
 }
 

@@ -1,8 +1,13 @@
-//! Every way the gateway says no, and the one function that turns a denial into
+//! Every way the gateway says no: the codes, the one mapping from token and
+//! Pingora errors to codes, and the one function that turns a denial into
 //! the SPEC's JSON error body.
 
+use crate::auth::jwt::TokenError;
+use crate::headers;
 use bytes::Bytes;
+use http::HeaderValue;
 use pingora::http::ResponseHeader;
+use pingora::{ErrorSource, ErrorType};
 use sentinel_policy::Reason;
 use std::borrow::Cow;
 
@@ -96,6 +101,46 @@ impl ErrorCode {
     }
 }
 
+impl From<TokenError> for ErrorCode {
+    /// `TOKEN_EXPIRED` for an expired token, `AUTH_INVALID` for every other reason.
+    fn from(e: TokenError) -> ErrorCode {
+        match e {
+            TokenError::Expired => ErrorCode::TokenExpired,
+            _ => ErrorCode::AuthInvalid,
+        }
+    }
+}
+
+/// The code for a failed exchange with an upstream (either proxy path):
+/// a timeout, or the upstream is unavailable.
+pub fn upstream_code(e: &pingora::Error) -> ErrorCode {
+    match e.etype() {
+        ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout => {
+            ErrorCode::UpstreamTimeout
+        }
+        _ => ErrorCode::UpstreamUnavailable,
+    }
+}
+
+/// The code for an error Pingora reports while proxying; `None` when the
+/// client went away (nothing left to answer).
+pub fn proxy_code(e: &pingora::Error) -> Option<ErrorCode> {
+    match e.etype() {
+        ErrorType::HTTPStatus(413) => return Some(ErrorCode::BodyTooLarge),
+        ErrorType::HTTPStatus(400) => return Some(ErrorCode::BadRequest),
+        ErrorType::ConnectTimedout => return Some(ErrorCode::UpstreamTimeout),
+        _ => {}
+    }
+    match e.esource() {
+        ErrorSource::Upstream => Some(upstream_code(e)),
+        ErrorSource::Downstream => match e.etype() {
+            ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed => None,
+            _ => Some(ErrorCode::BadRequest),
+        },
+        ErrorSource::Internal | ErrorSource::Unset => Some(ErrorCode::InternalError),
+    }
+}
+
 /// A refusal, with what the client may be told.
 #[derive(Debug, Clone)]
 pub struct Denial {
@@ -177,20 +222,40 @@ pub fn body(denial: &Denial, request_id: &str) -> Bytes {
 pub fn response(denial: &Denial, request_id: &str) -> pingora::Result<(ResponseHeader, Bytes)> {
     let body = body(denial, request_id);
     let mut header = ResponseHeader::build(denial.code.status(), Some(6))?;
-    let _ = header.insert_header("content-type", "application/json");
-    let _ = header.insert_header("content-length", body.len().to_string());
-    let _ = header.insert_header("cache-control", "no-store");
-    if let Some(secs) = denial.retry_after {
-        let _ = header.insert_header("retry-after", secs.to_string());
-    }
-    if matches!(
+    let challenge = matches!(
         denial.code,
         ErrorCode::AuthRequired
             | ErrorCode::AuthInvalid
             | ErrorCode::TokenExpired
             | ErrorCode::TokenRevoked
-    ) {
-        let _ = header.insert_header("www-authenticate", "Bearer realm=\"sentinel\"");
-    }
+    );
+    headers::edit_response(&mut header, 5, |h| {
+        headers::insert(
+            h,
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )?;
+        headers::insert(
+            h,
+            http::header::CONTENT_LENGTH,
+            HeaderValue::from(body.len()),
+        )?;
+        headers::insert(
+            h,
+            http::header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        )?;
+        if let Some(secs) = denial.retry_after {
+            headers::insert(h, http::header::RETRY_AFTER, HeaderValue::from(secs))?;
+        }
+        if challenge {
+            headers::insert(
+                h,
+                http::header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"sentinel\""),
+            )?;
+        }
+        Ok(())
+    })?;
     Ok((header, body))
 }

@@ -12,6 +12,9 @@
 //! once, and let the gateway insert pre-parsed names ([`H_REQUEST_ID`] and the
 //! others are constants) into the one map left.
 //!
+//! Every header the gateway adds or removes goes through these two functions
+//! (also on its own answers: denials, preflights, the bound exchange).
+//!
 //! Everything else about the message is kept: method, URI, version,
 //! extensions, a request target the URI does not reproduce (absolute-form or
 //! not UTF-8), HTTP/2 end-of-stream, a non-standard reason phrase.
@@ -102,6 +105,26 @@ pub fn insert_absent(
         Err(_) => return Error::e_explain(ErrorType::InvalidHTTPHeader, "invalid header name"),
     }
     Ok(())
+}
+
+/// The hop-by-hop headers a buffered exchange must not pass on (RFC 9110
+/// §7.6.1, plus `expect`, which the gateway has answered already).
+pub const HOP_BY_HOP: [HeaderName; 8] = [
+    http::header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    http::header::TE,
+    http::header::TRAILER,
+    http::header::TRANSFER_ENCODING,
+    http::header::UPGRADE,
+    http::header::EXPECT,
+];
+
+/// Removes every [`HOP_BY_HOP`] header.
+pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    for name in &HOP_BY_HOP {
+        headers.remove(name);
+    }
 }
 
 /// An IP address as a header value; IPv4 (the common case) without the

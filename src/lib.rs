@@ -3,6 +3,7 @@
 
 pub mod assertion;
 pub mod auth;
+pub mod clock;
 pub mod config;
 pub mod cors;
 pub mod demo;

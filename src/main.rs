@@ -107,7 +107,11 @@ fn main() -> ExitCode {
         },
         Command::Demo { listen, ops, dir } => {
             sentinel::logging::init();
-            match sentinel::demo::prepare(&listen, &ops, dir) {
+            // The demo apps are their own crate: only this command links them.
+            let prepared = sentinel_demo_apps::start()
+                .map_err(|e| anyhow::anyhow!("start the demo apps: {e}"))
+                .and_then(|apps| sentinel::demo::prepare(&listen, &ops, dir, apps));
+            match prepared {
                 Ok((cfg, banner)) => run(cfg, &sentinel::server::Upgrade::default(), Some(&banner)),
                 Err(e) => {
                     eprintln!("demo: {e:#}");
@@ -120,7 +124,7 @@ fn main() -> ExitCode {
 
 fn check(path: &std::path::Path) -> ExitCode {
     let mut problems = match sentinel::config::load(path) {
-        Ok(cfg) => sentinel::policy_store::check(&cfg.policy.patterns),
+        Ok(cfg) => sentinel::live::files::check(&cfg.policy.patterns),
         Err(p) => p,
     };
     problems.dedup();

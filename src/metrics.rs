@@ -213,7 +213,7 @@ pub fn get() -> Option<&'static Metrics> {
 pub fn snapshot_swapped(version: u64) {
     if let Some(m) = get() {
         m.snapshot_version.set(version as i64);
-        m.snapshot_loaded_at.set(crate::policy_store::unix_now());
+        m.snapshot_loaded_at.set(crate::clock::unix_now());
     }
 }
 

@@ -5,8 +5,9 @@
 use crate::assertion::Signer;
 use crate::auth::jwt::{IssuerSpec, KeySource, Verifier, VerifierSettings};
 use crate::config::{Config, IssuerKeys};
+use crate::live::files;
 use crate::ops::Ops;
-use crate::policy_store::{self, PolicyStore};
+use crate::policy_store::PolicyStore;
 use crate::proxy::{Gateway, GatewayState, Pool};
 use anyhow::Context;
 use arc_swap::ArcSwap;
@@ -73,7 +74,7 @@ pub fn prepare(config: Config) -> anyhow::Result<Prepared> {
             }
             held = crate::live::snapshot::load_cache(&policy, admin);
         }
-        None => match policy_store::load_policy(&config.policy.patterns) {
+        None => match files::load_policy(&config.policy.patterns) {
             Ok(snapshot) => policy.swap(snapshot),
             Err(problems) => {
                 let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
@@ -169,7 +170,7 @@ impl BackgroundService for Background {
                 crate::live::snapshot::Poller::new(policy, admin.clone(), keys, self.held.clone())
                     .run(),
             ),
-            _ => tokio::spawn(policy_store::watch(
+            _ => tokio::spawn(files::watch(
                 policy,
                 self.config.policy.patterns.clone(),
                 self.config.policy.watch_interval,

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use reqwest::{Client, Method, RequestBuilder, StatusCode};
-use sentinel::demo::apps::{demo_records, serve, App, CRUD_BODY_LIMIT, STATIC_BODY_LEN};
+use sentinel_demo_apps::{demo_records, serve, App, CRUD_BODY_LIMIT, STATIC_BODY_LEN};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};

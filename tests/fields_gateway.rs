@@ -10,7 +10,7 @@
 mod common;
 
 use common::*;
-use sentinel::demo::apps::{demo_records, App, LAB_SECRET};
+use sentinel_demo_apps::{demo_records, App, LAB_SECRET};
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 
@@ -809,7 +809,7 @@ async fn head_on_a_bound_route_answers_without_a_body_or_the_unfiltered_length()
     assert_eq!(resp.status().as_u16(), 200);
     assert!(resp.headers().contains_key("x-sentinel-request-id"));
     let unfiltered =
-        (r#"{"data":[],"count":1}"#.len() + sentinel::demo::apps::LAB_VESSEL.len()).to_string();
+        (r#"{"data":[],"count":1}"#.len() + sentinel_demo_apps::LAB_VESSEL.len()).to_string();
     assert_ne!(
         resp.headers()
             .get("content-length")

@@ -6,6 +6,7 @@
 //! the claims. Nothing in the token can introduce a key or an algorithm.
 
 use crate::auth::jwks::{self, FetchError, KeySet, Origin, Selected, MAX_JWKS_BYTES};
+use crate::clock::unix_now;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use jsonwebtoken::Algorithm;
@@ -15,7 +16,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, Weak};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 /// Algorithms a token may ever use, whatever an issuer allows.
 const SUPPORTED: [Algorithm; 4] = [
@@ -166,10 +167,7 @@ impl TokenError {
     /// The SPEC error code: `TOKEN_EXPIRED` for an expired token,
     /// `AUTH_INVALID` for every other reason.
     pub fn code(&self) -> &'static str {
-        match self {
-            Self::Expired => "TOKEN_EXPIRED",
-            _ => "AUTH_INVALID",
-        }
+        crate::errors::ErrorCode::from(*self).as_str()
     }
 }
 
@@ -825,12 +823,6 @@ impl moka::Expiry<Box<str>, Arc<VerifiedToken>> for UntilExp {
     ) -> Option<Duration> {
         self.expire_after_create(key, value, updated_at)
     }
-}
-
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 // ---------------------------------------------------------------------------

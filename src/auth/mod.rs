@@ -36,14 +36,10 @@ pub async fn authenticate<'s>(
             "malformed or ambiguous credentials",
         )),
         Credential::Bearer(token) => {
-            let verified = verifier.verify(token).await.map_err(|e| {
-                let code = if e.code() == "TOKEN_EXPIRED" {
-                    ErrorCode::TokenExpired
-                } else {
-                    ErrorCode::AuthInvalid
-                };
-                Denial::new(code)
-            })?;
+            let verified = verifier
+                .verify(token)
+                .await
+                .map_err(|e| Denial::new(e.into()))?;
             if verified
                 .jti
                 .as_deref()

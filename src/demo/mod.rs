@@ -1,13 +1,12 @@
-//! `sentinel demo`: the demo upstream apps (MSW, fleet, port), the bundled
-//! config, policy and keys (written to a directory so they can be edited and
-//! watched), and persona tokens signed by the demo issuer. No database.
+//! `sentinel demo`: the bundled config, policy and keys (written to a
+//! directory so they can be edited and watched), and persona tokens signed by
+//! the demo issuer. No database. The demo upstream apps (MSW, fleet, port)
+//! are the `sentinel-demo-apps` crate, which only the binary links.
 //!
 //! ```text
 //! sentinel demo
 //! curl -si http://127.0.0.1:8080/msw/vessels -H "Authorization: Bearer $VICTOR"
 //! ```
-
-pub mod apps;
 
 use crate::config::Config;
 use anyhow::Context;
@@ -127,7 +126,7 @@ pub fn mint(
     let key = EncodingKey::from_ec_pem(DEMO_ISSUER_KEY.as_bytes()).context("demo issuer key")?;
     let mut header = Header::new(Algorithm::ES256);
     header.kid = Some(DEMO_KID.to_owned());
-    let now = crate::policy_store::unix_now();
+    let now = crate::clock::unix_now();
     let jti = jti.map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
     let claims = serde_json::json!({
         "iss": DEMO_ISSUER,
@@ -171,52 +170,14 @@ pub fn write_files(
     Ok(dir.join("sentinel.toml"))
 }
 
-/// Starts the demo apps on their own thread and runtime; returns their addresses.
-pub fn start_apps() -> anyhow::Result<[std::net::SocketAddr; 3]> {
-    let mut listeners = Vec::new();
-    for _ in 0..3 {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").context("bind a demo app port")?;
-        l.set_nonblocking(true)?;
-        listeners.push(l);
-    }
-    let addrs = [
-        listeners[0].local_addr()?,
-        listeners[1].local_addr()?,
-        listeners[2].local_addr()?,
-    ];
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .thread_name("demo-apps")
-        .build()
-        .context("start the demo apps' runtime")?;
-    std::thread::Builder::new()
-        .name("demo-apps".into())
-        .spawn(move || {
-            runtime.block_on(async move {
-                let mut tasks = Vec::new();
-                for (l, app) in
-                    listeners
-                        .into_iter()
-                        .zip([apps::App::Msw, apps::App::Fleet, apps::App::Port])
-                {
-                    match tokio::net::TcpListener::from_std(l) {
-                        Ok(l) => tasks.push(tokio::spawn(apps::serve(l, app))),
-                        Err(e) => tracing::error!(error = %e, "demo app listener"),
-                    }
-                }
-                for t in tasks {
-                    let _ = t.await;
-                }
-            })
-        })
-        .context("start the demo apps' thread")?;
-    Ok(addrs)
-}
-
-/// Starts the apps, writes the files, loads the config, and returns it with the banner.
-pub fn prepare(listen: &str, ops: &str, dir: Option<PathBuf>) -> anyhow::Result<(Config, String)> {
-    let apps = start_apps()?;
+/// Writes the files for the demo apps listening on `apps` (msw, fleet, port;
+/// `sentinel_demo_apps::start`), loads the config, and returns it with the banner.
+pub fn prepare(
+    listen: &str,
+    ops: &str,
+    dir: Option<PathBuf>,
+    apps: [std::net::SocketAddr; 3],
+) -> anyhow::Result<(Config, String)> {
     let dir = dir.unwrap_or_else(|| {
         std::env::temp_dir().join(format!("sentinel-demo-{}", std::process::id()))
     });

@@ -1,5 +1,7 @@
-//! Live updates without a restart: signed policy snapshots pulled from the
-//! admin API ([`snapshot`]) and configuration/route-file reloads ([`reload`]).
+//! Live updates without a restart: policy files watched and reloaded
+//! ([`files`]), signed policy snapshots pulled from the admin API
+//! ([`snapshot`]) and configuration/route-file reloads ([`reload`]).
 
+pub mod files;
 pub mod reload;
 pub mod snapshot;

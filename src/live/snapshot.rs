@@ -13,8 +13,9 @@
 //! again whole at once. Failures back off with jitter; each change of health
 //! is logged once, not each retry.
 
+use crate::clock::unix_now;
 use crate::config::{AdminSource, OnStale};
-use crate::policy_store::{unix_now, PolicyStore};
+use crate::policy_store::PolicyStore;
 pub use sentinel_policy::bundle::Held;
 use sentinel_policy::bundle::{self, Applied, BundleError, Manifest, Opened};
 use sentinel_policy::signed::{SnapshotVerifier, VerifyError};

@@ -21,7 +21,7 @@ use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use ::redis::{Client, Script};
 use tracing::{info, warn};
 
-use super::local::{IdMap, KeyHasher, KeyId, LocalLimiter};
+use super::local::{GcraClock, IdMap, KeyHasher, KeyId, LocalLimiter};
 use super::{FailureMode, KeyResult, LimitKey, Outcome, SetupError, Source, Stats, Tightest};
 
 /// While Redis is down, how often one check tries it again.
@@ -131,7 +131,7 @@ impl ClusterLimiter {
             prefix,
             ids: KeyHasher::new(),
             denied: IdMap::default(),
-            fallback: LocalLimiter::new(),
+            fallback: LocalLimiter::new(GcraClock::system()),
             epoch: Instant::now(),
             health: AtomicU8::new(UNKNOWN),
             next_probe: AtomicU64::new(0),

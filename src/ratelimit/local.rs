@@ -23,14 +23,45 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use dashmap::DashMap;
-use governor::clock::{Clock, DefaultClock};
-use governor::middleware::StateInformationMiddleware;
+use governor::clock::{Clock, QuantaClock, QuantaInstant, Reference};
+use governor::middleware::{NoOpMiddleware, StateInformationMiddleware};
 use governor::nanos::Nanos;
 use governor::state::keyed::ShrinkableKeyedStateStore;
 use governor::state::{InMemoryState, NotKeyed, StateStore};
 use governor::RateLimiter;
 
 use super::{KeyResult, LimitKey, Outcome, Quota, Source, Tightest};
+use crate::clock::ManualClock;
+
+/// The clock of the GCRA maths: the process's monotonic clock (quanta), or a
+/// test's [`ManualClock`], so tests can move time instead of sleeping.
+#[derive(Clone)]
+pub(crate) enum GcraClock {
+    System {
+        clock: QuantaClock,
+        start: QuantaInstant,
+    },
+    Manual(Arc<ManualClock>),
+}
+
+impl GcraClock {
+    pub(crate) fn system() -> Self {
+        let clock = QuantaClock::default();
+        let start = clock.now();
+        GcraClock::System { clock, start }
+    }
+}
+
+impl Clock for GcraClock {
+    type Instant = Nanos;
+
+    fn now(&self) -> Nanos {
+        match self {
+            GcraClock::System { clock, start } => clock.now().duration_since(*start),
+            GcraClock::Manual(m) => Nanos::from(m.nanos()),
+        }
+    }
+}
 
 /// A (limit, subject, quota) identity.
 pub(crate) type KeyId = u64;
@@ -130,7 +161,7 @@ impl ShrinkableKeyedStateStore<KeyId> for Store {
     }
 }
 
-type Gcra = RateLimiter<KeyId, Store, DefaultClock, StateInformationMiddleware>;
+type Gcra = RateLimiter<KeyId, Store, GcraClock, StateInformationMiddleware>;
 
 /// Every subject of one quota.
 struct QuotaLimiter {
@@ -141,7 +172,7 @@ struct QuotaLimiter {
 }
 
 impl QuotaLimiter {
-    fn new(quota: Quota) -> Self {
+    fn new(quota: Quota, clock: GcraClock) -> Self {
         let period = quota.period_clamped();
         let burst = quota.burst_clamped();
         let store = Store::default();
@@ -150,8 +181,8 @@ impl QuotaLimiter {
         let gq = governor::Quota::with_period(period)
             .unwrap_or_else(|| governor::Quota::per_second(NonZeroU32::MIN))
             .allow_burst(NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN));
-        let plain: RateLimiter<KeyId, Store, DefaultClock> =
-            RateLimiter::new(gq, store.clone(), DefaultClock::default());
+        let plain: RateLimiter<KeyId, Store, GcraClock, NoOpMiddleware<Nanos>> =
+            RateLimiter::new(gq, store.clone(), clock);
         let gcra = plain.with_middleware::<StateInformationMiddleware>();
         Self {
             gcra,
@@ -212,18 +243,20 @@ pub(crate) struct LocalLimiter {
     /// empty one costs a few hundred bytes.
     limiters: ArcSwap<HashMap<Quota, Arc<QuotaLimiter>>>,
     ids: KeyHasher,
+    clock: GcraClock,
 }
 
 impl LocalLimiter {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(clock: GcraClock) -> Self {
         Self {
             limiters: ArcSwap::from_pointee(HashMap::new()),
             ids: KeyHasher::new(),
+            clock,
         }
     }
 
     fn insert(&self, quota: Quota) -> Arc<QuotaLimiter> {
-        let fresh = Arc::new(QuotaLimiter::new(quota));
+        let fresh = Arc::new(QuotaLimiter::new(quota, self.clock.clone()));
         self.limiters.rcu(|map| {
             let mut map = HashMap::clone(map);
             map.entry(quota).or_insert_with(|| Arc::clone(&fresh));

@@ -11,7 +11,9 @@
 
 mod cluster;
 mod headers;
+pub mod keys;
 mod local;
+mod quotas;
 
 use std::fmt;
 use std::str::FromStr;
@@ -21,9 +23,12 @@ use std::time::Duration;
 use serde::Serialize;
 
 use self::cluster::ClusterLimiter;
-use self::local::LocalLimiter;
+use self::local::{GcraClock, LocalLimiter};
 
 pub use self::headers::{RATELIMIT, RATELIMIT_POLICY};
+pub use self::quotas::{
+    explicit_quota, plan_quota, tenant_quota, ClassLimit, Per, RateLimitConfig,
+};
 
 /// By default, how often idle keys are dropped from the local stores (and expired entries from the
 /// cluster fast-path cache).
@@ -395,7 +400,7 @@ impl Limiter {
     /// interval after a subject goes idle; each sweep visits every key).
     pub async fn with_sweep_interval(mode: Mode, every: Duration) -> Result<Self, SetupError> {
         let backend = match mode {
-            Mode::Local => Backend::Local(LocalLimiter::new()),
+            Mode::Local => Backend::Local(LocalLimiter::new(GcraClock::system())),
             Mode::Cluster {
                 url,
                 failure,
@@ -422,6 +427,14 @@ impl Limiter {
             })
             .map_err(|e| SetupError::Housekeeping(e.to_string()))?;
         Ok(Self { backend })
+    }
+
+    /// A local limiter whose GCRA maths run on `clock` (tests: time moves
+    /// when the test says so), swept only by [`Limiter::sweep`].
+    pub fn local_with_clock(clock: Arc<crate::clock::ManualClock>) -> Self {
+        Self {
+            backend: Arc::new(Backend::Local(LocalLimiter::new(GcraClock::Manual(clock)))),
+        }
     }
 
     /// Checks every limit in `keys` and answers with the tightest. A denied request takes no

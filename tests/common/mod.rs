@@ -68,8 +68,8 @@ pub fn bundled_config_copy(name: &str) -> PathBuf {
     dir
 }
 
-/// Starts an app of `sentinel::demo::apps` on its own runtime thread.
-pub fn start_app(app: fn() -> sentinel::demo::apps::App) -> SocketAddr {
+/// Starts an app of `sentinel_demo_apps` on its own runtime thread.
+pub fn start_app(app: fn() -> sentinel_demo_apps::App) -> SocketAddr {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     l.set_nonblocking(true).unwrap();
     let addr = l.local_addr().unwrap();
@@ -80,7 +80,7 @@ pub fn start_app(app: fn() -> sentinel::demo::apps::App) -> SocketAddr {
             .unwrap();
         rt.block_on(async move {
             let l = tokio::net::TcpListener::from_std(l).unwrap();
-            let _ = sentinel::demo::apps::serve(l, app()).await;
+            let _ = sentinel_demo_apps::serve(l, app()).await;
         });
     });
     addr
@@ -347,7 +347,7 @@ fn copy_dir(from: &Path, to: &Path) {
 
 /// Writes a config (demo policy and routes, echo upstream) and starts the gateway.
 pub fn start(opts: Options) -> Gateway {
-    let upstream = start_app(|| sentinel::demo::apps::App::Echo);
+    let upstream = start_app(|| sentinel_demo_apps::App::Echo);
     for attempt in 0..3 {
         let dir = std::env::temp_dir().join(format!(
             "sentinel-test-{}-{}",
@@ -509,7 +509,7 @@ pub async fn expect_error(resp: reqwest::Response, status: u16, code: &str) -> s
 /// the field-security tests. `extra_routes` is written to
 /// `routes/zz-extra.toml`; `extra_config` is appended to `sentinel.toml`.
 pub fn start_demo(extra_routes: &str, extra_config: &str) -> Gateway {
-    use sentinel::demo::apps::App;
+    use sentinel_demo_apps::App;
     let msw = start_app(|| App::Msw);
     let fleet = start_app(|| App::Fleet);
     let port = start_app(|| App::Port);

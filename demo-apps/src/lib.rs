@@ -1,7 +1,11 @@
-//! Demo and test upstream apps: the MSW, fleet and port services that sit
-//! behind the gateway in `sentinel demo` and in integration tests, an echo app
-//! that shows exactly what the gateway forwarded, and a fixed 1 KiB responder
-//! for the load test.
+//! Demo and test upstream apps (`sentinel-demo-apps`): the MSW, fleet and
+//! port services that sit behind the gateway in `sentinel demo` and in
+//! integration tests, an echo app that shows exactly what the gateway
+//! forwarded, and a fixed 1 KiB responder for the load test.
+//!
+//! Longer than the 700-line guideline on purpose: one file of test fixtures
+//! (four apps, the field-filter lab and the seed data they share), never
+//! linked into the gateway library.
 //!
 //! The apps trust the gateway. They authenticate nobody: every read and write
 //! is scoped by the `x-sentinel-tenant-id` request header (missing or not a
@@ -14,7 +18,7 @@
 //!
 //! ```no_run
 //! # async fn run() -> std::io::Result<()> {
-//! use sentinel::demo::apps::{serve, App};
+//! use sentinel_demo_apps::{serve, App};
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
 //! let addr = listener.local_addr()?;
 //! tokio::spawn(serve(listener, App::Msw));
@@ -49,6 +53,8 @@
 //! `/status/{code}`, which by HTTP's rules carry no body and no length, and
 //! the echo app's `/fields-lab/{kind}` answers, which break these rules on
 //! purpose.
+
+#![forbid(unsafe_code)]
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -1100,6 +1106,44 @@ fn port_calls() -> Vec<Value> {
             "bunker_order_ref": "NT-BNK-2026-131",
         }),
     ]
+}
+
+/// Starts the MSW, fleet and port apps on loopback ports, on their own
+/// thread and runtime (`sentinel demo`); returns their addresses in that order.
+pub fn start() -> io::Result<[std::net::SocketAddr; 3]> {
+    let mut listeners = Vec::new();
+    for _ in 0..3 {
+        let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+        l.set_nonblocking(true)?;
+        listeners.push(l);
+    }
+    let addrs = [
+        listeners[0].local_addr()?,
+        listeners[1].local_addr()?,
+        listeners[2].local_addr()?,
+    ];
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .thread_name("demo-apps")
+        .build()?;
+    std::thread::Builder::new()
+        .name("demo-apps".into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                let mut tasks = Vec::new();
+                for (l, app) in listeners.into_iter().zip([App::Msw, App::Fleet, App::Port]) {
+                    match TcpListener::from_std(l) {
+                        Ok(l) => tasks.push(tokio::spawn(serve(l, app))),
+                        Err(e) => tracing::error!(error = %e, "demo app listener"),
+                    }
+                }
+                for t in tasks {
+                    let _ = t.await;
+                }
+            })
+        })?;
+    Ok(addrs)
 }
 
 #[cfg(test)]

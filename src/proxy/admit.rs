@@ -1,0 +1,378 @@
+//! Admission, the access decision of `request_filter`, as named steps:
+//! [`target`](Gateway::admit) (limits, client IP, host, path, route) →
+//! [`authenticate`] → [`rate_limit`](Gateway::rate_limit) →
+//! [`authorize`](Gateway::authorize) → [`identity`](Gateway::identity).
+//! Every step answers with a [`Denial`] or hands on what the next one needs.
+
+use super::{Admission, Ctx, Gateway};
+use crate::auth::{self, Authenticated};
+use crate::clock::unix_now;
+use crate::config::Limits;
+use crate::errors::{Denial, ErrorCode};
+use crate::fields::FieldPlan;
+use crate::headers::X_API_KEY;
+use crate::ratelimit::keys::{self, Caller, KeyText};
+use crate::request::{self, Credential};
+use crate::routes::{AuthRequirement, Params, Route};
+use http::HeaderValue;
+use pingora::http::RequestHeader;
+use pingora::proxy::Session;
+use sentinel_policy::{
+    default_action, AccessRequest, Decision, Policy, Reason, RequestContext, Snapshot,
+};
+use uuid::Uuid;
+
+impl Gateway {
+    /// Route, authenticate, rate-limit and authorize a request, and prepare
+    /// what goes upstream (identity, field plan).
+    pub(super) async fn admit(
+        &self,
+        session: &mut Session,
+        ctx: &mut Ctx,
+    ) -> Result<Admission, Denial> {
+        let state = &*self.state;
+        let req = session.req_header();
+        check_limits(req, &state.limits)?;
+        let peer = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip());
+        if let Some(peer) = peer {
+            let xff = req
+                .headers
+                .get("x-forwarded-for")
+                .and_then(|v| v.to_str().ok());
+            ctx.client_ip = Some(request::client_ip(peer, xff, &state.trusted_proxies));
+        }
+        let host = req
+            .uri
+            .host()
+            .or_else(|| {
+                req.headers
+                    .get(http::header::HOST)
+                    .and_then(|h| h.to_str().ok())
+            })
+            .map(request::host_of);
+        let path = request::normalize_path(req.uri.path())
+            .map_err(|e| Denial::with_message(ErrorCode::BadRequest, e.to_string()))?;
+        let method = req.method.as_str();
+        let routes = state.routes.load();
+
+        if method == "OPTIONS"
+            && req
+                .headers
+                .contains_key(http::header::ACCESS_CONTROL_REQUEST_METHOD)
+        {
+            if let Some(m) = routes.find_any_method(host.as_deref(), &path) {
+                if let Some(cors) = &m.route.cors {
+                    ctx.route = Some(m.route.clone());
+                    let preflight = crate::cors::preflight(cors, req);
+                    // Boxed like the denial writer (see `request_filter`).
+                    Box::pin(self.write_preflight(session, ctx, preflight)).await;
+                    return Ok(Admission::Answered);
+                }
+            }
+        }
+
+        let found = routes
+            .find(host.as_deref(), method, &path)
+            .ok_or_else(|| Denial::new(ErrorCode::RouteNotFound))?;
+        let route = found.route;
+        ctx.route = Some(route.clone());
+        if let Some(cors) = &route.cors {
+            ctx.cors_origin = crate::cors::allowed_origin(cors, req);
+        }
+        if route.auth == AuthRequirement::Public {
+            self.rate_limit(route, None, ctx).await?;
+            if let Some(fb) = &route.fields {
+                // No decision, so no field rules: only undefined keys kept by
+                // `unknown_fields = "keep"` can pass.
+                let policy = state.policy.load();
+                let entity = policy.as_deref().and_then(|s| s.entity(&fb.entity));
+                ctx.fields = Some(
+                    FieldPlan::build(entity, &Uuid::nil(), &[], fb.unknown_fields)
+                        .with_hash_key(state.field_hash_key),
+                );
+            }
+            return Ok(Admission::Forward);
+        }
+
+        let policy = state
+            .policy
+            .load()
+            .ok_or_else(|| Denial::new(ErrorCode::PolicyUnavailable))?;
+        let now = unix_now();
+        let who = self.authenticate(req, &policy, route, now).await?;
+        self.rate_limit(route, Some(&who), ctx).await?;
+        let decision =
+            self.authorize(session.req_header(), route, &found.params, &who, now, ctx)?;
+        self.identity(route, &who, &decision, now, ctx)?;
+        Ok(Admission::Forward)
+    }
+
+    /// The caller's credential → a principal of the snapshot, who may use
+    /// routes of this kind (users only, service accounts only).
+    async fn authenticate<'p>(
+        &self,
+        req: &RequestHeader,
+        policy: &'p Policy,
+        route: &Route,
+        now: i64,
+    ) -> Result<Authenticated<'p>, Denial> {
+        let credential = read_credential(req);
+        let who = auth::authenticate(&self.state.verifier, policy, credential, now).await?;
+        match route.auth {
+            AuthRequirement::Users if who.principal.service_account => Err(Denial::with_message(
+                ErrorCode::PermissionDenied,
+                "this route is for users only",
+            )),
+            AuthRequirement::ServiceAccounts if !who.principal.service_account => {
+                Err(Denial::with_message(
+                    ErrorCode::PermissionDenied,
+                    "this route is for service accounts only",
+                ))
+            }
+            _ => Ok(who),
+        }
+    }
+
+    /// Checks every limit that applies (tenant plan, principal, route class;
+    /// per client IP on public routes). The tightest answer wins.
+    async fn rate_limit(
+        &self,
+        route: &Route,
+        who: Option<&Authenticated<'_>>,
+        ctx: &mut Ctx,
+    ) -> Result<(), Denial> {
+        let Some((limiter, cfg)) = &self.state.rate_limits else {
+            return Ok(());
+        };
+        let caller = who.map(|w| Caller {
+            tenant: w.principal.tenant,
+            principal: w.principal.id,
+            tenant_settings: w.snapshot.tenant(&w.principal.tenant).map(|t| &t.settings),
+            principal_limit: w.principal.attributes.get("rate_limit"),
+        });
+        let mut text = KeyText::default();
+        let keys = keys::build(
+            cfg,
+            route.rate_limit.as_deref(),
+            caller.as_ref(),
+            ctx.client_ip,
+            &mut text,
+        );
+        if keys.as_slice().is_empty() {
+            return Ok(());
+        }
+        let outcome = limiter.check(keys.as_slice()).await;
+        if let Some(m) = crate::metrics::get() {
+            m.rate_limit_checks
+                .with_label_values(&[
+                    outcome.limit.as_str(),
+                    if outcome.allowed {
+                        "allowed"
+                    } else {
+                        "limited"
+                    },
+                    outcome.source.as_str(),
+                ])
+                .inc();
+        }
+        // The values are numbers and policy names, always valid header values.
+        ctx.rate_headers = outcome.headers().and_then(|[(n1, v1), (n2, v2)]| {
+            Some([
+                (n1, HeaderValue::try_from(v1).ok()?),
+                (n2, HeaderValue::try_from(v2).ok()?),
+            ])
+        });
+        if outcome.allowed {
+            return Ok(());
+        }
+        let retry = outcome.retry_after_secs().unwrap_or(1);
+        let mut denial = Denial::new(ErrorCode::RateLimited)
+            .details(serde_json::json!({"limit": outcome.limit, "retry_after": retry}));
+        denial.retry_after = Some(retry);
+        Err(denial)
+    }
+
+    /// The decision for this request (counted, explained to principals in
+    /// `[explain]`); a denial says what an approval would need.
+    fn authorize(
+        &self,
+        req: &RequestHeader,
+        route: &Route,
+        params: &Params<'_>,
+        who: &Authenticated<'_>,
+        now: i64,
+        ctx: &mut Ctx,
+    ) -> Result<Decision, Denial> {
+        let (principal, snapshot) = (who.principal, who.snapshot);
+        let method = req.method.as_str();
+        let Some(resource) = &route.resource else {
+            return Err(Denial::new(ErrorCode::PermissionDenied));
+        };
+        let resource_id = resource.render(params);
+        let action = route
+            .action
+            .as_deref()
+            .or_else(|| default_action(method))
+            .unwrap_or("read");
+        let target_tenant = match route.tenant_param.and_then(|i| params.get(i)) {
+            // An unparsable tenant id is treated as an unknown tenant (denied like another tenant's).
+            Some(t) => Uuid::parse_str(t).unwrap_or(Uuid::max()),
+            None => principal.tenant,
+        };
+        let decision = snapshot.authorize(&AccessRequest {
+            principal,
+            resource_type: &resource.resource_type,
+            resource_id: resource_id.as_deref(),
+            action,
+            target_tenant,
+            approval_chain: route.approval.as_deref(),
+            context: RequestContext {
+                now,
+                client_ip: ctx.client_ip,
+                method,
+                mfa: who.mfa,
+                risk_score: None,
+            },
+        });
+        if let Some(m) = crate::metrics::get() {
+            if decision.allowed && decision.reason == Reason::Allowed {
+                route.series.allowed_decision(m, &route.id).inc();
+            } else {
+                m.decisions
+                    .with_label_values(&[
+                        &*route.id,
+                        if decision.allowed { "allow" } else { "deny" },
+                        decision.reason.name(),
+                    ])
+                    .inc();
+            }
+        }
+        if self.state.explain.contains(&principal.id) {
+            ctx.explain = Some(explain(snapshot, &decision));
+        }
+        if decision.allowed {
+            return Ok(decision);
+        }
+        let mut denial = Denial::from_reason(decision.reason);
+        if let (Some(chain), Reason::ApprovalRequired) = (&route.approval, decision.reason) {
+            denial = denial.details(serde_json::json!({
+                "approval_chain_id": &**chain,
+                "request_access": {
+                    "method": "POST",
+                    "path": "/api/v1/access-requests",
+                    "body": {"approval_chain_id": &**chain, "resource": format!("{}:{}", resource.resource_type, resource_id.as_deref().unwrap_or("*")), "action": action}
+                }
+            }));
+        }
+        Err(denial)
+    }
+
+    /// What goes upstream for an allowed caller: the identity headers and
+    /// signed assertion, and on a bound route the caller's field plan (the
+    /// union of the field rules of every permission that allowed the request).
+    fn identity(
+        &self,
+        route: &Route,
+        who: &Authenticated<'_>,
+        decision: &Decision,
+        now: i64,
+        ctx: &mut Ctx,
+    ) -> Result<(), Denial> {
+        let state = &*self.state;
+        let (principal, snapshot) = (who.principal, who.snapshot);
+        let identity = state
+            .signer
+            .identity_with(
+                who.token.as_deref().map(|t| &t.identity),
+                &crate::assertion::Subject {
+                    principal: principal.id,
+                    tenant: principal.tenant,
+                    roles: &principal.role_names,
+                    service_account: principal.service_account,
+                    snapshot_version: snapshot.version(),
+                },
+                now,
+            )
+            .map_err(|e| {
+                tracing::error!(error = %e, "cannot sign identity assertion");
+                Denial::new(ErrorCode::InternalError)
+            })?;
+        if let Some(fb) = &route.fields {
+            let allowing: Vec<&sentinel_policy::model::Permission> = decision
+                .rules
+                .iter()
+                .filter_map(|r| snapshot.permission(r))
+                .collect();
+            ctx.fields = Some(
+                FieldPlan::build(
+                    snapshot.entity(&fb.entity),
+                    &principal.tenant,
+                    &allowing,
+                    fb.unknown_fields,
+                )
+                .with_hash_key(state.field_hash_key),
+            );
+        }
+        ctx.identity = Some(identity);
+        Ok(())
+    }
+}
+
+/// `allow; reason=…; rules=a,b` for the explain header.
+fn explain(snapshot: &Snapshot, d: &Decision) -> String {
+    let mut s = String::with_capacity(64);
+    s.push_str(if d.allowed { "allow" } else { "deny" });
+    s.push_str("; reason=");
+    s.push_str(d.reason.name());
+    s.push_str("; rules=");
+    for (i, r) in d.rules.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        s.extend(
+            snapshot
+                .rule_id(r)
+                .chars()
+                .filter(|c| c.is_ascii_graphic() && *c != ';' && *c != ','),
+        );
+    }
+    s
+}
+
+fn check_limits(req: &RequestHeader, limits: &Limits) -> Result<(), Denial> {
+    let header_bytes: usize = req
+        .headers
+        .iter()
+        .map(|(n, v)| n.as_str().len() + v.len() + 4)
+        .sum::<usize>()
+        + req.uri.path_and_query().map_or(0, |p| p.as_str().len());
+    if header_bytes > limits.max_header_bytes {
+        return Err(Denial::new(ErrorCode::HeadersTooLarge));
+    }
+    if let Some(len) = req.headers.get(http::header::CONTENT_LENGTH) {
+        let len = len
+            .to_str()
+            .ok()
+            .and_then(|l| l.trim().parse::<usize>().ok())
+            .ok_or_else(|| Denial::with_message(ErrorCode::BadRequest, "invalid content-length"))?;
+        if len > limits.max_body_bytes {
+            return Err(Denial::new(ErrorCode::BodyTooLarge));
+        }
+    }
+    Ok(())
+}
+
+fn read_credential(req: &RequestHeader) -> Credential<'_> {
+    let mut auth = req.headers.get_all(http::header::AUTHORIZATION).iter();
+    let mut keys = req.headers.get_all(X_API_KEY).iter();
+    let (first, key) = (auth.next(), keys.next());
+    let several = auth.next().is_some() || keys.next().is_some();
+    request::credential(
+        first.map(|v| v.as_bytes()),
+        key.map(|v| v.as_bytes()),
+        several,
+    )
+}
