@@ -8,6 +8,7 @@ pub mod auth;
 pub mod config;
 pub mod console;
 pub mod db;
+pub mod domain;
 pub mod error;
 pub mod extract;
 pub mod keys;
@@ -27,18 +28,17 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use axum::Router;
 use error::{ApiError, REQUEST_ID};
+use openapi::routes::{doc, Routes};
 pub use state::AppState;
 
 /// The whole HTTP application (tests drive it in-process with `oneshot`).
 pub fn app(state: AppState) -> Router {
-    Router::new()
-        .nest("/api/v1", routes::api())
-        .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics_text))
-        .route("/.well-known/jwks.json", get(jwks))
+    let (router, _) = all_routes().into_parts();
+    // The console's static files are no API operation: served beside the
+    // documented routes, not in the OpenAPI document.
+    router
         .merge(console::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(not_found)
@@ -49,6 +49,28 @@ pub fn app(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .layer(middleware::from_fn(request_id))
         .with_state(state)
+}
+
+/// Every route the app serves, with its documentation (the OpenAPI
+/// document is generated from this).
+pub fn all_routes() -> Routes {
+    Routes::new()
+        .nest("/api/v1", routes::api())
+        .get(
+            "/healthz",
+            healthz,
+            doc("none", "Liveness and database check").error(503, "the database is unreachable"),
+        )
+        .get(
+            "/metrics",
+            metrics_text,
+            doc("none", "Prometheus metrics").media("text/plain; version=0.0.4"),
+        )
+        .get(
+            "/.well-known/jwks.json",
+            jwks,
+            doc("none", "Token verification keys (current and previous)"),
+        )
 }
 
 async fn not_found() -> ApiError {

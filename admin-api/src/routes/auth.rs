@@ -5,29 +5,28 @@ use crate::auth::{self, Caller};
 use crate::db::{self, TenantCtx, Tx};
 use crate::error::{ApiError, ApiResult, FieldErrors};
 use crate::extract::{Json, MaybeJson, Path};
+use crate::openapi::routes::{doc, Routes};
+use crate::routes::NoStore;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::routing::{get, post};
-use axum::Router;
 use chrono::{DateTime, Duration, Utc};
 use rand::distributions::{Alphanumeric, DistString};
-use sentinel_policy::apikey::{hash_api_key, key_prefix};
+use sentinel_policy::apikey::hash_api_key;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/login", post(login))
-        .route("/refresh", post(refresh))
-        .route("/logout", post(logout))
-        .route("/token", post(token))
-        .route("/me", get(me))
-        .route("/validate", get(validate))
-        .route("/me/tokens", get(my_sessions))
-        .route("/me/tokens/{family_id}", axum::routing::delete(end_session))
+pub fn router() -> Routes {
+    Routes::new()
+        .post("/login", login, doc("none", "Log in with email, password and tenant; returns access and refresh tokens").body::<LoginRequest>().ok::<TokenPair>().error(401, "AUTH_INVALID, TOKEN_EXPIRED, TOKEN_REVOKED: the credentials presented are not valid"))
+        .post("/refresh", refresh, doc("none", "Rotate a refresh token (reuse revokes the whole family)").body::<RefreshRequest>().ok::<TokenPair>().error(401, "AUTH_INVALID, TOKEN_EXPIRED, TOKEN_REVOKED: the credentials presented are not valid"))
+        .post("/logout", logout, doc("authenticated", "Revoke the access token (jti blacklist) and optionally the refresh family").optional_body::<LogoutRequest>().no_content())
+        .post("/token", token, doc("none", "Exchange a service-account API key for an access token").optional_body::<TokenRequest>().ok::<TokenPair>().error(401, "AUTH_INVALID, TOKEN_EXPIRED, TOKEN_REVOKED: the credentials presented are not valid"))
+        .get("/me", me, doc("authenticated", "The caller: tenant, roles, scopes"))
+        .get("/validate", validate, doc("authenticated", "Whether the presented token is valid now"))
+        .get("/me/tokens", my_sessions, doc("authenticated", "The caller's live sessions (refresh-token families)"))
+        .delete("/me/tokens/{family_id}", end_session, doc("authenticated", "End one of the caller's sessions").no_content())
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -48,22 +47,6 @@ pub struct TokenPair {
     pub refresh_token: Option<String>,
     pub token_type: &'static str,
     pub expires_in: i64,
-}
-
-/// A JSON body that must not be cached: it carries credentials.
-pub struct NoStore<T>(pub T);
-
-impl<T: Serialize> axum::response::IntoResponse for NoStore<T> {
-    fn into_response(self) -> axum::response::Response {
-        (
-            [
-                (axum::http::header::CACHE_CONTROL, "no-store"),
-                (axum::http::header::PRAGMA, "no-cache"),
-            ],
-            axum::Json(self.0),
-        )
-            .into_response()
-    }
 }
 
 /// Resolves a tenant before authentication (RLS: the narrow lookup function).
@@ -382,53 +365,6 @@ fn api_key_from(headers: &HeaderMap, body: Option<TokenRequest>) -> Option<Strin
     body.and_then(|b| b.api_key)
 }
 
-#[derive(sqlx::FromRow)]
-struct KeyRow {
-    api_key_hash: Option<String>,
-    api_key_expires_at: Option<DateTime<Utc>>,
-}
-
-/// A service-account API key, verified: its owner and an open transaction
-/// under the owner's tenant, with the account's status already checked.
-/// Shared by the token exchange and the snapshot endpoint.
-pub(crate) async fn verify_api_key(state: &AppState, key: &str) -> ApiResult<(Uuid, Uuid, Tx)> {
-    let prefix = key_prefix(key).map_err(|_| ApiError::AuthInvalid)?;
-    let owner: Option<(Uuid, Uuid)> =
-        sqlx::query_as("SELECT user_id, tenant_id FROM sentinel.api_key_owner($1)")
-            .bind(prefix)
-            .fetch_optional(&state.pool)
-            .await?;
-    let Some((user_id, tenant_id)) = owner else {
-        return Err(ApiError::AuthInvalid);
-    };
-    let mut tx = db::begin(&state.pool, TenantCtx::One(tenant_id)).await?;
-    let row: Option<KeyRow> = sqlx::query_as(
-        "SELECT api_key_hash, api_key_expires_at FROM sentinel.users WHERE id = $1 AND is_service_account",
-    )
-    .bind(user_id)
-    .fetch_optional(&mut *tx)
-    .await?;
-    let Some(row) = row else {
-        return Err(ApiError::AuthInvalid);
-    };
-    let presented = hash_api_key(key);
-    let matches = row
-        .api_key_hash
-        .as_deref()
-        .is_some_and(|h| bool::from(h.as_bytes().ct_eq(presented.as_bytes())));
-    if !matches {
-        return Err(ApiError::AuthInvalid);
-    }
-    if row.api_key_expires_at.is_some_and(|e| e <= Utc::now()) {
-        return Err(ApiError::TokenExpired);
-    }
-    auth::principal_status(&mut tx, user_id)
-        .await?
-        .ok_or(ApiError::AuthInvalid)?
-        .check()?;
-    Ok((user_id, tenant_id, tx))
-}
-
 /// Service-account token exchange: an API key for a short-lived access token.
 async fn token(
     State(state): State<AppState>,
@@ -436,7 +372,7 @@ async fn token(
     MaybeJson(body): MaybeJson<TokenRequest>,
 ) -> ApiResult<NoStore<TokenPair>> {
     let key = api_key_from(&headers, body).ok_or(ApiError::AuthRequired)?;
-    let (user_id, tenant_id, mut tx) = verify_api_key(&state, &key).await?;
+    let (user_id, tenant_id, mut tx) = crate::domain::api_keys::verify(&state, &key).await?;
     sqlx::query(
         "UPDATE sentinel.users SET last_login = now(), login_count = login_count + 1 WHERE id = $1",
     )

@@ -4,26 +4,58 @@
 
 use crate::auth::Caller;
 use crate::db::{self, TenantCtx, Tx};
+use crate::domain::rows;
 use crate::error::{ApiError, ApiResult, FieldErrors};
 use crate::extract::{Json, Path, Query};
+use crate::openapi::routes::{doc, Routes};
 use crate::pagination::{filter_eq, text, ListResponse, Page, CREATED_AT};
-use crate::routes::created;
-use crate::routes::resources::valid_ident;
+use crate::routes::{created, valid_ident};
 use crate::scopes::Level;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::Router;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sqlx::QueryBuilder;
 use uuid::Uuid;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/", post(create).get(list))
-        .route("/{id}", get(fetch).patch(update).delete(remove))
+pub fn router() -> Routes {
+    Routes::new()
+        .post(
+            "/",
+            create,
+            doc(
+                "field_definition:admin",
+                "Define a field (core/platform_dynamic: platform superadmin)",
+            )
+            .body::<CreateField>()
+            .created::<FieldDefinition>(),
+        )
+        .get(
+            "/",
+            list,
+            doc(
+                "field_definition:read",
+                "List platform-wide and own fields (filters: entity_type, tier, sensitivity)",
+            )
+            .list::<FieldDefinition>(),
+        )
+        .get(
+            "/{id}",
+            fetch,
+            doc("field_definition:read", "Get a field definition").ok::<FieldDefinition>(),
+        )
+        .patch(
+            "/{id}",
+            update,
+            doc("field_definition:write", "Update a field definition")
+                .body::<UpdateField>()
+                .ok::<FieldDefinition>(),
+        )
+        .delete(
+            "/{id}",
+            remove,
+            doc("field_definition:admin", "Delete a field definition").no_content(),
+        )
 }
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
@@ -191,19 +223,13 @@ async fn list(
         q.sort.as_deref(),
         &[CREATED_AT, text("field_name"), text("entity_type")],
     )?;
-    let mut qb = QueryBuilder::new(format!(
-        "SELECT {COLS} FROM sentinel.field_definitions WHERE (tenant_id IS NULL OR tenant_id = "
-    ));
-    qb.push_bind(caller.target);
-    qb.push(")");
-    filter_eq(&mut qb, "entity_type", q.entity_type);
-    filter_eq(&mut qb, "tier", q.tier);
-    filter_eq(&mut qb, "sensitivity", q.sensitivity);
-    page.push_tail(&mut qb);
-    let mut tx = db::begin(&state.pool, caller.ctx()).await?;
-    let rows: Vec<FieldDefinition> = qb.build_query_as().fetch_all(&mut *tx).await?;
-    tx.commit().await?;
-    Ok(axum::Json(page.finish(rows)))
+    rows::list_page::<FieldDefinition>(&state, &caller, &page, format!("SELECT {COLS} FROM sentinel.field_definitions WHERE (tenant_id IS NULL OR tenant_id = "), |qb| {
+        qb.push(")");
+        filter_eq(qb, "entity_type", q.entity_type);
+        filter_eq(qb, "tier", q.tier);
+        filter_eq(qb, "sensitivity", q.sensitivity);
+    })
+    .await
 }
 
 async fn get_field(tx: &mut Tx, tenant: Uuid, id: Uuid) -> ApiResult<FieldDefinition> {

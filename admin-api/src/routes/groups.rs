@@ -2,31 +2,79 @@
 
 use crate::auth::Caller;
 use crate::db::{self, Tx};
+use crate::domain::groups::{add_member, attach_role, group_scopes};
+use crate::domain::rows;
 use crate::error::{ApiError, ApiResult, FieldErrors};
 use crate::extract::{Json, Path, Query};
+use crate::openapi::routes::{doc, Routes};
 use crate::pagination::{filter_contains, text, ListResponse, Page, CREATED_AT};
-use crate::routes::roles::check_role_grant;
 use crate::routes::{check_text, created};
 use crate::scopes::Level;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{delete, get, post};
-use axum::Router;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use sqlx::QueryBuilder;
 use uuid::Uuid;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/", post(create).get(list))
-        .route("/{id}", get(fetch).patch(update).delete(remove))
-        .route("/{id}/members", get(members).post(add_members))
-        .route("/{id}/members/{user_id}", delete(remove_member))
-        .route("/{id}/roles", get(roles).post(add_roles))
-        .route("/{id}/roles/{role_id}", delete(remove_role))
+pub fn router() -> Routes {
+    Routes::new()
+        .post(
+            "/",
+            create,
+            doc("group:admin", "Create a group")
+                .body::<CreateGroup>()
+                .created::<Group>(),
+        )
+        .get("/", list, doc("group:read", "List groups").list::<Group>())
+        .get(
+            "/{id}",
+            fetch,
+            doc("group:read", "Get a group").ok::<Group>(),
+        )
+        .patch(
+            "/{id}",
+            update,
+            doc("group:write", "Update a group")
+                .body::<UpdateGroup>()
+                .ok::<Group>(),
+        )
+        .delete(
+            "/{id}",
+            remove,
+            doc("group:admin", "Delete a group").no_content(),
+        )
+        .get("/{id}/members", members, doc("group:read", "List members"))
+        .post(
+            "/{id}/members",
+            add_members,
+            doc("group:write", "Add members").body::<AddMembers>(),
+        )
+        .delete(
+            "/{id}/members/{user_id}",
+            remove_member,
+            doc("group:write", "Remove a member").no_content(),
+        )
+        .get(
+            "/{id}/roles",
+            roles,
+            doc("group:read", "The group's roles and the scopes they carry"),
+        )
+        .post(
+            "/{id}/roles",
+            add_roles,
+            doc(
+                "group:write",
+                "Give the group roles (also needs role:write)",
+            )
+            .body::<AddRoles>(),
+        )
+        .delete(
+            "/{id}/roles/{role_id}",
+            remove_role,
+            doc("group:write", "Take a role from the group").no_content(),
+        )
 }
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
@@ -51,60 +99,6 @@ async fn get_group(tx: &mut Tx, tenant: Uuid, id: Uuid) -> ApiResult<Group> {
     .fetch_optional(&mut **tx)
     .await?
     .ok_or(ApiError::NotFound)
-}
-
-/// Scopes every member of the group receives through its roles' chains.
-async fn group_scopes(tx: &mut Tx, group: Uuid) -> Result<Vec<String>, sqlx::Error> {
-    sqlx::query_scalar(
-        "WITH RECURSIVE chain (id, depth) AS (
-             SELECT role_id, 0 FROM sentinel.group_roles WHERE group_id = $1
-             UNION
-             SELECT r.parent_role_id, c.depth + 1 FROM chain c JOIN sentinel.roles r ON r.id = c.id
-              WHERE r.parent_role_id IS NOT NULL AND c.depth < 64)
-         SELECT DISTINCT s FROM sentinel.roles r, unnest(r.scopes) s WHERE r.id IN (SELECT id FROM chain)",
-    )
-    .bind(group)
-    .fetch_all(&mut **tx)
-    .await
-}
-
-/// Adds a member (idempotent); refused when the group's roles carry scopes the caller lacks.
-pub async fn add_member(tx: &mut Tx, caller: &Caller, group: Uuid, user: Uuid) -> ApiResult<()> {
-    let exists: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM sentinel.groups WHERE id = $1 AND tenant_id = $2)",
-    )
-    .bind(group)
-    .bind(caller.target)
-    .fetch_one(&mut **tx)
-    .await?;
-    if !exists {
-        return Err(FieldErrors::one(
-            "group_ids",
-            format!("group `{group}` does not exist in this tenant"),
-        ));
-    }
-    let user_exists: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM sentinel.users WHERE id = $1 AND tenant_id = $2)",
-    )
-    .bind(user)
-    .bind(caller.target)
-    .fetch_one(&mut **tx)
-    .await?;
-    if !user_exists {
-        return Err(FieldErrors::one(
-            "user_ids",
-            format!("user `{user}` does not exist in this tenant"),
-        ));
-    }
-    let scopes = group_scopes(tx, group).await?;
-    caller.ensure_holds(scopes.iter().map(String::as_str), "joining this group")?;
-    sqlx::query("INSERT INTO sentinel.user_groups (user_id, group_id, tenant_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
-        .bind(user)
-        .bind(group)
-        .bind(caller.target)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -168,16 +162,16 @@ async fn list(
         q.sort.as_deref(),
         &[CREATED_AT, text("name")],
     )?;
-    let mut qb = QueryBuilder::new(format!(
-        "SELECT {COLS} FROM sentinel.groups WHERE tenant_id = "
-    ));
-    qb.push_bind(caller.target);
-    filter_contains(&mut qb, "name", q.name);
-    page.push_tail(&mut qb);
-    let mut tx = db::begin(&state.pool, caller.ctx()).await?;
-    let rows: Vec<Group> = qb.build_query_as().fetch_all(&mut *tx).await?;
-    tx.commit().await?;
-    Ok(axum::Json(page.finish(rows)))
+    rows::list_page::<Group>(
+        &state,
+        &caller,
+        &page,
+        format!("SELECT {COLS} FROM sentinel.groups WHERE tenant_id = "),
+        |qb| {
+            filter_contains(qb, "name", q.name);
+        },
+    )
+    .await
 }
 
 async fn fetch(
@@ -248,18 +242,7 @@ async fn remove(
     Path(id): Path<Uuid>,
 ) -> ApiResult<StatusCode> {
     caller.require("group", Level::Admin)?;
-    let mut tx = db::begin(&state.pool, caller.ctx()).await?;
-    let n = sqlx::query("DELETE FROM sentinel.groups WHERE id = $1 AND tenant_id = $2")
-        .bind(id)
-        .bind(caller.target)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-    if n == 0 {
-        return Err(ApiError::NotFound);
-    }
-    tx.commit().await?;
-    Ok(StatusCode::NO_CONTENT)
+    rows::delete_row(&state, &caller, "groups", id).await
 }
 
 async fn members(
@@ -316,34 +299,14 @@ async fn remove_member(
     Path((id, user_id)): Path<(Uuid, Uuid)>,
 ) -> ApiResult<StatusCode> {
     caller.require("group", Level::Write)?;
-    let mut tx = db::begin(&state.pool, caller.ctx()).await?;
-    let n = sqlx::query(
-        "DELETE FROM sentinel.user_groups WHERE group_id = $1 AND user_id = $2 AND tenant_id = $3",
+    rows::unlink(
+        &state,
+        &caller,
+        "user_groups",
+        ("group_id", id),
+        ("user_id", user_id),
     )
-    .bind(id)
-    .bind(user_id)
-    .bind(caller.target)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    if n == 0 {
-        return Err(ApiError::NotFound);
-    }
-    tx.commit().await?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-/// Gives the group a role (idempotent). The role's chain must carry only
-/// scopes the caller holds, and so must the group's roles for every member.
-async fn attach_role(tx: &mut Tx, caller: &Caller, group: Uuid, role: Uuid) -> ApiResult<()> {
-    check_role_grant(tx, caller, role, "role_ids").await?;
-    sqlx::query("INSERT INTO sentinel.group_roles (group_id, role_id, tenant_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
-        .bind(group)
-        .bind(role)
-        .bind(caller.target)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
+    .await
 }
 
 async fn roles(
@@ -400,19 +363,12 @@ async fn remove_role(
     Path((id, role_id)): Path<(Uuid, Uuid)>,
 ) -> ApiResult<StatusCode> {
     caller.require("group", Level::Write)?;
-    let mut tx = db::begin(&state.pool, caller.ctx()).await?;
-    let n = sqlx::query(
-        "DELETE FROM sentinel.group_roles WHERE group_id = $1 AND role_id = $2 AND tenant_id = $3",
+    rows::unlink(
+        &state,
+        &caller,
+        "group_roles",
+        ("group_id", id),
+        ("role_id", role_id),
     )
-    .bind(id)
-    .bind(role_id)
-    .bind(caller.target)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    if n == 0 {
-        return Err(ApiError::NotFound);
-    }
-    tx.commit().await?;
-    Ok(StatusCode::NO_CONTENT)
+    .await
 }

@@ -12,14 +12,13 @@ pub mod snapshots;
 pub mod tenants;
 pub mod users;
 
-use crate::state::AppState;
+use crate::openapi::routes::{doc, Routes};
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::Router;
 use serde::Serialize;
 
-pub fn api() -> Router<AppState> {
-    Router::new()
+/// Every `/api/v1` route with its documentation.
+pub fn api() -> Routes {
+    Routes::new()
         .nest("/auth", auth::router())
         .nest("/tenants", tenants::router())
         .nest("/users", users::router())
@@ -31,13 +30,46 @@ pub fn api() -> Router<AppState> {
         .nest("/field-definitions", field_definitions::router())
         .nest("/navigation", navigation::router())
         .nest("/snapshots", snapshots::router())
-        .route("/openapi.json", get(crate::openapi::openapi_json))
-        .route("/docs", get(crate::openapi::docs_page))
+        .get(
+            "/openapi.json",
+            crate::openapi::openapi_json,
+            doc("none", "This document"),
+        )
+        .get(
+            "/docs",
+            crate::openapi::docs_page,
+            doc("none", "This document, browsable (ReDoc)").media("text/html"),
+        )
+}
+
+/// A JSON body that must not be cached: it carries credentials.
+pub struct NoStore<T>(pub T);
+
+impl<T: Serialize> axum::response::IntoResponse for NoStore<T> {
+    fn into_response(self) -> axum::response::Response {
+        (
+            [
+                (axum::http::header::CACHE_CONTROL, "no-store"),
+                (axum::http::header::PRAGMA, "no-cache"),
+            ],
+            axum::Json(self.0),
+        )
+            .into_response()
+    }
 }
 
 /// `201 Created` with a JSON body.
 pub fn created<T: Serialize>(v: T) -> (StatusCode, axum::Json<T>) {
     (StatusCode::CREATED, axum::Json(v))
+}
+
+/// A lower-case identifier (`port_call`): a resource type, action or entity.
+pub fn valid_ident(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.as_bytes()[0].is_ascii_lowercase()
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
 /// Checks a required, trimmed, length-bounded text field.

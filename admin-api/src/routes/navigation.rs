@@ -4,30 +4,48 @@
 
 use crate::auth::Caller;
 use crate::db::{self, Tx};
+use crate::domain::rows;
 use crate::error::{ApiError, ApiResult, FieldErrors};
 use crate::extract::{double_option, Json, Path, Query};
+use crate::openapi::routes::{doc, Routes};
 use crate::pagination::{filter_eq, text, ListResponse, Page, CREATED_AT};
-use crate::routes::resources::valid_ident;
-use crate::routes::{check_text, created};
+use crate::routes::{check_text, created, valid_ident};
 use crate::scopes::Level;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::Router;
 use chrono::{DateTime, Utc};
 use sentinel_policy::{AccessRequest, RequestContext};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use sqlx::QueryBuilder;
 use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/", post(create).get(list))
-        .route("/menu", get(menu))
-        .route("/{id}", get(fetch).patch(update).delete(remove))
+pub fn router() -> Routes {
+    Routes::new()
+        .post("/", create, doc("navigation:admin", "Create a menu item").body::<CreateItem>().created::<NavItem>())
+        .get("/", list, doc("navigation:read", "List menu items").list::<NavItem>())
+        .get("/menu", menu, doc("authenticated", "The caller's menu, filtered by permission")
+                .json(json!({
+                    "type": "object",
+                    "required": ["items"],
+                    "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/MenuEntry"}}}
+                }))
+                .component("MenuEntry", json!({
+                    "type": "object",
+                    "description": "A menu item the caller may open, with the ones below it",
+                    "required": ["id", "label", "path", "icon", "children"],
+                    "properties": {
+                        "id": {"type": "string", "format": "uuid"},
+                        "label": {"type": "string"},
+                        "path": {"type": "string"},
+                        "icon": {"type": ["string", "null"]},
+                        "children": {"type": "array", "items": {"$ref": "#/components/schemas/MenuEntry"}}
+                    }
+                })),)
+        .get("/{id}", fetch, doc("navigation:read", "Get a menu item").ok::<NavItem>())
+        .patch("/{id}", update, doc("navigation:write", "Update a menu item").body::<UpdateItem>().ok::<NavItem>())
+        .delete("/{id}", remove, doc("navigation:admin", "Delete a menu item (and its children)").no_content())
 }
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
@@ -166,17 +184,17 @@ async fn list(
         q.sort.as_deref(),
         &[CREATED_AT, text("label"), text("path")],
     )?;
-    let mut qb = QueryBuilder::new(format!(
-        "SELECT {COLS} FROM sentinel.navigation_items WHERE tenant_id = "
-    ));
-    qb.push_bind(caller.target);
-    filter_eq(&mut qb, "parent_id", q.parent_id);
-    filter_eq(&mut qb, "resource_type", q.resource_type);
-    page.push_tail(&mut qb);
-    let mut tx = db::begin(&state.pool, caller.ctx()).await?;
-    let rows: Vec<NavItem> = qb.build_query_as().fetch_all(&mut *tx).await?;
-    tx.commit().await?;
-    Ok(axum::Json(page.finish(rows)))
+    rows::list_page::<NavItem>(
+        &state,
+        &caller,
+        &page,
+        format!("SELECT {COLS} FROM sentinel.navigation_items WHERE tenant_id = "),
+        |qb| {
+            filter_eq(qb, "parent_id", q.parent_id);
+            filter_eq(qb, "resource_type", q.resource_type);
+        },
+    )
+    .await
 }
 
 async fn fetch(
@@ -255,18 +273,7 @@ async fn remove(
     Path(id): Path<Uuid>,
 ) -> ApiResult<StatusCode> {
     caller.require("navigation", Level::Admin)?;
-    let mut tx = db::begin(&state.pool, caller.ctx()).await?;
-    let n = sqlx::query("DELETE FROM sentinel.navigation_items WHERE id = $1 AND tenant_id = $2")
-        .bind(id)
-        .bind(caller.target)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-    if n == 0 {
-        return Err(ApiError::NotFound);
-    }
-    tx.commit().await?;
-    Ok(StatusCode::NO_CONTENT)
+    rows::delete_row(&state, &caller, "navigation_items", id).await
 }
 
 /// The caller's menu as a tree: items whose permission the caller holds (and

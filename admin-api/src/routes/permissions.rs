@@ -5,8 +5,10 @@
 
 use crate::auth::Caller;
 use crate::db::{self, Tx};
+use crate::domain::rows;
 use crate::error::{ApiError, ApiResult, FieldErrors};
 use crate::extract::{Json, Path, Query};
+use crate::openapi::routes::{doc, Routes};
 use crate::pagination::{filter_contains, filter_eq, text, ListResponse, Page, CREATED_AT};
 use crate::routes::{check_text, created};
 use crate::scopes::Level;
@@ -14,8 +16,6 @@ use crate::snapshot;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::Router;
 use chrono::{DateTime, Utc};
 use sentinel_policy::source::{
     ConditionSource, Effect, FieldRule, FieldRulesSource, PermissionSource, PolicySource,
@@ -24,15 +24,61 @@ use sentinel_policy::source::{
 use sentinel_policy::{AccessRequest, RequestContext, PLATFORM_TENANT};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use sqlx::QueryBuilder;
 use std::collections::BTreeMap;
 use uuid::Uuid;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/", post(create).get(list))
-        .route("/check", post(check))
-        .route("/{id}", get(fetch).patch(update).delete(remove))
+pub fn router() -> Routes {
+    Routes::new()
+        .post(
+            "/",
+            create,
+            doc(
+                "permission:admin",
+                "Create a permission (validated by the shared compiler)",
+            )
+            .body::<CreatePermission>()
+            .created::<Permission>(),
+        )
+        .get(
+            "/",
+            list,
+            doc(
+                "permission:read",
+                "List permissions (filters: name, resource_type, effect, is_active)",
+            )
+            .list::<Permission>(),
+        )
+        .post(
+            "/check",
+            check,
+            doc(
+                "authenticated",
+                "Decide a request with the shared evaluator (other principals: permission:read)",
+            )
+            .body::<CheckRequest>()
+            .ok::<CheckResponse>()
+            .error(
+                404,
+                "RESOURCE_NOT_FOUND: `user_id` names no principal of the tenant",
+            ),
+        )
+        .get(
+            "/{id}",
+            fetch,
+            doc("permission:read", "Get a permission").ok::<Permission>(),
+        )
+        .patch(
+            "/{id}",
+            update,
+            doc("permission:write", "Update a permission")
+                .body::<UpdatePermission>()
+                .ok::<Permission>(),
+        )
+        .delete(
+            "/{id}",
+            remove,
+            doc("permission:admin", "Delete a permission").no_content(),
+        )
 }
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
@@ -265,19 +311,19 @@ async fn list(
         q.sort.as_deref(),
         &[CREATED_AT, text("name"), text("resource_type")],
     )?;
-    let mut qb = QueryBuilder::new(format!(
-        "SELECT {COLS} FROM sentinel.permissions WHERE tenant_id = "
-    ));
-    qb.push_bind(caller.target);
-    filter_contains(&mut qb, "name", q.name);
-    filter_eq(&mut qb, "resource_type", q.resource_type);
-    filter_eq(&mut qb, "effect", q.effect);
-    filter_eq(&mut qb, "is_active", q.is_active);
-    page.push_tail(&mut qb);
-    let mut tx = db::begin(&state.pool, caller.ctx()).await?;
-    let rows: Vec<Permission> = qb.build_query_as().fetch_all(&mut *tx).await?;
-    tx.commit().await?;
-    Ok(axum::Json(page.finish(rows)))
+    rows::list_page::<Permission>(
+        &state,
+        &caller,
+        &page,
+        format!("SELECT {COLS} FROM sentinel.permissions WHERE tenant_id = "),
+        |qb| {
+            filter_contains(qb, "name", q.name);
+            filter_eq(qb, "resource_type", q.resource_type);
+            filter_eq(qb, "effect", q.effect);
+            filter_eq(qb, "is_active", q.is_active);
+        },
+    )
+    .await
 }
 
 async fn get_perm(tx: &mut Tx, tenant: Uuid, id: Uuid) -> ApiResult<Permission> {
@@ -361,18 +407,7 @@ async fn remove(
     Path(id): Path<Uuid>,
 ) -> ApiResult<StatusCode> {
     caller.require("permission", Level::Admin)?;
-    let mut tx = db::begin(&state.pool, caller.ctx()).await?;
-    let n = sqlx::query("DELETE FROM sentinel.permissions WHERE id = $1 AND tenant_id = $2")
-        .bind(id)
-        .bind(caller.target)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-    if n == 0 {
-        return Err(ApiError::NotFound);
-    }
-    tx.commit().await?;
-    Ok(StatusCode::NO_CONTENT)
+    rows::delete_row(&state, &caller, "permissions", id).await
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]

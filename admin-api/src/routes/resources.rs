@@ -3,27 +3,61 @@
 
 use crate::auth::Caller;
 use crate::db::{self, Tx};
+use crate::domain::rows;
 use crate::error::{ApiError, ApiResult, FieldErrors};
 use crate::extract::{double_option, Json, Path, Query};
+use crate::openapi::routes::{doc, Routes};
 use crate::pagination::{filter_contains, filter_eq, text, ListResponse, Page, CREATED_AT};
-use crate::routes::{check_object, created};
+use crate::routes::{check_object, created, valid_ident};
 use crate::scopes::Level;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::Router;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use sqlx::QueryBuilder;
 use uuid::Uuid;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/", post(create).get(list))
-        .route("/{id}", get(fetch).patch(update).delete(remove))
-        .route("/{id}/children", get(children))
+pub fn router() -> Routes {
+    Routes::new()
+        .post(
+            "/",
+            create,
+            doc("resource:admin", "Create a resource")
+                .body::<CreateResource>()
+                .created::<Resource>(),
+        )
+        .get(
+            "/",
+            list,
+            doc(
+                "resource:read",
+                "List resources (filters: resource_type, parent_id, external_id, name)",
+            )
+            .list::<Resource>(),
+        )
+        .get(
+            "/{id}",
+            fetch,
+            doc("resource:read", "Get a resource").ok::<Resource>(),
+        )
+        .patch(
+            "/{id}",
+            update,
+            doc("resource:write", "Update a resource (cycles refused)")
+                .body::<UpdateResource>()
+                .ok::<Resource>(),
+        )
+        .delete(
+            "/{id}",
+            remove,
+            doc("resource:admin", "Delete a resource without children").no_content(),
+        )
+        .get(
+            "/{id}/children",
+            children,
+            doc("resource:read", "Direct children"),
+        )
 }
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
@@ -41,14 +75,6 @@ pub struct Resource {
 crate::sortable!(Resource, "name" => name, "external_id" => external_id);
 
 const COLS: &str = "id, tenant_id, resource_type, external_id, name, parent_id, attributes, created_at, updated_at";
-
-pub fn valid_ident(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 64
-        && s.as_bytes()[0].is_ascii_lowercase()
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-}
 
 async fn get_res(tx: &mut Tx, tenant: Uuid, id: Uuid) -> ApiResult<Resource> {
     sqlx::query_as(&format!(
@@ -167,19 +193,19 @@ async fn list(
         q.sort.as_deref(),
         &[CREATED_AT, text("name"), text("external_id")],
     )?;
-    let mut qb = QueryBuilder::new(format!(
-        "SELECT {COLS} FROM sentinel.resources WHERE tenant_id = "
-    ));
-    qb.push_bind(caller.target);
-    filter_eq(&mut qb, "resource_type", q.resource_type);
-    filter_eq(&mut qb, "parent_id", q.parent_id);
-    filter_eq(&mut qb, "external_id", q.external_id);
-    filter_contains(&mut qb, "name", q.name);
-    page.push_tail(&mut qb);
-    let mut tx = db::begin(&state.pool, caller.ctx()).await?;
-    let rows: Vec<Resource> = qb.build_query_as().fetch_all(&mut *tx).await?;
-    tx.commit().await?;
-    Ok(axum::Json(page.finish(rows)))
+    rows::list_page::<Resource>(
+        &state,
+        &caller,
+        &page,
+        format!("SELECT {COLS} FROM sentinel.resources WHERE tenant_id = "),
+        |qb| {
+            filter_eq(qb, "resource_type", q.resource_type);
+            filter_eq(qb, "parent_id", q.parent_id);
+            filter_eq(qb, "external_id", q.external_id);
+            filter_contains(qb, "name", q.name);
+        },
+    )
+    .await
 }
 
 async fn fetch(

@@ -7,37 +7,86 @@
 
 use crate::auth::{self, Caller};
 use crate::db::{self, Tx};
+use crate::domain::roles::{assign, attach_permission};
+use crate::domain::rows;
 use crate::error::{ApiError, ApiResult, FieldErrors};
 use crate::extract::{double_option, Json, Path, Query};
+use crate::openapi::routes::{doc, Routes};
 use crate::pagination::{filter_contains, filter_eq, text, ListResponse, Page, CREATED_AT};
 use crate::routes::{check_text, created};
 use crate::scopes::{self, Level};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{delete, get, post};
-use axum::Router;
 use chrono::{DateTime, Utc};
 use sentinel_policy::PLATFORM_TENANT;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use sqlx::QueryBuilder;
 use uuid::Uuid;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/", post(create).get(list))
-        .route("/{id}", get(fetch).patch(update).delete(remove))
-        .route("/{id}/hierarchy", get(hierarchy))
-        .route("/{id}/assign", post(assign_users))
-        .route("/{id}/assign/{user_id}", delete(unassign_user))
-        .route(
-            "/{id}/permissions",
-            get(list_permissions).post(add_permissions),
+pub fn router() -> Routes {
+    Routes::new()
+        .post(
+            "/",
+            create,
+            doc("role:admin", "Create a role (scopes, parent, permissions)")
+                .body::<CreateRole>()
+                .created::<Role>(),
         )
-        .route(
+        .get("/", list, doc("role:read", "List roles").list::<Role>())
+        .get(
+            "/{id}",
+            fetch,
+            doc(
+                "role:read",
+                "Get a role with permission ids and inherited scopes",
+            )
+            .ok::<Role>(),
+        )
+        .patch(
+            "/{id}",
+            update,
+            doc(
+                "role:write",
+                "Update a role (adding scopes: role:admin; cycles refused)",
+            )
+            .body::<UpdateRole>()
+            .ok::<Role>(),
+        )
+        .delete(
+            "/{id}",
+            remove,
+            doc("role:admin", "Delete a role").no_content(),
+        )
+        .get(
+            "/{id}/hierarchy",
+            hierarchy,
+            doc("role:read", "Ancestors and descendants of a role").ok::<RoleHierarchy>(),
+        )
+        .post(
+            "/{id}/assign",
+            assign_users,
+            doc("role:write", "Assign the role to users").body::<AssignUsers>(),
+        )
+        .delete(
+            "/{id}/assign/{user_id}",
+            unassign_user,
+            doc("role:write", "Remove the role from a user").no_content(),
+        )
+        .get(
+            "/{id}/permissions",
+            list_permissions,
+            doc("role:read", "The role's own permissions"),
+        )
+        .post(
+            "/{id}/permissions",
+            add_permissions,
+            doc("role:write", "Attach permissions").body::<AddPermissions>(),
+        )
+        .delete(
             "/{id}/permissions/{permission_id}",
-            delete(remove_permission),
+            remove_permission,
+            doc("role:write", "Detach a permission").no_content(),
         )
 }
 
@@ -119,90 +168,6 @@ async fn lock_hierarchy(tx: &mut Tx, tenant: Uuid) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
-/// The role must exist (visible in the tenant) and carry only scopes the caller holds.
-pub async fn check_role_grant(
-    tx: &mut Tx,
-    caller: &Caller,
-    role_id: Uuid,
-    field: &str,
-) -> ApiResult<()> {
-    let exists: bool =
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM sentinel.roles WHERE id = $1)")
-            .bind(role_id)
-            .fetch_one(&mut **tx)
-            .await?;
-    if !exists {
-        return Err(FieldErrors::one(
-            field,
-            format!("role `{role_id}` does not exist in this tenant"),
-        ));
-    }
-    let scopes = auth::role_chain_scopes(tx, role_id).await?;
-    caller.ensure_holds(scopes.iter().map(String::as_str), "assigning this role")
-}
-
-/// The target user must not hold scopes the caller lacks (else changing their
-/// password, status or roles would be a way up).
-pub async fn ensure_not_above(tx: &mut Tx, caller: &Caller, user_id: Uuid) -> ApiResult<()> {
-    let theirs = auth::effective_scopes(tx, user_id).await?;
-    if caller
-        .scopes
-        .missing(theirs.iter().map(String::as_str))
-        .is_empty()
-    {
-        Ok(())
-    } else {
-        Err(ApiError::denied("the account holds scopes you do not hold"))
-    }
-}
-
-/// Gives `user_id` the role (idempotent; updates the validity window).
-pub async fn assign(
-    tx: &mut Tx,
-    caller: &Caller,
-    user_id: Uuid,
-    role_id: Uuid,
-    valid_from: Option<DateTime<Utc>>,
-    valid_until: Option<DateTime<Utc>>,
-) -> ApiResult<()> {
-    check_role_grant(tx, caller, role_id, "role_id").await?;
-    let exists: bool =
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM sentinel.users WHERE id = $1)")
-            .bind(user_id)
-            .fetch_one(&mut **tx)
-            .await?;
-    if !exists {
-        return Err(FieldErrors::one(
-            "user_ids",
-            format!("user `{user_id}` does not exist in this tenant"),
-        ));
-    }
-    if let (Some(f), Some(u)) = (valid_from, valid_until) {
-        if u <= f {
-            return Err(FieldErrors::one(
-                "valid_until",
-                "must be after `valid_from`",
-            ));
-        }
-    }
-    sqlx::query(
-        "INSERT INTO sentinel.user_roles (user_id, role_id, tenant_id, valid_from, valid_until, granted_by)
-         VALUES ($1, $2, $3, $4, $5, $6)
-         ON CONFLICT (user_id, role_id) DO UPDATE
-            SET is_active = true, valid_from = EXCLUDED.valid_from, valid_until = EXCLUDED.valid_until,
-                granted_by = EXCLUDED.granted_by",
-    )
-    .bind(user_id)
-    .bind(role_id)
-    .bind(caller.target)
-    .bind(valid_from)
-    .bind(valid_until)
-    .bind(caller.user_id)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateRole {
@@ -278,17 +243,17 @@ async fn list(
         q.sort.as_deref(),
         &[CREATED_AT, text("name")],
     )?;
-    let mut qb = QueryBuilder::new(format!(
-        "SELECT {COLS} FROM sentinel.roles WHERE tenant_id = "
-    ));
-    qb.push_bind(caller.target);
-    filter_contains(&mut qb, "name", q.name);
-    filter_eq(&mut qb, "parent_role_id", q.parent_role_id);
-    page.push_tail(&mut qb);
-    let mut tx = db::begin(&state.pool, caller.ctx()).await?;
-    let rows: Vec<Role> = qb.build_query_as().fetch_all(&mut *tx).await?;
-    tx.commit().await?;
-    Ok(axum::Json(page.finish(rows)))
+    rows::list_page::<Role>(
+        &state,
+        &caller,
+        &page,
+        format!("SELECT {COLS} FROM sentinel.roles WHERE tenant_id = "),
+        |qb| {
+            filter_contains(qb, "name", q.name);
+            filter_eq(qb, "parent_role_id", q.parent_role_id);
+        },
+    )
+    .await
 }
 
 pub async fn get_role(tx: &mut Tx, tenant: Uuid, id: Uuid) -> ApiResult<Role> {
@@ -493,48 +458,14 @@ async fn unassign_user(
     Path((id, user_id)): Path<(Uuid, Uuid)>,
 ) -> ApiResult<StatusCode> {
     caller.require("role", Level::Write)?;
-    let mut tx = db::begin(&state.pool, caller.ctx()).await?;
-    let n = sqlx::query("DELETE FROM sentinel.user_roles WHERE role_id = $1 AND user_id = $2")
-        .bind(id)
-        .bind(user_id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-    if n == 0 {
-        return Err(ApiError::NotFound);
-    }
-    tx.commit().await?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-/// Attaches a permission to a role (idempotent).
-pub async fn attach_permission(
-    tx: &mut Tx,
-    caller: &Caller,
-    role_id: Uuid,
-    permission_id: Uuid,
-) -> ApiResult<()> {
-    let exists: bool =
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM sentinel.permissions WHERE id = $1)")
-            .bind(permission_id)
-            .fetch_one(&mut **tx)
-            .await?;
-    if !exists {
-        return Err(FieldErrors::one(
-            "permission_ids",
-            format!("permission `{permission_id}` does not exist in this tenant"),
-        ));
-    }
-    sqlx::query(
-        "INSERT INTO sentinel.role_permissions (role_id, permission_id, tenant_id) VALUES ($1, $2, $3)
-         ON CONFLICT DO NOTHING",
+    rows::unlink(
+        &state,
+        &caller,
+        "user_roles",
+        ("role_id", id),
+        ("user_id", user_id),
     )
-    .bind(role_id)
-    .bind(permission_id)
-    .bind(caller.target)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+    .await
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -594,18 +525,12 @@ async fn remove_permission(
     Path((id, pid)): Path<(Uuid, Uuid)>,
 ) -> ApiResult<StatusCode> {
     caller.require("role", Level::Write)?;
-    let mut tx = db::begin(&state.pool, caller.ctx()).await?;
-    let n = sqlx::query(
-        "DELETE FROM sentinel.role_permissions WHERE role_id = $1 AND permission_id = $2",
+    rows::unlink(
+        &state,
+        &caller,
+        "role_permissions",
+        ("role_id", id),
+        ("permission_id", pid),
     )
-    .bind(id)
-    .bind(pid)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    if n == 0 {
-        return Err(ApiError::NotFound);
-    }
-    tx.commit().await?;
-    Ok(StatusCode::NO_CONTENT)
+    .await
 }

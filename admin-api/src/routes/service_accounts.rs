@@ -4,32 +4,75 @@
 
 use crate::auth::Caller;
 use crate::db::{self, Tx};
+use crate::domain::api_keys::new_key;
+use crate::domain::roles::{assign, ensure_not_above};
+use crate::domain::rows;
 use crate::error::{ApiError, ApiResult, FieldErrors};
 use crate::extract::{Json, MaybeJson, Path, Query};
+use crate::openapi::routes::{doc, Routes};
 use crate::pagination::{filter_contains, filter_eq, text, ListResponse, Page, CREATED_AT};
-use crate::routes::auth::NoStore;
-use crate::routes::roles::{assign, ensure_not_above};
-use crate::routes::{check_object, check_text};
+use crate::routes::{check_object, check_text, NoStore};
 use crate::scopes::Level;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::Router;
 use chrono::{DateTime, Duration, Utc};
-use rand::distributions::{Alphanumeric, DistString};
-use sentinel_policy::apikey::hash_api_key;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use sqlx::QueryBuilder;
 use uuid::Uuid;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/", post(create).get(list))
-        .route("/{id}", get(fetch).patch(update).delete(remove))
-        .route("/{id}/rotate-credentials", post(rotate))
-        .route("/{id}/validate", get(validate))
+pub fn router() -> Routes {
+    Routes::new()
+        .post(
+            "/",
+            create,
+            doc(
+                "service_account:admin",
+                "Create a service account; the API key is shown once",
+            )
+            .body::<CreateServiceAccount>()
+            .created::<WithKey>(),
+        )
+        .get(
+            "/",
+            list,
+            doc("service_account:read", "List service accounts").list::<ServiceAccount>(),
+        )
+        .get(
+            "/{id}",
+            fetch,
+            doc("service_account:read", "Get a service account").ok::<ServiceAccount>(),
+        )
+        .patch(
+            "/{id}",
+            update,
+            doc("service_account:write", "Update a service account")
+                .body::<UpdateServiceAccount>()
+                .ok::<ServiceAccount>(),
+        )
+        .delete(
+            "/{id}",
+            remove,
+            doc("service_account:admin", "Delete a service account").no_content(),
+        )
+        .post(
+            "/{id}/rotate-credentials",
+            rotate,
+            doc(
+                "service_account:admin",
+                "New API key (shown once); the old one stops working",
+            )
+            .optional_body::<Rotate>()
+            .ok::<WithKey>(),
+        )
+        .get(
+            "/{id}/validate",
+            validate,
+            doc(
+                "service_account:admin",
+                "Whether the credentials work now, and why not",
+            ),
+        )
 }
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
@@ -51,16 +94,6 @@ crate::sortable!(ServiceAccount, "name" => name);
 
 const COLS: &str = "id, tenant_id, name, is_active, is_locked, api_key_prefix, api_key_created_at, api_key_expires_at, \
                     attributes, last_login, created_at, updated_at";
-
-/// A new key: (key, prefix, sha256).
-pub fn new_key() -> (String, String, String) {
-    let mut rng = rand::rngs::OsRng;
-    let prefix = Alphanumeric.sample_string(&mut rng, 8);
-    let secret = Alphanumeric.sample_string(&mut rng, 40);
-    let key = format!("sk_{prefix}_{secret}");
-    let hash = hash_api_key(&key);
-    (key, prefix, hash)
-}
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct WithKey {
@@ -175,17 +208,17 @@ async fn list(
         q.sort.as_deref(),
         &[CREATED_AT, text("name")],
     )?;
-    let mut qb = QueryBuilder::new(format!(
-        "SELECT {COLS} FROM sentinel.users WHERE is_service_account AND tenant_id = "
-    ));
-    qb.push_bind(caller.target);
-    filter_contains(&mut qb, "name", q.name);
-    filter_eq(&mut qb, "is_active", q.is_active);
-    page.push_tail(&mut qb);
-    let mut tx = db::begin(&state.pool, caller.ctx()).await?;
-    let rows: Vec<ServiceAccount> = qb.build_query_as().fetch_all(&mut *tx).await?;
-    tx.commit().await?;
-    Ok(axum::Json(page.finish(rows)))
+    rows::list_page::<ServiceAccount>(
+        &state,
+        &caller,
+        &page,
+        format!("SELECT {COLS} FROM sentinel.users WHERE is_service_account AND tenant_id = "),
+        |qb| {
+            filter_contains(qb, "name", q.name);
+            filter_eq(qb, "is_active", q.is_active);
+        },
+    )
+    .await
 }
 
 async fn fetch(
@@ -344,21 +377,4 @@ async fn validate(
         "api_key_prefix": sa.api_key_prefix,
         "api_key_expires_at": sa.api_key_expires_at,
     })))
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn keys_have_the_gateway_format() {
-        let (key, prefix, hash) = new_key();
-        assert_eq!(
-            sentinel_policy::apikey::key_prefix(&key),
-            Ok(prefix.as_str())
-        );
-        assert_eq!(hash, hash_api_key(&key));
-        assert_eq!(hash.len(), 64);
-    }
 }

@@ -18,6 +18,7 @@
 use crate::auth::{self, Caller};
 use crate::error::{ApiError, ApiResult, FieldErrors};
 use crate::extract::Query;
+use crate::openapi::routes::{doc, Routes};
 use crate::scopes::ScopeSet;
 use crate::snapshot::Published;
 use crate::state::AppState;
@@ -25,8 +26,6 @@ use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
 use sentinel_policy::bundle;
 use sentinel_policy::PLATFORM_TENANT;
 use serde::Deserialize;
@@ -37,10 +36,10 @@ use uuid::Uuid;
 /// Longest long-poll, seconds.
 pub const MAX_WAIT_SECONDS: u64 = 60;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/latest", get(latest))
-        .route("/jwks", get(jwks))
+pub fn router() -> Routes {
+    Routes::new()
+        .get("/latest", latest, doc("snapshot:read", "The latest signed policy snapshot as a bundle: signature, manifest, and the parts first published after ?since= (ETag, If-None-Match, ?wait= long-poll; platform service-account API key)").media("application/json"))
+        .get("/jwks", jwks, doc("none", "Public keys that sign policy snapshots (next, current, previous)"))
 }
 
 /// A principal allowed to read the whole policy.
@@ -85,7 +84,7 @@ fn credential(headers: &HeaderMap) -> ApiResult<Credential<'_>> {
 
 /// Verifies a service-account API key and returns the scopes its roles carry.
 async fn api_key_reader(state: &AppState, key: &str) -> ApiResult<SnapshotReader> {
-    let (user_id, tenant_id, mut tx) = crate::routes::auth::verify_api_key(state, key).await?;
+    let (user_id, tenant_id, mut tx) = crate::domain::api_keys::verify(state, key).await?;
     let scopes = auth::effective_scopes(&mut tx, user_id).await?;
     tx.commit().await?;
     let set = ScopeSet::from_scopes(

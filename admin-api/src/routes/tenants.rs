@@ -7,14 +7,13 @@ use crate::auth::Caller;
 use crate::db::{self, TenantCtx};
 use crate::error::{ApiError, ApiResult, FieldErrors};
 use crate::extract::{Json, Path, Query};
+use crate::openapi::routes::{doc, Routes};
 use crate::pagination::{filter_eq, text, ListResponse, Page, CREATED_AT};
 use crate::routes::{check_object, check_text, created};
 use crate::scopes::Level;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::Router;
 use chrono::{DateTime, Utc};
 use sentinel_policy::PLATFORM_TENANT;
 use serde::{Deserialize, Serialize};
@@ -22,15 +21,74 @@ use serde_json::{json, Value};
 use sqlx::QueryBuilder;
 use uuid::Uuid;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/", post(create).get(list))
-        .route("/{id}", get(fetch).patch(update).delete(remove))
-        .route("/{id}/sub-tenants", post(create_sub))
-        .route("/{id}/hierarchy", get(hierarchy))
-        .route("/{id}/activate", post(activate))
-        .route("/{id}/deactivate", post(deactivate))
-        .route("/code/{code}", get(by_code))
+pub fn router() -> Routes {
+    Routes::new()
+        .post(
+            "/",
+            create,
+            doc(
+                "tenant:admin",
+                "Create a tenant (root tenants: platform superadmin only)",
+            )
+            .body::<CreateTenant>()
+            .created::<Tenant>(),
+        )
+        .get(
+            "/",
+            list,
+            doc(
+                "tenant:read",
+                "List tenants (filters: status, type, parent_id; sort: created_at, name, code)",
+            )
+            .list::<Tenant>(),
+        )
+        .get(
+            "/{id}",
+            fetch,
+            doc("tenant:read", "Get a tenant").ok::<Tenant>(),
+        )
+        .patch(
+            "/{id}",
+            update,
+            doc(
+                "tenant:write",
+                "Update name/settings (status: tenant:admin)",
+            )
+            .body::<UpdateTenant>()
+            .ok::<Tenant>(),
+        )
+        .delete(
+            "/{id}",
+            remove,
+            doc("tenant:admin", "Delete a tenant without sub-tenants").no_content(),
+        )
+        .post(
+            "/{id}/sub-tenants",
+            create_sub,
+            doc("tenant:admin", "Create a sub-tenant")
+                .body::<CreateSub>()
+                .created::<Tenant>(),
+        )
+        .get(
+            "/{id}/hierarchy",
+            hierarchy,
+            doc("tenant:read", "Ancestors and descendants of a tenant").ok::<Hierarchy>(),
+        )
+        .post(
+            "/{id}/activate",
+            activate,
+            doc("tenant:admin", "Set status active").ok::<Tenant>(),
+        )
+        .post(
+            "/{id}/deactivate",
+            deactivate,
+            doc("tenant:admin", "Set status inactive").ok::<Tenant>(),
+        )
+        .get(
+            "/code/{code}",
+            by_code,
+            doc("tenant:read", "Get a tenant by code").ok::<Tenant>(),
+        )
 }
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]

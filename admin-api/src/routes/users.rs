@@ -1,38 +1,123 @@
 //! `/api/v1/users`: human users of a tenant (service accounts live in the same
 //! table and have their own routes), passwords, lock/unlock, bulk operations,
 //! role assignment and effective permissions.
+//!
+//! Over 700 lines (739) because its thirteen routes and their documented
+//! registrations live together; the next change here should move the
+//! password and lock handlers into `domain/` (as the grant rules were).
 
 use crate::auth::{self, Caller};
 use crate::db::{self, Tx};
+use crate::domain::roles::{assign, ensure_not_above};
+use crate::domain::rows;
 use crate::error::{ApiError, ApiResult, FieldErrors};
 use crate::extract::{Json, Path, Query};
+use crate::openapi::routes::{doc, Routes};
 use crate::pagination::{filter_contains, filter_eq, text, ListResponse, Page, CREATED_AT};
-use crate::routes::roles::{assign, ensure_not_above};
 use crate::routes::{check_object, created};
 use crate::scopes::Level;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{delete, get, post};
-use axum::Router;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use sqlx::QueryBuilder;
 use uuid::Uuid;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/", post(create).get(list))
-        .route("/bulk", post(bulk))
-        .route("/{id}", get(fetch).patch(update).delete(remove))
-        .route("/{id}/permissions", get(effective_permissions))
-        .route("/{id}/change-password", post(change_password))
-        .route("/{id}/reset-password", post(reset_password))
-        .route("/{id}/lock", post(lock))
-        .route("/{id}/unlock", post(unlock))
-        .route("/{id}/roles", post(add_role))
-        .route("/{id}/roles/{role_id}", delete(remove_role))
+pub fn router() -> Routes {
+    Routes::new()
+        .post(
+            "/",
+            create,
+            doc(
+                "user:admin",
+                "Create a user (optional password, roles, groups)",
+            )
+            .body::<CreateUser>()
+            .created::<User>(),
+        )
+        .get(
+            "/",
+            list,
+            doc(
+                "user:read",
+                "List users (filters: email, name, is_active, role_id, group_id)",
+            )
+            .list::<User>(),
+        )
+        .post(
+            "/bulk",
+            bulk,
+            doc(
+                "user:admin",
+                "Activate, deactivate, lock, unlock or delete many users",
+            )
+            .body::<Bulk>(),
+        )
+        .get(
+            "/{id}",
+            fetch,
+            doc("user:read", "Get a user with roles and groups").ok::<User>(),
+        )
+        .patch(
+            "/{id}",
+            update,
+            doc("user:write", "Update a user")
+                .body::<UpdateUser>()
+                .ok::<User>(),
+        )
+        .delete(
+            "/{id}",
+            remove,
+            doc("user:admin", "Delete a user").no_content(),
+        )
+        .get(
+            "/{id}/permissions",
+            effective_permissions,
+            doc(
+                "user:read",
+                "Effective roles, scopes and permissions (self: authenticated)",
+            ),
+        )
+        .post(
+            "/{id}/change-password",
+            change_password,
+            doc(
+                "user:write",
+                "Change a password (self: current password required)",
+            )
+            .body::<ChangePassword>()
+            .no_content(),
+        )
+        .post(
+            "/{id}/reset-password",
+            reset_password,
+            doc("user:admin", "Set a new password")
+                .body::<ResetPassword>()
+                .no_content(),
+        )
+        .post(
+            "/{id}/lock",
+            lock,
+            doc("user:admin", "Lock an account until unlocked").ok::<User>(),
+        )
+        .post(
+            "/{id}/unlock",
+            unlock,
+            doc("user:admin", "Unlock an account and reset failed logins").ok::<User>(),
+        )
+        .post(
+            "/{id}/roles",
+            add_role,
+            doc("role:write", "Assign a role (optional validity window)")
+                .body::<AddRole>()
+                .no_content(),
+        )
+        .delete(
+            "/{id}/roles/{role_id}",
+            remove_role,
+            doc("role:write", "Remove a role").no_content(),
+        )
 }
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
@@ -154,7 +239,7 @@ pub async fn insert_user(
         assign(tx, caller, user.id, *r, None, None).await?;
     }
     for g in &req.group_ids {
-        crate::routes::groups::add_member(tx, caller, *g, user.id).await?;
+        crate::domain::groups::add_member(tx, caller, *g, user.id).await?;
     }
     Ok(user)
 }
@@ -196,28 +281,28 @@ async fn list(
         q.sort.as_deref(),
         &[CREATED_AT, text("email"), text("name")],
     )?;
-    let mut qb = QueryBuilder::new(format!(
-        "SELECT {COLS} FROM sentinel.users WHERE NOT is_service_account AND tenant_id = "
-    ));
-    qb.push_bind(caller.target);
-    filter_contains(&mut qb, "email", q.email);
-    filter_contains(&mut qb, "name", q.name);
-    filter_eq(&mut qb, "is_active", q.is_active);
-    if let Some(r) = q.role_id {
-        qb.push(" AND id IN (SELECT user_id FROM sentinel.user_roles WHERE role_id = ");
-        qb.push_bind(r);
-        qb.push(")");
-    }
-    if let Some(g) = q.group_id {
-        qb.push(" AND id IN (SELECT user_id FROM sentinel.user_groups WHERE group_id = ");
-        qb.push_bind(g);
-        qb.push(")");
-    }
-    page.push_tail(&mut qb);
-    let mut tx = db::begin(&state.pool, caller.ctx()).await?;
-    let rows: Vec<User> = qb.build_query_as().fetch_all(&mut *tx).await?;
-    tx.commit().await?;
-    Ok(axum::Json(page.finish(rows)))
+    rows::list_page::<User>(
+        &state,
+        &caller,
+        &page,
+        format!("SELECT {COLS} FROM sentinel.users WHERE NOT is_service_account AND tenant_id = "),
+        |qb| {
+            filter_contains(qb, "email", q.email);
+            filter_contains(qb, "name", q.name);
+            filter_eq(qb, "is_active", q.is_active);
+            if let Some(r) = q.role_id {
+                qb.push(" AND id IN (SELECT user_id FROM sentinel.user_roles WHERE role_id = ");
+                qb.push_bind(r);
+                qb.push(")");
+            }
+            if let Some(g) = q.group_id {
+                qb.push(" AND id IN (SELECT user_id FROM sentinel.user_groups WHERE group_id = ");
+                qb.push_bind(g);
+                qb.push(")");
+            }
+        },
+    )
+    .await
 }
 
 async fn fetch(
@@ -647,19 +732,12 @@ async fn remove_role(
     Path((id, role_id)): Path<(Uuid, Uuid)>,
 ) -> ApiResult<StatusCode> {
     caller.require("role", Level::Write)?;
-    let mut tx = db::begin(&state.pool, caller.ctx()).await?;
-    let n = sqlx::query(
-        "DELETE FROM sentinel.user_roles WHERE user_id = $1 AND role_id = $2 AND tenant_id = $3",
+    rows::unlink(
+        &state,
+        &caller,
+        "user_roles",
+        ("user_id", id),
+        ("role_id", role_id),
     )
-    .bind(id)
-    .bind(role_id)
-    .bind(caller.target)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    if n == 0 {
-        return Err(ApiError::NotFound);
-    }
-    tx.commit().await?;
-    Ok(StatusCode::NO_CONTENT)
+    .await
 }

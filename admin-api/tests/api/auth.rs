@@ -98,6 +98,12 @@ async fn lockout_after_failures_and_unlock() {
     assert_eq!(s, StatusCode::OK, "{v}");
     assert!(v["locked_until"].is_null());
     t.login(email, DEMO_PASSWORD, "TEST-001").await;
+    // A session from before the lock, working until then.
+    let (s, before) = t.login_full(email, DEMO_PASSWORD, "TEST-001").await;
+    assert_eq!(s, StatusCode::OK);
+    let access = before["access_token"].as_str().unwrap().to_owned();
+    let (s, _) = t.get("/api/v1/auth/me", &access).await;
+    assert_eq!(s, StatusCode::OK);
 
     // An admin lock holds until unlocked, and ends sessions.
     let (s, _) = t
@@ -106,6 +112,28 @@ async fn lockout_after_failures_and_unlock() {
     assert_eq!(s, StatusCode::OK);
     let (s, v) = t.login_full(email, DEMO_PASSWORD, "TEST-001").await;
     assert_error(s, &v, StatusCode::FORBIDDEN, "ACCOUNT_LOCKED");
+    // The tokens issued before the lock: the access token is refused, the
+    // refresh token is revoked (even after an unlock).
+    let (s, v) = t.get("/api/v1/auth/me", &access).await;
+    assert_error(s, &v, StatusCode::FORBIDDEN, "ACCOUNT_LOCKED");
+    let (s, _) = t
+        .post(&format!("/api/v1/users/{id}/unlock"), &admin, json!({}))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, v) = t
+        .request(
+            "POST",
+            "/api/v1/auth/refresh",
+            None,
+            Some(json!({"refresh_token": before["refresh_token"]})),
+            &[],
+        )
+        .await;
+    assert_eq!(
+        s,
+        StatusCode::UNAUTHORIZED,
+        "a refresh token outlived the lock: {v}"
+    );
 }
 
 #[tokio::test]
@@ -513,7 +541,7 @@ async fn sessions_can_be_listed_validated_and_ended() {
         )
         .await;
     assert_error(s, &v, StatusCode::UNAUTHORIZED, "TOKEN_REVOKED");
-    let (s, _) = t
+    let (s, next) = t
         .request(
             "POST",
             "/api/v1/auth/refresh",
@@ -529,4 +557,27 @@ async fn sessions_can_be_listed_validated_and_ended() {
         .delete(&format!("/api/v1/auth/me/tokens/{first_family}"), &alice)
         .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
+    // Also while it is live: the other user's session survives the attempt.
+    let second_family: uuid::Uuid =
+        sqlx::query_scalar("SELECT family_id FROM sentinel.refresh_tokens WHERE token_hash = $1")
+            .bind(sentinel_policy::apikey::hash_api_key(
+                next["refresh_token"].as_str().unwrap(),
+            ))
+            .fetch_one(&t.db.owner)
+            .await
+            .unwrap();
+    let (s, v) = t
+        .delete(&format!("/api/v1/auth/me/tokens/{second_family}"), &alice)
+        .await;
+    assert_error(s, &v, StatusCode::NOT_FOUND, "RESOURCE_NOT_FOUND");
+    let (s, v) = t
+        .request(
+            "POST",
+            "/api/v1/auth/refresh",
+            None,
+            Some(json!({"refresh_token": next["refresh_token"]})),
+            &[],
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "the other user's session was ended: {v}");
 }

@@ -201,8 +201,90 @@ pub async fn database_policy(pool: &sqlx::PgPool) -> PolicySource {
     let src = sentinel_admin::snapshot::load_source(&mut tx)
         .await
         .unwrap();
+    // The expectation is the publisher's own loader: check it against the
+    // tables read independently first.
+    assert_eq!(facts_of(&src), facts_in_tables(&mut tx).await);
     tx.commit().await.unwrap();
     normalized(src)
+}
+
+/// The facts a policy decides with, as sorted text rows: tenants,
+/// principals and their roles and groups, roles with parents and
+/// permissions, groups with roles, revoked tokens, field definitions.
+type Facts = Vec<std::collections::BTreeSet<String>>;
+
+fn facts_of(src: &PolicySource) -> Facts {
+    let set = |it: &mut dyn Iterator<Item = String>| it.collect::<std::collections::BTreeSet<_>>();
+    vec![
+        set(&mut src.tenants.iter().map(|t| {
+            format!(
+                "{} {} {}",
+                t.id,
+                t.code,
+                format!("{:?}", t.status).to_lowercase()
+            )
+        })),
+        set(&mut src
+            .principals
+            .iter()
+            .map(|p| format!("{} {} {} {}", p.id, p.tenant, p.service_account, p.locked))),
+        set(&mut src
+            .principals
+            .iter()
+            .flat_map(|p| p.roles.iter().map(move |r| format!("{} {r}", p.id)))),
+        set(&mut src
+            .principals
+            .iter()
+            .flat_map(|p| p.groups.iter().map(move |g| format!("{} {g}", p.id)))),
+        set(&mut src
+            .roles
+            .iter()
+            .map(|r| format!("{} {} {:?} {:?}", r.id, r.name, r.tenant, r.parent))),
+        set(&mut src
+            .roles
+            .iter()
+            .flat_map(|r| r.permissions.iter().map(move |p| format!("{} {p}", r.id)))),
+        set(&mut src.groups.iter().flat_map(|g| {
+            g.roles
+                .iter()
+                .map(move |r| format!("{} {} {r}", g.id, g.tenant))
+        })),
+        set(&mut src
+            .permissions
+            .iter()
+            .map(|p| format!("{} {} {}", p.id, p.resource_type, p.resource))),
+        set(&mut src.revoked_tokens.iter().map(|r| r.jti.clone())),
+        set(&mut src
+            .field_definitions
+            .iter()
+            .map(|f| format!("{} {} {:?}", f.entity, f.field, f.tenant))),
+    ]
+}
+
+/// [`facts_of`] read straight from the tables with SQL of its own.
+async fn facts_in_tables(tx: &mut sentinel_admin::db::Tx) -> Facts {
+    let queries = [
+        "SELECT id || ' ' || code || ' ' || status FROM sentinel.tenants",
+        "SELECT id || ' ' || tenant_id || ' ' || is_service_account || ' ' || is_locked FROM sentinel.users",
+        "SELECT user_id || ' ' || role_id FROM sentinel.user_roles WHERE is_active
+            AND coalesce(valid_from <= now(), true) AND coalesce(valid_until > now(), true)",
+        "SELECT user_id || ' ' || group_id FROM sentinel.user_groups",
+        "SELECT id || ' ' || name || ' Some(' || tenant_id || ') '
+                || coalesce('Some(\"' || parent_role_id || '\")', 'None') FROM sentinel.roles",
+        "SELECT rp.role_id || ' ' || rp.permission_id FROM sentinel.role_permissions rp
+           JOIN sentinel.permissions p ON p.id = rp.permission_id WHERE p.is_active",
+        "SELECT group_id || ' ' || tenant_id || ' ' || role_id FROM sentinel.group_roles",
+        "SELECT id || ' ' || resource_type || ' ' || resource_pattern FROM sentinel.permissions WHERE is_active",
+        "SELECT jti FROM sentinel.token_blacklist WHERE expires_at > now()",
+        "SELECT entity_type || ' ' || field_name || ' ' || coalesce('Some(' || tenant_id || ')', 'None')
+           FROM sentinel.field_definitions WHERE is_active",
+    ];
+    let mut out = Vec::new();
+    for q in queries {
+        let rows: Vec<String> = sqlx::query_scalar(q).fetch_all(&mut **tx).await.unwrap();
+        out.push(rows.into_iter().collect());
+    }
+    out
 }
 
 /// The whole policy a bundle with every part holds (verified, compiled).

@@ -263,6 +263,9 @@ async fn another_tenants_ids_answer_as_missing_ones() {
     let intruder = t.admin("TEST-002").await;
     let own_user = first(&t, &intruder, "/api/v1/users?email=pia@").await;
     let own_role = first(&t, &intruder, "/api/v1/roles?name=auditor").await;
+    let victim_url = format!("/api/v1/users/{}", theirs.user);
+    let (s, victim_before) = t.get(&victim_url, &t.admin("TEST-001").await).await;
+    assert_eq!(s, StatusCode::OK);
     let foreign = calls(&theirs, &own_user, &own_role);
     let absent = calls(&nowhere, &own_user, &own_role);
     assert!(foreign.len() >= 55);
@@ -317,6 +320,25 @@ async fn another_tenants_ids_answer_as_missing_ones() {
         .get(&format!("/api/v1/users/{}/permissions", theirs.user), &a)
         .await;
     assert_eq!(s, StatusCode::OK);
+    // The victim of the calls above (lock, delete, passwords, roles) is as
+    // before: same account state and roles, and still logs in.
+    let (_, victim) = t.get(&victim_url, &a).await;
+    for key in [
+        "is_active",
+        "is_locked",
+        "locked_until",
+        "roles",
+        "groups",
+        "email",
+        "name",
+    ] {
+        assert_eq!(
+            victim[key], victim_before[key],
+            "victim's `{key}` changed: {victim}"
+        );
+    }
+    assert_eq!(victim["is_locked"], false);
+    t.login(VICTOR, DEMO_PASSWORD, "TEST-001").await;
 }
 
 #[tokio::test]
@@ -404,4 +426,32 @@ async fn platform_admin_acts_on_a_tenant_with_x_tenant_id() {
         )
         .await;
     assert_error(s, &v, StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_ERROR");
+    // A sub-tenant's admin may not act on its parent: it answers as a
+    // tenant that does not exist, for reads and writes alike.
+    let sara = t.admin("TEST-001-SUB").await;
+    let (s, v) = t.get("/api/v1/users", &sara).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let parent = [("x-tenant-id", "11111111-1111-1111-1111-111111111111")];
+    let random = uuid::Uuid::new_v4().to_string();
+    let nowhere = [("x-tenant-id", random.as_str())];
+    for (m, p, b) in [
+        ("GET", "/api/v1/users", None),
+        ("POST", "/api/v1/roles", Some(json!({"name": "from-below"}))),
+        (
+            "POST",
+            "/api/v1/users/bulk",
+            Some(json!({"action": "lock", "user_ids": ["aaaaaaaa-0000-4000-8000-000000000001"]})),
+        ),
+    ] {
+        let (s1, v1) = t.request(m, p, Some(&sara), b.clone(), &parent).await;
+        let (s2, v2) = t.request(m, p, Some(&sara), b, &nowhere).await;
+        assert!(!s1.is_success(), "{m} {p} on the parent: {v1}");
+        assert_eq!(
+            (s1, &v1["error"]["code"]),
+            (s2, &v2["error"]["code"]),
+            "{m} {p}"
+        );
+    }
+    let (_, alice) = t.get("/api/v1/users?email=alice@", &a1).await;
+    assert_eq!(alice["items"][0]["is_locked"], false);
 }

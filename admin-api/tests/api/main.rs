@@ -13,6 +13,7 @@ mod console;
 mod deltas;
 mod demo_seed;
 mod isolation;
+mod openapi;
 mod permissions;
 mod rbac;
 mod readme;
