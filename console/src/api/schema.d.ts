@@ -78,6 +78,15 @@ export type paths = {
                         "application/json": components["schemas"]["TokenPair"];
                     };
                 };
+                /** @description AUTH_INVALID, TOKEN_EXPIRED, TOKEN_REVOKED: the credentials presented are not valid */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
                 /** @description VALIDATION_ERROR, with per-field details */
                 422: {
                     headers: {
@@ -390,6 +399,15 @@ export type paths = {
                         "application/json": components["schemas"]["TokenPair"];
                     };
                 };
+                /** @description AUTH_INVALID, TOKEN_EXPIRED, TOKEN_REVOKED: the credentials presented are not valid */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
                 /** @description VALIDATION_ERROR, with per-field details */
                 422: {
                     headers: {
@@ -437,6 +455,15 @@ export type paths = {
                     };
                     content: {
                         "application/json": components["schemas"]["TokenPair"];
+                    };
+                };
+                /** @description AUTH_INVALID, TOKEN_EXPIRED, TOKEN_REVOKED: the credentials presented are not valid */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
                 /** @description VALIDATION_ERROR, with per-field details */
@@ -498,6 +525,51 @@ export type paths = {
                     };
                     content: {
                         "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description VALIDATION_ERROR, with per-field details */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/docs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** This document, browsable (ReDoc) */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description ok */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "text/html": string;
                     };
                 };
                 /** @description VALIDATION_ERROR, with per-field details */
@@ -1222,12 +1294,14 @@ export type paths = {
                 };
             };
             responses: {
-                /** @description done */
-                204: {
+                /** @description ok */
+                200: {
                     headers: {
                         [name: string]: unknown;
                     };
-                    content?: never;
+                    content: {
+                        "application/json": Record<string, never>;
+                    };
                 };
                 /** @description AUTH_REQUIRED, AUTH_INVALID, TOKEN_EXPIRED, TOKEN_REVOKED */
                 401: {
@@ -1429,12 +1503,14 @@ export type paths = {
                 };
             };
             responses: {
-                /** @description done */
-                204: {
+                /** @description ok */
+                200: {
                     headers: {
                         [name: string]: unknown;
                     };
-                    content?: never;
+                    content: {
+                        "application/json": Record<string, never>;
+                    };
                 };
                 /** @description AUTH_REQUIRED, AUTH_INVALID, TOKEN_EXPIRED, TOKEN_REVOKED */
                 401: {
@@ -1886,7 +1962,9 @@ export type paths = {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": components["schemas"]["NavItem"];
+                        "application/json": {
+                            items: components["schemas"]["MenuEntry"][];
+                        };
                     };
                 };
                 /** @description AUTH_REQUIRED, AUTH_INVALID, TOKEN_EXPIRED, TOKEN_REVOKED */
@@ -2298,7 +2376,7 @@ export type paths = {
                 path?: never;
                 cookie?: never;
             };
-            requestBody?: {
+            requestBody: {
                 content: {
                     "application/json": components["schemas"]["CheckRequest"];
                 };
@@ -2324,6 +2402,15 @@ export type paths = {
                 };
                 /** @description PERMISSION_DENIED, ACCOUNT_LOCKED, TENANT_SUSPENDED */
                 403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description RESOURCE_NOT_FOUND: `user_id` names no principal of the tenant */
+                404: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -3067,12 +3154,14 @@ export type paths = {
                 };
             };
             responses: {
-                /** @description done */
-                204: {
+                /** @description ok */
+                200: {
                     headers: {
                         [name: string]: unknown;
                     };
-                    content?: never;
+                    content: {
+                        "application/json": Record<string, never>;
+                    };
                 };
                 /** @description AUTH_REQUIRED, AUTH_INVALID, TOKEN_EXPIRED, TOKEN_REVOKED */
                 401: {
@@ -3348,12 +3437,14 @@ export type paths = {
                 };
             };
             responses: {
-                /** @description done */
-                204: {
+                /** @description ok */
+                200: {
                     headers: {
                         [name: string]: unknown;
                     };
-                    content?: never;
+                    content: {
+                        "application/json": Record<string, never>;
+                    };
                 };
                 /** @description AUTH_REQUIRED, AUTH_INVALID, TOKEN_EXPIRED, TOKEN_REVOKED */
                 401: {
@@ -3801,7 +3892,7 @@ export type paths = {
                 };
                 cookie?: never;
             };
-            requestBody: {
+            requestBody?: {
                 content: {
                     "application/json": components["schemas"]["Rotate"];
                 };
@@ -4002,7 +4093,7 @@ export type paths = {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": Record<string, never>;
+                        "application/json": string;
                     };
                 };
                 /** @description AUTH_REQUIRED, AUTH_INVALID, TOKEN_EXPIRED, TOKEN_REVOKED */
@@ -4599,8 +4690,8 @@ export type paths = {
                 };
             };
             responses: {
-                /** @description ok */
-                200: {
+                /** @description created */
+                201: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -5582,12 +5673,14 @@ export type paths = {
                 };
             };
             responses: {
-                /** @description done */
-                204: {
+                /** @description ok */
+                200: {
                     headers: {
                         [name: string]: unknown;
                     };
-                    content?: never;
+                    content: {
+                        "application/json": Record<string, never>;
+                    };
                 };
                 /** @description AUTH_REQUIRED, AUTH_INVALID, TOKEN_EXPIRED, TOKEN_REVOKED */
                 401: {
@@ -5659,6 +5752,15 @@ export type paths = {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
+                /** @description the database is unreachable */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
             };
         };
         put?: never;
@@ -5692,7 +5794,7 @@ export type paths = {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": Record<string, never>;
+                        "text/plain; version=0.0.4": string;
                     };
                 };
                 /** @description VALIDATION_ERROR, with per-field details */
@@ -5940,6 +6042,15 @@ export type components = {
             /** @description Also revoke every refresh token of the caller. */
             all_sessions?: boolean;
             refresh_token?: string | null;
+        };
+        /** @description A menu item the caller may open, with the ones below it */
+        MenuEntry: {
+            children: components["schemas"]["MenuEntry"][];
+            icon: string | null;
+            /** Format: uuid */
+            id: string;
+            label: string;
+            path: string;
         };
         NavItem: {
             action?: string | null;
