@@ -17,9 +17,15 @@
 //! (lengths log-uniform between `--min-piece` and `--max-piece` events, like
 //! the challenge's short test sessions); each piece is replayed as a new
 //! session under its owner's account (genuine) and under the accounts of
-//! `--impostor-accounts` other users (impostor). A piece's score is the last
-//! answer's `score`. Printed: global session AUC, EER, FRR and FAR at the
-//! shipped thresholds, per length bucket too.
+//! `--impostor-accounts` other users (impostor), in batches as the collector
+//! sends them (`--batch` events or `--flush-ms` of page time, whichever comes
+//! first). A piece's score is the last answer's `score`. Printed: global
+//! session AUC, EER, FRR and FAR at the shipped thresholds, per length bucket
+//! too; the mouse use and events to each replay's first score, the replays
+//! that had 20 s of mouse use and no score by then, and AUC and EER of the
+//! first scores (the figures at the minimum data a score needs).
+//! `--background N` changes how many actions each profile lends to the
+//! others' fits; `--set key=value` any `BiometricsConfig` setting.
 //!
 //! All traffic goes through the [`Replay`] trait: `InProcess` calls the
 //! library; an `--endpoint URL` mode will post the same batches to
@@ -52,6 +58,8 @@ struct InProcess {
     sessions: HashMap<(String, String), SessionState>,
     clock_ms: u64,
     fit_ms: Vec<f64>,
+    /// Actions each profile lends to other users' fits.
+    background: usize,
 }
 
 impl InProcess {
@@ -62,6 +70,7 @@ impl InProcess {
             sessions: HashMap::new(),
             clock_ms: 0,
             fit_ms: Vec::new(),
+            background: biometrics::profile::BACKGROUND_ACTIONS,
         }
     }
 
@@ -70,7 +79,7 @@ impl InProcess {
             .profiles
             .iter()
             .filter(|(u, p)| u.as_str() != user && p.phase != biometrics::Phase::Enrolling)
-            .map(|(_, p)| p.background_part())
+            .map(|(_, p)| p.background_part_of(self.background))
             .collect();
         let cfg = self.cfg.clone();
         if let Some(p) = self.profiles.get_mut(user) {
@@ -175,49 +184,80 @@ fn load_session(path: &Path) -> Vec<MouseEvent> {
     out
 }
 
-/// Replays `events` as one session in batches; returns the last answer and
-/// the session time (ms) of the first batch that answered a score.
+/// What replaying one piece gave.
+struct Replayed {
+    /// The last answer.
+    last: Option<Answer>,
+    /// When the first score came: mouse-use time (ms), events sent, and that score.
+    first: Option<(f64, usize, f64)>,
+    /// Mouse-use time of the whole piece (ms).
+    active_ms: f64,
+}
+
+/// Mouse-use time: gaps between events longer than a pause (1.5 s) count as
+/// 1.5 s, so time away from the mouse is not counted.
+const USE_GAP_MS: f64 = 1_500.0;
+
+/// Replays `events` as one session in batches, as the collector sends them:
+/// a batch goes when it holds `batch` events or when `flush_ms` of page time
+/// have passed since its first event.
 fn replay(
     r: &mut dyn Replay,
     user: &str,
     session_id: &str,
     events: &[MouseEvent],
     batch: usize,
-) -> (Option<Answer>, Option<f64>) {
+    flush_ms: f64,
+) -> Replayed {
     let t0 = events.first().map_or(0.0, |e| e.t);
-    let mut last = None;
-    let mut first_score = None;
-    // Mouse-use time: gaps longer than a pause (1.5 s) count as 1.5 s.
-    let mut active = 0.0;
+    let mut out = Replayed {
+        last: None,
+        first: None,
+        active_ms: 0.0,
+    };
     let mut prev_t = t0;
-    for (seq, chunk) in events.chunks(batch).enumerate() {
+    let mut sent = 0usize;
+    let mut seq = 0u64;
+    let mut at = 0usize;
+    while at < events.len() {
+        let start_t = events[at].t;
+        let mut end = at;
+        while end < events.len() && end - at < batch && events[end].t - start_t < flush_ms {
+            end += 1;
+        }
+        let chunk = &events[at..end];
+        at = end;
         let b = Batch {
             session_id: session_id.to_string(),
-            seq: Some(seq as u64),
+            seq: Some(seq),
             mouse: chunk
                 .iter()
                 .map(|e| MouseEvent { t: e.t - t0, ..*e })
                 .collect(),
             keys: Vec::new(),
         };
+        seq += 1;
         for e in chunk {
-            active += (e.t - prev_t).clamp(0.0, 1500.0);
+            out.active_ms += (e.t - prev_t).clamp(0.0, USE_GAP_MS);
             prev_t = e.t;
         }
+        sent += chunk.len();
         match r.post(user, &b) {
             Ok(a) => {
-                if first_score.is_none() && a.score.is_some() {
-                    first_score = Some(active);
+                if out.first.is_none() {
+                    if let Some(s) = a.score {
+                        out.first = Some((out.active_ms, sent, s));
+                    }
                 }
-                last = Some(a);
+                out.last = Some(a);
             }
             Err(e) => {
                 eprintln!("{user}/{session_id}: {e}");
-                return (last, first_score);
+                return out;
             }
         }
     }
-    (last, first_score)
+    out
 }
 
 /// Area under the ROC curve (impostor = positive), ties counted half.
@@ -285,6 +325,10 @@ struct Args {
     min_piece: usize,
     max_piece: usize,
     batch: usize,
+    /// Actions each profile lends to other users' fits.
+    background: usize,
+    /// A test batch goes after this much page time (ms), as the collector sends.
+    flush_ms: f64,
     impostor_accounts: usize,
     endpoint: Option<String>,
     /// `--set key=value`: BiometricsConfig overrides.
@@ -298,6 +342,8 @@ fn args() -> Args {
         min_piece: 300,
         max_piece: 3000,
         batch: 200,
+        flush_ms: 2_000.0,
+        background: biometrics::profile::BACKGROUND_ACTIONS,
         impostor_accounts: 3,
         endpoint: None,
         set: serde_json::Map::new(),
@@ -313,6 +359,8 @@ fn args() -> Args {
             "--min-piece" => a.min_piece = num(&v).max(1),
             "--max-piece" => a.max_piece = num(&v).max(1),
             "--batch" => a.batch = num(&v).clamp(1, 1000),
+            "--background" => a.background = num(&v).max(1),
+            "--flush-ms" => a.flush_ms = (num(&v) as f64).max(1.0),
             "--impostor-accounts" => a.impostor_accounts = num(&v),
             "--endpoint" => a.endpoint = Some(v),
             "--set" => {
@@ -390,13 +438,21 @@ fn main() {
         users.push((name, loaded));
     }
     let mut r = InProcess::new(cfg.clone());
+    r.background = a.background;
     let t0 = Instant::now();
 
     // Enrolment: every session but the held-out ones, each one page session.
     for (u, sessions) in &users {
         let n_enrol = sessions.len().saturating_sub(a.holdout);
         for (sid, ev) in &sessions[..n_enrol] {
-            replay(&mut r, u, &format!("enrol-{sid}"), ev, a.batch.max(1000));
+            replay(
+                &mut r,
+                u,
+                &format!("enrol-{sid}"),
+                ev,
+                a.batch.max(1000),
+                f64::INFINITY,
+            );
         }
     }
     r.settle();
@@ -436,7 +492,11 @@ fn main() {
     let mut genuine: Vec<(f64, usize)> = Vec::new();
     let mut impostor: Vec<(f64, usize)> = Vec::new();
     let mut unscored = 0usize;
-    let mut time_to_score: Vec<f64> = Vec::new();
+    // Every replay: mouse-use ms and events to the first score (if any), and
+    // the piece's mouse-use ms; the first score, for figures at the minimum.
+    let mut firsts: Vec<(Option<(f64, usize)>, f64)> = Vec::new();
+    let mut first_genuine: Vec<f64> = Vec::new();
+    let mut first_impostor: Vec<f64> = Vec::new();
     let mut raw: Vec<(f64, bool)> = Vec::new();
     let n_users = users.len();
     for (pi, (owner, ev)) in pieces.iter().enumerate() {
@@ -450,14 +510,19 @@ fn main() {
         for (acc, own) in accounts {
             let user = &users[acc].0;
             let sid = format!("test-{pi}-{acc}");
-            let (ans, first) = replay(&mut r, user, &sid, ev, a.batch);
+            let rep = replay(&mut r, user, &sid, ev, a.batch, a.flush_ms);
             if let Some(x) = r.raw_evidence(user, &sid) {
                 raw.push((x, own));
             }
-            if own {
-                time_to_score.extend(first);
+            firsts.push((rep.first.map(|(ms, n, _)| (ms, n)), rep.active_ms));
+            if let Some((_, _, s)) = rep.first {
+                if own {
+                    first_genuine.push(s);
+                } else {
+                    first_impostor.push(s);
+                }
             }
-            match ans.and_then(|a| a.score) {
+            match rep.last.and_then(|a| a.score) {
                 Some(s) => {
                     if own {
                         genuine.push((s, ev.len()));
@@ -482,17 +547,46 @@ fn main() {
         r.fit_ms.len(),
         r.fit_ms.iter().sum::<f64>() / r.fit_ms.len().max(1) as f64
     );
-    time_to_score.sort_by(|a, b| a.total_cmp(b));
-    let pct = |q: f64| {
-        time_to_score
-            .get(((time_to_score.len() as f64 - 1.0) * q).round() as usize)
-            .map_or(f64::NAN, |ms| ms / 1000.0)
+    let mut ms: Vec<f64> = firsts.iter().filter_map(|f| f.0.map(|x| x.0)).collect();
+    let mut evs: Vec<f64> = firsts
+        .iter()
+        .filter_map(|f| f.0.map(|x| x.1 as f64))
+        .collect();
+    let pct = |v: &mut Vec<f64>, q: f64| {
+        v.sort_by(|a, b| a.total_cmp(b));
+        v.get(((v.len() as f64 - 1.0) * q).round() as usize)
+            .copied()
+            .unwrap_or(f64::NAN)
     };
     println!(
-        "mouse-use time (pauses over 1.5 s counted as 1.5 s) to the first score, batches of {}: median {:.1} s, 90th percentile {:.1} s",
+        "first score (every replay; mouse-use time, gaps over 1.5 s counted as 1.5 s; batches of {} events or {} ms): median {:.1} s, 90th percentile {:.1} s, 95th {:.1} s, max {:.1} s; events median {:.0}, 90th percentile {:.0}",
         a.batch,
-        pct(0.5),
-        pct(0.9)
+        a.flush_ms,
+        pct(&mut ms, 0.5) / 1e3,
+        pct(&mut ms, 0.9) / 1e3,
+        pct(&mut ms, 0.95) / 1e3,
+        pct(&mut ms, 1.0) / 1e3,
+        pct(&mut evs, 0.5),
+        pct(&mut evs, 0.9)
+    );
+    let long: Vec<_> = firsts.iter().filter(|f| f.1 >= 20_000.0).collect();
+    let late = long
+        .iter()
+        .filter(|f| f.0.is_none_or(|(ms, _)| ms > 20_000.0))
+        .count();
+    println!(
+        "replays with at least 20 s of mouse use: {}, of which {} had no score within 20 s",
+        long.len(),
+        late
+    );
+    println!(
+        "at the first score: {} genuine, {} impostor; AUC {:.4}, EER {:.4}, FRR(failed) {:.4}, FRR(not ok) {:.4}",
+        first_genuine.len(),
+        first_impostor.len(),
+        auc(&first_genuine, &first_impostor),
+        eer(&first_genuine, &first_impostor),
+        rate(&first_genuine, |s| s >= cfg.failed_at),
+        rate(&first_genuine, |s| s >= cfg.ok_below)
     );
     println!("global session AUC {:.4}", auc(&g, &i));
     println!("EER {:.4}", eer(&g, &i));

@@ -557,3 +557,96 @@ fn keystrokes_score_and_tell_typists_apart() {
     );
     assert!(own < 0.3 && other > 0.7, "own {own}, other {other}");
 }
+
+fn scroll(t: f64) -> MouseEvent {
+    MouseEvent {
+        t,
+        x: 500,
+        y: 400,
+        button: Button::Scroll,
+        state: MouseState::Down,
+    }
+}
+
+#[test]
+fn a_session_with_few_actions_is_scored_after_the_documented_mouse_use() {
+    let cfg = BiometricsConfig::default();
+    let mut profiles = enrolled(&cfg, 2);
+    // One gesture (one action, fewer than `min_mouse_actions`), then scrolling:
+    // mouse use goes on, no further action finishes.
+    let mut ev = gestures(style(0), 77, 1, 0.0);
+    let end = ev.last().map_or(0.0, |e| e.t);
+    let first_use: Vec<MouseEvent> = (1..=20).map(|i| scroll(end + 500.0 * i as f64)).collect();
+    ev.extend(first_use);
+    let (mut s, outs) = session(&cfg, &mut profiles[0], "few", &ev);
+    assert_eq!(s.actions, 1);
+    assert!(s.mouse_use_ms < cfg.mouse_use_for_score_ms);
+    assert_eq!(
+        outs.last().map(|o| o.answer.status),
+        Some(Status::Collecting)
+    );
+    // More use, still no second action: past the bound, the one action scores.
+    let more: Vec<MouseEvent> = (21..=40).map(|i| scroll(end + 500.0 * i as f64)).collect();
+    let body = serde_json::to_value(Batch {
+        session_id: "few".into(),
+        seq: Some(99),
+        mouse: more,
+        keys: Vec::new(),
+    })
+    .expect("serializes");
+    let b = validate(&body, &s.clock).expect("valid");
+    let out = accept(&cfg, &mut profiles[0], &mut s, &b, 5_000);
+    assert_eq!(s.actions, 1);
+    assert!(
+        s.mouse_use_ms >= cfg.mouse_use_for_score_ms,
+        "{}",
+        s.mouse_use_ms
+    );
+    assert!(out.answer.score.is_some(), "{:?}", out.answer);
+}
+
+#[test]
+fn mouse_use_does_not_count_time_away_from_the_mouse() {
+    let cfg = BiometricsConfig::default();
+    let mut s = SessionState::default();
+    let b = Batch {
+        session_id: "idle".into(),
+        seq: None,
+        // 1 s of use, an hour away, 1 s of use.
+        mouse: vec![
+            scroll(0.0),
+            scroll(1_000.0),
+            scroll(3_601_000.0),
+            scroll(3_602_000.0),
+        ],
+        keys: Vec::new(),
+    };
+    s.absorb(&cfg, &b, 0);
+    assert_eq!(s.mouse_use_ms, 2_000.0 + cfg.action_pause_ms);
+}
+
+#[test]
+fn a_steady_move_without_pauses_still_finishes_actions() {
+    // 35 s of circling, a point every 100 ms: no pause, no click.
+    let events: Vec<MouseEvent> = (0..350)
+        .map(|i| {
+            let a = i as f64 / 20.0;
+            MouseEvent {
+                t: 100.0 * i as f64,
+                x: (800.0 + 300.0 * a.cos()).round() as i32,
+                y: (500.0 + 300.0 * a.sin()).round() as i32,
+                button: Button::None,
+                state: MouseState::Move,
+            }
+        })
+        .collect();
+    let mut tracker = MouseTracker::default();
+    let mut out = Vec::new();
+    tracker.absorb(&events, &mut out);
+    let expected = (35_000.0 / sentinel_risk::biometrics::mouse::MAX_MOVE_MS) as usize;
+    assert_eq!(
+        out.len(),
+        expected,
+        "one action per MAX_MOVE_MS of steady moving"
+    );
+}

@@ -9,6 +9,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use std::fmt;
 
 /// At most this many events of each kind per batch (SPEC).
 pub const MAX_EVENTS: usize = 1_000;
@@ -238,7 +239,7 @@ fn events<T>(
     obj: &Map<String, Value>,
     name: &str,
     problems: &mut Problems,
-    one: fn(&Value, &str, &mut Problems) -> Option<T>,
+    one: fn(&Value, At<'_>, &mut Problems) -> Option<T>,
 ) -> Vec<T> {
     match obj.get(name) {
         None | Some(Value::Null) => Vec::new(),
@@ -252,7 +253,14 @@ fn events<T>(
             }
             let mut out = Vec::with_capacity(items.len());
             for (i, item) in items.iter().enumerate() {
-                if let Some(e) = one(item, &format!("{name}[{i}]"), problems) {
+                if let Some(e) = one(
+                    item,
+                    At {
+                        array: name,
+                        index: i,
+                    },
+                    problems,
+                ) {
                     out.push(e);
                 }
             }
@@ -265,14 +273,28 @@ fn events<T>(
     }
 }
 
+/// Where an event sits (`mouse[3]`): formatted only when a problem is
+/// reported, so a valid batch costs no string building (the endpoint's hot path).
+#[derive(Clone, Copy)]
+struct At<'a> {
+    array: &'a str,
+    index: usize,
+}
+
+impl fmt::Display for At<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}[{}]", self.array, self.index)
+    }
+}
+
 fn object<'a>(
     v: &'a Value,
-    at: &str,
+    at: At<'_>,
     allowed: &[&str],
     problems: &mut Problems,
 ) -> Option<&'a Map<String, Value>> {
     let Some(obj) = v.as_object() else {
-        problems.push(at, "must be an object");
+        problems.push(at.to_string(), "must be an object");
         return None;
     };
     for key in obj.keys() {
@@ -284,14 +306,17 @@ fn object<'a>(
 }
 
 /// A time in ms: a finite number in `[0, MAX_TIME_MS]`.
-fn time(obj: &Map<String, Value>, at: &str, name: &str, problems: &mut Problems) -> Option<f64> {
-    let at = format!("{at}.{name}");
+fn time(obj: &Map<String, Value>, at: At<'_>, name: &str, problems: &mut Problems) -> Option<f64> {
+    let here = || format!("{at}.{name}");
     match obj.get(name) {
-        None => problems.push(at, "is required"),
+        None => problems.push(here(), "is required"),
         Some(v) => match v.as_f64() {
             Some(t) if t.is_finite() && (0.0..=MAX_TIME_MS).contains(&t) => return Some(t),
-            Some(_) => problems.push(at, format!("must be a time in ms in [0, {MAX_TIME_MS:e}]")),
-            None => problems.push(at, "must be a number"),
+            Some(_) => problems.push(
+                here(),
+                format!("must be a time in ms in [0, {MAX_TIME_MS:e}]"),
+            ),
+            None => problems.push(here(), "must be a number"),
         },
     }
     None
@@ -299,72 +324,104 @@ fn time(obj: &Map<String, Value>, at: &str, name: &str, problems: &mut Problems)
 
 fn coordinate(
     obj: &Map<String, Value>,
-    at: &str,
+    at: At<'_>,
     name: &str,
     problems: &mut Problems,
 ) -> Option<i32> {
-    let at = format!("{at}.{name}");
+    let here = || format!("{at}.{name}");
     let bound = f64::from(MAX_COORD);
     match obj.get(name) {
-        None => problems.push(at, "is required"),
+        None => problems.push(here(), "is required"),
         Some(v) => match v.as_f64() {
             // INVARIANT: the range check comes first, so the cast is exact.
             Some(c) if c.is_finite() && c.fract() == 0.0 && (-bound..=bound).contains(&c) => {
                 return Some(c as i32)
             }
             Some(_) => problems.push(
-                at,
+                here(),
                 format!("must be an integer in [-{MAX_COORD}, {MAX_COORD}]"),
             ),
-            None => problems.push(at, "must be a number"),
+            None => problems.push(here(), "must be a number"),
         },
     }
     None
 }
 
-fn word<T: for<'de> Deserialize<'de>>(
+fn word<T>(
     obj: &Map<String, Value>,
-    at: &str,
+    at: At<'_>,
     name: &str,
     allowed: &str,
+    parse: fn(&str) -> Option<T>,
     problems: &mut Problems,
 ) -> Option<T> {
-    let at = format!("{at}.{name}");
+    let here = || format!("{at}.{name}");
     match obj.get(name) {
-        None => problems.push(at, "is required"),
-        Some(v @ Value::String(_)) => match T::deserialize(v) {
-            Ok(w) => return Some(w),
-            Err(_) => problems.push(at, format!("must be one of {allowed}")),
+        None => problems.push(here(), "is required"),
+        Some(Value::String(s)) => match parse(s) {
+            Some(w) => return Some(w),
+            None => problems.push(here(), format!("must be one of {allowed}")),
         },
-        Some(_) => problems.push(at, format!("must be one of {allowed}")),
+        Some(_) => problems.push(here(), format!("must be one of {allowed}")),
     }
     None
 }
 
-fn id(obj: &Map<String, Value>, at: &str, name: &str, problems: &mut Problems) -> Option<String> {
-    let at = format!("{at}.{name}");
+fn button(s: &str) -> Option<Button> {
+    Some(match s {
+        "none" => Button::None,
+        "left" => Button::Left,
+        "right" => Button::Right,
+        "middle" => Button::Middle,
+        "scroll" => Button::Scroll,
+        _ => return None,
+    })
+}
+
+fn mouse_state(s: &str) -> Option<MouseState> {
+    Some(match s {
+        "move" => MouseState::Move,
+        "drag" => MouseState::Drag,
+        "pressed" => MouseState::Pressed,
+        "released" => MouseState::Released,
+        "up" => MouseState::Up,
+        "down" => MouseState::Down,
+        _ => return None,
+    })
+}
+
+fn id(obj: &Map<String, Value>, at: At<'_>, name: &str, problems: &mut Problems) -> Option<String> {
+    let here = || format!("{at}.{name}");
     match obj.get(name) {
         Some(Value::String(s)) if is_opaque_id(s) => return Some(s.clone()),
         Some(_) => problems.push(
-            at,
+            here(),
             "must be an opaque id of 1 to 64 visible ASCII characters",
         ),
-        None => problems.push(at, "is required"),
+        None => problems.push(here(), "is required"),
     }
     None
 }
 
-fn mouse_event(v: &Value, at: &str, problems: &mut Problems) -> Option<MouseEvent> {
+fn mouse_event(v: &Value, at: At<'_>, problems: &mut Problems) -> Option<MouseEvent> {
     let obj = object(v, at, &["t", "x", "y", "button", "state"], problems)?;
     let t = time(obj, at, "t", problems);
     let x = coordinate(obj, at, "x", problems);
     let y = coordinate(obj, at, "y", problems);
-    let button: Option<Button> = word(obj, at, "button", "none|left|right|middle|scroll", problems);
-    let state: Option<MouseState> = word(
+    let button = word(
+        obj,
+        at,
+        "button",
+        "none|left|right|middle|scroll",
+        button,
+        problems,
+    );
+    let state = word(
         obj,
         at,
         "state",
         "move|drag|pressed|released|up|down",
+        mouse_state,
         problems,
     );
     if let (Some(b), Some(s)) = (button, state) {
@@ -386,7 +443,7 @@ fn mouse_event(v: &Value, at: &str, problems: &mut Problems) -> Option<MouseEven
     })
 }
 
-fn key_event(v: &Value, at: &str, problems: &mut Problems) -> Option<KeyEvent> {
+fn key_event(v: &Value, at: At<'_>, problems: &mut Problems) -> Option<KeyEvent> {
     let obj = object(v, at, &["field", "key", "down", "up"], problems)?;
     let field = id(obj, at, "field", problems);
     let key = id(obj, at, "key", problems);

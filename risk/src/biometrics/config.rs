@@ -33,6 +33,14 @@ pub struct BiometricsConfig {
     pub action_pause_ms: f64,
     /// Finished mouse actions a session needs before it has a mouse score.
     pub min_mouse_actions: u32,
+    /// Mouse-use time (ms, see `SessionState::mouse_use_ms`) after which a
+    /// session with at least one finished action has a mouse score, however
+    /// few actions it has: the bound on the wait for a first score.
+    pub mouse_use_for_score_ms: f64,
+    /// Shrinks a session's mean action value toward 0 ("no evidence") as if
+    /// this many neutral actions had been seen: early scores of short
+    /// sessions stay near the middle instead of swinging.
+    pub mouse_prior_actions: f64,
     /// Key timing observations (that the profile knows) a session needs
     /// before it has a keystroke score.
     pub min_key_observations: u32,
@@ -62,6 +70,13 @@ pub struct BiometricsConfig {
     /// What the `raw` mouse map subtracts from the mean log-odds: larger
     /// values lower every mouse score (fewer false rejects, more accepts).
     pub mouse_raw_offset: f64,
+    /// What the `raw` mouse map divides by after the offset: larger values
+    /// widen the `suspicious` band (owner and impostor scores both move
+    /// toward the middle).
+    pub mouse_raw_scale: f64,
+    /// Subtract each user's class-ratio log-odds (`MouseModel::prior_log_odds`)
+    /// from the mouse evidence before the map.
+    pub mouse_prior_correction: bool,
     /// What the `raw` keystroke map subtracts from the mean deviation.
     pub key_raw_offset: f64,
     /// Trees of each user's mouse forest (more: steadier scores, larger profile).
@@ -81,7 +96,9 @@ impl Default for BiometricsConfig {
             sample_mouse_actions: 60,
             sample_key_observations: 150,
             action_pause_ms: 1_500.0,
-            min_mouse_actions: 5,
+            min_mouse_actions: 3,
+            mouse_use_for_score_ms: 15_000.0,
+            mouse_prior_actions: 0.0,
             min_key_observations: 30,
             ok_below: 0.3,
             failed_at: 0.7,
@@ -93,8 +110,10 @@ impl Default for BiometricsConfig {
             mouse_score_map: ScoreMap::Raw,
             key_score_map: ScoreMap::Centred,
             steepness: 2.5,
-            mouse_raw_offset: 0.4,
+            mouse_raw_offset: 0.8,
             key_raw_offset: 1.5,
+            mouse_raw_scale: 1.0,
+            mouse_prior_correction: true,
             forest_trees: 40,
             forest_max_depth: 12,
             forest_min_leaf: 8,
@@ -152,9 +171,26 @@ impl BiometricsConfig {
                 out.push((name, format!("must be in [-10, 10], got {v}")));
             }
         }
+        // Also keeps the `raw` map's divisor away from 0.
+        if !(self.mouse_raw_scale.is_finite() && (0.1..=10.0).contains(&self.mouse_raw_scale)) {
+            out.push(("mouse_raw_scale", "must be in [0.1, 10]".to_string()));
+        }
         if !(self.action_pause_ms.is_finite() && (100.0..=60_000.0).contains(&self.action_pause_ms))
         {
             out.push(("action_pause_ms", "must be in [100, 60000]".to_string()));
+        }
+        if !(self.mouse_use_for_score_ms.is_finite()
+            && (1_000.0..=3_600_000.0).contains(&self.mouse_use_for_score_ms))
+        {
+            out.push((
+                "mouse_use_for_score_ms",
+                "must be in [1000, 3600000]".to_string(),
+            ));
+        }
+        if !(self.mouse_prior_actions.is_finite()
+            && (0.0..=1_000.0).contains(&self.mouse_prior_actions))
+        {
+            out.push(("mouse_prior_actions", "must be in [0, 1000]".to_string()));
         }
         if self.forest_trees > 500 || self.forest_max_depth > 64 {
             out.push(("forest_trees", "at most 500 trees of depth 64".to_string()));

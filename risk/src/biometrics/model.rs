@@ -180,11 +180,17 @@ fn half(rows: &[(u32, ActionFeatures)], h: u32) -> Vec<&ActionFeatures> {
 pub struct MouseModel {
     forest: Forest,
     pub calibration: Calibration,
+    /// `ln(other actions / owner actions)` of the fit: the log-odds the
+    /// forest leans to before any evidence, from its class sizes.
+    #[serde(default)]
+    pub prior_log_odds: f32,
 }
 
 impl PartialEq for MouseModel {
     fn eq(&self, other: &Self) -> bool {
-        self.forest == other.forest && self.calibration == other.calibration
+        self.forest == other.forest
+            && self.calibration == other.calibration
+            && self.prior_log_odds == other.prior_log_odds
     }
 }
 
@@ -224,6 +230,7 @@ impl MouseModel {
         Ok(MouseModel {
             forest,
             calibration,
+            prior_log_odds: (other.len() as f64 / owner.len() as f64).ln() as f32,
         })
     }
 

@@ -97,6 +97,10 @@ pub const MAX_POINTS: usize = 512;
 /// A gap this long (ms) between two moves ends a move action (the default
 /// of `BiometricsConfig::action_pause_ms`).
 pub const ACTION_PAUSE_MS: f64 = 1_500.0;
+/// A move that has gone on this long (ms) without a pause or a click is
+/// closed as an action, so that steady mouse use finishes actions (and so
+/// reaches a first score) in bounded time.
+pub const MAX_MOVE_MS: f64 = 10_000.0;
 /// A gap this long (ms) inside an action counts as a pause.
 pub const INNER_PAUSE_MS: f64 = 100.0;
 /// Shortest move action (distinct points) that is described.
@@ -181,6 +185,10 @@ impl MouseTracker {
                     self.dragged = true;
                 }
                 self.push(p);
+                let long = self
+                    .points
+                    .first()
+                    .is_some_and(|f| p.t - f.t >= MAX_MOVE_MS);
                 if self.points.len() >= MAX_POINTS {
                     if self.press.is_some() {
                         // A drag this long is not a gesture: drop it.
@@ -188,6 +196,8 @@ impl MouseTracker {
                     } else {
                         self.close_move(out);
                     }
+                } else if long && self.press.is_none() {
+                    self.close_move(out);
                 }
             }
             MouseState::Pressed => {

@@ -16,7 +16,7 @@ pub const POOL_KEY_OBS: usize = 6_000;
 /// Enrolment sessions remembered while enrolling.
 const ENROL_SESSIONS: usize = 256;
 /// What a profile lends as background to other users' models.
-pub const BACKGROUND_ACTIONS: usize = 400;
+pub const BACKGROUND_ACTIONS: usize = 800;
 pub const BACKGROUND_KEY_OBS: usize = 1_500;
 /// Ok sessions that make a mouse refit due.
 const REFIT_AFTER_ADAPTATIONS: u32 = 3;
@@ -207,30 +207,47 @@ impl Profile {
             };
         }
         let kind = |ev: &Evidence,
-                    min: u32,
+                    enough: bool,
+                    prior: f64,
                     cal: Option<super::model::Calibration>,
                     map: super::config::ScoreMap,
                     dep: f64,
-                    offset: f64| {
+                    (offset, scale): (f64, f64)| {
             let cal = cal?;
-            let mean = ev.mean()?;
-            (ev.n >= u64::from(min)).then(|| cal.map(map, mean, ev.n, dep, cfg.steepness, offset))
+            ev.mean()?;
+            // The mean, shrunk toward 0 by `prior` neutral items.
+            let mean = ev.sum / (ev.n as f64 + prior);
+            // `raw`: logistic((mean - offset) / scale).
+            enough.then(|| cal.map(map, mean / scale, ev.n, dep, cfg.steepness, offset / scale))
         };
+        let mut mouse = session.mouse_evidence;
+        if cfg.mouse_prior_correction {
+            // Each item less the forest's class-ratio log-odds: the same
+            // "no evidence" point for every user whatever their pool sizes.
+            let prior = self
+                .mouse
+                .as_ref()
+                .map_or(0.0, |m| f64::from(m.prior_log_odds));
+            mouse.sum -= prior * mouse.n as f64;
+        }
         let mouse_score = kind(
-            &session.mouse_evidence,
-            cfg.min_mouse_actions,
+            &mouse,
+            mouse.n >= u64::from(cfg.min_mouse_actions)
+                || (mouse.n >= 1 && session.mouse_use_ms >= cfg.mouse_use_for_score_ms),
+            cfg.mouse_prior_actions,
             self.mouse.as_ref().map(|m| m.calibration),
             cfg.mouse_score_map,
             cfg.mouse_dependence,
-            cfg.mouse_raw_offset,
+            (cfg.mouse_raw_offset, cfg.mouse_raw_scale),
         );
         let keystroke_score = kind(
             &session.key_evidence,
-            cfg.min_key_observations,
+            session.key_evidence.n >= u64::from(cfg.min_key_observations),
+            0.0,
             self.keys.as_ref().and_then(|m| m.calibration),
             cfg.key_score_map,
             cfg.key_dependence,
-            cfg.key_raw_offset,
+            (cfg.key_raw_offset, 1.0),
         );
         let score = combine(
             cfg,
@@ -340,6 +357,11 @@ impl Profile {
 
     /// A bounded sample of this profile's features for other users' fits.
     pub fn background_part(&self) -> BackgroundPart {
+        self.background_part_of(BACKGROUND_ACTIONS)
+    }
+
+    /// [`Profile::background_part`] with another number of actions (evaluation).
+    pub fn background_part_of(&self, actions: usize) -> BackgroundPart {
         let pick = |n: usize, cap: usize| -> Vec<usize> {
             if n <= cap {
                 (0..n).collect()
@@ -348,7 +370,7 @@ impl Profile {
             }
         };
         BackgroundPart {
-            mouse: pick(self.mouse_pool.items.len(), BACKGROUND_ACTIONS)
+            mouse: pick(self.mouse_pool.items.len(), actions)
                 .into_iter()
                 .map(|i| self.mouse_pool.items[i])
                 .collect(),

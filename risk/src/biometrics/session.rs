@@ -154,6 +154,10 @@ pub struct SessionState {
     /// Events accepted so far (SPEC `samples`).
     pub mouse_events: u64,
     pub key_events: u64,
+    /// Mouse-use time so far (ms): the gaps between consecutive mouse
+    /// events, each counted up to `action_pause_ms`, so time away from the
+    /// mouse does not count. Bounds the wait for a first score.
+    pub mouse_use_ms: f64,
     /// Actions and key observations extracted so far.
     pub actions: u64,
     pub key_observations: u64,
@@ -186,6 +190,13 @@ impl SessionState {
     /// features they completed. Scoring is the profile's part.
     pub fn absorb(&mut self, cfg: &BiometricsConfig, batch: &Batch, now_ms: u64) -> Fresh {
         let mut fresh = Fresh::default();
+        let mut prev = self.clock.mouse_t;
+        for e in &batch.mouse {
+            if let Some(p) = prev {
+                self.mouse_use_ms += (e.t - p).clamp(0.0, cfg.action_pause_ms);
+            }
+            prev = Some(e.t);
+        }
         self.mouse
             .absorb_with(&batch.mouse, cfg.action_pause_ms, &mut fresh.actions);
         self.keys.absorb(&batch.keys, &mut fresh.keys);
