@@ -7,12 +7,17 @@
 //! ```
 //!
 //! Criterion's estimates are followed by a per-call latency distribution
-//! (p50, p99, p99.9) over 200,000 calls of each scorer.
+//! (p50, p99, p99.9) over 200,000 calls of each scorer. `onnx` is the
+//! committed model as the gateway runs it (the tree ensemble walked
+//! natively); `onnx_tract_reference_inference_only` is the same model through
+//! tract's plan, the reference the native walk is checked against.
+//! `ANOMALY_BENCH_MODEL=path.onnx` adds another model file (an MLP, say) as
+//! `extra`.
 
 use criterion::{black_box, BatchSize, Criterion};
 use sentinel_risk::anomaly::{
-    observe, settle, AddressState, AnomalyConfig, Method, OnnxModel, Outcome, PrincipalState,
-    RequestFacts, Scorer, Sensitivity, Thresholds, Verdict,
+    observe, settle, AddressState, AnomalyConfig, Features, Method, OnnxModel, Outcome,
+    PrincipalState, RequestFacts, Scorer, Sensitivity, Thresholds, Verdict,
 };
 use std::net::IpAddr;
 use std::time::Instant;
@@ -87,7 +92,54 @@ fn scorers() -> Vec<(&'static str, Scorer)> {
         Ok(model) => all.push(("onnx", Scorer::with_model(model))),
         Err(e) => eprintln!("no model benchmarked ({path}: {e})"),
     }
+    if let Ok(extra) = std::env::var("ANOMALY_BENCH_MODEL") {
+        match std::fs::read(&extra)
+            .map_err(|e| e.to_string())
+            .and_then(|b| OnnxModel::from_bytes(&b).map_err(|e| e.to_string()))
+        {
+            Ok(model) => {
+                eprintln!("extra: {extra} ({})", model.engine().as_str());
+                all.push(("extra", Scorer::with_model(model)));
+            }
+            Err(e) => eprintln!("ANOMALY_BENCH_MODEL {extra}: {e}"),
+        }
+    }
     all
+}
+
+/// The committed model through tract's plan (milliseconds per call, so a
+/// short criterion run and no latency distribution).
+fn tract_reference(c: &mut Criterion, features: Features) {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../models/anomaly/model.onnx");
+    let Ok(model) = std::fs::read(path)
+        .map_err(|e| e.to_string())
+        .and_then(|b| OnnxModel::from_bytes(&b).map_err(|e| e.to_string()))
+    else {
+        return;
+    };
+    let mut group = c.benchmark_group("anomaly_request");
+    group.sample_size(10);
+    group.bench_function("onnx_tract_reference_inference_only", |b| {
+        b.iter(|| black_box(model.raw_tract(&features)))
+    });
+    group.finish();
+}
+
+/// The features of one ordinary request of the bench's principal.
+fn typical_features(scorer: &Scorer) -> Features {
+    let w = world(scorer);
+    let facts = RequestFacts {
+        client: w.clients[0],
+        route: "/vessels/{id}",
+        resource: Some("vessel-1"),
+        method: Method::Read,
+        sensitivity: Sensitivity::Normal,
+        service_account: false,
+        biometric: None,
+        mfa: false,
+        address: Default::default(),
+    };
+    observe(w.principal, &facts, MONDAY + 15 * 86_400, &w.config).1
 }
 
 fn criterion_benches(c: &mut Criterion, scorers: &[(&'static str, Scorer)]) {
@@ -106,21 +158,7 @@ fn criterion_benches(c: &mut Criterion, scorers: &[(&'static str, Scorer)]) {
                 ))
             })
         });
-        let features = {
-            let w = world(scorer);
-            let facts = RequestFacts {
-                client: w.clients[0],
-                route: "/vessels/{id}",
-                resource: Some("vessel-1"),
-                method: Method::Read,
-                sensitivity: Sensitivity::Normal,
-                service_account: false,
-                biometric: None,
-                mfa: false,
-                address: Default::default(),
-            };
-            observe(w.principal, &facts, MONDAY + 15 * 86_400, &w.config).1
-        };
+        let features = typical_features(scorer);
         group.bench_function(format!("{name}_inference_only"), |b| {
             b.iter_batched(
                 || features,
@@ -157,6 +195,7 @@ fn main() {
     let scorers = scorers();
     let mut c = Criterion::default().configure_from_args();
     criterion_benches(&mut c, &scorers);
+    tract_reference(&mut c, typical_features(&Scorer::rules()));
     c.final_summary();
     latency(&scorers);
 }

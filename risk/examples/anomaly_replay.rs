@@ -7,8 +7,12 @@
 //! ```sh
 //! cargo run -p sentinel-risk --example anomaly_replay -- \
 //!     --traffic /tmp/traffic.csv --out /tmp/scores.csv \
-//!     [--model models/anomaly/model.onnx] [--features] [--all]
+//!     [--model models/anomaly/model.onnx] [--features] [--all] [--check-tract N]
 //! ```
+//!
+//! `--check-tract N` recomputes every Nth model-scored request's probability
+//! with tract's plan (the reference; milliseconds per call for a forest) and
+//! fails if the native walk that served it differs by more than 1e-5.
 //!
 //! Rows outside the `train`/`test` split (warm-up, and the other half's
 //! principals) only build baselines; unless `--all`, the rules score them
@@ -21,7 +25,7 @@
 //! does.
 
 use sentinel_risk::anomaly::{
-    observe, record_auth_failure, settle, AddressState, AnomalyConfig, Method, Outcome,
+    observe, record_auth_failure, settle, AddressState, AnomalyConfig, Method, OnnxModel, Outcome,
     PrincipalState, RequestFacts, Scorer, Sensitivity, Thresholds, Verdict, FEATURE_NAMES,
 };
 use std::collections::HashMap;
@@ -36,7 +40,11 @@ struct Args {
     model: Option<String>,
     features: bool,
     all: bool,
+    check_tract: u64,
 }
+
+/// Largest difference allowed between the served probability and tract's.
+const TRACT_TOLERANCE: f32 = 1e-5;
 
 fn args() -> anyhow::Result<Args> {
     let mut a = Args {
@@ -45,6 +53,7 @@ fn args() -> anyhow::Result<Args> {
         model: None,
         features: false,
         all: false,
+        check_tract: 0,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -54,12 +63,13 @@ fn args() -> anyhow::Result<Args> {
             "--model" => a.model = it.next(),
             "--features" => a.features = true,
             "--all" => a.all = true,
+            "--check-tract" => a.check_tract = it.next().unwrap_or_default().parse()?,
             other => anyhow::bail!("unknown argument `{other}`"),
         }
     }
     if a.traffic.is_empty() || a.out.is_empty() {
         anyhow::bail!(
-            "usage: anomaly_replay --traffic FILE --out FILE [--model FILE] [--features] [--all]"
+            "usage: anomaly_replay --traffic FILE --out FILE [--model FILE] [--features] [--all] [--check-tract N]"
         );
     }
     Ok(a)
@@ -76,18 +86,18 @@ fn sensitivity(s: &str) -> Sensitivity {
 
 fn main() -> anyhow::Result<()> {
     let args = args()?;
-    let scorer = match &args.model {
+    let (scorer, reference) = match &args.model {
         Some(path) => {
             let bytes = std::fs::read(path)?;
-            let (scorer, error) = Scorer::load(Some(&bytes));
-            if let Some(e) = error {
-                anyhow::bail!("{path}: {e}");
-            }
-            scorer
+            let model =
+                OnnxModel::from_bytes(&bytes).map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
+            eprintln!("model engine: {}", model.engine().as_str());
+            (Scorer::with_model(model.clone()), Some(model))
         }
-        None => Scorer::rules(),
+        None => (Scorer::rules(), None),
     };
     eprintln!("scorer: {}", scorer.kind().as_str());
+    let (mut checked, mut worst) = (0u64, 0.0f32);
     let rules = Scorer::rules();
     let config = AnomalyConfig::default();
     let thresholds = Thresholds::default();
@@ -149,11 +159,23 @@ fn main() -> anyhow::Result<()> {
         };
         let state = principals.remove(principal).unwrap_or_default();
         let (state, features) = observe(state, &facts, now, &config);
-        let score = if split.is_empty() && !args.all {
-            rules.score(&features)
-        } else {
+        let by_model = !split.is_empty() || args.all;
+        let score = if by_model {
             scorer.score(&features)
+        } else {
+            rules.score(&features)
         };
+        if let Some(model) = reference
+            .as_ref()
+            .filter(|_| by_model && args.check_tract > 0)
+        {
+            if n.is_multiple_of(args.check_tract) {
+                let served = model.raw(&features)?;
+                let tract = model.raw_tract(&features)?;
+                worst = worst.max((served - tract).abs());
+                checked += 1;
+            }
+        }
         let verdict = thresholds.verdict(score.value);
         let outcome = match verdict {
             Verdict::Block => Outcome::Blocked,
@@ -191,5 +213,12 @@ fn main() -> anyhow::Result<()> {
     }
     out.flush()?;
     eprintln!("{n} scored requests -> {}", args.out);
+    if checked > 0 {
+        eprintln!("tract reference: {checked} requests, max |served - tract| {worst:e}");
+        anyhow::ensure!(
+            worst <= TRACT_TOLERANCE,
+            "the served probability differs from tract's by {worst}"
+        );
+    }
     Ok(())
 }

@@ -1,11 +1,13 @@
-//! The committed anomaly model: tract agrees with scikit-learn on the inputs
-//! the training script recorded, and a model file that is corrupt, was trained
-//! on other features, has a broken calibration or the wrong input width is
-//! refused, leaving the rule fallback in charge.
+//! The committed anomaly model: the native walk of its trees (what serves
+//! requests) and tract agree with scikit-learn on the inputs the training
+//! script recorded, and a model file that is corrupt, was trained on other
+//! features, has a broken calibration, the wrong input width or trees the
+//! walk cannot read is refused, leaving the rule fallback in charge.
 #![expect(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
 
 use sentinel_risk::anomaly::{
-    rule_score, Features, ModelError, OnnxModel, Scorer, ScorerKind, FEATURE_COUNT, FEATURE_NAMES,
+    rule_score, Engine, Features, ModelError, OnnxModel, Scorer, ScorerKind, FEATURE_COUNT,
+    FEATURE_NAMES,
 };
 
 const MODEL: &[u8] = include_bytes!("../../models/anomaly/model.onnx");
@@ -66,14 +68,17 @@ fn tract_agrees_with_scikit_learn_on_the_recorded_inputs() {
     assert_eq!(fx.features, FEATURE_NAMES);
     assert!(fx.inputs.len() > 100);
     let model = OnnxModel::from_bytes(MODEL).unwrap();
-    let mut worst = (0.0f32, 0.0f32);
+    assert_eq!(model.engine(), Engine::Trees);
+    let mut worst = (0.0f32, 0.0f32, 0.0f32);
     for ((row, raw), score) in fx.inputs.iter().zip(&fx.raw).zip(&fx.score) {
         assert_eq!(row.len(), FEATURE_COUNT);
         let f = features(row);
         let got_raw = model.raw(&f).unwrap();
         let got_score = model.score(&f).unwrap();
+        let tract_raw = model.raw_tract(&f).unwrap();
         worst.0 = worst.0.max((got_raw - raw).abs());
         worst.1 = worst.1.max((got_score - score).abs());
+        worst.2 = worst.2.max((got_raw - tract_raw).abs());
     }
     assert!(
         worst.0 < 1e-5,
@@ -81,6 +86,11 @@ fn tract_agrees_with_scikit_learn_on_the_recorded_inputs() {
         worst.0
     );
     assert!(worst.1 < 1e-4, "scores differ by up to {}", worst.1);
+    assert!(
+        worst.2 < 1e-6,
+        "the walk and tract differ by up to {}",
+        worst.2
+    );
     // The fixture holds both kinds of answer, so agreement is not trivial.
     assert!(fx.score.iter().any(|&s| s < 0.5) && fx.score.iter().any(|&s| s > 0.95));
 }
@@ -170,4 +180,40 @@ fn a_model_with_a_broken_calibration_is_refused() {
 fn a_model_of_the_wrong_input_width_is_refused() {
     let err = OnnxModel::from_bytes(WRONG_WIDTH).unwrap_err();
     assert!(matches!(err, ModelError::InputShape(_)), "{err}");
+}
+
+#[test]
+fn the_walk_follows_tract_on_missing_and_extreme_values() {
+    let model = OnnxModel::from_bytes(MODEL).unwrap();
+    let rows = fixture().inputs;
+    for (i, row) in rows.iter().enumerate().step_by(7) {
+        let mut f = features(row);
+        // NaN never leaves `observe`, but `Features` is plain data.
+        f.values[i % FEATURE_COUNT] = f32::NAN;
+        f.values[(i + 5) % FEATURE_COUNT] = f32::INFINITY;
+        f.values[(i + 11) % FEATURE_COUNT] = f32::NEG_INFINITY;
+        let (walk, tract) = (model.raw(&f).unwrap(), model.raw_tract(&f).unwrap());
+        assert!((walk - tract).abs() < 1e-6, "row {i}: {walk} vs {tract}");
+        assert!((0.0..=1.0).contains(&walk));
+    }
+}
+
+#[test]
+fn trees_the_walk_cannot_read_are_refused_not_run_through_tract() {
+    // tract would run a forest whose branch modes differ, at milliseconds per
+    // request; the walk reads one mode per forest and refuses the file.
+    let mixed = patched(MODEL, b"nodes_modes", b"BRANCH_LEQ", b"BRANCH_GTE");
+    let err = OnnxModel::from_bytes(&mixed).unwrap_err();
+    assert!(matches!(err, ModelError::Trees(_)), "{err}");
+    let (scorer, error) = Scorer::load(Some(&mixed));
+    assert!(error.is_some());
+    assert_eq!(scorer.kind(), ScorerKind::Rules);
+
+    // A leaf weight on a node that is not a leaf.
+    let misplaced = patched(MODEL, b"nodes_modes", b"LEAF", b"LEAG");
+    let err = OnnxModel::from_bytes(&misplaced).unwrap_err();
+    assert!(
+        matches!(err, ModelError::Trees(_) | ModelError::Parse(_)),
+        "{err}"
+    );
 }

@@ -1,13 +1,20 @@
 //! The anomaly model: an ONNX file (a scikit-learn tree ensemble exported by
-//! `models/anomaly/train.py`) checked, optimised once with `tract-onnx`, and
-//! run per request.
+//! `models/anomaly/train.py`) parsed, checked and optimised once with
+//! `tract-onnx`, and run per request.
 //!
 //! A model file is accepted only whole: it parses, names exactly the features
 //! of [`FEATURE_NAMES`] in its metadata, takes one `[1, FEATURE_COUNT]` f32
 //! input, has a valid calibration, and answers a probe with a probability.
 //! Anything else is a [`ModelError`] and the caller keeps what it had.
+//!
+//! Which engine runs it per request ([`Engine`]): a graph that is one ONNX-ML
+//! tree ensemble is walked natively from its attributes (`forest.rs`: about
+//! a microsecond where tract's own evaluation takes milliseconds), and only
+//! if that walk agrees with tract on probe inputs; any other graph (an MLP,
+//! say) runs through tract's plan.
 
 use super::features::{Features, FEATURE_COUNT, FEATURE_NAMES};
+use super::forest::{self, Forest};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use tract_onnx::prelude::*;
@@ -45,7 +52,37 @@ pub enum ModelError {
     Optimise(String),
     #[error("model failed to run: {0}")]
     Run(String),
+    #[error("model's tree ensemble cannot be walked natively: {0}")]
+    Trees(String),
+    #[error("model's native walk disagrees with tract: {0}")]
+    Disagreement(String),
 }
+
+/// What evaluates the model per request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    /// The tree ensemble walked natively (tract loaded it and is the
+    /// reference it was checked against).
+    Trees,
+    /// tract-onnx's optimised plan.
+    Tract,
+}
+
+impl Engine {
+    /// `trees` or `tract`, for logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Trees => "trees",
+            Self::Tract => "tract",
+        }
+    }
+}
+
+/// Largest difference between the native walk and tract on a probe (both
+/// sum the same f32 weights in the same order, so they agree exactly).
+const AGREEMENT: f32 = 1e-5;
+/// Probe inputs the native walk is checked against tract on at load.
+const PROBES: usize = 24;
 
 /// Which model is loaded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,6 +170,7 @@ impl Calibration {
 #[derive(Debug, Clone)]
 pub struct OnnxModel {
     plan: Arc<TypedSimplePlan>,
+    forest: Option<Arc<Forest>>,
     info: ModelInfo,
     calibration: Calibration,
 }
@@ -150,6 +188,17 @@ fn property(model: &InferenceModel, key: &'static str) -> Result<String, ModelEr
         .map_err(|_| ModelError::MissingMetadata(key.trim_start_matches("onnx.metadata_props.")))
 }
 
+/// A probability, or the error that it is not one. A sum of f32 leaf weights
+/// may overshoot 1 (or 0) by a rounding error: that is still a probability.
+fn probability(p: f32) -> Result<f32, ModelError> {
+    const ROUNDING: f32 = 1e-4;
+    if p.is_finite() && (-ROUNDING..=1.0 + ROUNDING).contains(&p) {
+        Ok(p.clamp(0.0, 1.0))
+    } else {
+        Err(ModelError::Output(format!("probability {p}")))
+    }
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -162,8 +211,12 @@ impl OnnxModel {
             return Err(ModelError::TooLarge(bytes.len()));
         }
         let mut reader = bytes;
-        let model = tract_onnx::onnx()
-            .model_for_read(&mut reader)
+        let onnx = tract_onnx::onnx();
+        let proto = onnx
+            .proto_model_for_read(&mut reader)
+            .map_err(|e| ModelError::Parse(format!("{e:#}")))?;
+        let model = onnx
+            .model_for_proto_model(&proto)
             .map_err(|e| ModelError::Parse(format!("{e:#}")))?;
 
         let features = property(&model, META_FEATURES)?;
@@ -203,8 +256,18 @@ impl OnnxModel {
             .and_then(|m| m.into_runnable())
             .map_err(|e| ModelError::Optimise(format!("{e:#}")))?;
 
+        // A tree ensemble is walked natively or not at all: through tract it
+        // would cost milliseconds per request.
+        let forest = match forest::tree_node(&proto) {
+            Some(_) => Some(Arc::new(
+                Forest::from_proto(&proto).map_err(ModelError::Trees)?,
+            )),
+            None => None,
+        };
+
         let loaded = Self {
             plan,
+            forest,
             info: ModelInfo {
                 name,
                 version,
@@ -215,10 +278,61 @@ impl OnnxModel {
         };
         // Probe: a model that cannot answer a plain request is refused now,
         // not on the first request.
-        loaded.raw(&Features {
+        loaded.raw_tract(&Features {
             values: [0.0; FEATURE_COUNT],
         })?;
+        loaded.check_agreement()?;
         Ok(loaded)
+    }
+
+    /// The native walk must give tract's answer on every probe: the zero
+    /// vector and pseudo-random inputs over the features' ranges (fixed
+    /// seed, so a model is accepted or refused the same way every time).
+    fn check_agreement(&self) -> Result<(), ModelError> {
+        let Some(forest) = &self.forest else {
+            return Ok(());
+        };
+        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed >> 40) as f32 / (1u64 << 24) as f32
+        };
+        for probe in 0..PROBES {
+            let mut values = [0.0f32; FEATURE_COUNT];
+            if probe > 0 {
+                for v in &mut values {
+                    // Half in [0, 1] (bits, shares), a quarter in [0, 12]
+                    // (log counts), a quarter in [-12, 0] (log ratios).
+                    let (kind, u) = (next(), next());
+                    *v = if kind < 0.5 {
+                        u
+                    } else if kind < 0.75 {
+                        12.0 * u
+                    } else {
+                        -12.0 * u
+                    };
+                }
+            }
+            let f = Features { values };
+            let (reference, native) = (self.raw_tract(&f)?, forest.eval(&values));
+            if (reference - native).abs() > AGREEMENT || native.is_nan() {
+                return Err(ModelError::Disagreement(format!(
+                    "probe {probe}: tract {reference}, native {native}"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// What evaluates the model per request.
+    pub fn engine(&self) -> Engine {
+        if self.forest.is_some() {
+            Engine::Trees
+        } else {
+            Engine::Tract
+        }
     }
 
     pub fn info(&self) -> &ModelInfo {
@@ -230,8 +344,18 @@ impl OnnxModel {
     }
 
     /// The model's probability that the request is an attack, before
-    /// calibration.
+    /// calibration, from the engine that serves requests ([`Self::engine`]).
     pub fn raw(&self, features: &Features) -> Result<f32, ModelError> {
+        match &self.forest {
+            Some(forest) => probability(forest.eval(&features.values)),
+            None => self.raw_tract(features),
+        }
+    }
+
+    /// The same probability computed by tract-onnx's plan: the reference the
+    /// native walk is checked against (milliseconds for a large forest; not
+    /// for the request path).
+    pub fn raw_tract(&self, features: &Features) -> Result<f32, ModelError> {
         let input = Tensor::from_shape(&[1, FEATURE_COUNT], &features.values)
             .map_err(|e| ModelError::Run(format!("{e:#}")))?;
         let outputs = self
@@ -253,15 +377,33 @@ impl OnnxModel {
             .get(1)
             .copied()
             .ok_or_else(|| ModelError::Output("no attack probability".to_owned()))?;
-        if p.is_finite() && (0.0..=1.0).contains(&p) {
-            Ok(p)
-        } else {
-            Err(ModelError::Output(format!("probability {p}")))
-        }
+        probability(p)
     }
 
     /// The calibrated anomaly score in `[0, 1]`.
     pub fn score(&self, features: &Features) -> Result<f32, ModelError> {
         Ok(self.calibration.apply(self.raw(features)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MODEL: &[u8] = include_bytes!("../../../models/anomaly/model.onnx");
+
+    #[test]
+    fn a_walk_that_disagrees_with_tract_is_refused() -> Result<(), ModelError> {
+        let mut model = OnnxModel::from_bytes(MODEL)?;
+        assert_eq!(model.engine(), Engine::Trees);
+        assert_eq!(model.check_agreement(), Ok(()));
+        if let Some(forest) = model.forest.as_mut() {
+            Arc::make_mut(forest).nudge(1e-3);
+        }
+        assert!(matches!(
+            model.check_agreement(),
+            Err(ModelError::Disagreement(_))
+        ));
+        Ok(())
     }
 }
