@@ -7,6 +7,8 @@ and false-positive rate on normal requests (docs/anomaly.md, "Evaluation").
     python3 benches/anomaly_eval.py --traffic /tmp/traffic.csv --rules
     # or read scores a replay already wrote:
     python3 benches/anomaly_eval.py --scores /tmp/scores.csv
+    # and record them in the model's evaluation.json (`replay`):
+    python3 benches/anomaly_eval.py --scores /tmp/scores.csv --record models/anomaly/evaluation.json
 
 With --traffic missing, it generates the default held-out traffic
 (models/anomaly/traffic.py --seed 7) first. Standard library only.
@@ -28,6 +30,7 @@ read the verdict from the answer (`401 STEP_UP_REQUIRED` → step_up,
 import argparse
 import collections
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -69,6 +72,26 @@ def evaluate(scores, split):
     return sessions, normal, by
 
 
+def record(path, sessions, normal, by, split):
+    """Writes the figures into an evaluation.json under `replay`."""
+    with open(path) as f:
+        data = json.load(f)
+    n = max(normal["requests"], 1)
+    data["replay"] = {
+        "split": split,
+        "scored_by": dict(sorted(by.items())),
+        "sessions_detected": {k: {"sessions": len(v), "detected": sum(v.values())}
+                              for k, v in sorted(sessions.items())},
+        "normal_requests": normal["requests"],
+        "normal_above_anomaly": normal["anomalous"] / n,
+        "normal_above_step_up": normal["step_up"] / n,
+        "normal_above_block": normal["block"] / n,
+    }
+    with open(path, "w") as f:
+        json.dump(data, f, indent=2)
+        f.write("\n")
+
+
 def report(sessions, normal, by):
     print("scored by: %s" % ", ".join("%s %d" % kv for kv in sorted(by.items())))
     print("%-22s %9s %9s" % ("scenario", "sessions", "detected"))
@@ -100,6 +123,8 @@ def main():
     ap.add_argument("--rules", action="store_true", help="score with the rule fallback")
     ap.add_argument("--split", default="test", choices=["train", "test", "all"])
     ap.add_argument("--endpoint", help="replay through a running gateway (not built yet)")
+    ap.add_argument("--record", metavar="EVALUATION_JSON",
+                    help="also write the figures into this file's `replay` section")
     args = ap.parse_args()
     if args.endpoint:
         sys.exit("--endpoint: replay through a gateway is not built yet (see this file's doc)")
@@ -113,7 +138,10 @@ def main():
                             "--seed", "7", "--out", traffic], check=True)
         scores = os.path.join(tmp, "scores.csv")
         replay_local(traffic, None if args.rules else args.model, scores)
-    ok = report(*evaluate(scores, args.split))
+    figures = evaluate(scores, args.split)
+    ok = report(*figures)
+    if args.record:
+        record(args.record, *figures, args.split)
     sys.exit(0 if ok else 1)
 
 
