@@ -184,8 +184,8 @@ impl Forest {
         };
         let mut nodes = vec![empty; n];
         let mut seen = vec![false; n];
-        for i in 0..n {
-            let at = slot_of(tree_ids[i], node_ids[i], &sizes, &roots)?;
+        for (i, &t) in tree_ids.iter().enumerate() {
+            let at = slot_of(t, node_ids[i], &sizes, &roots)?;
             if std::mem::replace(&mut seen[at], true) {
                 return Err("a node id repeated".to_owned());
             }
@@ -207,7 +207,6 @@ impl Forest {
                     if *mode.get_or_insert(m) != m {
                         return Err("branch modes differ between nodes".to_owned());
                     }
-                    let t = tree_ids[i];
                     let child = |id: i64| -> Result<u32, String> {
                         let c = slot_of(t, id, &sizes, &roots)?;
                         if c <= at {
