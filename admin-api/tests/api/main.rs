@@ -12,6 +12,7 @@ mod catalog;
 mod console;
 mod deltas;
 mod demo_seed;
+mod hostile_input;
 mod isolation;
 mod openapi;
 mod permissions;
