@@ -5,6 +5,7 @@
 
 mod common;
 
+mod account_safety;
 mod auth;
 mod binary;
 mod bundle_util;
