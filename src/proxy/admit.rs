@@ -32,7 +32,6 @@ impl Gateway {
     ) -> Result<Admission, Denial> {
         let state = &*self.state;
         let req = session.req_header();
-        check_limits(req, &state.limits)?;
         let peer = session
             .client_addr()
             .and_then(|a| a.as_inet())
@@ -44,6 +43,7 @@ impl Gateway {
                 .and_then(|v| v.to_str().ok());
             ctx.client_ip = Some(request::client_ip(peer, xff, &state.trusted_proxies));
         }
+        check_limits(req, &state.limits)?;
         let host = req
             .uri
             .host()
@@ -101,8 +101,14 @@ impl Gateway {
             .policy
             .load()
             .ok_or_else(|| Denial::new(ErrorCode::PolicyUnavailable))?;
+        ctx.audit.version = Some(policy.version());
         let now = unix_now();
         let who = self.authenticate(req, &policy, route, now).await?;
+        let p = who.principal;
+        ctx.audit.principal = Some((p.id, p.tenant, p.service_account));
+        if state.audit.is_some() {
+            ctx.audit.snapshot = Some(who.snapshot.clone());
+        }
         self.rate_limit(route, Some(&who), ctx).await?;
         let decision =
             self.authorize(session.req_header(), route, &found.params, &who, now, ctx)?;
@@ -237,6 +243,11 @@ impl Gateway {
                 risk_score: None,
             },
         });
+        ctx.audit.reason = Some(decision.reason.name());
+        if self.state.audit.is_some() {
+            ctx.audit.resource_id = resource_id.as_deref().map(Box::from);
+            ctx.audit.rules = decision.rules.clone();
+        }
         if let Some(m) = crate::metrics::get() {
             if decision.allowed && decision.reason == Reason::Allowed {
                 route.series.allowed_decision(m, &route.id).inc();
