@@ -14,6 +14,11 @@ use uuid::Uuid;
 pub const MAX_PATH: usize = 2048;
 /// `user_agent` is cut to this many bytes (contract).
 pub const MAX_USER_AGENT: usize = 512;
+/// The admin API refuses a line with a longer text field (or more rules):
+/// client-controlled text is cut so no request can poison a batch.
+pub const MAX_TEXT: usize = 512;
+pub const MAX_REASON: usize = 4096;
+pub const MAX_RULES: usize = 64;
 
 /// What the gateway answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -74,8 +79,8 @@ impl Serialize for Rules<'_> {
             return s.serialize_seq(Some(0))?.end();
         };
         let mut seq = s.serialize_seq(None)?;
-        for r in ids.iter() {
-            seq.serialize_element(snapshot.rule_id(r))?;
+        for r in ids.iter().take(MAX_RULES) {
+            seq.serialize_element(text(snapshot.rule_id(r), MAX_TEXT))?;
         }
         seq.end()
     }
@@ -135,6 +140,13 @@ pub fn with_line<R>(event: &Event<'_>, write: impl FnOnce(&[u8]) -> R) -> Option
         buf.push(b'\n');
         Some(write(buf))
     })
+}
+
+/// `s` cut before its first NUL (which the admin API refuses) and to at
+/// most `max` bytes on a character boundary.
+pub fn text(s: &str, max: usize) -> &str {
+    let s = s.find('\0').map_or(s, |i| &s[..i]);
+    truncate(s, max)
 }
 
 /// `s` cut to at most `max` bytes on a character boundary.
@@ -221,6 +233,7 @@ mod tests {
         assert_eq!(truncate("abc", 5), "abc");
         assert_eq!(truncate("abcdef", 3), "abc");
         assert_eq!(truncate("aé", 2), "a");
+        assert_eq!(text("ab\0cd", 10), "ab");
     }
 
     #[test]

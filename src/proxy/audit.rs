@@ -5,6 +5,7 @@
 //! learned on the way (principal, decision, resource id).
 
 use super::{Ctx, Gateway};
+use crate::audit::event::{text, MAX_PATH, MAX_REASON, MAX_TEXT, MAX_USER_AGENT};
 use crate::audit::{Event, Outcome, PrincipalKind, Rules, Time};
 use crate::errors::ErrorCode;
 use pingora::http::RequestHeader;
@@ -88,7 +89,7 @@ impl Gateway {
             .headers
             .get(http::header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
-            .map(|s| crate::audit::event::truncate(s, crate::audit::event::MAX_USER_AGENT));
+            .map(|s| text(s, MAX_USER_AGENT));
         let snapshot = facts.snapshot.as_ref();
         let event = Event {
             id: Uuid::now_v7(),
@@ -104,20 +105,20 @@ impl Gateway {
                     PrincipalKind::User
                 }
             }),
-            method: Some(method),
-            route: route.map(|r| &*r.id),
-            path: Some(crate::audit::event::truncate(
-                req.uri.path(),
-                crate::audit::event::MAX_PATH,
-            )),
+            method: Some(text(method, MAX_TEXT)),
+            route: route.map(|r| text(&r.id, MAX_TEXT)),
+            path: Some(text(req.uri.path(), MAX_PATH)),
             resource: route
                 .and_then(|r| r.resource.as_ref())
-                .map(|r| &*r.resource_type),
-            resource_id: facts.resource_id.as_deref(),
-            action,
+                .map(|r| text(&r.resource_type, MAX_TEXT)),
+            resource_id: facts.resource_id.as_deref().map(|s| text(s, MAX_TEXT)),
+            action: action.map(|a| text(a, MAX_TEXT)),
             outcome,
             code: ctx.code.map(ErrorCode::as_str),
-            reason: facts.reason.or(facts.message.as_deref()),
+            reason: facts
+                .reason
+                .or(facts.message.as_deref())
+                .map(|s| text(s, MAX_REASON)),
             rules: Rules(snapshot.map(|s| (s, &facts.rules))),
             client_ip: ctx.client_ip,
             user_agent,
