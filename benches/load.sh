@@ -18,6 +18,7 @@
 #   SKIP_BUILD=1 benches/load.sh                  # reuse the release binaries
 #   NO_GATEWAY=1 benches/load.sh                  # passthrough vs upstream only
 #   FIELDS=1 benches/load.sh                      # field filter: bound vs unbound route
+#   AUDIT=1 benches/load.sh                       # audit trail: gateway without vs with it
 #   PIN=1 benches/load.sh                         # proxies on CPU 1, upstream and wrk on CPU 0
 #
 # Besides requests/s it prints, per run, the CPU time the proxy under test
@@ -33,6 +34,11 @@
 # (buffered, filtered, re-framed), both to the same upstream answer. The
 # passthrough is not measured then.
 #
+# AUDIT=1 compares two gateways on the same route: "$GATEWAY_CONFIG" (no
+# audit trail) and "$AUDIT_CONFIG" (benches/load/gateway-audit.toml: the same
+# plus a spool-only `[audit]`, default fsync policy). The passthrough is not
+# measured then. The spool ($AUDIT_SPOOL) is emptied before and after.
+#
 # The gateway config must route "$REQUEST_PATH" to the upstream at
 # 127.0.0.1:$UPSTREAM_PORT, listen (`[listen] proxy`) on 127.0.0.1 and should
 # set `threads = 1` like the passthrough; "$TOKEN_FILE" holds a bearer token
@@ -44,6 +50,9 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
 FIELDS=${FIELDS:-0}
+AUDIT=${AUDIT:-0}
+AUDIT_CONFIG=${AUDIT_CONFIG:-benches/load/gateway-audit.toml}
+AUDIT_SPOOL=${AUDIT_SPOOL:-/tmp/sentinel-load-audit-spool}
 if [[ $FIELDS == 1 ]]; then
     GATEWAY_CONFIG=${GATEWAY_CONFIG:-benches/load/gateway-fields.toml}
 else
@@ -93,6 +102,7 @@ cleanup() {
     fi
     stop_all
     rm -rf "$WORK"
+    if [[ $AUDIT == 1 ]]; then rm -rf "$AUDIT_SPOOL"; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT
@@ -137,6 +147,13 @@ if [[ ${NO_GATEWAY:-0} != 1 && -f $GATEWAY_CONFIG ]]; then
         BASE_NAME=unbound SUBJ_NAME=bound
         BASE_PORT=$GATEWAY_PORT
         BASE_PATH=$UNBOUND_PATH SUBJ_PATH=$BOUND_PATH
+    elif [[ $AUDIT == 1 ]]; then
+        [[ -f $AUDIT_CONFIG ]] || die "no audited gateway config at \`$AUDIT_CONFIG\`"
+        AUDITED_ADDR=$(config_proxy_addr "$AUDIT_CONFIG")
+        [[ $AUDITED_ADDR =~ ^127\.0\.0\.1:([0-9]+)$ ]] ||
+            die "the audited gateway must listen on 127.0.0.1:PORT, found \`${AUDITED_ADDR:-nothing}\`"
+        BASE_NAME=gateway SUBJ_NAME=audited
+        BASE_PORT=$GATEWAY_PORT SUBJ_PORT=${BASH_REMATCH[1]}
     fi
     BUILD_ARGS=(--examples --bin sentinel)
 else
@@ -178,6 +195,12 @@ if [[ $MODE == gateway ]]; then
     need_free_port "$GATEWAY_PORT" GATEWAY
     start gateway "${ON_PROXY_CPU[@]}" "$TARGET_DIR/release/sentinel" run --config "$GATEWAY_CONFIG"
     wait_ready gateway "$GATEWAY_PORT"
+    if [[ $AUDIT == 1 ]]; then
+        need_free_port "$SUBJ_PORT" AUDITED
+        rm -rf "$AUDIT_SPOOL"
+        start audited "${ON_PROXY_CPU[@]}" "$TARGET_DIR/release/sentinel" run --config "$AUDIT_CONFIG"
+        wait_ready audited "$SUBJ_PORT"
+    fi
 fi
 
 # Checks one request answers 200 before measuring anything (only the gateway

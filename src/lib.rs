@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 pub mod assertion;
+pub mod audit;
 pub mod auth;
 pub mod clock;
 pub mod config;

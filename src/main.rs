@@ -4,6 +4,7 @@
 //! sentinel demo                                  # gateway + demo apps, no database
 //! sentinel run --config config/sentinel.toml     # run the gateway
 //! sentinel check --config config/sentinel.toml   # validate, print every problem
+//! sentinel audit tail --spool DIR -n 5           # the last audit events in a spool
 //! curl -s 127.0.0.1:9090/readyz
 //! ```
 
@@ -50,6 +51,11 @@ enum Command {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// Read an audit spool (docs/audit-gateway.md).
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Print a token from the demo issuer (its key is public: demo and benchmarks only).
     DemoToken {
         /// Principal id (`sub`).
@@ -61,6 +67,19 @@ enum Command {
         /// Lifetime in seconds.
         #[arg(long, default_value_t = 3600)]
         ttl: i64,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Print the last events of a spool directory (ndjson, oldest first).
+    /// Events the admin API acknowledged may already be deleted.
+    Tail {
+        #[arg(long)]
+        spool: PathBuf,
+        /// How many events.
+        #[arg(short, long, default_value_t = 10)]
+        n: usize,
     },
 }
 
@@ -91,6 +110,20 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Audit {
+            command: AuditCommand::Tail { spool, n },
+        } => match sentinel::audit::spool::tail(&spool, n) {
+            Ok(lines) => {
+                for l in lines {
+                    println!("{l}");
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("audit tail: cannot read `{}`: {e}", spool.display());
+                ExitCode::FAILURE
+            }
+        },
         Command::DemoToken {
             principal,
             tenant,

@@ -28,6 +28,14 @@ pub struct Metrics {
     pub rate_limit_checks: IntCounterVec,
     pub field_filter_failures: IntCounterVec,
     pub field_writes: IntCounterVec,
+    pub audit_events: IntCounterVec,
+    pub audit_dropped: IntCounter,
+    pub audit_spool_bytes: IntGauge,
+    pub audit_shipped: IntCounter,
+    pub audit_ship_failures: IntCounter,
+    pub audit_ship_seconds: Histogram,
+    pub audit_rejected: IntCounter,
+    pub audit_torn: IntCounter,
 }
 
 fn build() -> Result<Metrics, prometheus::Error> {
@@ -153,6 +161,54 @@ fn build() -> Result<Metrics, prometheus::Error> {
         ),
         &["route", "outcome"],
     )?;
+    let audit_events = IntCounterVec::new(
+        Opts::new(
+            "audit_events_total",
+            "Audit events written to the spool, by outcome (allowed, denied, rate_limited, step_up, error)",
+        ),
+        &["outcome"],
+    )?;
+    let audit_dropped = IntCounter::new(
+        "audit_dropped_total",
+        "Audit events dropped because the spool was full (or could not be written)",
+    )?;
+    let audit_spool_bytes = IntGauge::new(
+        "audit_spool_bytes",
+        "Bytes of the audit spool's segment files on disk",
+    )?;
+    let audit_shipped = IntCounter::new(
+        "audit_shipped_total",
+        "Audit events acknowledged by the admin API",
+    )?;
+    let audit_ship_failures = IntCounter::new(
+        "audit_ship_failures_total",
+        "Audit batch deliveries that failed and will be retried (connect errors, timeouts, 5xx, 408, 429, 401, 403)",
+    )?;
+    let audit_ship_seconds = Histogram::with_opts(
+        HistogramOpts::new(
+            "audit_ship_seconds",
+            "Time to deliver one acknowledged audit batch to the admin API",
+        )
+        .buckets(vec![
+            0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+        ]),
+    )?;
+    let audit_rejected = IntCounter::new(
+        "audit_rejected_total",
+        "Audit events in batches the admin API refused for good (kept in the spool's rejected/)",
+    )?;
+    let audit_torn = IntCounter::new(
+        "audit_torn_lines_total",
+        "Torn or unreadable lines skipped while reading the audit spool (a crash mid-write)",
+    )?;
+    registry.register(Box::new(audit_events.clone()))?;
+    registry.register(Box::new(audit_dropped.clone()))?;
+    registry.register(Box::new(audit_spool_bytes.clone()))?;
+    registry.register(Box::new(audit_shipped.clone()))?;
+    registry.register(Box::new(audit_ship_failures.clone()))?;
+    registry.register(Box::new(audit_ship_seconds.clone()))?;
+    registry.register(Box::new(audit_rejected.clone()))?;
+    registry.register(Box::new(audit_torn.clone()))?;
     registry.register(Box::new(field_filter_failures.clone()))?;
     registry.register(Box::new(field_writes.clone()))?;
     registry.register(Box::new(rate_limit_checks.clone()))?;
@@ -195,6 +251,14 @@ fn build() -> Result<Metrics, prometheus::Error> {
         rate_limit_checks,
         field_filter_failures,
         field_writes,
+        audit_events,
+        audit_dropped,
+        audit_spool_bytes,
+        audit_shipped,
+        audit_ship_failures,
+        audit_ship_seconds,
+        audit_rejected,
+        audit_torn,
     })
 }
 

@@ -98,6 +98,9 @@ pub struct Route {
     /// Keep the caller's `Authorization` / `X-API-Key` on the way upstream
     /// (default false: removed once the gateway has authenticated them).
     pub forward_credentials: bool,
+    /// Keep this fraction (0 < f < 1) of the audit events of allowed reads;
+    /// `None`: every one. Denials are never sampled.
+    pub audit_sample_allowed_reads: Option<f64>,
     /// The template as written, for metrics labels and messages.
     pub template: Box<str>,
     /// This route's metric handles, resolved on first use.
@@ -449,6 +452,7 @@ mod tests {
             fields: None,
             cors: None,
             forward_credentials: false,
+            audit_sample_allowed_reads: None,
             template: path.into(),
             series: Default::default(),
         }

@@ -1,6 +1,6 @@
 //! Assembles the Pingora server from a validated [`Config`]: the proxy
 //! service, the ops service, and the background tasks (policy watch or the
-//! admin snapshot poller, config reload, JWKS refresh).
+//! admin snapshot poller, config reload, JWKS refresh, the audit shipper).
 
 use crate::assertion::Signer;
 use crate::auth::jwt::{IssuerSpec, KeySource, Verifier, VerifierSettings};
@@ -104,6 +104,14 @@ pub fn prepare(config: Config) -> anyhow::Result<Prepared> {
         }
         None => None,
     };
+    // Opened before any listener: a spool that cannot be written refuses the start.
+    let audit = match &config.audit {
+        Some(cfg) => Some(Arc::new(crate::audit::Audit::open(
+            cfg,
+            config.policy.admin.as_ref(),
+        )?)),
+        None => None,
+    };
     let field_hash_key = crate::fields::hash_key_from_secret(config.assertion.key_pem.as_bytes());
     let state = Arc::new(GatewayState {
         field_hash_key,
@@ -118,6 +126,7 @@ pub fn prepare(config: Config) -> anyhow::Result<Prepared> {
         client_headers: config.client_headers,
         security_headers: config.security_headers.clone(),
         rate_limits,
+        audit,
     });
     Ok(Prepared {
         config,
@@ -177,7 +186,19 @@ impl BackgroundService for Background {
                 self.config.policy.watch_interval,
             )),
         };
+        let audit = self
+            .state
+            .audit
+            .as_ref()
+            .map(|a| a.spawn())
+            .unwrap_or_default();
         let _ = shutdown.changed().await;
+        for t in audit {
+            t.abort();
+        }
+        if let Some(a) = &self.state.audit {
+            a.sync();
+        }
         policy_task.abort();
         reload.abort();
         refresh.abort();

@@ -27,6 +27,7 @@ fn route(id: usize, path: &str, methods: Option<Vec<&str>>) -> Route {
         fields: None,
         cors: None,
         forward_credentials: false,
+        audit_sample_allowed_reads: None,
         template: path.into(),
         series: Default::default(),
     }

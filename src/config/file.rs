@@ -33,6 +33,24 @@ pub struct GatewayFile {
     pub routes: Vec<Spanned<String>>,
     #[serde(default)]
     pub rate_limits: Option<Spanned<RateLimitsFile>>,
+    #[serde(default)]
+    pub audit: Option<Spanned<AuditFile>>,
+}
+
+/// `[audit]` (docs/audit-gateway.md).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditFile {
+    /// Default: on when `[policy] source = "admin"` (shipped there), and on
+    /// (spool only) whenever this section is present.
+    pub enabled: Option<bool>,
+    pub spool_dir: Option<Spanned<String>>,
+    pub max_spool_bytes: Option<Spanned<u64>>,
+    pub segment_bytes: Option<Spanned<u64>>,
+    pub batch_events: Option<Spanned<usize>>,
+    pub flush_ms: Option<Spanned<u64>>,
+    /// `interval` (default), `always` or `never`.
+    pub fsync: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -275,6 +293,9 @@ pub struct RouteFile {
     /// Risk policy (enforced by the risk-scoring work).
     pub risk: Option<Spanned<RiskFile>>,
     pub cors: Option<Spanned<CorsFile>>,
+    /// Keep only this fraction of the audit events of allowed reads (0 < f <= 1;
+    /// default: every event). Denials are never sampled.
+    pub audit_sample_allowed_reads: Option<Spanned<f64>>,
     /// Pass the caller's `Authorization` / `X-API-Key` on to the upstream
     /// (default: removed once the gateway has authenticated the request).
     pub forward_credentials: Option<Spanned<bool>>,

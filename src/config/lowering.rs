@@ -289,6 +289,7 @@ pub fn load(path: &Path) -> Result<Config, Vec<Problem>> {
 
     let issuers = lower_issuers(&mut lw, &parsed.issuers);
     let policy = super::policy_source::lower_policy(&mut lw, &parsed.policy);
+    let audit = super::audit::lower_audit(&mut lw, &parsed.audit, &policy);
     let assertion = match &parsed.assertion {
         None => {
             lw.problems.push(lw.src.problem(
@@ -461,6 +462,7 @@ pub fn load(path: &Path) -> Result<Config, Vec<Problem>> {
             security_headers,
             routes: std::sync::Arc::new(table),
             rate_limits,
+            audit,
             files,
             route_patterns,
         }),

@@ -1,9 +1,10 @@
 //! Gateway configuration: loads `sentinel.toml` and its route files, and lowers
 //! the file format ([`file`]) into internal types ([`types`]) in one step
-//! ([`lowering`], with [`policy_source`], [`ratelimits`] and [`route`] for
-//! their sections) that collects *every* problem as `path:line:col: message`
-//! ([`problems`]).
+//! ([`lowering`], with [`policy_source`], [`ratelimits`], [`route`] and
+//! [`audit`] for their sections) that collects *every* problem as
+//! `path:line:col: message` ([`problems`]).
 
+mod audit;
 pub mod file;
 mod lowering;
 mod policy_source;

@@ -257,6 +257,17 @@ pub(super) fn load_route_file(
                 }
             }
         }
+        let audit_sample = r.audit_sample_allowed_reads.as_ref().and_then(|f| {
+            let v = *f.get_ref();
+            if !(v > 0.0 && v <= 1.0) {
+                err(
+                    f.span(),
+                    "`audit_sample_allowed_reads` is a fraction greater than 0 and at most 1"
+                        .into(),
+                );
+            }
+            (v < 1.0).then_some(v)
+        });
         let cors = r.cors.as_ref().map(|c| {
             let span = c.span();
             let c = c.get_ref();
@@ -321,6 +332,7 @@ pub(super) fn load_route_file(
                     fields,
                     cors,
                     forward_credentials: forward.is_some(),
+                    audit_sample_allowed_reads: audit_sample,
                     template: r.path.get_ref().as_str().into(),
                     series: Default::default(),
                 },

@@ -31,6 +31,8 @@ pub struct Config {
     pub security_headers: Vec<(http::HeaderName, http::HeaderValue)>,
     pub routes: std::sync::Arc<RouteTable>,
     pub rate_limits: Option<RateLimitConfig>,
+    /// `None`: no audit trail (no `[audit]` section and no admin API).
+    pub audit: Option<AuditConfig>,
     /// Every file the config was read from (for reload on change).
     pub files: Vec<PathBuf>,
     /// The route-file patterns (absolute), re-expanded to notice new files.
@@ -163,4 +165,26 @@ pub struct AssertionConfig {
     pub ttl: Duration,
     pub key_pem: String,
     pub kid: String,
+}
+
+/// `[audit]`: the spool and how events are shipped (docs/audit-gateway.md).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditConfig {
+    pub spool_dir: PathBuf,
+    pub max_spool_bytes: u64,
+    pub segment_bytes: u64,
+    pub batch_events: usize,
+    pub flush: Duration,
+    pub fsync: Fsync,
+}
+
+/// When spooled audit events reach the disk, not only the page cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fsync {
+    /// `fdatasync` after every event, on the request path.
+    Always,
+    /// `fdatasync` about once a second in the background (default).
+    Interval,
+    /// Left to the kernel's write-back.
+    Never,
 }

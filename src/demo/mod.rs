@@ -1,6 +1,7 @@
 //! `sentinel demo`: the bundled config, policy and keys (written to a
 //! directory so they can be edited and watched), and persona tokens signed by
-//! the demo issuer. No database. The demo upstream apps (MSW, fleet, port)
+//! the demo issuer. No database: the audit trail stays in a spool in the
+//! demo directory (`sentinel audit tail`). The demo upstream apps (MSW, fleet, port)
 //! are the `sentinel-demo-apps` crate, which only the binary links.
 //!
 //! ```text
@@ -12,6 +13,11 @@ use crate::config::Config;
 use anyhow::Context;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use std::path::{Path, PathBuf};
+
+/// Appended to the demo's `sentinel.toml`: with no admin API the audit trail
+/// is spool-only, in the demo directory.
+const DEMO_AUDIT: &str =
+    "\n[audit]\nspool_dir = \"audit-spool\"\nmax_spool_bytes = 67108864\nsegment_bytes = 4194304\n";
 
 /// The bundled files, relative to the demo directory.
 const FILES: &[(&str, &str)] = &[
@@ -164,6 +170,7 @@ pub fn write_files(
                 .replace("127.0.0.1:7101", &apps[0].to_string())
                 .replace("127.0.0.1:7102", &apps[1].to_string())
                 .replace("127.0.0.1:7103", &apps[2].to_string())
+                + DEMO_AUDIT
         } else {
             (*text).to_owned()
         };
@@ -236,7 +243,12 @@ Try (x-sentinel-decision explains Alice's and Victor's decisions):
   curl -si {gw}/msw/vessels -H "Authorization: Bearer $REVOKED"
   curl -si {gw}/msw/vessels
   curl -si {gw}/nowhere -H "Authorization: Bearer $ALICE"
-"#
+  # the audit trail: every answer above is one event (decision, reason, rules), newest last
+  {exe} audit tail --spool {spool} -n 5
+"#,
+        exe = std::env::current_exe()
+            .map_or_else(|_| "sentinel".to_owned(), |p| p.display().to_string()),
+        spool = dir.join("audit-spool").display(),
     ));
     Ok((config, banner))
 }

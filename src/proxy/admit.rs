@@ -33,7 +33,6 @@ impl Gateway {
         let state = &*self.state;
         // The head is read: the connection's head deadline stops (conn.rs).
         ctx.conn.head_read(session);
-        check_limits(session.req_header(), &state.limits)?;
         let peer = session
             .client_addr()
             .and_then(|a| a.as_inet())
@@ -46,6 +45,9 @@ impl Gateway {
                 .and_then(|v| v.to_str().ok());
             ctx.client_ip = Some(request::client_ip(peer, xff, &state.trusted_proxies));
         }
+        // After the client address, so that the audit event of a refused
+        // head names who sent it.
+        check_limits(session.req_header(), &state.limits)?;
         // Hostile heads are refused or cleaned before anything reads them.
         let trusted_peer =
             peer.is_some_and(|p| state.trusted_proxies.iter().any(|n| n.contains(&p)));
@@ -113,8 +115,14 @@ impl Gateway {
             .policy
             .load()
             .ok_or_else(|| Denial::new(ErrorCode::PolicyUnavailable))?;
+        ctx.audit.version = Some(policy.version());
         let now = unix_now();
         let who = self.authenticate(req, &policy, route, now).await?;
+        let p = who.principal;
+        ctx.audit.principal = Some((p.id, p.tenant, p.service_account));
+        if state.audit.is_some() {
+            ctx.audit.snapshot = Some(who.snapshot.clone());
+        }
         self.rate_limit(route, Some(&who), ctx).await?;
         let decision =
             self.authorize(session.req_header(), route, &found.params, &who, now, ctx)?;
@@ -278,6 +286,11 @@ impl Gateway {
                 risk_score: None,
             },
         });
+        ctx.audit.reason = Some(decision.reason.name());
+        if self.state.audit.is_some() {
+            ctx.audit.resource_id = resource_id.as_deref().map(Box::from);
+            ctx.audit.rules = decision.rules.clone();
+        }
         if let Some(m) = crate::metrics::get() {
             if decision.allowed && decision.reason == Reason::Allowed {
                 route.series.allowed_decision(m, &route.id).inc();

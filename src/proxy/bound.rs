@@ -354,7 +354,7 @@ impl Gateway {
             Ok(x) => x,
             Err(u) => return Err(self.unfilterable(ctx, &route, u)),
         };
-        self.finish_response(&mut header, ctx, Author::Upstream)
+        self.finish_response(session.req_header(), &mut header, ctx, Author::Upstream)
             .map_err(|_| internal())?;
         let empty = out.is_empty();
         // Errors from here on are the client's connection going away.

@@ -6,9 +6,12 @@
 //! pool ([`upstream`]); `upstream_request_filter` replaces client identity
 //! headers with the gateway's ([`identity`]); `response_filter` adds the
 //! request id and security headers; `fail_to_proxy` turns upstream failures
-//! into the SPEC error body; `logging` counts.
+//! into the SPEC error body; `logging` counts. Every answer's header goes
+//! through `finish_response`, which records the request's one audit event
+//! ([`audit`]) before the header is written.
 
 mod admit;
+mod audit;
 mod bound;
 mod identity;
 mod upstream;
@@ -61,6 +64,8 @@ pub struct GatewayState {
     /// Headers every response carries unless the upstream set them.
     pub security_headers: Vec<(HeaderName, HeaderValue)>,
     pub rate_limits: Option<(Limiter, RateLimitConfig)>,
+    /// The audit trail; `None` when it is off.
+    pub audit: Option<Arc<crate::audit::Audit>>,
 }
 
 pub struct Gateway {
@@ -89,6 +94,8 @@ pub struct Ctx {
     fields: Option<FieldPlan>,
     /// In flight for the graceful stop; ends the connection's head deadline.
     conn: crate::conn::RequestMark,
+    /// What the audit event says beyond the above.
+    audit: audit::Facts,
 }
 
 impl Ctx {
@@ -137,6 +144,7 @@ impl ProxyHttp for Gateway {
             tries: 0,
             fields: None,
             conn: crate::conn::RequestMark::default(),
+            audit: audit::Facts::default(),
         }
     }
 
@@ -228,11 +236,11 @@ impl ProxyHttp for Gateway {
 
     async fn response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         response: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
-        self.finish_response(response, ctx, Author::Upstream)
+        self.finish_response(session.req_header(), response, ctx, Author::Upstream)
     }
 
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
@@ -294,13 +302,16 @@ impl ProxyHttp for Gateway {
 impl Gateway {
     /// Headers every response carries: request id, security headers, CORS,
     /// explain, rate limits. An upstream's answer first loses every
-    /// `x-sentinel-*` header: upstreams cannot speak for the gateway.
+    /// `x-sentinel-*` header: upstreams cannot speak for the gateway. The
+    /// request's audit event is recorded here, before the header is sent.
     fn finish_response(
         &self,
+        req: &RequestHeader,
         response: &mut ResponseHeader,
-        ctx: &Ctx,
+        ctx: &mut Ctx,
         author: Author,
     ) -> Result<()> {
+        self.record(req, ctx, response.status.as_u16());
         let cors = match (&ctx.cors_origin, &ctx.route) {
             (Some(origin), Some(route)) => route.cors.as_ref().map(|c| (c, origin)),
             _ => None,
@@ -342,6 +353,7 @@ impl Gateway {
         denial: &Denial,
     ) -> Result<()> {
         ctx.code = Some(denial.code);
+        ctx.audit.message = Some(denial.message.clone());
         // Answered before the request body was read (a 413 on the declared
         // length, a 401 on a POST): Pingora would close at once, and a client
         // still sending would see a reset instead of this answer. The body is
@@ -352,7 +364,7 @@ impl Gateway {
             session.set_total_drain_timeout(Some(DENIAL_DRAIN));
         }
         let (mut header, body) = errors::response(denial, ctx.request_id())?;
-        self.finish_response(&mut header, ctx, Author::Gateway)?;
+        self.finish_response(session.req_header(), &mut header, ctx, Author::Gateway)?;
         let head_only = session.req_header().method == http::Method::HEAD;
         session
             .write_response_header(Box::new(header), head_only)
@@ -375,7 +387,7 @@ impl Gateway {
         };
         if let Some(mut header) = header {
             if self
-                .finish_response(&mut header, ctx, Author::Gateway)
+                .finish_response(session.req_header(), &mut header, ctx, Author::Gateway)
                 .is_ok()
             {
                 let _ = session.write_response_header(Box::new(header), true).await;

@@ -4,7 +4,8 @@
 //! server speaking the admin API's wire contract
 //! (`GET /api/v1/snapshots/latest`) that a test scripts, hostile or not. The
 //! server always answers whole bundles (every part), which a gateway must
-//! accept whatever it holds.
+//! accept whatever it holds. It also takes audit batches
+//! (`POST /api/v1/audit/events`, gzipped ndjson) with a scripted status.
 
 use jsonwebtoken::Algorithm;
 use sentinel_policy::bundle::{self, Manifest, PartRef, FORMAT};
@@ -171,6 +172,10 @@ struct Script {
     down: AtomicBool,
     requests: AtomicU64,
     bad_auth: AtomicU64,
+    /// The status audit batches get (0: 200, keep the events).
+    audit_status: std::sync::atomic::AtomicU16,
+    audit_batches: AtomicU64,
+    audit_events: Mutex<Vec<serde_json::Value>>,
 }
 
 /// A scripted snapshot server on 127.0.0.1.
@@ -226,6 +231,79 @@ impl SnapshotServer {
     pub fn bad_auth(&self) -> u64 {
         self.script.bad_auth.load(Ordering::SeqCst)
     }
+
+    /// What audit batches are answered (200 keeps them).
+    pub fn set_audit_status(&self, status: u16) {
+        self.script.audit_status.store(status, Ordering::SeqCst);
+    }
+
+    /// Audit batches received (any answer).
+    pub fn audit_batches(&self) -> u64 {
+        self.script.audit_batches.load(Ordering::SeqCst)
+    }
+
+    /// Every audit event of every batch answered 200, in arrival order.
+    pub fn audit_events(&self) -> Vec<serde_json::Value> {
+        self.script.audit_events.lock().unwrap().clone()
+    }
+}
+
+/// `POST /api/v1/audit/events`: checks the key and the encoding, answers
+/// the scripted status, keeps the events of a batch answered 200.
+async fn ingest(conn: &mut tokio::net::TcpStream, mut buf: Vec<u8>, script: &Script) {
+    let end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length: "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    let mut chunk = [0u8; 65536];
+    while buf.len() < end + len {
+        match conn.read(&mut chunk).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    script.audit_batches.fetch_add(1, Ordering::SeqCst);
+    let answer = |status: u16, body: &str| {
+        format!(
+            "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    let authorized = head.contains(&format!(
+        "authorization: apikey {}\r\n",
+        API_KEY.to_ascii_lowercase()
+    ));
+    let gzip = head.contains("content-encoding: gzip\r\n")
+        && head.contains("content-type: application/x-ndjson\r\n");
+    let status = script.audit_status.load(Ordering::SeqCst);
+    let reply = if !authorized {
+        script.bad_auth.fetch_add(1, Ordering::SeqCst);
+        answer(401, "{}")
+    } else if !gzip {
+        answer(415, "{}")
+    } else if status != 0 && status != 200 {
+        answer(
+            status,
+            r#"{"error":{"code":"SCRIPTED","message":"scripted","details":{}}}"#,
+        )
+    } else {
+        use std::io::Read;
+        let mut text = String::new();
+        flate2::read::GzDecoder::new(&buf[end..end + len])
+            .read_to_string(&mut text)
+            .unwrap();
+        let events: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let n = events.len();
+        script.audit_events.lock().unwrap().extend(events);
+        answer(200, &format!("{{\"accepted\":{n},\"duplicates\":0}}"))
+    };
+    let _ = conn.write_all(reply.as_bytes()).await;
 }
 
 async fn serve(mut conn: tokio::net::TcpStream, script: Arc<Script>) {
@@ -242,6 +320,9 @@ async fn serve(mut conn: tokio::net::TcpStream, script: Arc<Script>) {
     }
     script.requests.fetch_add(1, Ordering::SeqCst);
     let head = String::from_utf8_lossy(&buf).to_ascii_lowercase();
+    if head.starts_with("post /api/v1/audit/events ") {
+        return ingest(&mut conn, buf, &script).await;
+    }
     if !head.starts_with("get /api/v1/snapshots/latest?wait=") {
         let _ = conn
             .write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
