@@ -47,6 +47,7 @@ pub fn issuer_specs(config: &Config) -> Vec<IssuerSpec> {
                 },
             },
             leeway: i.leeway,
+            require_low_s: i.require_low_s,
         })
         .collect()
 }

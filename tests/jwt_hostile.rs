@@ -167,6 +167,7 @@ fn spec(issuer: &str, algorithms: Vec<Algorithm>, keys: KeySource) -> IssuerSpec
         algorithms,
         keys,
         leeway: Duration::from_secs(30),
+        require_low_s: true,
     }
 }
 
@@ -1191,6 +1192,27 @@ async fn expiry_is_exact_without_leeway() {
     rejects(&v, &rs256(&c), TokenError::Expired, TOKEN_EXPIRED).await;
     let c = with(claims(ISS), "exp", json!(now() + 5));
     accepts(&v, &rs256(&c)).await;
+}
+
+/// An issuer whose signer does not normalise `s` (Go, Java, OpenSSL) can be
+/// configured to accept both spellings; the default refuses the high one.
+#[tokio::test]
+async fn high_s_es256_only_where_the_issuer_allows_it() {
+    let high = other_spelling(&es256(&claims(ISS))).unwrap();
+    rejects(
+        &verifier().await,
+        &high,
+        TokenError::BadSignature,
+        AUTH_INVALID,
+    )
+    .await;
+    let mut specs = standard_specs();
+    specs[0].require_low_s = false;
+    let v = Verifier::new(specs, VerifierSettings::default())
+        .await
+        .unwrap();
+    accepts(&v, &high).await;
+    accepts(&v, &es256(&claims(ISS))).await;
 }
 
 // ------------------------------------------------------- other claims

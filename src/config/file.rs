@@ -160,6 +160,8 @@ pub struct HealthCheckFile {
 #[serde(deny_unknown_fields)]
 pub struct IssuerFile {
     pub issuer: String,
+    /// ES256 only in canonical low-s form (default `true`).
+    pub require_low_s: Option<bool>,
     pub audiences: Vec<String>,
     pub algorithms: Vec<Spanned<String>>,
     pub jwks_file: Option<String>,

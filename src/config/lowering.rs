@@ -560,6 +560,7 @@ fn lower_issuers(lw: &mut Lowering, issuers: &[Spanned<IssuerFile>]) -> Vec<Issu
             algorithms,
             keys,
             leeway,
+            require_low_s: i.require_low_s.unwrap_or(true),
         });
     }
     out

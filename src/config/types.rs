@@ -97,6 +97,7 @@ pub struct IssuerConfig {
     pub algorithms: Vec<jsonwebtoken::Algorithm>,
     pub keys: IssuerKeys,
     pub leeway: Duration,
+    pub require_low_s: bool,
 }
 
 #[derive(Debug, Clone)]
