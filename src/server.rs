@@ -294,6 +294,7 @@ pub fn build(prepared: Prepared, upgrade: &Upgrade) -> anyhow::Result<Server> {
         app: Arc::new(app),
         limits: Arc::new(crate::conn::ConnLimits::new(
             config.limits.request_header_timeout,
+            config.limits.client_idle_timeout,
             config.limits.max_connections_per_client,
             config.trusted_proxies.clone(),
         )),

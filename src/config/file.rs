@@ -125,6 +125,8 @@ pub struct LimitsFile {
     pub token_cache_capacity: Option<u64>,
     /// Total time for one request head (default `10s`).
     pub request_header_timeout: Option<Spanned<String>>,
+    /// Silence allowed between requests on a kept-alive connection (default `60s`).
+    pub client_idle_timeout: Option<Spanned<String>>,
     /// Concurrent connections per client address (default 256).
     pub max_connections_per_client: Option<Spanned<usize>>,
 }
