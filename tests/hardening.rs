@@ -68,6 +68,8 @@ X-Sentinel-User-Id: EVIL2\r\n\
 x_custom: 1\r\n\
 X-Forwarded-For: 6.6.6.6\r\n\
 X-Real-IP: 6.6.6.6\r\n\
+Client-IP: 6.6.6.6\r\n\
+True-Client-IP: 6.6.6.6\r\n\
 Forwarded: for=6.6.6.6\r\n\
 X-Forwarded-Host: evil.example\r\n\
 X-HTTP-Method-Override: DELETE\r\n\
@@ -83,6 +85,8 @@ fn assert_clean(h: &serde_json::Map<String, Value>, user: Option<&str>) {
     );
     for gone in [
         "x-real-ip",
+        "client-ip",
+        "true-client-ip",
         "forwarded",
         "x-forwarded-host",
         "x-http-method-override",
