@@ -5,6 +5,9 @@
 
 mod common;
 
+mod audit_admin;
+mod audit_ingest;
+mod audit_query;
 mod auth;
 mod binary;
 mod bundle_util;
