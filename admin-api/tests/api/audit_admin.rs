@@ -179,6 +179,17 @@ async fn verify_names_the_first_row_changed_behind_the_apis_back() {
     let (ok, out) = run(&owner_url, &["audit", "verify"], &[]).await;
     assert!(ok, "{out}");
     assert!(out.contains("intact"), "{out}");
+    // A day range: today's chains only; a day without events is intact too.
+    let today = chrono::Utc::now().date_naive().to_string();
+    let (ok, out) = run(
+        &owner_url,
+        &["audit", "verify", "--from", &today, "--to", &today],
+        &[],
+    )
+    .await;
+    assert!(ok && out.contains("2 chains, 26 events"), "{out}");
+    let (ok, out) = run(&owner_url, &["audit", "verify", "--to", "2000-01-01"], &[]).await;
+    assert!(ok && out.contains("0 chains, 0 events"), "{out}");
 
     // Someone with the owner's rights rewrites one reason.
     let victim = batch[7]["id"].as_str().unwrap();

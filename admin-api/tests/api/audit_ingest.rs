@@ -397,3 +397,25 @@ async fn gateway_keys_made_before_the_migration_may_ship() {
     .unwrap();
     assert_eq!(scopes, vec!["snapshot:read", "audit:write"]);
 }
+
+#[tokio::test]
+async fn two_gateways_shipping_the_same_events_at_once_store_them_once() {
+    let t = TestApp::new().await;
+    let (a, b) = (gateway(&t, "gw-a").await, gateway(&t, "gw-b").await);
+    for round in 0..3 {
+        let batch: Vec<Value> = (0..200)
+            .map(|i| event(Some(TEST_001), &format!("c-{round}-{i}")))
+            .collect();
+        let ((s1, v1), (s2, v2)) = tokio::join!(ship(&t, &a, &batch), ship(&t, &b, &batch));
+        assert_eq!((s1, s2), (StatusCode::OK, StatusCode::OK), "{v1} {v2}");
+        let accepted = v1["accepted"].as_u64().unwrap() + v2["accepted"].as_u64().unwrap();
+        let duplicates = v1["duplicates"].as_u64().unwrap() + v2["duplicates"].as_u64().unwrap();
+        assert_eq!((accepted, duplicates), (200, 200), "{v1} {v2}");
+    }
+    assert_eq!(stored(&t).await, 600);
+    let report = sentinel_admin::audit::chain::verify(&t.db.owner, None, None)
+        .await
+        .unwrap();
+    assert!(report.broken.is_none(), "{:?}", report.broken);
+    assert_eq!(report.events, 600);
+}
