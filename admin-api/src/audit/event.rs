@@ -1,5 +1,5 @@
-//! The audit event: its wire form (one ndjson line, `/work/audit-contract.md`
-//! and docs/audit.md), validated into [`Event`], the one typed form that is
+//! The audit event: its wire form (one ndjson line, docs/audit.md),
+//! validated into [`Event`], the one typed form that is
 //! stored, answered, exported and hashed into the chain.
 //!
 //! [`WireEvent`] is the file format (`deny_unknown_fields`, strings as sent);

@@ -1,4 +1,4 @@
-//! `POST /api/v1/audit/events` (issue 18, /work/audit-contract.md): gateway
+//! `POST /api/v1/audit/events` (issue 18, docs/audit.md): gateway
 //! batches, all or nothing, idempotent, and every bad input refused.
 
 use crate::common::*;
