@@ -28,6 +28,8 @@ pub struct Metrics {
     pub rate_limit_checks: IntCounterVec,
     pub field_filter_failures: IntCounterVec,
     pub field_writes: IntCounterVec,
+    /// Risk scores and decisions, telemetry batches (`crate::risk`).
+    pub risk: crate::risk::RiskMetrics,
 }
 
 fn build() -> Result<Metrics, prometheus::Error> {
@@ -173,6 +175,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
     registry.register(Box::new(snapshot_parts_compiled.clone()))?;
     registry.register(Box::new(config_reloads.clone()))?;
     registry.register(Box::new(upstream_errors.clone()))?;
+    let risk = crate::risk::RiskMetrics::register(&registry)?;
     Ok(Metrics {
         registry,
         requests,
@@ -195,6 +198,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
         rate_limit_checks,
         field_filter_failures,
         field_writes,
+        risk,
     })
 }
 

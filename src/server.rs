@@ -117,6 +117,10 @@ pub fn prepare(config: Config) -> anyhow::Result<Prepared> {
         trusted_proxies: config.trusted_proxies.clone(),
         security_headers: config.security_headers.clone(),
         rate_limits,
+        risk: config.risk.enabled.then(|| {
+            let secret = crate::risk::telemetry_secret(config.assertion.key_pem.as_bytes());
+            Arc::new(crate::risk::Risk::new(&config.risk, secret))
+        }),
     });
     Ok(Prepared {
         config,

@@ -27,6 +27,8 @@ fn route(id: usize, path: &str, methods: Option<Vec<&str>>) -> Route {
         fields: None,
         cors: None,
         forward_credentials: false,
+        risk: None,
+        sensitivity: Default::default(),
         template: path.into(),
         series: Default::default(),
     }

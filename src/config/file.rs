@@ -31,6 +31,9 @@ pub struct GatewayFile {
     pub routes: Vec<Spanned<String>>,
     #[serde(default)]
     pub rate_limits: Option<Spanned<RateLimitsFile>>,
+    /// Risk scoring (`super::risk`).
+    #[serde(default)]
+    pub risk: Option<Spanned<super::risk::RiskSectionFile>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -257,8 +260,10 @@ pub struct RouteFile {
     pub rate_limit: Option<String>,
     /// Field-security binding: responses filtered, writes checked (docs/field-security.md).
     pub fields: Option<Spanned<FieldsFile>>,
-    /// Risk policy (enforced by the risk-scoring work).
+    /// Risk thresholds: step up or block above them (SPEC "Request risk").
     pub risk: Option<Spanned<RiskFile>>,
+    /// `low`, `normal` (default), `high` or `critical`: a feature of anomaly scoring.
+    pub sensitivity: Option<Spanned<String>>,
     pub cors: Option<Spanned<CorsFile>>,
     /// Pass the caller's `Authorization` / `X-API-Key` on to the upstream
     /// (default: removed once the gateway has authenticated the request).

@@ -342,6 +342,7 @@ pub fn load(path: &Path) -> Result<Config, Vec<Problem>> {
         .rate_limits
         .as_ref()
         .map(|r| super::ratelimits::lower_rate_limits(&mut lw, r));
+    let risk = lw.risk(&parsed.risk);
     let classes: HashSet<String> = rate_limits
         .as_ref()
         .map(|r| r.classes.keys().cloned().collect())
@@ -426,6 +427,7 @@ pub fn load(path: &Path) -> Result<Config, Vec<Problem>> {
             security_headers,
             routes: std::sync::Arc::new(table),
             rate_limits,
+            risk,
             files,
             route_patterns,
         }),

@@ -28,6 +28,8 @@ pub struct Config {
     pub security_headers: Vec<(http::HeaderName, http::HeaderValue)>,
     pub routes: std::sync::Arc<RouteTable>,
     pub rate_limits: Option<RateLimitConfig>,
+    /// `[risk]`: anomaly and biometric scoring.
+    pub risk: super::RiskConfig,
     /// Every file the config was read from (for reload on change).
     pub files: Vec<PathBuf>,
     /// The route-file patterns (absolute), re-expanded to notice new files.

@@ -11,6 +11,7 @@
 mod admit;
 mod bound;
 mod identity;
+mod telemetry;
 mod upstream;
 
 pub use identity::strip_client_identity;
@@ -59,6 +60,8 @@ pub struct GatewayState {
     /// Headers every response carries unless the upstream set them.
     pub security_headers: Vec<(HeaderName, HeaderValue)>,
     pub rate_limits: Option<(Limiter, RateLimitConfig)>,
+    /// Risk scoring and the telemetry endpoints; `None` with `[risk] enabled = false`.
+    pub risk: Option<Arc<crate::risk::Risk>>,
 }
 
 pub struct Gateway {
@@ -85,6 +88,9 @@ pub struct Ctx {
     tries: usize,
     /// The caller's field access on a bound route, built once from the decision.
     fields: Option<FieldPlan>,
+    /// The request's risk score (the larger of anomaly and biometric), when
+    /// it was scored: every authenticated request while risk scoring is on.
+    pub risk_score: Option<f32>,
 }
 
 impl Ctx {
@@ -132,6 +138,7 @@ impl ProxyHttp for Gateway {
             peer: None,
             tries: 0,
             fields: None,
+            risk_score: None,
         }
     }
 
