@@ -33,7 +33,7 @@ pub struct GatewayFile {
     pub rate_limits: Option<Spanned<RateLimitsFile>>,
     /// Risk scoring (`super::risk`).
     #[serde(default)]
-    pub risk: Option<Spanned<super::risk::RiskSectionFile>>,
+    pub risk: Option<super::risk::RiskSectionFile>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -27,7 +27,9 @@ pub struct RiskSectionFile {
     pub profile_ttl: Option<Spanned<String>>,
     pub baseline_requests: Option<u32>,
     pub learn_below: Option<Spanned<f32>>,
-    pub biometrics: Option<Spanned<BiometricsFile>>,
+    // Sub-tables are not `Spanned`: toml cannot span a table that is only
+    // defined by a dotted header such as `[risk.biometrics.scoring]`.
+    pub biometrics: Option<BiometricsFile>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -41,7 +43,7 @@ pub struct BiometricsFile {
     pub burst: Option<Spanned<u32>>,
     pub max_body_bytes: Option<Spanned<usize>>,
     /// `sentinel_risk::biometrics::BiometricsConfig`: thresholds and model settings.
-    pub scoring: Option<Spanned<BiometricsConfig>>,
+    pub scoring: Option<BiometricsConfig>,
 }
 
 /// Risk scoring as configured.
@@ -94,12 +96,11 @@ impl Default for RiskConfig {
 }
 
 impl Lowering<'_> {
-    pub(super) fn risk(&mut self, file: &Option<Spanned<RiskSectionFile>>) -> RiskConfig {
+    pub(super) fn risk(&mut self, file: &Option<RiskSectionFile>) -> RiskConfig {
         let mut out = RiskConfig::default();
-        let Some(file) = file else {
+        let Some(f) = file else {
             return out;
         };
-        let f = file.get_ref();
         out.enabled = f.enabled.unwrap_or(true);
         out.model = f.model.as_ref().map(|m| self.path(m.get_ref()));
         out.max_principals = f.max_principals.unwrap_or(out.max_principals);
@@ -131,8 +132,7 @@ impl Lowering<'_> {
         out
     }
 
-    fn biometrics(&mut self, file: &Spanned<BiometricsFile>) -> Option<BiometricsSettings> {
-        let f = file.get_ref();
+    fn biometrics(&mut self, f: &BiometricsFile) -> Option<BiometricsSettings> {
         if f.enabled == Some(false) {
             return None;
         }
@@ -159,10 +159,14 @@ impl Lowering<'_> {
             out.max_body_bytes = *m.get_ref();
         }
         if let Some(s) = &f.scoring {
-            for (field, message) in s.get_ref().check() {
-                self.err(s.span(), format!("`scoring.{field}`: {message}"));
+            // No span for a dotted table (see above): the problem names its key.
+            for (field, message) in s.check() {
+                self.err(
+                    0..0,
+                    format!("`risk.biometrics.scoring.{field}`: {message}"),
+                );
             }
-            out.scoring = s.get_ref().clone();
+            out.scoring = s.clone();
         }
         Some(out)
     }
