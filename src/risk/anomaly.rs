@@ -16,8 +16,8 @@
 use crate::config::RiskConfig;
 use moka::sync::Cache;
 use sentinel_risk::anomaly::{
-    observe, settle, AddressState, AnomalyConfig, Outcome, PrincipalState, RequestFacts, Score,
-    Scorer,
+    observe, rule_score, settle, AddressState, AnomalyConfig, Outcome, PrincipalState,
+    RequestFacts, Score, Scorer, ScorerKind, FEATURE_NAMES,
 };
 use std::net::IpAddr;
 use std::time::Duration;
@@ -89,7 +89,22 @@ impl AnomalyStore {
         let state = self.principals.get(principal).unwrap_or_default();
         let (state, features) = observe(state, facts, now, &self.config);
         self.principals.insert(*principal, state);
-        let score = self.scorer.score(&features);
+        // An immature baseline (fewer than `baseline_requests` learned) is
+        // scored by the rules alone: the model was trained on principals
+        // with a history and reads "everything is new" as an attack, while
+        // the documented promise for a principal's first requests is that
+        // only failed logins, denials and absolute breadth raise its score
+        // (docs/anomaly.md, "Limits").
+        debug_assert_eq!(FEATURE_NAMES[0], "maturity");
+        let mature = features.values[0] >= 1.0;
+        let score = if mature {
+            self.scorer.score(&features)
+        } else {
+            Score {
+                value: rule_score(&features),
+                by: ScorerKind::Rules,
+            }
+        };
         if let Some(m) = crate::metrics::get() {
             m.risk.anomaly_score.observe(f64::from(score.value));
         }
