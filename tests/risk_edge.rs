@@ -527,3 +527,38 @@ async fn a_risk_condition_without_a_score_denies() {
     // Scoring off: no score, and the condition fails closed.
     assert_eq!(riskdoc_status("[risk]\nenabled = false\n").await, 403);
 }
+
+/// 25 failed logins claiming replay time `failures_at`, then Victor's
+/// request claiming `request_at`: the status of that request.
+async fn stuffing_then_request(gw: &common::Gateway, failures_at: i64, request_at: i64) -> u16 {
+    for i in 0..25 {
+        let r = client()
+            .get(gw.url("/msw/vessels"))
+            .header("authorization", format!("Bearer forged.{i}.token"))
+            .header("x-sentinel-replay-time", failures_at.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401);
+    }
+    client()
+        .get(gw.url("/risky/step"))
+        .header("authorization", format!("Bearer {}", token(VICTOR, NORDIC)))
+        .header("x-sentinel-replay-time", request_at.to_string())
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn the_replay_clock_header_is_ignored_unless_configured() {
+    let now = common::now();
+    // Off (the default): a client cannot move its failures out of the window.
+    let gw = gateway("");
+    assert_eq!(stuffing_then_request(&gw, 1, now).await, 401);
+    // On (benchmarks only): the failures happened two hours before the request.
+    let gw = gateway("[risk]\nreplay_clock = true\n");
+    assert_eq!(stuffing_then_request(&gw, now - 7200, now).await, 200);
+}

@@ -27,6 +27,9 @@ pub struct RiskSectionFile {
     pub profile_ttl: Option<Spanned<String>>,
     pub baseline_requests: Option<u32>,
     pub learn_below: Option<Spanned<f32>>,
+    /// Benchmarks only: score at the time a request names in
+    /// `x-sentinel-replay-time` (replays of recorded traffic). Never in production.
+    pub replay_clock: Option<bool>,
     // Sub-tables are not `Spanned`: toml cannot span a table that is only
     // defined by a dotted header such as `[risk.biometrics.scoring]`.
     pub biometrics: Option<BiometricsFile>,
@@ -54,6 +57,8 @@ pub struct RiskConfig {
     pub max_principals: u64,
     pub max_addresses: u64,
     pub anomaly: AnomalyConfig,
+    /// `replay_clock = true`: anomaly time from `x-sentinel-replay-time` (benchmarks).
+    pub replay_clock: bool,
     /// `None`: the telemetry endpoints are off.
     pub biometrics: Option<BiometricsSettings>,
 }
@@ -90,6 +95,7 @@ impl Default for RiskConfig {
             max_principals: 100_000,
             max_addresses: 100_000,
             anomaly: AnomalyConfig::default(),
+            replay_clock: false,
             biometrics: Some(BiometricsSettings::default()),
         }
     }
@@ -103,6 +109,7 @@ impl Lowering<'_> {
         };
         out.enabled = f.enabled.unwrap_or(true);
         out.model = f.model.as_ref().map(|m| self.path(m.get_ref()));
+        out.replay_clock = f.replay_clock.unwrap_or(false);
         out.max_principals = f.max_principals.unwrap_or(out.max_principals);
         out.max_addresses = f.max_addresses.unwrap_or(out.max_addresses);
         let window = self.duration(&f.window, Duration::from_secs(out.anomaly.window_ttl));

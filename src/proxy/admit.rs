@@ -115,7 +115,7 @@ impl Gateway {
         let who = match self.authenticate(req, &policy, route, now).await {
             Ok(who) => who,
             Err(denial) => {
-                self.auth_failed(&denial, ctx, now);
+                self.auth_failed(req, &denial, ctx, now);
                 return Err(denial);
             }
         };
@@ -131,7 +131,7 @@ impl Gateway {
                 crate::risk::enforce(route.risk.as_ref(), risk.score(), fresh_mfa(&who, now))
             {
                 self.count_risk(risk.score(), outcome);
-                risk.settle(&who, facts, observed, outcome, now);
+                risk.settle(&who, facts, observed, outcome);
                 return Err(denial);
             }
         }
@@ -142,7 +142,7 @@ impl Gateway {
             } else {
                 Outcome::Denied
             };
-            risk.settle(&who, facts, observed, outcome, now);
+            risk.settle(&who, facts, observed, outcome);
         }
         let decision = decision?;
         self.identity(route, &who, &decision, now, ctx)?;
@@ -152,13 +152,14 @@ impl Gateway {
     /// A failed authentication raises the risk of the address's next
     /// authenticated requests (SPEC "Request risk"). A missing credential
     /// is not a failed one.
-    fn auth_failed(&self, denial: &Denial, ctx: &Ctx, now: i64) {
+    fn auth_failed(&self, req: &RequestHeader, denial: &Denial, ctx: &Ctx, now: i64) {
         let failed = matches!(
             denial.code,
             ErrorCode::AuthInvalid | ErrorCode::TokenExpired | ErrorCode::TokenRevoked
         );
         if let (true, Some(risk), Some(ip)) = (failed, &self.state.risk, ctx.client_ip) {
-            risk.anomaly.auth_failure(ip, now.max(0) as u64);
+            risk.anomaly
+                .auth_failure(ip, risk.clock(replay_time(req), now));
         }
     }
 
@@ -192,12 +193,11 @@ impl Gateway {
             mfa: fresh_mfa(who, now),
             address: Default::default(),
         };
-        let observed = risk
-            .anomaly
-            .observe(&who.principal.id, &mut facts, now.max(0) as u64);
+        let at = risk.clock(replay_time(req), now);
+        let observed = risk.anomaly.observe(&who.principal.id, &mut facts, at);
         let request = RequestRisk::of(observed.score.value, biometric);
         ctx.risk_score = Some(request.score);
-        Some((Scored { risk, request }, facts, observed))
+        Some((Scored { risk, request, at }, facts, observed))
     }
 
     fn count_risk(&self, risk: RequestRisk, outcome: Outcome) {
@@ -430,6 +430,8 @@ impl Gateway {
 struct Scored<'r> {
     risk: &'r crate::risk::Risk,
     request: RequestRisk,
+    /// The anomaly clock of this request (unix seconds).
+    at: u64,
 }
 
 impl Scored<'_> {
@@ -443,16 +445,18 @@ impl Scored<'_> {
         facts: &RequestFacts<'_>,
         observed: &Observed,
         outcome: Outcome,
-        now: i64,
     ) {
-        self.risk.anomaly.settle(
-            &who.principal.id,
-            facts,
-            observed,
-            outcome,
-            now.max(0) as u64,
-        );
+        self.risk
+            .anomaly
+            .settle(&who.principal.id, facts, observed, outcome, self.at);
     }
+}
+
+/// `x-sentinel-replay-time`, read only with `[risk] replay_clock` (benchmarks).
+fn replay_time(req: &RequestHeader) -> Option<&[u8]> {
+    req.headers
+        .get("x-sentinel-replay-time")
+        .map(http::HeaderValue::as_bytes)
 }
 
 /// The credential carries an MFA done recently enough to count as a step-up.

@@ -102,6 +102,8 @@ pub struct Risk {
     pub anomaly: anomaly::AnomalyStore,
     /// `None` with `[risk.biometrics] enabled = false`: the endpoints answer 404.
     pub biometrics: Option<biometrics::BiometricStore>,
+    /// Benchmarks only (`[risk] replay_clock`): see [`Risk::clock`].
+    replay_clock: bool,
 }
 
 impl Risk {
@@ -121,7 +123,19 @@ impl Risk {
                 .biometrics
                 .as_ref()
                 .map(|b| biometrics::BiometricStore::new(b, secret)),
+            replay_clock: cfg.replay_clock,
         }
+    }
+
+    /// The time (unix seconds) anomaly state is kept at: the wall clock, or
+    /// with `[risk] replay_clock` (benchmarks replaying recorded traffic) the
+    /// request's `x-sentinel-replay-time` when it sends one.
+    pub fn clock(&self, replay_time: Option<&[u8]>, wall: i64) -> u64 {
+        let replayed = self
+            .replay_clock
+            .then(|| std::str::from_utf8(replay_time?).ok()?.parse::<u64>().ok())
+            .flatten();
+        replayed.unwrap_or(wall.max(0) as u64)
     }
 }
 
