@@ -366,6 +366,10 @@ async fn an_impostor_session_fails_and_a_risk_route_refuses_it() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
+    // Fits: one per enrolment (Alice's refit waits for her next batch), not
+    // one per batch: a refit is due only when more users can lend to it.
+    let fits = gw.metric_sum("sentinel_biometric_fits_total", &[]).await;
+    assert!((2.0..=5.0).contains(&fits), "{fits} fits");
     // The owner's credential is not touched by the impostor's session.
     if mine["status"] == "ok" {
         let r = client()

@@ -233,7 +233,13 @@ impl BiometricStore {
                 m.risk.biometric_score.observe(s);
             }
         }
-        let others = self.ready.load(Ordering::Relaxed).min(MAX_BACKGROUND_USERS);
+        // Other users that can lend background: the fitted profiles but this one.
+        let own = usize::from(profile.phase == bio::Phase::Ready);
+        let others = self
+            .ready
+            .load(Ordering::Relaxed)
+            .saturating_sub(own)
+            .min(MAX_BACKGROUND_USERS);
         if profile.fit_due(others) {
             self.fit_later(user, profile);
         }
@@ -274,7 +280,12 @@ impl BiometricStore {
         let ready = self.ready.clone();
         tokio::task::spawn_blocking(move || {
             let was_ready = profile.phase == bio::Phase::Ready;
-            match profile.fit(&cfg, &background) {
+            let result = profile.fit(&cfg, &background);
+            if let Some(m) = crate::metrics::get() {
+                let outcome = if result.is_ok() { "ok" } else { "failed" };
+                m.risk.biometric_fits.with_label_values(&[outcome]).inc();
+            }
+            match result {
                 Ok(()) if !was_ready => {
                     ready.fetch_add(1, Ordering::Relaxed);
                 }
@@ -295,7 +306,9 @@ impl BiometricStore {
                 continue;
             }
             if let Ok(p) = slot.try_lock() {
-                if p.pooled().0 >= 20 {
+                // Fitted (or due) profiles only, as `ready` counts them: a
+                // refit is due when more users can lend than the fit had.
+                if p.phase != bio::Phase::Enrolling && p.pooled().0 >= 20 {
                     parts.push(p.background_part());
                 }
             }

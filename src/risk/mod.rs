@@ -155,6 +155,7 @@ pub struct RiskMetrics {
     pub risk_decisions: IntCounterVec,
     pub biometric_score: Histogram,
     pub biometric_batches: IntCounterVec,
+    pub biometric_fits: IntCounterVec,
 }
 
 impl RiskMetrics {
@@ -185,6 +186,14 @@ impl RiskMetrics {
             ),
             &["status"],
         )?;
+        let biometric_fits = IntCounterVec::new(
+            Opts::new(
+                "biometric_fits_total",
+                "Biometric profile fits (enrolment, adaptation, more users to compare with), by outcome",
+            ),
+            &["outcome"],
+        )?;
+        registry.register(Box::new(biometric_fits.clone()))?;
         registry.register(Box::new(anomaly_score.clone()))?;
         registry.register(Box::new(risk_decisions.clone()))?;
         registry.register(Box::new(biometric_score.clone()))?;
@@ -194,6 +203,7 @@ impl RiskMetrics {
             risk_decisions,
             biometric_score,
             biometric_batches,
+            biometric_fits,
         })
     }
 }
