@@ -566,3 +566,48 @@ async fn the_replay_clock_header_is_ignored_unless_configured() {
     let gw = gateway("[risk]\nreplay_clock = true\n");
     assert_eq!(stuffing_then_request(&gw, now - 7200, now).await, 200);
 }
+
+#[test]
+fn check_reports_every_risk_problem() {
+    let dir = common::bundled_config_copy("risk-check");
+    let mut main = std::fs::read_to_string(dir.join("sentinel.toml")).unwrap();
+    main.push_str(
+        "\n[risk]\nwindow = \"10s\"\nlearn_below = 1.5\n\n[risk.biometrics]\nbatches_per_second = 5\n\n[risk.biometrics.scoring]\nok_below = 0.9\nfailed_at = 0.5\n",
+    );
+    std::fs::write(dir.join("sentinel.toml"), main).unwrap();
+    std::fs::write(
+        dir.join("routes/zz-bad.toml"),
+        r#"[[routes]]
+id = "bad-risk"
+path = "/bad/risk"
+upstream = "msw"
+auth = "public"
+risk = { step_up_above = 0.9, block_above = 0.5 }
+sensitivity = "extreme"
+"#,
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sentinel"))
+        .args(["check", "--config"])
+        .arg(dir.join("sentinel.toml"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for want in [
+        "`window` must be at least 1m",
+        "`learn_below` is between 0 and 1",
+        "admit at least 20 batches a second",
+        "`risk.biometrics.scoring.ok_below`",
+        "`step_up_above` must not exceed `block_above`",
+        "a public route has no risk score to act on",
+        "unknown sensitivity `extreme`",
+    ] {
+        assert!(text.contains(want), "missing `{want}` in:\n{text}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
