@@ -19,12 +19,9 @@ requests with a score above the step-up threshold. Both on the `test` split
 (held-out principals, held-out days) unless --split says otherwise.
 
 Replay source. `replay_local` runs the `anomaly_replay` example (the gateway's
-feature and scoring code, in process). An `--endpoint` mode can be added as
-another source with the same output rows: it would send each traffic row to a
-running gateway (bearer token per principal, `X-Forwarded-For` = the row's
-client behind a trusted proxy, failed logins as requests with a bad token) and
-read the verdict from the answer (`401 STEP_UP_REQUIRED` → step_up,
-`403 RISK_BLOCKED` → block, and the score from the audit event).
+feature and scoring code, in process). The same traffic through a running
+gateway, read from its answers (`401 STEP_UP_REQUIRED`, `403 RISK_BLOCKED`):
+benches/anomaly_endpoint.py.
 """
 
 import argparse

@@ -10,9 +10,8 @@
 # Unpacks ../shared/datasets/balabit-training.tar.gz into /tmp/balabit (never
 # into the repository). The examples are built optimised but without the
 # release profile's fat LTO (minutes saved; the figures do not depend on it),
-# inside the shared build lock. `--endpoint URL` (replay through
-# POST /.sentinel/biometrics, same splits and metrics) lands with the
-# gateway's endpoint.
+# inside the shared build lock. The same protocol through a running
+# gateway's POST /.sentinel/biometrics: benches/biometrics_endpoint.sh.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

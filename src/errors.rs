@@ -31,15 +31,25 @@ pub enum ErrorCode {
     UpstreamUnavailable,
     UpstreamTimeout,
     InternalError,
+    /// A request body that parsed but breaks the contract (details: per field).
+    ValidationError,
+    /// The request's risk score crossed the route's `step_up_above`.
+    StepUpRequired,
+    /// The biometric score crossed the route's `block_above`.
+    BiometricAuthFailed,
+    /// The anomaly score crossed the route's `block_above`.
+    RiskBlocked,
 }
 
 impl ErrorCode {
     pub fn status(self) -> u16 {
         use ErrorCode::*;
         match self {
-            AuthRequired | AuthInvalid | TokenExpired | TokenRevoked => 401,
+            AuthRequired | AuthInvalid | TokenExpired | TokenRevoked | StepUpRequired
+            | BiometricAuthFailed => 401,
             PermissionDenied | ApprovalRequired | TenantSuspended | AccountLocked
-            | FieldWriteDenied => 403,
+            | FieldWriteDenied | RiskBlocked => 403,
+            ValidationError => 422,
             RouteNotFound => 404,
             BadRequest => 400,
             BodyTooLarge => 413,
@@ -73,6 +83,10 @@ impl ErrorCode {
             UpstreamUnavailable => "UPSTREAM_UNAVAILABLE",
             UpstreamTimeout => "UPSTREAM_TIMEOUT",
             InternalError => "INTERNAL_ERROR",
+            ValidationError => "VALIDATION_ERROR",
+            StepUpRequired => "STEP_UP_REQUIRED",
+            BiometricAuthFailed => "BIOMETRIC_AUTH_FAILED",
+            RiskBlocked => "RISK_BLOCKED",
         }
     }
 
@@ -97,6 +111,10 @@ impl ErrorCode {
             UpstreamUnavailable => "upstream unavailable",
             UpstreamTimeout => "upstream timed out",
             InternalError => "internal error",
+            ValidationError => "the request body is invalid",
+            StepUpRequired => "this request needs a fresh multi-factor authentication",
+            BiometricAuthFailed => "this session does not look like its account's owner",
+            RiskBlocked => "this request was blocked as too risky",
         }
     }
 }
@@ -234,13 +252,18 @@ pub fn body(denial: &Denial, request_id: &str) -> Bytes {
 pub fn response(denial: &Denial, request_id: &str) -> pingora::Result<(ResponseHeader, Bytes)> {
     let body = body(denial, request_id);
     let mut header = ResponseHeader::build(denial.code.status(), Some(6))?;
-    let challenge = matches!(
-        denial.code,
+    let challenge = match denial.code {
         ErrorCode::AuthRequired
-            | ErrorCode::AuthInvalid
-            | ErrorCode::TokenExpired
-            | ErrorCode::TokenRevoked
-    );
+        | ErrorCode::AuthInvalid
+        | ErrorCode::TokenExpired
+        | ErrorCode::TokenRevoked
+        | ErrorCode::BiometricAuthFailed => Some("Bearer realm=\"sentinel\""),
+        // RFC 9470: the token is fine, its authentication is not strong or fresh enough.
+        ErrorCode::StepUpRequired => {
+            Some("Bearer realm=\"sentinel\", error=\"insufficient_user_authentication\"")
+        }
+        _ => None,
+    };
     headers::edit_response(&mut header, 5, |h| {
         headers::insert(
             h,
@@ -260,11 +283,11 @@ pub fn response(denial: &Denial, request_id: &str) -> pingora::Result<(ResponseH
         if let Some(secs) = denial.retry_after {
             headers::insert(h, http::header::RETRY_AFTER, HeaderValue::from(secs))?;
         }
-        if challenge {
+        if let Some(challenge) = challenge {
             headers::insert(
                 h,
                 http::header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer realm=\"sentinel\""),
+                HeaderValue::from_static(challenge),
             )?;
         }
         Ok(())

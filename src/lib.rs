@@ -21,6 +21,7 @@ pub mod policy_store;
 pub mod proxy;
 pub mod ratelimit;
 pub mod request;
+pub mod risk;
 pub mod routes;
 pub mod server;
 pub mod tls;

@@ -36,6 +36,8 @@ pub struct Metrics {
     pub audit_ship_seconds: Histogram,
     pub audit_rejected: IntCounter,
     pub audit_torn: IntCounter,
+    /// Risk scores and decisions, telemetry batches (`crate::risk`).
+    pub risk: crate::risk::RiskMetrics,
 }
 
 fn build() -> Result<Metrics, prometheus::Error> {
@@ -229,6 +231,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
     registry.register(Box::new(snapshot_parts_compiled.clone()))?;
     registry.register(Box::new(config_reloads.clone()))?;
     registry.register(Box::new(upstream_errors.clone()))?;
+    let risk = crate::risk::RiskMetrics::register(&registry)?;
     Ok(Metrics {
         registry,
         requests,
@@ -259,6 +262,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
         audit_ship_seconds,
         audit_rejected,
         audit_torn,
+        risk,
     })
 }
 

@@ -101,10 +101,23 @@ pub struct Route {
     /// Keep this fraction (0 < f < 1) of the audit events of allowed reads;
     /// `None`: every one. Denials are never sampled.
     pub audit_sample_allowed_reads: Option<f64>,
+    /// `risk = { step_up_above, block_above }`: where a request's risk score
+    /// is answered with a step-up or a block. `None`: never blocked by a score.
+    pub risk: Option<RiskSlot>,
+    /// How much the route matters to anomaly scoring (`sensitivity`).
+    pub sensitivity: sentinel_risk::anomaly::Sensitivity,
     /// The template as written, for metrics labels and messages.
     pub template: Box<str>,
     /// This route's metric handles, resolved on first use.
     pub series: crate::metrics::RouteSeries,
+}
+
+/// A route's risk thresholds (SPEC "Request risk"): a score *above*
+/// `step_up_above` answers `401 STEP_UP_REQUIRED`, above `block_above` a block.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RiskSlot {
+    pub step_up_above: Option<f32>,
+    pub block_above: Option<f32>,
 }
 
 /// Why a path template is invalid.
@@ -453,6 +466,8 @@ mod tests {
             cors: None,
             forward_credentials: false,
             audit_sample_allowed_reads: None,
+            risk: None,
+            sensitivity: Default::default(),
             template: path.into(),
             series: Default::default(),
         }

@@ -128,6 +128,10 @@ pub fn prepare(config: Config) -> anyhow::Result<Prepared> {
         security_headers: config.security_headers.clone(),
         rate_limits,
         audit,
+        risk: config.risk.enabled.then(|| {
+            let secret = crate::risk::telemetry_secret(config.assertion.key_pem.as_bytes());
+            Arc::new(crate::risk::Risk::new(&config.risk, secret))
+        }),
     });
     Ok(Prepared {
         config,

@@ -163,7 +163,12 @@ async fn every_answer_is_one_event_with_the_contract_fields() {
     assert_eq!(e["user_agent"].as_str().unwrap().len(), 512);
     assert!(e["latency_ms"].as_f64().unwrap() >= 0.0);
     assert!(e["snapshot_version"].as_u64().is_some());
-    assert_eq!(e["risk_score"], Value::Null);
+    // Every authenticated request is scored (SPEC "Request risk"): the
+    // event carries the score the decision saw.
+    let risk = e["risk_score"]
+        .as_f64()
+        .expect("an authenticated request has a risk score");
+    assert!((0.0..=1.0).contains(&risk), "{e}");
     let id = uuid::Uuid::parse_str(e["id"].as_str().unwrap()).unwrap();
     assert_eq!(id.get_version_num(), 7);
     let time = e["time"].as_str().unwrap();

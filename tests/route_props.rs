@@ -28,6 +28,8 @@ fn route(id: usize, path: &str, methods: Option<Vec<&str>>) -> Route {
         cors: None,
         forward_credentials: false,
         audit_sample_allowed_reads: None,
+        risk: None,
+        sensitivity: Default::default(),
         template: path.into(),
         series: Default::default(),
     }

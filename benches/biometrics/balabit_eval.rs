@@ -28,9 +28,10 @@
 //! others' fits; `--set key=value` any `BiometricsConfig` setting.
 //!
 //! All traffic goes through the [`Replay`] trait: `InProcess` calls the
-//! library; an `--endpoint URL` mode will post the same batches to
-//! `POST /.sentinel/biometrics` (one credential per user) with the same splits
-//! and metrics.
+//! library; `--endpoint HOST:PORT --tokens FILE` posts the same batches to a
+//! running gateway's `POST /.sentinel/biometrics` (`Endpoint`: one bearer
+//! token per user, `FILE` holding `user token` lines) with the same splits
+//! and metrics (`benches/biometrics_endpoint.sh` starts a gateway for it).
 
 use sentinel_risk::biometrics::{
     self, accept, batch::Button, batch::MouseState, validate, Answer, Batch, BiometricsConfig,
@@ -49,6 +50,79 @@ trait Replay {
     /// In process only: the session's mean mouse evidence before calibration.
     fn raw_evidence(&self, _user: &str, _session_id: &str) -> Option<f64> {
         None
+    }
+    /// In process only: the profiles as they stand, one line each.
+    fn profiles(&self, _users: &[String]) -> Vec<String> {
+        Vec::new()
+    }
+    /// Fits done and their mean duration (ms), or posts made.
+    fn cost(&self) -> String {
+        String::new()
+    }
+}
+
+/// A running gateway: every batch is an HTTP/1.1 `POST /.sentinel/biometrics`
+/// with the user's bearer token (plain std TCP, one connection per post).
+struct Endpoint {
+    addr: String,
+    tokens: HashMap<String, String>,
+    posts: u64,
+}
+
+impl Endpoint {
+    fn send(&mut self, user: &str, body: &str) -> Result<(u16, String), String> {
+        use std::io::{Read, Write};
+        let token = self
+            .tokens
+            .get(user)
+            .ok_or_else(|| format!("no token for {user}"))?;
+        let mut s = std::net::TcpStream::connect(&self.addr).map_err(|e| e.to_string())?;
+        let req = format!(
+            "POST /.sentinel/biometrics HTTP/1.1\r\nhost: {}\r\nauthorization: Bearer {token}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            self.addr,
+            body.len()
+        );
+        s.write_all(req.as_bytes()).map_err(|e| e.to_string())?;
+        let mut out = String::new();
+        s.read_to_string(&mut out).map_err(|e| e.to_string())?;
+        self.posts += 1;
+        let status = out
+            .split(' ')
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let body = out.split_once("\r\n\r\n").map_or("", |x| x.1).to_string();
+        Ok((status, body))
+    }
+}
+
+impl Replay for Endpoint {
+    fn cost(&self) -> String {
+        format!("{} posts", self.posts)
+    }
+
+    fn post(&mut self, user: &str, batch: &Batch) -> Result<Answer, String> {
+        let body = serde_json::to_string(batch).map_err(|e| e.to_string())?;
+        let (status, text) = self.send(user, &body)?;
+        if status != 200 {
+            return Err(format!("{status}: {text}"));
+        }
+        serde_json::from_str(&text).map_err(|e| format!("{e}: {text}"))
+    }
+
+    /// Fits due profiles: an empty batch per user makes the gateway start
+    /// the fits that enrolment of the others made due, and a second waits
+    /// for them (a user's batches wait for its profile's fit).
+    fn settle(&mut self) {
+        let users: Vec<String> = self.tokens.keys().cloned().collect();
+        for round in 0..2 {
+            for u in &users {
+                let b = format!("{{\"session_id\":\"settle-{round}\",\"mouse\":[]}}");
+                if let Err(e) = self.send(u, &b) {
+                    eprintln!("settle {u}: {e}");
+                }
+            }
+        }
     }
 }
 
@@ -93,6 +167,30 @@ impl InProcess {
 }
 
 impl Replay for InProcess {
+    fn profiles(&self, users: &[String]) -> Vec<String> {
+        let mut out = Vec::new();
+        for u in users {
+            if let Some(p) = self.profiles.get(u) {
+                let (m, k) = p.pooled();
+                let bytes = biometrics::encode(p).map(|b| b.len()).unwrap_or(0);
+                out.push(format!(
+                    "profile {u}: phase {:?}, {m} actions pooled, {k} key obs, {} KiB encoded",
+                    p.phase,
+                    bytes / 1024
+                ));
+            }
+        }
+        out
+    }
+
+    fn cost(&self) -> String {
+        format!(
+            "fits {} (mean {:.0} ms)",
+            self.fit_ms.len(),
+            self.fit_ms.iter().sum::<f64>() / self.fit_ms.len().max(1) as f64
+        )
+    }
+
     fn post(&mut self, user: &str, batch: &Batch) -> Result<Answer, String> {
         self.clock_ms += 1000;
         let body = serde_json::to_value(batch).map_err(|e| e.to_string())?;
@@ -331,6 +429,10 @@ struct Args {
     flush_ms: f64,
     impostor_accounts: usize,
     endpoint: Option<String>,
+    /// `--tokens FILE`: `user token` lines for `--endpoint`.
+    tokens: Option<PathBuf>,
+    /// `--max-pieces N`: score only every k-th piece so that at most N are replayed.
+    max_pieces: usize,
     /// `--set key=value`: BiometricsConfig overrides.
     set: serde_json::Map<String, serde_json::Value>,
 }
@@ -346,6 +448,8 @@ fn args() -> Args {
         background: biometrics::profile::BACKGROUND_ACTIONS,
         impostor_accounts: 3,
         endpoint: None,
+        tokens: None,
+        max_pieces: usize::MAX,
         set: serde_json::Map::new(),
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
@@ -363,6 +467,8 @@ fn args() -> Args {
             "--flush-ms" => a.flush_ms = (num(&v) as f64).max(1.0),
             "--impostor-accounts" => a.impostor_accounts = num(&v),
             "--endpoint" => a.endpoint = Some(v),
+            "--tokens" => a.tokens = Some(PathBuf::from(&v)),
+            "--max-pieces" => a.max_pieces = num(&v).max(1),
             "--set" => {
                 let (k, val) = v.split_once('=').unwrap_or((v.as_str(), ""));
                 let val = serde_json::from_str(val).unwrap_or(serde_json::Value::Null);
@@ -380,10 +486,6 @@ fn args() -> Args {
 
 fn main() {
     let a = args();
-    if let Some(url) = &a.endpoint {
-        eprintln!("--endpoint {url}: the HTTP replay lands with the gateway's endpoint (issue 20); run without it for now");
-        std::process::exit(2);
-    }
     let cfg: BiometricsConfig =
         match serde_json::from_value(serde_json::Value::Object(a.set.clone())) {
             Ok(c) => c,
@@ -437,8 +539,35 @@ fn main() {
             .collect();
         users.push((name, loaded));
     }
-    let mut r = InProcess::new(cfg.clone());
-    r.background = a.background;
+    let mut in_process = InProcess::new(cfg.clone());
+    in_process.background = a.background;
+    let mut endpoint = a.endpoint.as_ref().map(|addr| {
+        let text = a
+            .tokens
+            .as_ref()
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .unwrap_or_default();
+        let tokens = text
+            .lines()
+            .filter_map(|l| l.split_once(' '))
+            .map(|(u, t)| (u.to_string(), t.trim().to_string()))
+            .collect();
+        Endpoint {
+            addr: addr
+                .trim_start_matches("http://")
+                .trim_end_matches('/')
+                .to_string(),
+            tokens,
+            posts: 0,
+        }
+    });
+    let r: &mut dyn Replay = match endpoint.as_mut() {
+        Some(e) => {
+            println!("replaying through POST /.sentinel/biometrics at {}", e.addr);
+            e
+        }
+        None => &mut in_process,
+    };
     let t0 = Instant::now();
 
     // Enrolment: every session but the held-out ones, each one page session.
@@ -446,7 +575,7 @@ fn main() {
         let n_enrol = sessions.len().saturating_sub(a.holdout);
         for (sid, ev) in &sessions[..n_enrol] {
             replay(
-                &mut r,
+                &mut *r,
                 u,
                 &format!("enrol-{sid}"),
                 ev,
@@ -457,16 +586,9 @@ fn main() {
     }
     r.settle();
     let enrol_s = t0.elapsed().as_secs_f64();
-    for (u, _) in &users {
-        if let Some(p) = r.profiles.get(u) {
-            let (m, k) = p.pooled();
-            let bytes = biometrics::encode(p).map(|b| b.len()).unwrap_or(0);
-            println!(
-                "profile {u}: phase {:?}, {m} actions pooled, {k} key obs, {} KiB encoded",
-                p.phase,
-                bytes / 1024
-            );
-        }
+    let names: Vec<String> = users.iter().map(|u| u.0.clone()).collect();
+    for line in r.profiles(&names) {
+        println!("{line}");
     }
 
     // Test pieces from held-out sessions only.
@@ -487,6 +609,11 @@ fn main() {
                 at += len;
             }
         }
+    }
+    if pieces.len() > a.max_pieces {
+        // Every k-th piece (the same ones on every run), for slower targets.
+        let k = pieces.len().div_ceil(a.max_pieces);
+        pieces = pieces.into_iter().step_by(k).collect();
     }
     let buckets = [0usize, 500, 1000, 2000, usize::MAX];
     let mut genuine: Vec<(f64, usize)> = Vec::new();
@@ -510,7 +637,7 @@ fn main() {
         for (acc, own) in accounts {
             let user = &users[acc].0;
             let sid = format!("test-{pi}-{acc}");
-            let rep = replay(&mut r, user, &sid, ev, a.batch, a.flush_ms);
+            let rep = replay(&mut *r, user, &sid, ev, a.batch, a.flush_ms);
             if let Some(x) = r.raw_evidence(user, &sid) {
                 raw.push((x, own));
             }
@@ -538,14 +665,13 @@ fn main() {
     let g: Vec<f64> = genuine.iter().map(|x| x.0).collect();
     let i: Vec<f64> = impostor.iter().map(|x| x.0).collect();
     println!(
-        "pieces: {} genuine, {} impostor scored, {} without a score; enrolment {:.1}s, total {:.1}s; fits {} (mean {:.0} ms)",
+        "pieces: {} genuine, {} impostor scored, {} without a score; enrolment {:.1}s, total {:.1}s; {}",
         g.len(),
         i.len(),
         unscored,
         enrol_s,
         total_s,
-        r.fit_ms.len(),
-        r.fit_ms.iter().sum::<f64>() / r.fit_ms.len().max(1) as f64
+        r.cost()
     );
     let mut ms: Vec<f64> = firsts.iter().filter_map(|f| f.0.map(|x| x.0)).collect();
     let mut evs: Vec<f64> = firsts

@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "deploy/metrics.txt"
 
 # Files that register metrics, and the prefix their registry adds.
-REGISTRIES = [("src/metrics.rs", None), ("admin-api/src/metrics.rs", "")]
+REGISTRIES = [("src/metrics.rs", None), ("src/risk/mod.rs", "sentinel_"), ("admin-api/src/metrics.rs", "")]
 
 # Named in docs/rate-limits.md, never exported: `Limiter::stats()` is never
 # called (issue 25). Remove each name here when the gateway exports it.

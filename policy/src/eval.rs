@@ -329,7 +329,8 @@ fn holds(c: &Condition, p: &Principal, ctx: &RequestContext<'_>) -> bool {
             };
             hour_ok && weekdays & (1 << weekday) != 0
         }
-        Condition::Risk(max) => ctx.risk_score.is_none_or(|r| r <= *max),
+        // Fail closed: a request without a risk score does not meet a risk condition.
+        Condition::Risk(max) => ctx.risk_score.is_some_and(|r| r <= *max),
         Condition::Method(methods) => methods.iter().any(|m| &**m == ctx.method),
     }
 }

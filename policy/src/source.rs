@@ -285,7 +285,8 @@ pub enum ConditionSource {
         #[serde(default)]
         weekdays: Option<Vec<Weekday>>,
     },
-    /// The request's risk score is at most `max` (a request without a score passes).
+    /// The request's risk score is at most `max` (a request without a score
+    /// does not meet it: fail closed).
     Risk { max: f64 },
     /// The request method is one of these.
     Method { methods: Vec<String> },

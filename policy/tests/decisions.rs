@@ -918,14 +918,14 @@ fn request_context_conditions() {
         req("abac", "doc-weekdays", d, "read")
             .at(NOW + 4 * DAY)
             .deny(ConditionNotMet),
-        // risk: at most 0.5; a request without a score passes
+        // risk: at most 0.5; a request without a score does not (fail closed)
         req("abac", "doc-risk", d, "read")
             .risk(0.2)
             .allow(&["cond-risk"]),
         req("abac", "doc-risk", d, "read")
             .risk(0.5)
             .allow(&["cond-risk"]),
-        req("abac", "doc-risk", d, "read").allow(&["cond-risk"]),
+        req("abac", "doc-risk", d, "read").deny(ConditionNotMet),
         req("abac", "doc-risk", d, "read")
             .risk(0.51)
             .deny(ConditionNotMet),

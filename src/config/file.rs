@@ -33,6 +33,9 @@ pub struct GatewayFile {
     pub routes: Vec<Spanned<String>>,
     #[serde(default)]
     pub rate_limits: Option<Spanned<RateLimitsFile>>,
+    /// Risk scoring (`super::risk`).
+    #[serde(default)]
+    pub risk: Option<super::risk::RiskSectionFile>,
     #[serde(default)]
     pub audit: Option<Spanned<AuditFile>>,
 }
@@ -294,8 +297,10 @@ pub struct RouteFile {
     pub rate_limit: Option<String>,
     /// Field-security binding: responses filtered, writes checked (docs/field-security.md).
     pub fields: Option<Spanned<FieldsFile>>,
-    /// Risk policy (enforced by the risk-scoring work).
+    /// Risk thresholds: step up or block above them (SPEC "Request risk").
     pub risk: Option<Spanned<RiskFile>>,
+    /// `low`, `normal` (default), `high` or `critical`: a feature of anomaly scoring.
+    pub sensitivity: Option<Spanned<String>>,
     pub cors: Option<Spanned<CorsFile>>,
     /// Keep only this fraction of the audit events of allowed reads (0 < f <= 1;
     /// default: every event). Denials are never sampled.

@@ -389,6 +389,7 @@ pub fn load(path: &Path) -> Result<Config, Vec<Problem>> {
         .rate_limits
         .as_ref()
         .map(|r| super::ratelimits::lower_rate_limits(&mut lw, r));
+    let risk = lw.risk(&parsed.risk);
     let classes: HashSet<String> = rate_limits
         .as_ref()
         .map(|r| r.classes.keys().cloned().collect())
@@ -476,6 +477,7 @@ pub fn load(path: &Path) -> Result<Config, Vec<Problem>> {
             routes: std::sync::Arc::new(table),
             rate_limits,
             audit,
+            risk,
             files,
             route_patterns,
         }),

@@ -1,7 +1,7 @@
 //! Gateway configuration: loads `sentinel.toml` and its route files, and lowers
 //! the file format ([`file`]) into internal types ([`types`]) in one step
-//! ([`lowering`], with [`policy_source`], [`ratelimits`], [`route`] and
-//! [`audit`] for their sections) that collects *every* problem as
+//! ([`lowering`], with [`policy_source`], [`ratelimits`], [`risk`], [`route`]
+//! and [`audit`] for their sections) that collects *every* problem as
 //! `path:line:col: message` ([`problems`]).
 
 mod audit;
@@ -10,12 +10,14 @@ mod lowering;
 mod policy_source;
 mod problems;
 mod ratelimits;
+mod risk;
 mod route;
 mod types;
 
 pub use lowering::{expand_pattern, load, parse_duration};
 pub use policy_source::{read_pinned_keys, MAX_WAIT};
 pub use problems::{line_col, Problem, SourceText};
+pub use risk::{BiometricsSettings, RiskConfig};
 pub use types::*;
 
 #[cfg(test)]

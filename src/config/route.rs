@@ -4,7 +4,8 @@
 use super::file::{self, AuthFile, RoutesFile};
 use super::lowering::parse_duration;
 use super::problems::{route_line, Problem, SourceText};
-use crate::routes::{self, AuthRequirement, Cors, FieldBinding, ResourceTemplate, Route};
+use crate::routes::{self, AuthRequirement, Cors, FieldBinding, ResourceTemplate, RiskSlot, Route};
+use sentinel_risk::anomaly::Sensitivity;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -249,14 +250,48 @@ pub(super) fn load_route_file(
                 );
             }
         }
-        if let Some(risk) = &r.risk {
+        let risk = r.risk.as_ref().map(|risk| {
             let rf = risk.get_ref();
             for v in [rf.step_up_above, rf.block_above].into_iter().flatten() {
                 if !(0.0..=1.0).contains(&v) {
                     err(risk.span(), "risk thresholds are between 0 and 1".into());
                 }
             }
-        }
+            if let (Some(s), Some(b)) = (rf.step_up_above, rf.block_above) {
+                if s > b {
+                    err(
+                        risk.span(),
+                        "`step_up_above` must not exceed `block_above`".into(),
+                    );
+                }
+            }
+            if auth == AuthRequirement::Public {
+                err(
+                    risk.span(),
+                    "a public route has no risk score to act on".into(),
+                );
+            }
+            RiskSlot {
+                step_up_above: rf.step_up_above.map(|v| v as f32),
+                block_above: rf.block_above.map(|v| v as f32),
+            }
+        });
+        let sensitivity = match r.sensitivity.as_ref() {
+            None => Sensitivity::Normal,
+            Some(s) => match s.get_ref().as_str() {
+                "low" => Sensitivity::Low,
+                "normal" => Sensitivity::Normal,
+                "high" => Sensitivity::High,
+                "critical" => Sensitivity::Critical,
+                other => {
+                    err(
+                        s.span(),
+                        format!("unknown sensitivity `{other}` (low, normal, high, critical)"),
+                    );
+                    Sensitivity::Normal
+                }
+            },
+        };
         let audit_sample = r.audit_sample_allowed_reads.as_ref().and_then(|f| {
             let v = *f.get_ref();
             if !(v > 0.0 && v <= 1.0) {
@@ -333,6 +368,8 @@ pub(super) fn load_route_file(
                     cors,
                     forward_credentials: forward.is_some(),
                     audit_sample_allowed_reads: audit_sample,
+                    risk,
+                    sensitivity,
                     template: r.path.get_ref().as_str().into(),
                     series: Default::default(),
                 },

@@ -33,6 +33,8 @@ pub struct Config {
     pub rate_limits: Option<RateLimitConfig>,
     /// `None`: no audit trail (no `[audit]` section and no admin API).
     pub audit: Option<AuditConfig>,
+    /// `[risk]`: anomaly and biometric scoring.
+    pub risk: super::RiskConfig,
     /// Every file the config was read from (for reload on change).
     pub files: Vec<PathBuf>,
     /// The route-file patterns (absolute), re-expanded to notice new files.

@@ -48,6 +48,10 @@ const FILES: &[(&str, &str)] = &[
     ),
 ];
 
+/// The committed anomaly model (models/anomaly/), written beside the demo
+/// config so the demo scores with the model rather than the rule fallback.
+const ANOMALY_MODEL: &[u8] = include_bytes!("../../models/anomaly/model.onnx");
+
 /// The demo issuer's signing key (public: it is in the repository).
 pub const DEMO_ISSUER_KEY: &str = include_str!("../../config/keys/demo-issuer.pem");
 pub const DEMO_ISSUER: &str = "https://demo.sentinel.local";
@@ -174,8 +178,16 @@ pub fn write_files(
         } else {
             (*text).to_owned()
         };
+        let text = if *name == "sentinel.toml" {
+            format!("{text}\n# `sentinel demo` only: the committed anomaly model.\n[risk]\nmodel = \"models/anomaly.onnx\"\n")
+        } else {
+            text
+        };
         std::fs::write(&path, text).with_context(|| format!("write {}", path.display()))?;
     }
+    let model = dir.join("models/anomaly.onnx");
+    std::fs::create_dir_all(dir.join("models")).context("create the models directory")?;
+    std::fs::write(&model, ANOMALY_MODEL).with_context(|| format!("write {}", model.display()))?;
     Ok(dir.join("sentinel.toml"))
 }
 
@@ -243,6 +255,12 @@ Try (x-sentinel-decision explains Alice's and Victor's decisions):
   curl -si {gw}/msw/vessels -H "Authorization: Bearer $REVOKED"
   curl -si {gw}/msw/vessels
   curl -si {gw}/nowhere -H "Authorization: Bearer $ALICE"
+  # behavioural telemetry (what {gw}/.sentinel/telemetry.js sends from a browser): the answer says enrolling, collecting, ok, suspicious or failed
+  curl -s -X POST {gw}/.sentinel/biometrics -H "Authorization: Bearer $VICTOR" -H 'content-type: application/json' -d '{{"session_id":"s-demo","seq":0,"mouse":[{{"t":0,"x":100,"y":80,"button":"none","state":"move"}},{{"t":16,"x":104,"y":82,"button":"none","state":"move"}}]}}'
+  # request risk: once Victor's baseline is learned (30 requests), failed logins from his address raise his next request's risk above the route's step_up_above (0.85): 401 STEP_UP_REQUIRED, details.signal "anomaly"
+  for i in $(seq 30); do curl -s -o /dev/null {gw}/msw/vessels -H "Authorization: Bearer $VICTOR"; done
+  for i in $(seq 25); do curl -s -o /dev/null {gw}/msw/vessels -H "Authorization: Bearer stuffed.$i"; done
+  curl -si {gw}/msw/vessels -H "Authorization: Bearer $VICTOR"
   # the audit trail: every answer above is one event (decision, reason, rules), newest last
   {exe} audit tail --spool {spool} -n 5
 "#,

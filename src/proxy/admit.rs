@@ -13,6 +13,8 @@ use crate::fields::FieldPlan;
 use crate::headers::{self, X_API_KEY};
 use crate::ratelimit::keys::{self, Caller, KeyText};
 use crate::request::{self, Credential};
+use crate::risk::anomaly::Observed;
+use crate::risk::RequestRisk;
 use crate::routes::{AuthRequirement, Params, Route};
 use http::HeaderValue;
 use pingora::http::RequestHeader;
@@ -20,6 +22,7 @@ use pingora::proxy::Session;
 use sentinel_policy::{
     default_action, AccessRequest, Decision, Policy, Reason, RequestContext, Snapshot,
 };
+use sentinel_risk::anomaly::{Method, Outcome, RequestFacts};
 use uuid::Uuid;
 
 impl Gateway {
@@ -68,6 +71,13 @@ impl Gateway {
             .map(request::host_of);
         let path = request::normalize_path(req.uri.path())
             .map_err(|e| Denial::with_message(ErrorCode::BadRequest, e.to_string()))?;
+        if path.starts_with("/.sentinel/") {
+            let own = path.into_owned();
+            if let Some(answer) = self.own_endpoint(session, ctx, &own).await {
+                return answer;
+            }
+            return Err(Denial::new(ErrorCode::RouteNotFound));
+        }
         let method = req.method.as_str();
         let routes = state.routes.load();
 
@@ -117,15 +127,44 @@ impl Gateway {
             .ok_or_else(|| Denial::new(ErrorCode::PolicyUnavailable))?;
         ctx.audit.version = Some(policy.version());
         let now = unix_now();
-        let who = self.authenticate(req, &policy, route, now).await?;
+        let who = match self.authenticate(req, &policy, route, now).await {
+            Ok(who) => who,
+            Err(denial) => {
+                self.auth_failed(req, &denial, ctx, now);
+                return Err(denial);
+            }
+        };
         let p = who.principal;
         ctx.audit.principal = Some((p.id, p.tenant, p.service_account));
         if state.audit.is_some() {
             ctx.audit.snapshot = Some(who.snapshot.clone());
         }
         self.rate_limit(route, Some(&who), ctx).await?;
-        let decision =
-            self.authorize(session.req_header(), route, &found.params, &who, now, ctx)?;
+        let req = session.req_header();
+        let resource_id = route
+            .resource
+            .as_ref()
+            .and_then(|r| r.render(&found.params));
+        let scored = self.score(req, route, resource_id.as_deref(), &who, now, ctx);
+        if let Some((risk, facts, observed)) = &scored {
+            if let Err((denial, outcome)) =
+                crate::risk::enforce(route.risk.as_ref(), risk.score(), fresh_mfa(&who, now))
+            {
+                self.count_risk(risk.score(), outcome);
+                risk.settle(&who, facts, observed, outcome);
+                return Err(denial);
+            }
+        }
+        let decision = self.authorize(req, route, &found.params, &who, now, ctx);
+        if let Some((risk, facts, observed)) = &scored {
+            let outcome = if decision.is_ok() {
+                Outcome::Served
+            } else {
+                Outcome::Denied
+            };
+            risk.settle(&who, facts, observed, outcome);
+        }
+        let decision = decision?;
         self.identity(route, &who, &decision, now, ctx)?;
         self.default_host(session, route);
         Ok(Admission::Forward)
@@ -156,6 +195,71 @@ impl Gateway {
             let _ = headers::edit_request(session.req_header_mut(), 1, |h| {
                 headers::insert(h, http::header::HOST, host)
             });
+        }
+    }
+
+    /// A failed authentication raises the risk of the address's next
+    /// authenticated requests (SPEC "Request risk"). A missing credential
+    /// is not a failed one.
+    fn auth_failed(&self, req: &RequestHeader, denial: &Denial, ctx: &Ctx, now: i64) {
+        let failed = matches!(
+            denial.code,
+            ErrorCode::AuthInvalid | ErrorCode::TokenExpired | ErrorCode::TokenRevoked
+        );
+        if let (true, Some(risk), Some(ip)) = (failed, &self.state.risk, ctx.client_ip) {
+            risk.anomaly
+                .auth_failure(ip, risk.clock(replay_time(req), now));
+        }
+    }
+
+    /// The request's risk score (SPEC: every authenticated request gets
+    /// one): observed in the anomaly state, joined with the credential's
+    /// biometric session score, kept in `ctx.risk_score`.
+    fn score<'r>(
+        &'r self,
+        req: &RequestHeader,
+        route: &'r Route,
+        resource: Option<&'r str>,
+        who: &Authenticated<'_>,
+        now: i64,
+        ctx: &mut Ctx,
+    ) -> Option<(Scored<'r>, RequestFacts<'r>, Observed)> {
+        let risk = self.state.risk.as_deref()?;
+        let biometric = match (read_credential(req), &risk.biometrics) {
+            (Credential::Bearer(token), Some(store)) => store.credential_score(token),
+            _ => None,
+        };
+        let mut facts = RequestFacts {
+            client: ctx
+                .client_ip
+                .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)),
+            route: &route.id,
+            resource,
+            method: Method::from_http(req.method.as_str()),
+            sensitivity: route.sensitivity,
+            service_account: who.principal.service_account,
+            biometric,
+            mfa: fresh_mfa(who, now),
+            address: Default::default(),
+        };
+        let at = risk.clock(replay_time(req), now);
+        let observed = risk.anomaly.observe(&who.principal.id, &mut facts, at);
+        let request = RequestRisk::of(observed.score.value, biometric);
+        ctx.risk_score = Some(request.score);
+        Some((Scored { risk, request, at }, facts, observed))
+    }
+
+    fn count_risk(&self, risk: RequestRisk, outcome: Outcome) {
+        if let Some(m) = crate::metrics::get() {
+            let what = if outcome == Outcome::Blocked {
+                "block"
+            } else {
+                "step_up"
+            };
+            m.risk
+                .risk_decisions
+                .with_label_values(&[risk.signal.as_str(), what])
+                .inc();
         }
     }
 
@@ -283,7 +387,8 @@ impl Gateway {
                 client_ip: ctx.client_ip,
                 method,
                 mfa: who.mfa,
-                risk_score: None,
+                // None only with risk scoring off: a `risk` condition then denies.
+                risk_score: ctx.risk_score.map(f64::from),
             },
         });
         ctx.audit.reason = Some(decision.reason.name());
@@ -375,6 +480,49 @@ impl Gateway {
     }
 }
 
+/// The risk state and the request's risk, for settling.
+struct Scored<'r> {
+    risk: &'r crate::risk::Risk,
+    request: RequestRisk,
+    /// The anomaly clock of this request (unix seconds).
+    at: u64,
+}
+
+impl Scored<'_> {
+    fn score(&self) -> RequestRisk {
+        self.request
+    }
+
+    fn settle(
+        &self,
+        who: &Authenticated<'_>,
+        facts: &RequestFacts<'_>,
+        observed: &Observed,
+        outcome: Outcome,
+    ) {
+        self.risk
+            .anomaly
+            .settle(&who.principal.id, facts, observed, outcome, self.at);
+    }
+}
+
+/// `x-sentinel-replay-time`, read only with `[risk] replay_clock` (benchmarks).
+fn replay_time(req: &RequestHeader) -> Option<&[u8]> {
+    req.headers
+        .get("x-sentinel-replay-time")
+        .map(http::HeaderValue::as_bytes)
+}
+
+/// The credential carries an MFA done recently enough to count as a step-up.
+fn fresh_mfa(who: &Authenticated<'_>, now: i64) -> bool {
+    who.mfa
+        && who
+            .token
+            .as_ref()
+            .and_then(|t| t.issued_at)
+            .is_some_and(|iat| now - iat <= crate::risk::FRESH_MFA_SECS)
+}
+
 /// `allow; reason=…; rules=a,b` for the explain header.
 fn explain(snapshot: &Snapshot, d: &Decision) -> String {
     let mut s = String::with_capacity(64);
@@ -419,7 +567,7 @@ fn check_limits(req: &RequestHeader, limits: &Limits) -> Result<(), Denial> {
     Ok(())
 }
 
-fn read_credential(req: &RequestHeader) -> Credential<'_> {
+pub(super) fn read_credential(req: &RequestHeader) -> Credential<'_> {
     let mut auth = req.headers.get_all(http::header::AUTHORIZATION).iter();
     let mut keys = req.headers.get_all(X_API_KEY).iter();
     let (first, key) = (auth.next(), keys.next());

@@ -124,7 +124,7 @@ impl Gateway {
             user_agent,
             status: Some(status),
             latency_ms: Some(ctx.started.elapsed().as_micros() as f64 / 1000.0),
-            risk_score: None,
+            risk_score: ctx.risk_score.map(f64::from),
             snapshot_version: snapshot.map(Snapshot::version).or(facts.version),
         };
         audit.record(&event);

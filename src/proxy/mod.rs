@@ -14,6 +14,7 @@ mod admit;
 mod audit;
 mod bound;
 mod identity;
+mod telemetry;
 mod upstream;
 
 pub use identity::strip_client_identity;
@@ -66,6 +67,8 @@ pub struct GatewayState {
     pub rate_limits: Option<(Limiter, RateLimitConfig)>,
     /// The audit trail; `None` when it is off.
     pub audit: Option<Arc<crate::audit::Audit>>,
+    /// Risk scoring and the telemetry endpoints; `None` with `[risk] enabled = false`.
+    pub risk: Option<Arc<crate::risk::Risk>>,
 }
 
 pub struct Gateway {
@@ -96,6 +99,9 @@ pub struct Ctx {
     conn: crate::conn::RequestMark,
     /// What the audit event says beyond the above.
     audit: audit::Facts,
+    /// The request's risk score (the larger of anomaly and biometric), when
+    /// it was scored: every authenticated request while risk scoring is on.
+    pub risk_score: Option<f32>,
 }
 
 impl Ctx {
@@ -145,6 +151,7 @@ impl ProxyHttp for Gateway {
             fields: None,
             conn: crate::conn::RequestMark::default(),
             audit: audit::Facts::default(),
+            risk_score: None,
         }
     }
 
