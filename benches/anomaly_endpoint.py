@@ -15,7 +15,7 @@ block_above = 0.95 }`), a policy with the traffic's tenants and principals
 HS256 issuer whose tokens this script signs, `trusted_proxies = 127.0.0.1`
 (the row's client goes in `X-Forwarded-For`), the committed model (or none
 with --rules), and `[risk] replay_clock = true`, which makes the gateway
-keep anomaly state at the row's time (`x-sentinel-replay-time`): a 21-day
+keep anomaly state at the row's time (`sentinel-replay-time`): a 21-day
 replay in minutes. Failed logins are requests with a bad token from the
 row's client. A normal principal stepped up gets an MFA token for the next
 8 h of traffic time (as the in-process replay assumes). Differences from the
@@ -186,7 +186,7 @@ def replay(rows, proxy):
     t0 = time.time()
     for n, r in enumerate(rows):
         ts = int(r["ts"])
-        headers = {"x-forwarded-for": r["client"], "x-sentinel-replay-time": str(ts)}
+        headers = {"x-forwarded-for": r["client"], "sentinel-replay-time": str(ts)}
         if r["kind"] == "auth_failure":
             method, path = "GET", "/dashboard"
             headers["authorization"] = "Bearer not.a.token"

@@ -539,7 +539,7 @@ async fn stuffing_then_request(gw: &common::Gateway, failures_at: i64, request_a
         let r = client()
             .get(gw.url("/msw/vessels"))
             .header("authorization", format!("Bearer forged.{i}.token"))
-            .header("x-sentinel-replay-time", failures_at.to_string())
+            .header("sentinel-replay-time", failures_at.to_string())
             .send()
             .await
             .unwrap();
@@ -548,7 +548,7 @@ async fn stuffing_then_request(gw: &common::Gateway, failures_at: i64, request_a
     client()
         .get(gw.url("/risky/step"))
         .header("authorization", format!("Bearer {}", token(VICTOR, NORDIC)))
-        .header("x-sentinel-replay-time", request_at.to_string())
+        .header("sentinel-replay-time", request_at.to_string())
         .send()
         .await
         .unwrap()

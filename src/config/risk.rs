@@ -28,7 +28,7 @@ pub struct RiskSectionFile {
     pub baseline_requests: Option<u32>,
     pub learn_below: Option<Spanned<f32>>,
     /// Benchmarks only: score at the time a request names in
-    /// `x-sentinel-replay-time` (replays of recorded traffic). Never in production.
+    /// `sentinel-replay-time` (replays of recorded traffic). Never in production.
     pub replay_clock: Option<bool>,
     // Sub-tables are not `Spanned`: toml cannot span a table that is only
     // defined by a dotted header such as `[risk.biometrics.scoring]`.
@@ -57,7 +57,7 @@ pub struct RiskConfig {
     pub max_principals: u64,
     pub max_addresses: u64,
     pub anomaly: AnomalyConfig,
-    /// `replay_clock = true`: anomaly time from `x-sentinel-replay-time` (benchmarks).
+    /// `replay_clock = true`: anomaly time from `sentinel-replay-time` (benchmarks).
     pub replay_clock: bool,
     /// `None`: the telemetry endpoints are off.
     pub biometrics: Option<BiometricsSettings>,

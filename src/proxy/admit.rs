@@ -506,10 +506,12 @@ impl Scored<'_> {
     }
 }
 
-/// `x-sentinel-replay-time`, read only with `[risk] replay_clock` (benchmarks).
+/// `sentinel-replay-time`, read only with `[risk] replay_clock` (benchmarks).
+/// Not under the reserved `x-sentinel-` prefix: client headers there are
+/// removed before admission reads anything (`headers::screen_request`).
 fn replay_time(req: &RequestHeader) -> Option<&[u8]> {
     req.headers
-        .get("x-sentinel-replay-time")
+        .get("sentinel-replay-time")
         .map(http::HeaderValue::as_bytes)
 }
 

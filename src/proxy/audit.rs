@@ -39,6 +39,9 @@ fn outcome(code: Option<ErrorCode>) -> Outcome {
     match code {
         None => Outcome::Allowed,
         Some(RateLimited) => Outcome::RateLimited,
+        // A risk score above the route's step-up threshold; a block
+        // (`BIOMETRIC_AUTH_FAILED`, `RISK_BLOCKED`) is a denial.
+        Some(StepUpRequired) => Outcome::StepUp,
         Some(RouteNotFound | BadRequest | BodyTooLarge | HeadersTooLarge) => Outcome::Error,
         Some(c) if c.status() >= 500 => Outcome::Error,
         Some(_) => Outcome::Denied,
@@ -143,6 +146,12 @@ mod tests {
         assert_eq!(outcome(Some(ErrorCode::AuthInvalid)), Outcome::Denied);
         assert_eq!(outcome(Some(ErrorCode::RouteNotFound)), Outcome::Error);
         assert_eq!(outcome(Some(ErrorCode::UpstreamTimeout)), Outcome::Error);
+        assert_eq!(outcome(Some(ErrorCode::StepUpRequired)), Outcome::StepUp);
+        assert_eq!(outcome(Some(ErrorCode::RiskBlocked)), Outcome::Denied);
+        assert_eq!(
+            outcome(Some(ErrorCode::BiometricAuthFailed)),
+            Outcome::Denied
+        );
     }
 
     #[test]

@@ -129,7 +129,7 @@ impl Risk {
 
     /// The time (unix seconds) anomaly state is kept at: the wall clock, or
     /// with `[risk] replay_clock` (benchmarks replaying recorded traffic) the
-    /// request's `x-sentinel-replay-time` when it sends one.
+    /// request's `sentinel-replay-time` when it sends one.
     pub fn clock(&self, replay_time: Option<&[u8]>, wall: i64) -> u64 {
         let replayed = self
             .replay_clock
