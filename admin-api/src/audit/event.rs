@@ -331,6 +331,38 @@ mod tests {
         assert_eq!(json["time"], "2026-12-07T14:03:11.123Z");
     }
 
+    proptest::proptest! {
+        /// Whatever a gateway (or an attacker holding its key) sends, a line
+        /// is an event or a message, never a panic.
+        #[test]
+        fn any_bytes_lower_or_explain(line in proptest::collection::vec(proptest::num::u8::ANY, 0..400)) {
+            let _ = parse_line(&line, now(), "gw");
+        }
+
+        /// An event answered by the API, sent back as a line, is the same event.
+        #[test]
+        fn an_answered_event_parses_back_to_itself(
+            reason in "\\PC{0,40}",
+            path in "/[a-z0-9/]{0,30}",
+            rules in proptest::collection::vec("[a-z0-9-]{1,12}", 0..5),
+            status in proptest::option::of(100i64..600),
+            latency in proptest::option::of(0.0f64..10_000.0),
+        ) {
+            let mut wire: serde_json::Value = serde_json::from_str(OK).unwrap();
+            wire["reason"] = reason.clone().into();
+            wire["path"] = path.into();
+            wire["rules"] = serde_json::json!(rules);
+            wire["status"] = serde_json::json!(status);
+            wire["latency_ms"] = serde_json::json!(latency);
+            let e = parse_line(wire.to_string().as_bytes(), now(), "gw").unwrap();
+            let mut answered = serde_json::to_value(&e).unwrap();
+            // The same event again: the answered form is a valid line.
+            answered.as_object_mut().unwrap().remove("gateway");
+            let again = parse_line(answered.to_string().as_bytes(), now(), "gw").unwrap();
+            proptest::prop_assert_eq!(again, e);
+        }
+    }
+
     #[test]
     fn every_problem_of_a_line_is_named() {
         let bad = r#"{"id":"nope","time":"yesterday","source":"admin","outcome":"maybe","status":42,"risk_score":2}"#;

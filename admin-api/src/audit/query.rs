@@ -446,6 +446,43 @@ mod tests {
         assert!(decode_cursor(&URL_SAFE_NO_PAD.encode("1:x")).is_err());
     }
 
+    /// RFC 4180 read back (the test's own reader).
+    fn read_csv(text: &str) -> Vec<Vec<String>> {
+        let (mut rows, mut row, mut cell, mut quoted) =
+            (Vec::new(), Vec::new(), String::new(), false);
+        let mut chars = text.chars().peekable();
+        while let Some(c) = chars.next() {
+            match (quoted, c) {
+                (true, '"') if chars.peek() == Some(&'"') => {
+                    chars.next();
+                    cell.push('"');
+                }
+                (true, '"') => quoted = false,
+                (true, c) => cell.push(c),
+                (false, '"') => quoted = true,
+                (false, ',') => row.push(std::mem::take(&mut cell)),
+                (false, '\r') if chars.peek() == Some(&'\n') => {}
+                (false, '\n') => {
+                    row.push(std::mem::take(&mut cell));
+                    rows.push(std::mem::take(&mut row));
+                }
+                (false, c) => cell.push(c),
+            }
+        }
+        rows
+    }
+
+    proptest::proptest! {
+        /// Any cells, with commas, quotes, CR and LF, read back as written.
+        #[test]
+        fn csv_rows_read_back_as_written(cells in proptest::collection::vec("[a-z,\"\r\n ]{0,12}", 1..6)) {
+            let mut out = String::new();
+            csv_row(&mut out, &cells);
+            csv_row(&mut out, &cells);
+            proptest::prop_assert_eq!(read_csv(&out), vec![cells.clone(), cells]);
+        }
+    }
+
     #[test]
     fn csv_quotes_what_needs_quoting() {
         let mut out = String::new();

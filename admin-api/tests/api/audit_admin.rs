@@ -323,3 +323,24 @@ async fn gateway_request_ids(t: &TestApp) -> Vec<String> {
     .await
     .unwrap()
 }
+
+#[tokio::test]
+async fn the_api_role_cannot_empty_the_trail_through_retention() {
+    let t = TestApp::new().await;
+    let key = gateway(&t, "gw").await;
+    let mut e = event(Some(TEST_001), "ten-days-old");
+    let when = chrono::Utc::now() - chrono::Duration::days(10);
+    e["time"] = json!(when.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+    let (s, _) = ship(&t, &key, &[e, event(None, "anon")]).await;
+    assert_eq!(s, StatusCode::OK);
+    // A tenant setting of 0 days and a caller asking for 0: 30 days stay.
+    set_retention(&t, TEST_001, 0).await;
+    let (deleted, _): (i64, i32) = sqlx::query_as(
+        "SELECT deleted_rows, dropped_partitions FROM sentinel.audit_apply_retention(0)",
+    )
+    .fetch_one(&t.db.api)
+    .await
+    .unwrap();
+    assert_eq!(deleted, 0);
+    assert_eq!(gateway_request_ids(&t).await, vec!["anon", "ten-days-old"]);
+}
