@@ -62,7 +62,8 @@ fn token(alg: Algorithm, name: &str, kid: &str, iss: &str, key: &EncodingKey) ->
     let enc = |v: &serde_json::Value| URL_SAFE_NO_PAD.encode(v.to_string());
     let msg = format!("{}.{}", enc(&header), enc(&claims));
     let sig = jsonwebtoken::crypto::sign(msg.as_bytes(), key, alg).unwrap_or_default();
-    format!("{msg}.{sig}")
+    // The gateway refuses high-s ES256 signatures (src/auth/ecdsa.rs).
+    sentinel::auth::ecdsa::canonical_es256(format!("{msg}.{sig}"))
 }
 
 fn bench(c: &mut Criterion) {

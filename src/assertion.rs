@@ -183,8 +183,10 @@ impl Signer {
             exp: now + self.ttl.as_secs() as i64,
             ver: subject.snapshot_version,
         };
-        let token =
-            jsonwebtoken::encode(&self.header, &claims, &self.key).map_err(AssertionError::Sign)?;
+        // Low-s, so that upstreams requiring canonical ECDSA accept it.
+        let token = crate::auth::ecdsa::canonical_es256(
+            jsonwebtoken::encode(&self.header, &claims, &self.key).map_err(AssertionError::Sign)?,
+        );
         let headers = Arc::new(IdentityHeaders {
             user_id: HeaderValue::try_from(claims.sub)?,
             tenant_id: HeaderValue::try_from(claims.tid)?,

@@ -187,6 +187,18 @@ impl Denial {
     }
 }
 
+impl From<headers::HeaderProblem> for Denial {
+    /// A refused request head (`Host`, header names): `400 BAD_REQUEST`.
+    fn from(p: headers::HeaderProblem) -> Denial {
+        let message = match p {
+            headers::HeaderProblem::Underscore => "header names containing `_` are not accepted",
+            headers::HeaderProblem::MissingHost => "an HTTP/1.1 request needs a `Host` header",
+            headers::HeaderProblem::SeveralHosts => "a request may carry only one `Host` header",
+        };
+        Denial::with_message(ErrorCode::BadRequest, message)
+    }
+}
+
 #[derive(serde::Serialize)]
 struct Body<'a> {
     error: Inner<'a>,

@@ -33,6 +33,132 @@ pub const H_DECISION: HeaderName = HeaderName::from_static("x-sentinel-decision"
 pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 pub const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
 
+/// What the gateway does with a client request header whose name contains
+/// `_` (`[client_headers] underscores`). CGI-style upstreams (WSGI, Rack,
+/// PHP) read `_` and `-` as the same character, so `x_sentinel_user_id`
+/// would reach them as the gateway's own `x-sentinel-user-id`; nginx
+/// (`underscores_in_headers off`) and Envoy (`headers_with_underscores_action`)
+/// drop such headers too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Underscores {
+    /// Remove the header, serve the request (default).
+    #[default]
+    Drop,
+    /// Answer `400 BAD_REQUEST`.
+    Reject,
+    /// Pass it on (reserved names are still removed, `_` read as `-`).
+    Allow,
+}
+
+/// The gateway's rules for what a client may send in request headers.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ClientHeaders {
+    pub underscores: Underscores,
+}
+
+/// Why a request head is refused before it is routed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum HeaderProblem {
+    #[error("header names containing `_` are not accepted")]
+    Underscore,
+    #[error("an HTTP/1.1 request needs a `Host` header")]
+    MissingHost,
+    #[error("a request may carry only one `Host` header")]
+    SeveralHosts,
+}
+
+/// Whether `name` is in the gateway's reserved `x-sentinel-` namespace, in
+/// any case and with `_` read as `-` (the spelling CGI-style upstreams see).
+pub fn is_reserved(name: &[u8]) -> bool {
+    const PREFIX: &[u8] = b"x-sentinel-";
+    name.len() >= PREFIX.len()
+        && name
+            .iter()
+            .zip(PREFIX)
+            .all(|(b, p)| b.to_ascii_lowercase() == *p || (*b == b'_' && *p == b'-'))
+}
+
+/// Headers that say who the client is or where it came from. Believed (and
+/// passed on) only from a trusted proxy; the gateway sets `x-forwarded-for`
+/// itself (SPEC, "Request risk").
+fn is_forwarding(name: &str) -> bool {
+    name == "forwarded" || name == "x-real-ip" || name.starts_with("x-forwarded-")
+}
+
+/// Headers that make some frameworks serve another method or path than the
+/// one the gateway authorized. Never passed on.
+fn is_override(name: &str) -> bool {
+    matches!(
+        name,
+        "x-http-method-override"
+            | "x-http-method"
+            | "x-method-override"
+            | "x-original-url"
+            | "x-rewrite-url"
+    )
+}
+
+/// Screens a client request head before anything reads it: the `Host`
+/// rules of RFC 9112 §3.2 (HTTP/1.1 needs exactly one; HTTP/1.0 may have
+/// none), header names with `_` per `rules`, and removes what an upstream
+/// must never get from a client: reserved `x-sentinel-*` names (any case,
+/// `_` for `-`), forwarding headers unless `trusted_peer`, and method or
+/// path overrides. Nothing is copied unless something has to go.
+pub fn screen_request(
+    req: &mut RequestHeader,
+    rules: &ClientHeaders,
+    trusted_peer: bool,
+) -> std::result::Result<(), HeaderProblem> {
+    let mut hosts = req.headers.get_all(http::header::HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (_, Some(_)) => return Err(HeaderProblem::SeveralHosts),
+        (None, None) if req.version == http::Version::HTTP_11 => {
+            return Err(HeaderProblem::MissingHost)
+        }
+        _ => {}
+    }
+    let mut doomed = 0;
+    for name in req.headers.keys() {
+        let n = name.as_str();
+        if n.contains('_') {
+            match rules.underscores {
+                Underscores::Reject => return Err(HeaderProblem::Underscore),
+                Underscores::Drop => {
+                    doomed += 1;
+                    continue;
+                }
+                Underscores::Allow => {}
+            }
+        }
+        if is_reserved(n.as_bytes()) || is_override(n) || (!trusted_peer && is_forwarding(n)) {
+            doomed += 1;
+        }
+    }
+    if doomed == 0 {
+        return Ok(());
+    }
+    let drop_underscores = rules.underscores == Underscores::Drop;
+    // The request is whole again afterwards; an edit that removes cannot fail.
+    let _ = edit_request(req, 0, |h| {
+        let names: Vec<HeaderName> = h
+            .keys()
+            .filter(|name| {
+                let n = name.as_str();
+                (drop_underscores && n.contains('_'))
+                    || is_reserved(n.as_bytes())
+                    || is_override(n)
+                    || (!trusted_peer && is_forwarding(n))
+            })
+            .cloned()
+            .collect();
+        for name in names {
+            h.remove(name);
+        }
+        Ok(())
+    });
+    Ok(())
+}
+
 /// Runs `edit` on the headers of `req` with room for `extra` more, after
 /// dropping the case map. The request is whole again afterwards, also when
 /// `edit` fails.
@@ -243,6 +369,122 @@ mod tests {
         assert_eq!(req.method, http::Method::DELETE);
         assert_eq!(req.raw_path(), b"/x");
         assert_eq!(req.headers["x-a"], "1");
+    }
+
+    fn head(version: http::Version, headers: &[(&str, &str)]) -> RequestHeader {
+        let mut req = RequestHeader::build("GET", b"/p", None).unwrap();
+        req.set_version(version);
+        for (n, v) in headers {
+            req.append_header(n.to_string(), *v).unwrap();
+        }
+        req
+    }
+
+    #[test]
+    fn reserved_names_read_underscores_as_dashes_in_any_case() {
+        for name in [
+            "x-sentinel-user-id",
+            "X-Sentinel-Roles",
+            "x_sentinel_user_id",
+            "X_SENTINEL_TENANT_ID",
+            "x-sentinel_roles",
+            "x_Sentinel-assertion",
+        ] {
+            assert!(is_reserved(name.as_bytes()), "{name}");
+        }
+        for name in [
+            "x-sentinel",
+            "x-sentinelx-a",
+            "y-sentinel-a",
+            "x--sentinel-a",
+        ] {
+            assert!(!is_reserved(name.as_bytes()), "{name}");
+        }
+    }
+
+    #[test]
+    fn screening_drops_rejects_or_allows_underscores() {
+        let hostile = [
+            ("host", "h"),
+            ("x_sentinel_user_id", "EVIL"),
+            ("x_custom", "1"),
+            ("x-sentinel-roles", "admin"),
+            ("accept", "a"),
+        ];
+        let mut req = head(http::Version::HTTP_11, &hostile);
+        screen_request(&mut req, &ClientHeaders::default(), false).unwrap();
+        let mut names: Vec<_> = req.headers.keys().map(|k| k.as_str()).collect();
+        names.sort_unstable();
+        assert_eq!(names, ["accept", "host"]);
+
+        let mut req = head(http::Version::HTTP_11, &hostile);
+        let reject = ClientHeaders {
+            underscores: Underscores::Reject,
+        };
+        assert_eq!(
+            screen_request(&mut req, &reject, false),
+            Err(HeaderProblem::Underscore)
+        );
+
+        let mut req = head(http::Version::HTTP_11, &hostile);
+        let allow = ClientHeaders {
+            underscores: Underscores::Allow,
+        };
+        screen_request(&mut req, &allow, false).unwrap();
+        let mut names: Vec<_> = req.headers.keys().map(|k| k.as_str()).collect();
+        names.sort_unstable();
+        assert_eq!(names, ["accept", "host", "x_custom"]);
+    }
+
+    #[test]
+    fn forwarding_headers_only_from_trusted_peers_overrides_never() {
+        let sent = [
+            ("host", "h"),
+            ("x-forwarded-for", "1.2.3.4"),
+            ("x-forwarded-proto", "https"),
+            ("forwarded", "for=1.2.3.4"),
+            ("x-real-ip", "1.2.3.4"),
+            ("x-http-method-override", "DELETE"),
+            ("x-original-url", "/admin"),
+        ];
+        let mut req = head(http::Version::HTTP_11, &sent);
+        screen_request(&mut req, &ClientHeaders::default(), false).unwrap();
+        let names: Vec<_> = req.headers.keys().map(|k| k.as_str()).collect();
+        assert_eq!(names, ["host"]);
+
+        let mut req = head(http::Version::HTTP_11, &sent);
+        screen_request(&mut req, &ClientHeaders::default(), true).unwrap();
+        let mut names: Vec<_> = req.headers.keys().map(|k| k.as_str()).collect();
+        names.sort_unstable();
+        assert_eq!(
+            names,
+            [
+                "forwarded",
+                "host",
+                "x-forwarded-for",
+                "x-forwarded-proto",
+                "x-real-ip"
+            ]
+        );
+    }
+
+    #[test]
+    fn host_rules_follow_rfc_9112() {
+        let rules = ClientHeaders::default();
+        let mut req = head(http::Version::HTTP_11, &[]);
+        assert_eq!(
+            screen_request(&mut req, &rules, false),
+            Err(HeaderProblem::MissingHost)
+        );
+        let mut req = head(http::Version::HTTP_11, &[("host", "a"), ("host", "b")]);
+        assert_eq!(
+            screen_request(&mut req, &rules, false),
+            Err(HeaderProblem::SeveralHosts)
+        );
+        let mut req = head(http::Version::HTTP_10, &[]);
+        assert_eq!(screen_request(&mut req, &rules, false), Ok(()));
+        let mut req = head(http::Version::HTTP_2, &[]);
+        assert_eq!(screen_request(&mut req, &rules, false), Ok(()));
     }
 
     #[test]

@@ -123,6 +123,7 @@ pub fn prepare(config: Config) -> anyhow::Result<Prepared> {
         limits: config.limits,
         explain: config.explain.clone(),
         trusted_proxies: config.trusted_proxies.clone(),
+        client_headers: config.client_headers,
         security_headers: config.security_headers.clone(),
         rate_limits,
         audit,
@@ -277,6 +278,10 @@ pub fn build(prepared: Prepared, upgrade: &Upgrade) -> anyhow::Result<Server> {
         // about 3 % less CPU per proxied request (docs/PERFORMANCE.md,
         // "Timers, credentials and the token-cache key").
         fast_timeout_to_tokio_threshold_seconds: Some(0),
+        // A graceful stop ends as soon as nothing is in flight (`drain::Drain`);
+        // Pingora's own grace period is only the fallback just past it.
+        grace_period_seconds: Some(config.drain_timeout.as_secs() + 1),
+        graceful_shutdown_timeout_seconds: Some(1),
         ..ServerConf::default()
     };
     if let Some(sock) = &upgrade.upgrade_sock {
@@ -296,13 +301,24 @@ pub fn build(prepared: Prepared, upgrade: &Upgrade) -> anyhow::Result<Server> {
     let mut server = Server::new_with_opt_and_conf(Some(opt), conf);
     server.bootstrap();
 
-    let mut proxy = pingora::proxy::http_proxy_service_with_name(
-        &server.configuration,
+    // The proxy app behind the connection limits (conn.rs: head deadline,
+    // connections per client).
+    let mut app = pingora::proxy::HttpProxy::new(
         Gateway {
             state: state.clone(),
         },
-        "sentinel proxy",
+        server.configuration.clone(),
     );
+    app.handle_init_modules();
+    let guarded = crate::conn::Guarded {
+        app: Arc::new(app),
+        limits: Arc::new(crate::conn::ConnLimits::new(
+            config.limits.request_header_timeout,
+            config.limits.max_connections_per_client,
+            config.trusted_proxies.clone(),
+        )),
+    };
+    let mut proxy = Service::new("sentinel proxy".to_owned(), guarded);
     proxy.add_tcp(&config.proxy_addr.to_string());
     let mut resolver = None;
     if let Some(tls) = &config.tls {
@@ -333,5 +349,11 @@ pub fn build(prepared: Prepared, upgrade: &Upgrade) -> anyhow::Result<Server> {
     server.add_service(proxy);
     server.add_service(ops);
     server.add_service(background);
+    server.add_service(background_service(
+        "sentinel drain",
+        crate::drain::Drain {
+            timeout: config.drain_timeout,
+        },
+    ));
     Ok(server)
 }

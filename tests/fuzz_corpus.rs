@@ -94,7 +94,7 @@ mod jwt {
             let mut h = jsonwebtoken::Header::new(Algorithm::ES256);
             h.kid = Some("demo-issuer-1".into());
             let c: Value = serde_json::from_str(&claims("").replace(ISS_HS, ISS_EC)).unwrap();
-            jsonwebtoken::encode(&h, &c, &key).unwrap()
+            sentinel::auth::ecdsa::canonical_es256(jsonwebtoken::encode(&h, &c, &key).unwrap())
         };
         let no_kid = r#"{"alg":"HS256"}"#;
         vec![

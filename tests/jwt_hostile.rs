@@ -18,6 +18,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use common::now;
 use jsonwebtoken::{Algorithm, EncodingKey};
+use sentinel::auth::ecdsa::{canonical_es256, other_spelling};
 use sentinel::auth::jwt::{
     IssuerSpec, KeySource, TokenError, VerifiedToken, Verifier, VerifierSettings,
 };
@@ -81,7 +82,13 @@ fn forge(header: &Value, claims: &Value, alg: Algorithm, key: &EncodingKey) -> S
         b64(&serde_json::to_vec(claims).unwrap())
     );
     let sig = jsonwebtoken::crypto::sign(msg.as_bytes(), key, alg).unwrap();
-    format!("{msg}.{sig}")
+    let token = format!("{msg}.{sig}");
+    // ES256 tokens are written in canonical (low-s) form, as the gateway's
+    // own signers write them; `es256_high_s_is_refused` spells one the other way.
+    if alg == Algorithm::ES256 {
+        return canonical_es256(token);
+    }
+    token
 }
 
 /// Raw header and payload bytes, signed with HS256 (for malformed JSON).
@@ -319,6 +326,13 @@ fn rows() -> Vec<Row> {
 
     // Happy paths.
     row("es256_happy_path", es256(&claims(ISS)), Accept);
+    // The same signature as (r, n − s): valid ECDSA, but a second spelling
+    // of the token (issue 17, item 5). Only the low-s form is accepted.
+    row(
+        "es256_high_s_is_refused",
+        other_spelling(&es256(&claims(ISS))).unwrap(),
+        invalid(TokenError::BadSignature),
+    );
     row("eddsa_happy_path", eddsa(&claims(ISS)), Accept);
     row("hs256_happy_path", hs256(&claims(ISS_HS)), Accept);
     row(
@@ -981,8 +995,8 @@ async fn hostile_token_table() {
         }
     }
     // One row per token the tests before the table checked (136), none
-    // lost, and the rows added since.
-    assert_eq!(rows.len(), 139, "rows in the table");
+    // lost, and the rows added since (the last: high-s ES256, issue 17).
+    assert_eq!(rows.len(), 140, "rows in the table");
     assert!(
         failures.is_empty(),
         "hostile token table failures:\n{}",

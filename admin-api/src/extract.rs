@@ -1,6 +1,12 @@
 //! Request extractors whose rejections are [`ApiError`]s, so that malformed
 //! input gets the SPEC error body: JSON bodies and queries answer 422
 //! `VALIDATION_ERROR`, a malformed id in a path answers like a missing object.
+//!
+//! This is also the one place hostile input is refused before any handler or
+//! SQL sees it: a NUL character in any JSON string or key, query value or
+//! path segment (PostgreSQL's `text` cannot hold one, so it would surface as
+//! a 500), and a JSON body that is not an object (every body of this API is
+//! one; serde would otherwise read `[null, null]` as a struct's fields).
 
 use crate::error::{ApiError, FieldErrors};
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -51,10 +57,54 @@ where
                 "expected `Content-Type: application/json`",
             ));
         }
-        serde_json::from_slice(&bytes)
-            .map(Json)
-            .map_err(|e| serde_problem(&e.to_string()))
+        parse_object(&bytes).map(Json)
     }
+}
+
+/// A JSON object body, refused when it holds a NUL anywhere.
+fn parse_object<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let value: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| serde_problem(&e.to_string()))?;
+    if !value.is_object() {
+        return Err(FieldErrors::one("body", "expected a JSON object"));
+    }
+    if let Some(at) = nul_at(&value, "") {
+        return Err(FieldErrors::one(
+            if at.is_empty() { "body" } else { &at },
+            "must not contain a NUL character",
+        ));
+    }
+    serde_json::from_value(value).map_err(|e| serde_problem(&e.to_string()))
+}
+
+/// The dotted path of the first string or key holding a NUL character.
+fn nul_at(v: &serde_json::Value, at: &str) -> Option<String> {
+    use serde_json::Value;
+    match v {
+        Value::String(s) if s.contains('\0') => Some(at.to_owned()),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, x)| nul_at(x, &format!("{at}[{i}]"))),
+        Value::Object(map) => map.iter().find_map(|(k, x)| {
+            let here = if at.is_empty() {
+                k.clone()
+            } else {
+                format!("{at}.{k}")
+            };
+            if k.contains('\0') {
+                Some(here)
+            } else {
+                nul_at(x, &here)
+            }
+        }),
+        _ => None,
+    }
+}
+
+/// `%00` in a raw path or query decodes to a NUL character.
+fn has_encoded_nul(raw: &str) -> bool {
+    raw.contains("%00")
 }
 
 /// Path parameters; an unparsable id is a missing object.
@@ -68,6 +118,9 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        if has_encoded_nul(parts.uri.path()) {
+            return Err(FieldErrors::one("path", "must not contain a NUL character"));
+        }
         axum::extract::Path::<T>::from_request_parts(parts, state)
             .await
             .map(|p| Path(p.0))
@@ -87,6 +140,12 @@ where
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let q = parts.uri.query().unwrap_or("");
+        if has_encoded_nul(q) {
+            return Err(FieldErrors::one(
+                "query",
+                "must not contain a NUL character",
+            ));
+        }
         serde_urlencoded_from_str(q).map(Query)
     }
 }
@@ -141,8 +200,6 @@ where
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(MaybeJson(None));
         }
-        serde_json::from_slice(&bytes)
-            .map(|v| MaybeJson(Some(v)))
-            .map_err(|e| serde_problem(&e.to_string()))
+        parse_object(&bytes).map(|v| MaybeJson(Some(v)))
     }
 }

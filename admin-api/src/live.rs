@@ -383,11 +383,13 @@ async fn publish_now(state: &AppState, failed: &mut Option<i64>) {
                 publish_ms = started.elapsed().as_millis() as u64,
                 "policy snapshot published"
             );
-            state.live.offer(snapshot);
-            state.live.offer_parts(new_parts);
+            // The JWKS first: a gateway that sees a version signed by a newly
+            // rotated key must find that key when it asks for it.
             if let Err(e) = state.live.reload_jwks(&state.pool).await {
                 tracing::warn!(error = %e, "cannot reload the snapshot JWKS");
             }
+            state.live.offer(snapshot);
+            state.live.offer_parts(new_parts);
             match snapshot::prune(&state.pool, state.config.snapshot_retain).await {
                 Ok(n) if n > 0 => tracing::debug!(deleted = n, "old snapshots pruned"),
                 Ok(_) => {}

@@ -37,6 +37,11 @@ enum Command {
     Bootstrap {
         #[arg(long)]
         email: String,
+        /// Recovery: also give the account the superadmin role with no
+        /// validity window, activate and unlock it, set its password from
+        /// SENTINEL_BOOTSTRAP_PASSWORD and end its sessions (docs/security.md).
+        #[arg(long)]
+        recover: bool,
     },
     /// Load the demo tenants and data (password of demo users from SENTINEL_DEMO_PASSWORD).
     SeedDemo,
@@ -105,10 +110,19 @@ async fn main() -> anyhow::Result<()> {
             db::migrate(&pool).await?;
             println!("migrations applied");
         }
-        Command::Bootstrap { email } => {
+        Command::Bootstrap { email, recover } => {
             let password = std::env::var("SENTINEL_BOOTSTRAP_PASSWORD")
                 .context("SENTINEL_BOOTSTRAP_PASSWORD is not set")?;
             let pool = db::connect(&url, 2).await?;
+            if recover {
+                let r = seed::recover(&pool, &cfg, &email, &password).await?;
+                println!(
+                    "platform superuser {email} recovered ({}): superadmin role restored, \
+                     account active and unlocked, password set, sessions ended",
+                    r.user_id
+                );
+                return Ok(());
+            }
             let r = seed::bootstrap(&pool, &cfg, &email, &password).await?;
             if r.created_user {
                 println!("platform superuser {email} created ({})", r.user_id);

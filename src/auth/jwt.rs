@@ -414,6 +414,11 @@ impl Verifier {
             .as_bytes()
             .get(..parts.signing_input_len)
             .ok_or(TokenError::Malformed)?;
+        // A malleable (high-s) ECDSA signature is a second spelling of a
+        // token: refused before the signature check (src/auth/ecdsa.rs).
+        if alg == Algorithm::ES256 && !super::ecdsa::es256_is_canonical(parts.signature) {
+            return Err(TokenError::BadSignature);
+        }
         match jsonwebtoken::crypto::verify(parts.signature, signing_input, &key.key, key.alg) {
             Ok(true) => {}
             Ok(false) | Err(_) => return Err(TokenError::BadSignature),

@@ -2,6 +2,7 @@
 //! snapshot. Claims only identify; roles and status always come from the
 //! snapshot, never from the token.
 
+pub mod ecdsa;
 pub mod jwks;
 pub mod jwt;
 

@@ -25,6 +25,8 @@ pub struct GatewayFile {
     #[serde(default)]
     pub client_ip: ClientIpFile,
     #[serde(default)]
+    pub client_headers: ClientHeadersFile,
+    #[serde(default)]
     pub security_headers: Option<BTreeMap<String, Spanned<String>>>,
     /// Route files, as paths or `*` globs relative to this file.
     #[serde(default)]
@@ -112,6 +114,8 @@ pub struct ListenFile {
     pub ops: Option<Spanned<String>>,
     pub tls: Option<Spanned<TlsFile>>,
     pub threads: Option<Spanned<usize>>,
+    /// How long a graceful stop waits for requests in flight (default `25s`).
+    pub drain_timeout: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -137,6 +141,10 @@ pub struct LimitsFile {
     pub max_body_bytes: Option<Spanned<usize>>,
     pub max_token_bytes: Option<Spanned<usize>>,
     pub token_cache_capacity: Option<u64>,
+    /// Total time for one request head (default `10s`).
+    pub request_header_timeout: Option<Spanned<String>>,
+    /// Concurrent connections per client address (default 256).
+    pub max_connections_per_client: Option<Spanned<usize>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -238,6 +246,13 @@ pub struct ExplainFile {
 pub struct ClientIpFile {
     #[serde(default)]
     pub trusted_proxies: Vec<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientHeadersFile {
+    /// Client header names with `_`: `drop` (default), `reject` or `allow`.
+    pub underscores: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -145,6 +145,7 @@ pub fn load(path: &Path) -> Result<Config, Vec<Problem>> {
         Some(t) => *t.get_ref(),
         None => std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
+    let drain_timeout = lw.duration(&parsed.listen.drain_timeout, Duration::from_secs(25));
     let tls = parsed.listen.tls.as_ref().map(|t| {
         let t = t.get_ref();
         let address = lw.addr(&Some(t.address.clone()), "127.0.0.1:8443");
@@ -216,7 +217,22 @@ pub fn load(path: &Path) -> Result<Config, Vec<Problem>> {
             "max_token_bytes",
         ),
         token_cache_capacity: parsed.limits.token_cache_capacity.unwrap_or(100_000),
+        request_header_timeout: lw.duration(
+            &parsed.limits.request_header_timeout,
+            Duration::from_secs(10),
+        ),
+        max_connections_per_client: limit(
+            &mut lw,
+            &parsed.limits.max_connections_per_client,
+            256,
+            "max_connections_per_client",
+        ),
     };
+    if let Some(t) = &parsed.limits.request_header_timeout {
+        if limits.request_header_timeout.is_zero() {
+            lw.err(t.span(), "`request_header_timeout` must be greater than 0");
+        }
+    }
 
     let mut upstream_index: HashMap<&str, usize> = HashMap::new();
     let mut upstreams = Vec::new();
@@ -338,6 +354,23 @@ pub fn load(path: &Path) -> Result<Config, Vec<Problem>> {
             Err(_) => lw.err(p.span(), format!("invalid CIDR `{s}`")),
         }
     }
+    let client_headers = crate::headers::ClientHeaders {
+        underscores: match parsed.client_headers.underscores.as_ref() {
+            None => crate::headers::Underscores::Drop,
+            Some(u) => match u.get_ref().as_str() {
+                "drop" => crate::headers::Underscores::Drop,
+                "reject" => crate::headers::Underscores::Reject,
+                "allow" => crate::headers::Underscores::Allow,
+                other => {
+                    lw.err(
+                        u.span(),
+                        format!("`underscores` is `drop`, `reject` or `allow`, not `{other}`"),
+                    );
+                    crate::headers::Underscores::Drop
+                }
+            },
+        },
+    };
     let security_headers = lower_security_headers(&mut lw, &parsed.security_headers);
     let rate_limits = parsed
         .rate_limits
@@ -416,6 +449,7 @@ pub fn load(path: &Path) -> Result<Config, Vec<Problem>> {
             proxy_addr,
             ops_addr,
             threads,
+            drain_timeout,
             tls,
             limits,
             upstreams,
@@ -424,6 +458,7 @@ pub fn load(path: &Path) -> Result<Config, Vec<Problem>> {
             assertion,
             explain,
             trusted_proxies,
+            client_headers,
             security_headers,
             routes: std::sync::Arc::new(table),
             rate_limits,

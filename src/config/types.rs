@@ -17,6 +17,8 @@ pub struct Config {
     pub proxy_addr: SocketAddr,
     pub ops_addr: SocketAddr,
     pub threads: usize,
+    /// How long a graceful stop waits for requests in flight.
+    pub drain_timeout: Duration,
     pub tls: Option<TlsConfig>,
     pub limits: Limits,
     pub upstreams: Vec<Upstream>,
@@ -25,6 +27,7 @@ pub struct Config {
     pub assertion: AssertionConfig,
     pub explain: HashSet<Uuid>,
     pub trusted_proxies: Vec<IpNet>,
+    pub client_headers: crate::headers::ClientHeaders,
     pub security_headers: Vec<(http::HeaderName, http::HeaderValue)>,
     pub routes: std::sync::Arc<RouteTable>,
     pub rate_limits: Option<RateLimitConfig>,
@@ -55,6 +58,10 @@ pub struct Limits {
     pub max_body_bytes: usize,
     pub max_token_bytes: usize,
     pub token_cache_capacity: u64,
+    /// Total time a client has to send one request head (slowloris).
+    pub request_header_timeout: std::time::Duration,
+    /// Concurrent connections per client address (trusted proxies exempt).
+    pub max_connections_per_client: usize,
 }
 
 #[derive(Debug, Clone)]

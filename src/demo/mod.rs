@@ -145,7 +145,9 @@ pub fn mint(
         "jti": jti,
         "mfa": mfa,
     });
-    jsonwebtoken::encode(&header, &claims, &key).context("sign demo token")
+    jsonwebtoken::encode(&header, &claims, &key)
+        .map(crate::auth::ecdsa::canonical_es256)
+        .context("sign demo token")
 }
 
 /// Writes the bundled files into `dir`, pointing the upstreams at `apps`

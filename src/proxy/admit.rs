@@ -10,7 +10,7 @@ use crate::clock::unix_now;
 use crate::config::Limits;
 use crate::errors::{Denial, ErrorCode};
 use crate::fields::FieldPlan;
-use crate::headers::X_API_KEY;
+use crate::headers::{self, X_API_KEY};
 use crate::ratelimit::keys::{self, Caller, KeyText};
 use crate::request::{self, Credential};
 use crate::routes::{AuthRequirement, Params, Route};
@@ -31,19 +31,32 @@ impl Gateway {
         ctx: &mut Ctx,
     ) -> Result<Admission, Denial> {
         let state = &*self.state;
-        let req = session.req_header();
+        // The head is read: the connection's head deadline stops (conn.rs).
+        ctx.conn.head_read(session);
         let peer = session
             .client_addr()
             .and_then(|a| a.as_inet())
             .map(|a| a.ip());
         if let Some(peer) = peer {
-            let xff = req
+            let xff = session
+                .req_header()
                 .headers
                 .get("x-forwarded-for")
                 .and_then(|v| v.to_str().ok());
             ctx.client_ip = Some(request::client_ip(peer, xff, &state.trusted_proxies));
         }
-        check_limits(req, &state.limits)?;
+        // After the client address, so that the audit event of a refused
+        // head names who sent it.
+        check_limits(session.req_header(), &state.limits)?;
+        // Hostile heads are refused or cleaned before anything reads them.
+        let trusted_peer =
+            peer.is_some_and(|p| state.trusted_proxies.iter().any(|n| n.contains(&p)));
+        headers::screen_request(
+            session.req_header_mut(),
+            &state.client_headers,
+            trusted_peer,
+        )?;
+        let req = session.req_header();
         let host = req
             .uri
             .host()
@@ -94,6 +107,7 @@ impl Gateway {
                         .with_hash_key(state.field_hash_key),
                 );
             }
+            self.default_host(session, route);
             return Ok(Admission::Forward);
         }
 
@@ -113,7 +127,36 @@ impl Gateway {
         let decision =
             self.authorize(session.req_header(), route, &found.params, &who, now, ctx)?;
         self.identity(route, &who, &decision, now, ctx)?;
+        self.default_host(session, route);
         Ok(Admission::Forward)
+    }
+
+    /// An HTTP/1.0 request may come without `Host` (RFC 9112 §3.2); the
+    /// upstream, spoken to in HTTP/1.1, gets the request target's host, else
+    /// the route's, else the upstream's name.
+    fn default_host(&self, session: &mut Session, route: &Route) {
+        let req = session.req_header();
+        if req.version > http::Version::HTTP_10 || req.headers.contains_key(http::header::HOST) {
+            return;
+        }
+        let host = req
+            .uri
+            .authority()
+            .map(|a| a.as_str())
+            .or(route.host.as_deref())
+            .or_else(|| {
+                self.state
+                    .pools
+                    .get(route.upstream)
+                    .map(|p| p.upstream.sni.as_str())
+            })
+            .and_then(|h| HeaderValue::from_str(h).ok());
+        if let Some(host) = host {
+            // Inserting into a request whose headers were just read cannot fail.
+            let _ = headers::edit_request(session.req_header_mut(), 1, |h| {
+                headers::insert(h, http::header::HOST, host)
+            });
+        }
     }
 
     /// The caller's credential → a principal of the snapshot, who may use

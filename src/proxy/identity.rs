@@ -48,8 +48,9 @@ pub(super) fn apply(h: &mut HeaderMap, ctx: &Ctx) -> Result<()> {
     Ok(())
 }
 
+/// The reserved namespace, `_` read as `-` ([`headers::is_reserved`]).
 fn is_sentinel(name: &str) -> bool {
-    name.len() >= 11 && name.as_bytes()[..11].eq_ignore_ascii_case(b"x-sentinel-")
+    headers::is_reserved(name.as_bytes())
 }
 
 /// Removes every `x-sentinel-*` header.
@@ -71,11 +72,10 @@ pub fn strip_sentinel(headers: &mut HeaderMap) {
 /// token of `Connection` (so no next hop drops the gateway's own headers).
 pub fn strip_client_identity(headers: &mut HeaderMap) {
     strip_sentinel(headers);
-    let names_sentinel = headers.get_all(http::header::CONNECTION).iter().any(|v| {
-        v.as_bytes()
-            .windows(11)
-            .any(|w| w.eq_ignore_ascii_case(b"x-sentinel-"))
-    });
+    let names_sentinel = headers
+        .get_all(http::header::CONNECTION)
+        .iter()
+        .any(|v| v.as_bytes().windows(11).any(headers::is_reserved));
     if !names_sentinel {
         return;
     }

@@ -59,6 +59,8 @@ pub struct GatewayState {
     pub limits: Limits,
     pub explain: HashSet<Uuid>,
     pub trusted_proxies: Vec<IpNet>,
+    /// What clients may send in request headers (`headers::screen_request`).
+    pub client_headers: crate::headers::ClientHeaders,
     /// Headers every response carries unless the upstream set them.
     pub security_headers: Vec<(HeaderName, HeaderValue)>,
     pub rate_limits: Option<(Limiter, RateLimitConfig)>,
@@ -90,6 +92,8 @@ pub struct Ctx {
     tries: usize,
     /// The caller's field access on a bound route, built once from the decision.
     fields: Option<FieldPlan>,
+    /// In flight for the graceful stop; ends the connection's head deadline.
+    conn: crate::conn::RequestMark,
     /// What the audit event says beyond the above.
     audit: audit::Facts,
 }
@@ -139,6 +143,7 @@ impl ProxyHttp for Gateway {
             peer: None,
             tries: 0,
             fields: None,
+            conn: crate::conn::RequestMark::default(),
             audit: audit::Facts::default(),
         }
     }

@@ -132,6 +132,32 @@ impl Gateway {
         assert!(ok, "kill -{name} failed");
     }
 
+    /// Waits up to `limit` for the process to exit; its status, if it did.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// Rewrites `sentinel.toml` (each `(from, to)` replaced once) and starts
+    /// the gateway again on it, for settings in sections the demo config has
+    /// already (`[limits]`, `[listen]`).
+    pub fn reconfigure(&mut self, edits: &[(&str, &str)]) {
+        let path = self.dir.join("sentinel.toml");
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        for (from, to) in edits {
+            assert!(text.contains(from), "`{from}` not in sentinel.toml");
+            text = text.replacen(from, to, 1);
+        }
+        std::fs::write(&path, text).unwrap();
+        self.restart(true);
+    }
+
     /// What the gateway wrote to stderr (its log) so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("stderr.log")).unwrap_or_default()
@@ -473,7 +499,7 @@ pub fn sign_claims(claims: &serde_json::Value, kid: Option<&str>) -> String {
         jsonwebtoken::EncodingKey::from_ec_pem(sentinel::demo::DEMO_ISSUER_KEY.as_bytes()).unwrap();
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
     header.kid = kid.map(str::to_owned);
-    jsonwebtoken::encode(&header, claims, &key).unwrap()
+    sentinel::auth::ecdsa::canonical_es256(jsonwebtoken::encode(&header, claims, &key).unwrap())
 }
 
 /// Unix seconds now: the one wall clock of the tests (token claims,

@@ -10,3 +10,4 @@ pub mod api_keys;
 pub mod groups;
 pub mod roles;
 pub mod rows;
+pub mod safety;

@@ -44,20 +44,32 @@ pub async fn unlink(
     (b_col, b): (&str, Uuid),
 ) -> ApiResult<StatusCode> {
     let mut tx = db::begin(&state.pool, caller.ctx()).await?;
+    unlink_in(&mut tx, caller, table, (a_col, a), (b_col, b)).await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// [`unlink`] inside a transaction the caller checks before and after.
+pub async fn unlink_in(
+    tx: &mut db::Tx,
+    caller: &Caller,
+    table: &str,
+    (a_col, a): (&str, Uuid),
+    (b_col, b): (&str, Uuid),
+) -> ApiResult<()> {
     let n = sqlx::query(&format!(
         "DELETE FROM sentinel.{table} WHERE {a_col} = $1 AND {b_col} = $2 AND tenant_id = $3"
     ))
     .bind(a)
     .bind(b)
     .bind(caller.target)
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await?
     .rows_affected();
     if n == 0 {
         return Err(ApiError::NotFound);
     }
-    tx.commit().await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }
 
 /// Deletes the row `id` of the target tenant from `sentinel.{table}`;

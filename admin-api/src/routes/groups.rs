@@ -3,7 +3,9 @@
 use crate::auth::Caller;
 use crate::db::{self, Tx};
 use crate::domain::groups::{add_member, attach_role, group_scopes};
+use crate::domain::roles::ensure_not_above;
 use crate::domain::rows;
+use crate::domain::safety::{self, AdminGuard};
 use crate::error::{ApiError, ApiResult, FieldErrors};
 use crate::extract::{Json, Path, Query};
 use crate::openapi::routes::{doc, Routes};
@@ -242,7 +244,31 @@ async fn remove(
     Path(id): Path<Uuid>,
 ) -> ApiResult<StatusCode> {
     caller.require("group", Level::Admin)?;
-    rows::delete_row(&state, &caller, "groups", id).await
+    let mut tx = db::begin(&state.pool, caller.ctx()).await?;
+    // Deleting a group takes its roles from every member.
+    let scopes = group_scopes(&mut tx, id).await?;
+    if !caller
+        .scopes
+        .missing(scopes.iter().map(String::as_str))
+        .is_empty()
+    {
+        return Err(ApiError::denied(
+            "the group's roles carry scopes you do not hold",
+        ));
+    }
+    let guard = AdminGuard::take(&mut tx, caller.target).await?;
+    let n = sqlx::query("DELETE FROM sentinel.groups WHERE id = $1 AND tenant_id = $2")
+        .bind(id)
+        .bind(caller.target)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    if n == 0 {
+        return Err(ApiError::NotFound);
+    }
+    guard.check(&mut tx).await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn members(
@@ -299,14 +325,20 @@ async fn remove_member(
     Path((id, user_id)): Path<(Uuid, Uuid)>,
 ) -> ApiResult<StatusCode> {
     caller.require("group", Level::Write)?;
-    rows::unlink(
-        &state,
+    let mut tx = db::begin(&state.pool, caller.ctx()).await?;
+    ensure_not_above(&mut tx, &caller, user_id).await?;
+    let guard = AdminGuard::take(&mut tx, caller.target).await?;
+    rows::unlink_in(
+        &mut tx,
         &caller,
         "user_groups",
         ("group_id", id),
         ("user_id", user_id),
     )
-    .await
+    .await?;
+    guard.check(&mut tx).await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn roles(
@@ -363,12 +395,18 @@ async fn remove_role(
     Path((id, role_id)): Path<(Uuid, Uuid)>,
 ) -> ApiResult<StatusCode> {
     caller.require("group", Level::Write)?;
-    rows::unlink(
-        &state,
+    let mut tx = db::begin(&state.pool, caller.ctx()).await?;
+    safety::ensure_role_not_above(&mut tx, &caller, role_id).await?;
+    let guard = AdminGuard::take(&mut tx, caller.target).await?;
+    rows::unlink_in(
+        &mut tx,
         &caller,
         "group_roles",
         ("group_id", id),
         ("role_id", role_id),
     )
-    .await
+    .await?;
+    guard.check(&mut tx).await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -9,6 +9,7 @@ use crate::auth::{self, Caller};
 use crate::db::{self, Tx};
 use crate::domain::roles::{assign, attach_permission};
 use crate::domain::rows;
+use crate::domain::safety::{self, AdminGuard};
 use crate::error::{ApiError, ApiResult, FieldErrors};
 use crate::extract::{double_option, Json, Path, Query};
 use crate::openapi::routes::{doc, Routes};
@@ -318,6 +319,12 @@ async fn update(
     let mut tx = db::begin(&state.pool, caller.ctx()).await?;
     lock_hierarchy(&mut tx, caller.target).await?;
     let current = get_role(&mut tx, caller.target, id).await?;
+    if req.scopes.is_some() || req.parent_role_id.is_some() {
+        // Taking scopes away from a role stronger than oneself is a demotion
+        // of everybody holding it.
+        safety::ensure_role_not_above(&mut tx, &caller, id).await?;
+    }
+    let guard = AdminGuard::take(&mut tx, caller.target).await?;
     if let Some(s) = &req.scopes {
         // Adding scopes needs `role:admin` and each scope held; removing needs only write.
         let added: Vec<&str> = s
@@ -353,6 +360,7 @@ async fn update(
     .bind(scopes)
     .fetch_one(&mut *tx)
     .await?;
+    guard.check(&mut tx).await?;
     tx.commit().await?;
     Ok(axum::Json(role))
 }
@@ -368,10 +376,13 @@ async fn remove(
     if role.is_system {
         return Err(ApiError::denied("system roles cannot be deleted"));
     }
+    safety::ensure_role_not_above(&mut tx, &caller, id).await?;
+    let guard = AdminGuard::take(&mut tx, caller.target).await?;
     sqlx::query("DELETE FROM sentinel.roles WHERE id = $1")
         .bind(id)
         .execute(&mut *tx)
         .await?;
+    guard.check(&mut tx).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -443,9 +454,12 @@ async fn assign_users(
     caller.require("role", Level::Write)?;
     let mut tx = db::begin(&state.pool, caller.ctx()).await?;
     get_role(&mut tx, caller.target, id).await?;
+    // Re-assigning with a window that has ended takes the role away.
+    let guard = AdminGuard::take(&mut tx, caller.target).await?;
     for u in &req.user_ids {
         assign(&mut tx, &caller, *u, id, req.valid_from, req.valid_until).await?;
     }
+    guard.check(&mut tx).await?;
     tx.commit().await?;
     Ok(axum::Json(
         json!({ "role_id": id, "assigned": req.user_ids }),
@@ -458,14 +472,10 @@ async fn unassign_user(
     Path((id, user_id)): Path<(Uuid, Uuid)>,
 ) -> ApiResult<StatusCode> {
     caller.require("role", Level::Write)?;
-    rows::unlink(
-        &state,
-        &caller,
-        "user_roles",
-        ("role_id", id),
-        ("user_id", user_id),
-    )
-    .await
+    let mut tx = db::begin(&state.pool, caller.ctx()).await?;
+    safety::take_role(&mut tx, &caller, user_id, id).await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -525,12 +535,16 @@ async fn remove_permission(
     Path((id, pid)): Path<(Uuid, Uuid)>,
 ) -> ApiResult<StatusCode> {
     caller.require("role", Level::Write)?;
-    rows::unlink(
-        &state,
+    let mut tx = db::begin(&state.pool, caller.ctx()).await?;
+    safety::ensure_role_not_above(&mut tx, &caller, id).await?;
+    rows::unlink_in(
+        &mut tx,
         &caller,
         "role_permissions",
         ("role_id", id),
         ("permission_id", pid),
     )
-    .await
+    .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
 }

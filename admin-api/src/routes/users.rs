@@ -10,6 +10,7 @@ use crate::auth::{self, Caller};
 use crate::db::{self, Tx};
 use crate::domain::roles::{assign, ensure_not_above};
 use crate::domain::rows;
+use crate::domain::safety::{self, AdminGuard};
 use crate::error::{ApiError, ApiResult, FieldErrors};
 use crate::extract::{Json, Path, Query};
 use crate::openapi::routes::{doc, Routes};
@@ -386,6 +387,7 @@ async fn update(
     if id != caller.user_id {
         ensure_not_above(&mut tx, &caller, id).await?;
     }
+    let guard = AdminGuard::take(&mut tx, caller.target).await?;
     let u: User = sqlx::query_as(&format!(
         "UPDATE sentinel.users SET email = coalesce(lower($3), email), name = coalesce($4, name),
                 attributes = coalesce($5, attributes), is_active = coalesce($6, is_active)
@@ -399,6 +401,7 @@ async fn update(
     .bind(req.is_active)
     .fetch_one(&mut *tx)
     .await?;
+    guard.check(&mut tx).await?;
     tx.commit().await?;
     Ok(axum::Json(u))
 }
@@ -415,11 +418,13 @@ async fn remove(
     let mut tx = db::begin(&state.pool, caller.ctx()).await?;
     get_user(&mut tx, caller.target, id).await?;
     ensure_not_above(&mut tx, &caller, id).await?;
+    let guard = AdminGuard::take(&mut tx, caller.target).await?;
     sqlx::query("DELETE FROM sentinel.users WHERE id = $1 AND tenant_id = $2")
         .bind(id)
         .bind(caller.target)
         .execute(&mut *tx)
         .await?;
+    guard.check(&mut tx).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -543,6 +548,7 @@ async fn set_lock(state: &AppState, caller: &Caller, id: Uuid, locked: bool) -> 
     let mut tx = db::begin(&state.pool, caller.ctx()).await?;
     get_user(&mut tx, caller.target, id).await?;
     ensure_not_above(&mut tx, caller, id).await?;
+    let guard = AdminGuard::take(&mut tx, caller.target).await?;
     let u: User = sqlx::query_as(&format!(
         "UPDATE sentinel.users SET is_locked = $3,
                 locked_until = CASE WHEN $3 THEN locked_until ELSE NULL END,
@@ -560,6 +566,7 @@ async fn set_lock(state: &AppState, caller: &Caller, id: Uuid, locked: bool) -> 
             .execute(&mut *tx)
             .await?;
     }
+    guard.check(&mut tx).await?;
     tx.commit().await?;
     Ok(u)
 }
@@ -606,6 +613,7 @@ async fn bulk(
     caller.require("user", Level::Admin)?;
     let mut results = Vec::with_capacity(req.user_ids.len());
     let mut tx = db::begin(&state.pool, caller.ctx()).await?;
+    let guard = AdminGuard::take(&mut tx, caller.target).await?;
     for id in &req.user_ids {
         let status = if *id == caller.user_id {
             "denied"
@@ -633,6 +641,8 @@ async fn bulk(
         };
         results.push(json!({"id": id, "status": status}));
     }
+    // All or nothing: a bulk change that would leave no administrator is refused whole.
+    guard.check(&mut tx).await?;
     tx.commit().await?;
     Ok(axum::Json(
         json!({"action": req.action, "results": results}),
@@ -713,6 +723,8 @@ async fn add_role(
     if !exists {
         return Err(ApiError::NotFound);
     }
+    // Re-assigning with a window that has ended takes the role away.
+    let guard = AdminGuard::take(&mut tx, caller.target).await?;
     assign(
         &mut tx,
         &caller,
@@ -722,6 +734,7 @@ async fn add_role(
         req.valid_until,
     )
     .await?;
+    guard.check(&mut tx).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -732,12 +745,8 @@ async fn remove_role(
     Path((id, role_id)): Path<(Uuid, Uuid)>,
 ) -> ApiResult<StatusCode> {
     caller.require("role", Level::Write)?;
-    rows::unlink(
-        &state,
-        &caller,
-        "user_roles",
-        ("user_id", id),
-        ("role_id", role_id),
-    )
-    .await
+    let mut tx = db::begin(&state.pool, caller.ctx()).await?;
+    safety::take_role(&mut tx, &caller, id, role_id).await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -186,6 +186,49 @@ pub async fn bootstrap(
     })
 }
 
+/// `sentinel-admin bootstrap --recover`: the way back when the platform has
+/// no working superadmin (a lost password, a locked or deactivated account,
+/// an assignment whose window ended, a role whose scopes were edited in the
+/// database). Runs [`bootstrap`], then gives the account the
+/// `platform-superadmin` role with no window, activates and unlocks it, sets
+/// its password to `password` and ends its sessions. Needs the database
+/// owner's credentials, as every CLI command does: whoever has them could do
+/// this in SQL anyway.
+pub async fn recover(
+    pool: &PgPool,
+    cfg: &Config,
+    email: &str,
+    password: &str,
+) -> anyhow::Result<BootstrapReport> {
+    let report = bootstrap(pool, cfg, email, password).await?;
+    let hash = crate::password::hash_async(cfg, password.to_owned()).await?;
+    let mut tx = db::begin(pool, TenantCtx::All).await?;
+    sqlx::query(
+        "UPDATE sentinel.users SET is_active = true, is_locked = false, locked_until = NULL,
+                failed_login_count = 0, password_hash = $2, password_changed_at = now()
+          WHERE id = $1",
+    )
+    .bind(report.user_id)
+    .bind(hash)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "UPDATE sentinel.user_roles SET is_active = true, valid_from = NULL, valid_until = NULL
+          WHERE user_id = $1
+            AND role_id = (SELECT id FROM sentinel.roles WHERE tenant_id = $2 AND name = 'platform-superadmin')",
+    )
+    .bind(report.user_id)
+    .bind(PLATFORM_TENANT)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("UPDATE sentinel.refresh_tokens SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL")
+        .bind(report.user_id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(report)
+}
+
 /// What `seed-demo` created that is shown only once.
 #[derive(Debug, Default)]
 pub struct SeedReport {

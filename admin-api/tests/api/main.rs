@@ -5,6 +5,7 @@
 
 mod common;
 
+mod account_safety;
 mod auth;
 mod binary;
 mod bundle_util;
@@ -12,6 +13,7 @@ mod catalog;
 mod console;
 mod deltas;
 mod demo_seed;
+mod hostile_input;
 mod isolation;
 mod openapi;
 mod permissions;
