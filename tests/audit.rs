@@ -241,7 +241,8 @@ async fn every_answer_is_one_event_with_the_contract_fields() {
 #[tokio::test]
 async fn allowed_reads_are_sampled_where_asked_and_denials_never() {
     let gw = start(Options {
-        extra_config: "[audit]\nspool_dir = \"audit-spool\"\n".to_owned(),
+        // Also the `always` fsync policy: every event synced before its answer.
+        extra_config: "[audit]\nspool_dir = \"audit-spool\"\nfsync = \"always\"\n".to_owned(),
         extra_routes: SAMPLED.to_owned(),
         ..Options::default()
     });
@@ -269,6 +270,15 @@ async fn allowed_reads_are_sampled_where_asked_and_denials_never() {
         by.contains_key(&unsampled),
         "routes without sampling keep every read"
     );
+}
+
+#[tokio::test]
+async fn without_an_admin_api_or_an_audit_section_there_is_no_trail() {
+    let gw = start(Options::default());
+    let victor = token(VICTOR, NORDIC);
+    send(client().get(gw.url("/slow/1")).bearer_auth(&victor), 200).await;
+    assert!(!gw.dir.join("audit-spool").exists());
+    assert_eq!(gw.metric_sum("sentinel_audit_events_total", &[]).await, 0.0);
 }
 
 #[tokio::test]
