@@ -52,7 +52,6 @@ NOT_METRICS = {
     "sentinel_test_": "the tests' database name prefix",
     "sentinel_console_": "the console browser tests' database name prefix",
     "sentinel_upgrade": "the default upgrade socket, /tmp/sentinel_upgrade.sock",
-    "sentinel_demo_apps": "the demo apps' crate (docs/deploy.md)",
 }
 
 CONSTRUCTORS = r"(?:Opts|HistogramOpts|IntGauge|IntCounter|Gauge|Counter|Histogram)::new"
