@@ -131,6 +131,13 @@ async fn every_answer_is_one_event_with_the_contract_fields() {
         .to_str()
         .unwrap()
         .to_owned();
+    let preflight = send(
+        c().request(reqwest::Method::OPTIONS, gw.url("/msw/vessels"))
+            .header("origin", "http://elsewhere.example")
+            .header("access-control-request-method", "GET"),
+        403,
+    )
+    .await;
     let mut limited = Vec::new();
     for status in [200, 200, 200, 429] {
         limited.push(send(c().get(gw.url("/limited/a")).bearer_auth(&alice), status).await);
@@ -139,7 +146,7 @@ async fn every_answer_is_one_event_with_the_contract_fields() {
     // Written before the answer left: readable at once.
     let events = spooled(&gw.dir.join("audit-spool"));
     let by = by_request(&events);
-    assert_eq!(events.len(), 12, "one event per answer: {events:#?}");
+    assert_eq!(events.len(), 13, "one event per answer: {events:#?}");
     assert!(by.values().all(|v| v.len() == 1), "never two per request");
     let one = |id: &str| by[id][0].clone();
 
@@ -217,6 +224,17 @@ async fn every_answer_is_one_event_with_the_contract_fields() {
     assert_eq!(e["principal_id"], FLEET_SA);
 
     assert_eq!(one(&long)["resource_id"].as_str().unwrap().len(), 512);
+
+    let e = one(&preflight);
+    assert_eq!(
+        (&e["outcome"], &e["code"], &e["status"], &e["method"]),
+        (
+            &"denied".into(),
+            &Value::Null,
+            &403.into(),
+            &"OPTIONS".into()
+        )
+    );
 
     let e = one(&limited[3]);
     assert_eq!(
