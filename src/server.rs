@@ -30,6 +30,7 @@ pub fn issuer_specs(config: &Config) -> Vec<IssuerSpec> {
             issuer: i.issuer.clone(),
             audiences: i.audiences.clone(),
             algorithms: i.algorithms.clone(),
+            allow_high_s: i.allow_high_s,
             keys: match &i.keys {
                 IssuerKeys::JwksFile(p) => KeySource::JwksFile(p.clone()),
                 IssuerKeys::JwksUrl {

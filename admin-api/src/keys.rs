@@ -190,7 +190,10 @@ impl KeyStore {
         let (kid, key) = ring.current.as_ref().ok_or(TokenError::NoKey)?;
         let mut header = Header::new(Algorithm::ES256);
         header.kid = Some(kid.clone());
-        jsonwebtoken::encode(&header, claims, key).map_err(TokenError::Sign)
+        // Canonical (low-s) form: gateways refuse the malleable spelling.
+        jsonwebtoken::encode(&header, claims, key)
+            .map(sentinel_policy::ecdsa::canonical_es256)
+            .map_err(TokenError::Sign)
     }
 
     /// Verifies signature (ES256 only, by `kid`), `exp`, `nbf`, `iss` and `aud`.

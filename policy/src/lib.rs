@@ -10,6 +10,7 @@
 pub mod apikey;
 pub mod bundle;
 pub mod compile;
+pub mod ecdsa;
 pub mod eval;
 pub mod model;
 pub mod sharded;

@@ -42,6 +42,9 @@ pub struct IssuerSpec {
     pub keys: KeySource,
     /// Clock skew tolerated for `exp`, `nbf` and `iat` (whole seconds).
     pub leeway: Duration,
+    /// Accept ES256 signatures with a high `s` (an IdP that does not
+    /// normalise); refused by default as a malleable second spelling.
+    pub allow_high_s: bool,
 }
 
 /// Where an issuer's keys come from.
@@ -232,6 +235,7 @@ struct Issuer {
     audiences: Vec<String>,
     algorithms: Vec<Algorithm>,
     leeway: i64,
+    allow_high_s: bool,
     source: Source,
     /// INVARIANT: replaced as a whole, never mutated in place.
     keys: RwLock<Arc<KeySet>>,
@@ -416,7 +420,10 @@ impl Verifier {
             .ok_or(TokenError::Malformed)?;
         // A malleable (high-s) ECDSA signature is a second spelling of a
         // token: refused before the signature check (src/auth/ecdsa.rs).
-        if alg == Algorithm::ES256 && !super::ecdsa::es256_is_canonical(parts.signature) {
+        if alg == Algorithm::ES256
+            && !issuer.allow_high_s
+            && !super::ecdsa::es256_is_canonical(parts.signature)
+        {
             return Err(TokenError::BadSignature);
         }
         match jsonwebtoken::crypto::verify(parts.signature, signing_input, &key.key, key.alg) {
@@ -743,6 +750,7 @@ async fn build_issuer(
         audiences: spec.audiences,
         algorithms,
         leeway: i64::try_from(spec.leeway.as_secs()).unwrap_or(i64::MAX),
+        allow_high_s: spec.allow_high_s,
         source,
         keys: RwLock::new(Arc::new(keys)),
         generation: AtomicU64::new(0),

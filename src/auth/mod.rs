@@ -2,7 +2,8 @@
 //! snapshot. Claims only identify; roles and status always come from the
 //! snapshot, never from the token.
 
-pub mod ecdsa;
+/// ECDSA canonical form, shared with the admin API's signer (in `sentinel-policy`).
+pub use sentinel_policy::ecdsa;
 pub mod jwks;
 pub mod jwt;
 

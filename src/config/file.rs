@@ -188,6 +188,11 @@ pub struct IssuerFile {
     pub leeway: Option<Spanned<String>>,
     pub refresh_every: Option<Spanned<String>>,
     pub min_refetch_interval: Option<Spanned<String>>,
+    /// Accept ES256 signatures with a high `s` from this issuer (default
+    /// false: refused as a malleable second spelling). For IdPs and KMSs
+    /// that do not normalise (docs/security.md).
+    #[serde(default)]
+    pub allow_high_s: bool,
 }
 
 #[derive(Debug, Deserialize)]

@@ -562,6 +562,7 @@ fn lower_issuers(lw: &mut Lowering, issuers: &[Spanned<IssuerFile>]) -> Vec<Issu
             algorithms,
             keys,
             leeway,
+            allow_high_s: i.allow_high_s,
         });
     }
     out

@@ -99,6 +99,7 @@ pub struct IssuerConfig {
     pub algorithms: Vec<jsonwebtoken::Algorithm>,
     pub keys: IssuerKeys,
     pub leeway: Duration,
+    pub allow_high_s: bool,
 }
 
 #[derive(Debug, Clone)]

@@ -581,3 +581,28 @@ async fn sessions_can_be_listed_validated_and_ended() {
         .await;
     assert_eq!(s, StatusCode::OK, "the other user's session was ended: {v}");
 }
+
+/// Gateways refuse malleable (high-s) ES256 signatures (issue 17, item 5):
+/// every access token the admin API signs is in canonical form. Without
+/// normalising, each token is high-s with probability 1/2, so 64 canonical
+/// tokens in a row would happen by chance once in 2^64.
+#[tokio::test]
+async fn access_tokens_are_signed_in_canonical_low_s_form() {
+    let t = TestApp::new().await;
+    for i in 0..64 {
+        let (token, _) = sentinel_admin::auth::issue_access(
+            &t.state,
+            uuid::Uuid::new_v4(),
+            uuid::Uuid::new_v4(),
+            vec![format!("role-{i}")],
+            false,
+            None,
+        )
+        .unwrap();
+        let sig = token.rsplit('.').next().unwrap();
+        assert!(
+            sentinel_policy::ecdsa::es256_is_canonical(sig),
+            "token {i} is high-s: {token}"
+        );
+    }
+}

@@ -2,7 +2,8 @@
 //! the pair `(r, n − s)` is valid too, so one token could be spelled two
 //! ways. The verifier accepts only the canonical ("low-s") form,
 //! `s ≤ n / 2` (the rule Bitcoin adopted in BIP 62), and every ES256 signer
-//! the gateway owns (the assertion, demo tokens, test helpers) writes that
+//! Sentinel owns (the admin API's access tokens, the gateway's assertion,
+//! demo tokens, test helpers) writes that
 //! form with [`canonical_es256`]. Signers that do not normalise (the `p256`
 //! crate, Go, Java, OpenSSL) write a high `s` about half of the time; their
 //! tokens are refused that often (docs/security.md, "Limits").
