@@ -33,7 +33,7 @@ fn specs() -> Vec<IssuerSpec> {
             algorithms: vec![Algorithm::RS256, Algorithm::ES256, Algorithm::EdDSA],
             keys: KeySource::Jwks(all),
             leeway: Duration::from_secs(30),
-            allow_high_s: false,
+            require_low_s: true,
         },
         IssuerSpec {
             issuer: ISS_HS.into(),
@@ -44,7 +44,7 @@ fn specs() -> Vec<IssuerSpec> {
                 secret: SECRET.to_vec(),
             },
             leeway: Duration::from_secs(30),
-            allow_high_s: false,
+            require_low_s: true,
         },
     ]
 }

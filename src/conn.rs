@@ -12,7 +12,10 @@
 //! connection; it stops when the proxy has the head (`request_filter` calls
 //! [`RequestMark::head_read`]) and the connection waits for a next request
 //! again when that request is done ([`RequestMark`] dropped with the
-//! request's context). Bodies are not covered (per-read timeouts apply);
+//! request's context). Between requests a kept-alive connection may stay
+//! silent for `limits.client_idle_timeout`, then it is closed like a client
+//! that hung up (Pingora would wait for ever: a reused HTTP/1.1 connection
+//! has no read timeout). Bodies are not covered (per-read timeouts apply);
 //! neither are HTTP/2 connections, whose frames the `h2` crate reads.
 //!
 //! The same wrapper counts open connections per client address and closes
@@ -37,25 +40,32 @@ use std::future::Future;
 use std::io;
 use std::net::IpAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Sleep;
 
-/// Reading a request head: the deadline runs.
-const HEAD: u8 = 0;
+// A connection's state is one word: the phase in the low two bits, the
+// number of requests whose head was read above them, so that a deadline
+// armed in one phase (or one idle period) never fires in another.
+/// Reading a request head: the head deadline runs.
+const HEAD: u32 = 0;
 /// The head is read; the request is being served.
-const SERVING: u8 = 1;
-/// Between requests on a kept-alive connection: the next byte starts a head.
-const IDLE: u8 = 2;
+const SERVING: u32 = 1;
+/// Between requests on a kept-alive connection: the idle deadline runs and
+/// the next byte starts a head.
+const IDLE: u32 = 2;
+const PHASE: u32 = 3;
 
 /// The limits every proxy connection is held to.
 #[derive(Debug)]
 pub struct ConnLimits {
     /// Total time for one request head.
     pub header_timeout: Duration,
+    /// Silence allowed between two requests on a kept-alive connection.
+    pub idle_timeout: Duration,
     /// Concurrent connections per client address.
     pub per_client: usize,
     /// Addresses that are never capped.
@@ -64,9 +74,15 @@ pub struct ConnLimits {
 }
 
 impl ConnLimits {
-    pub fn new(header_timeout: Duration, per_client: usize, trusted: Vec<IpNet>) -> ConnLimits {
+    pub fn new(
+        header_timeout: Duration,
+        idle_timeout: Duration,
+        per_client: usize,
+        trusted: Vec<IpNet>,
+    ) -> ConnLimits {
         ConnLimits {
             header_timeout,
+            idle_timeout,
             per_client,
             trusted,
             open: DashMap::new(),
@@ -140,9 +156,10 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Guarded<A> {
         let timeout =
             (stream.selected_alpn_proto() != Some(ALPN::H2)).then_some(self.limits.header_timeout);
         let guarded = GuardedStream {
-            sleep: timeout.map(|t| Box::pin(tokio::time::sleep(t))),
+            deadline: timeout.map(|t| (HEAD, Box::pin(tokio::time::sleep(t)))),
             timeout,
-            phase: Arc::new(AtomicU8::new(HEAD)),
+            idle_timeout: self.limits.idle_timeout,
+            state: Arc::new(AtomicU32::new(HEAD)),
             inner: stream,
             _slot: slot,
         };
@@ -158,11 +175,15 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Guarded<A> {
 #[derive(Debug)]
 pub struct GuardedStream {
     inner: Stream,
+    /// Head deadline; `None` (HTTP/2) turns every limit of the stream off.
     timeout: Option<Duration>,
-    /// [`HEAD`], [`SERVING`] or [`IDLE`]; shared with the request's [`RequestMark`].
-    phase: Arc<AtomicU8>,
-    /// The deadline of the head being read.
-    sleep: Option<Pin<Box<Sleep>>>,
+    idle_timeout: Duration,
+    /// [`HEAD`], [`SERVING`] or [`IDLE`] and the requests served; shared
+    /// with the request's [`RequestMark`].
+    state: Arc<AtomicU32>,
+    /// The deadline of the head being read, or of the idle wait, with the
+    /// state it was armed in (it counts only in that very state).
+    deadline: Option<(u32, Pin<Box<Sleep>>)>,
     _slot: Slot,
 }
 
@@ -171,7 +192,7 @@ pub struct GuardedStream {
 /// the request is done, lets the connection's next head be timed.
 #[derive(Debug, Default)]
 pub struct RequestMark {
-    phase: Option<Arc<AtomicU8>>,
+    state: Option<Arc<AtomicU32>>,
     _in_flight: InFlight,
 }
 
@@ -182,16 +203,22 @@ impl RequestMark {
             .stream()
             .and_then(|s| (**s).as_any().downcast_ref::<GuardedStream>());
         if let Some(g) = guarded {
-            g.phase.store(SERVING, Ordering::Release);
-            self.phase = Some(Arc::clone(&g.phase));
+            let _ = g
+                .state
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| {
+                    Some(((s >> 2).wrapping_add(1) << 2) | SERVING)
+                });
+            self.state = Some(Arc::clone(&g.state));
         }
     }
 }
 
 impl Drop for RequestMark {
     fn drop(&mut self) {
-        if let Some(phase) = &self.phase {
-            phase.store(IDLE, Ordering::Release);
+        if let Some(state) = &self.state {
+            let _ = state.fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| {
+                Some((s & !PHASE) | IDLE)
+            });
         }
     }
 }
@@ -206,10 +233,11 @@ impl AsyncRead for GuardedStream {
         let Some(timeout) = this.timeout else {
             return Pin::new(&mut this.inner).poll_read(cx, buf);
         };
-        match this.phase.load(Ordering::Acquire) {
+        let state = this.state.load(Ordering::Acquire);
+        match state & PHASE {
             HEAD => {
-                if let Some(sleep) = &mut this.sleep {
-                    if sleep.as_mut().poll(cx).is_ready() {
+                if let Some((armed, sleep)) = &mut this.deadline {
+                    if *armed == state && sleep.as_mut().poll(cx).is_ready() {
                         return Poll::Ready(Err(io::Error::new(
                             io::ErrorKind::TimedOut,
                             "request head not received in time",
@@ -219,17 +247,28 @@ impl AsyncRead for GuardedStream {
                 Pin::new(&mut this.inner).poll_read(cx, buf)
             }
             IDLE => {
+                if !matches!(&this.deadline, Some((armed, _)) if *armed == state) {
+                    let idle = Box::pin(tokio::time::sleep(this.idle_timeout));
+                    this.deadline = Some((state, idle));
+                }
+                if let Some((_, sleep)) = &mut this.deadline {
+                    if sleep.as_mut().poll(cx).is_ready() {
+                        // Silent for too long: read as the client hanging up.
+                        return Poll::Ready(Ok(()));
+                    }
+                }
                 let before = buf.filled().len();
                 let read = Pin::new(&mut this.inner).poll_read(cx, buf);
                 if matches!(read, Poll::Ready(Ok(()))) && buf.filled().len() > before {
                     // The first byte of the next request: its head is timed.
-                    this.phase.store(HEAD, Ordering::Release);
-                    this.sleep = Some(Box::pin(tokio::time::sleep(timeout)));
+                    let head = (state & !PHASE) | HEAD;
+                    this.state.store(head, Ordering::Release);
+                    this.deadline = Some((head, Box::pin(tokio::time::sleep(timeout))));
                 }
                 read
             }
             _ => {
-                this.sleep = None;
+                this.deadline = None;
                 Pin::new(&mut this.inner).poll_read(cx, buf)
             }
         }
@@ -341,6 +380,7 @@ mod tests {
     #[test]
     fn the_cap_counts_per_address_and_spares_trusted_proxies() {
         let limits = Arc::new(ConnLimits::new(
+            Duration::from_secs(1),
             Duration::from_secs(1),
             2,
             vec!["10.0.0.0/8".parse().unwrap()],

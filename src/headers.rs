@@ -78,11 +78,24 @@ pub fn is_reserved(name: &[u8]) -> bool {
             .all(|(b, p)| b.to_ascii_lowercase() == *p || (*b == b'_' && *p == b'-'))
 }
 
-/// Headers that say who the client is or where it came from. Believed (and
-/// passed on) only from a trusted proxy; the gateway sets `x-forwarded-for`
-/// itself (SPEC, "Request risk").
+/// Headers that say who the client is or where it came from (the standard
+/// one, the de facto ones, and the client-address headers of CDNs and
+/// frameworks). Believed (and passed on) only from a trusted proxy; the
+/// gateway sets `x-forwarded-for` itself (SPEC, "Request risk").
 fn is_forwarding(name: &str) -> bool {
-    name == "forwarded" || name == "x-real-ip" || name.starts_with("x-forwarded-")
+    name.starts_with("x-forwarded-")
+        || matches!(
+            name,
+            "forwarded"
+                | "x-real-ip"
+                | "client-ip"
+                | "x-client-ip"
+                | "x-cluster-client-ip"
+                | "true-client-ip"
+                | "cf-connecting-ip"
+                | "fastly-client-ip"
+                | "x-originating-ip"
+        )
 }
 
 /// Headers that make some frameworks serve another method or path than the
@@ -444,6 +457,8 @@ mod tests {
             ("x-forwarded-proto", "https"),
             ("forwarded", "for=1.2.3.4"),
             ("x-real-ip", "1.2.3.4"),
+            ("client-ip", "1.2.3.4"),
+            ("true-client-ip", "1.2.3.4"),
             ("x-http-method-override", "DELETE"),
             ("x-original-url", "/admin"),
         ];
@@ -459,8 +474,10 @@ mod tests {
         assert_eq!(
             names,
             [
+                "client-ip",
                 "forwarded",
                 "host",
+                "true-client-ip",
                 "x-forwarded-for",
                 "x-forwarded-proto",
                 "x-real-ip"

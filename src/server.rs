@@ -30,7 +30,6 @@ pub fn issuer_specs(config: &Config) -> Vec<IssuerSpec> {
             issuer: i.issuer.clone(),
             audiences: i.audiences.clone(),
             algorithms: i.algorithms.clone(),
-            allow_high_s: i.allow_high_s,
             keys: match &i.keys {
                 IssuerKeys::JwksFile(p) => KeySource::JwksFile(p.clone()),
                 IssuerKeys::JwksUrl {
@@ -48,6 +47,7 @@ pub fn issuer_specs(config: &Config) -> Vec<IssuerSpec> {
                 },
             },
             leeway: i.leeway,
+            require_low_s: i.require_low_s,
         })
         .collect()
 }
@@ -315,6 +315,7 @@ pub fn build(prepared: Prepared, upgrade: &Upgrade) -> anyhow::Result<Server> {
         app: Arc::new(app),
         limits: Arc::new(crate::conn::ConnLimits::new(
             config.limits.request_header_timeout,
+            config.limits.client_idle_timeout,
             config.limits.max_connections_per_client,
             config.trusted_proxies.clone(),
         )),

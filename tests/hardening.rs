@@ -68,6 +68,8 @@ X-Sentinel-User-Id: EVIL2\r\n\
 x_custom: 1\r\n\
 X-Forwarded-For: 6.6.6.6\r\n\
 X-Real-IP: 6.6.6.6\r\n\
+Client-IP: 6.6.6.6\r\n\
+True-Client-IP: 6.6.6.6\r\n\
 Forwarded: for=6.6.6.6\r\n\
 X-Forwarded-Host: evil.example\r\n\
 X-HTTP-Method-Override: DELETE\r\n\
@@ -83,6 +85,8 @@ fn assert_clean(h: &serde_json::Map<String, Value>, user: Option<&str>) {
     );
     for gone in [
         "x-real-ip",
+        "client-ip",
+        "true-client-ip",
         "forwarded",
         "x-forwarded-host",
         "x-http-method-override",
@@ -202,7 +206,7 @@ fn limited_gateway() -> Gateway {
     });
     gw.reconfigure(&[(
         "[limits]",
-        "[limits]\nrequest_header_timeout = \"1s\"\nmax_connections_per_client = 4",
+        "[limits]\nrequest_header_timeout = \"1s\"\nclient_idle_timeout = \"3s\"\nmax_connections_per_client = 4",
     )]);
     gw
 }
@@ -227,6 +231,10 @@ fn a_request_head_sent_byte_by_byte_is_cut_at_the_deadline() {
         "a slow head kept its connection for {:?}",
         start.elapsed()
     );
+    println!(
+        "slow head cut after {:?} (request_header_timeout 1s)",
+        start.elapsed()
+    );
 
     // A kept-alive connection may idle past the deadline between requests.
     let mut s = TcpStream::connect(gw.proxy).unwrap();
@@ -244,6 +252,36 @@ fn a_request_head_sent_byte_by_byte_is_cut_at_the_deadline() {
         // Drain the rest of the answer, then idle past the head deadline.
         let _ = closed(&mut s, Duration::from_millis(1500));
     }
+}
+
+#[test]
+fn a_silent_kept_alive_connection_is_closed_after_the_idle_timeout() {
+    let gw = limited_gateway();
+    let mut s = TcpStream::connect(gw.proxy).unwrap();
+    s.write_all(b"GET /status/200 HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut buf = [0u8; 4096];
+    let n = s.read(&mut buf).unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    // Pingora alone keeps a reused HTTP/1.1 connection for ever.
+    let start = Instant::now();
+    let mut gone = false;
+    while start.elapsed() < Duration::from_secs(15) {
+        if closed(&mut s, Duration::from_millis(500)) {
+            gone = true;
+            break;
+        }
+    }
+    assert!(
+        gone,
+        "an idle connection stayed open for {:?}",
+        start.elapsed()
+    );
+    println!(
+        "idle connection closed after {:?} (client_idle_timeout 3s)",
+        start.elapsed()
+    );
 }
 
 #[test]
@@ -304,9 +342,11 @@ fn sigterm_when_idle_exits_promptly() {
     idle.set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
     let _ = idle.read(&mut buf).unwrap();
+    let stopping = Instant::now();
     gw.signal("TERM");
     // Bounded well below Pingora's 5-minute grace period and the 25 s drain.
     let exited = gw.wait_exit(Duration::from_secs(20));
+    println!("idle gateway exited {:?} after SIGTERM", stopping.elapsed());
     assert!(
         exited.is_some_and(|s| s.success()),
         "still running or failed: {exited:?}; log:\n{}",
@@ -333,6 +373,7 @@ async fn sigterm_lets_requests_in_flight_finish() {
     });
     // Let the request reach the upstream, then stop.
     tokio::time::sleep(Duration::from_millis(500)).await;
+    let stopping = Instant::now();
     gw.signal("TERM");
     let answered = in_flight.await.unwrap();
     assert_eq!(
@@ -342,6 +383,10 @@ async fn sigterm_lets_requests_in_flight_finish() {
         gw.log()
     );
     let exited = tokio::task::block_in_place(|| gw.wait_exit(Duration::from_secs(20)));
+    println!(
+        "gateway with a 2 s request in flight exited {:?} after SIGTERM",
+        stopping.elapsed()
+    );
     assert!(
         exited.is_some_and(|s| s.success()),
         "still running or failed: {exited:?}; log:\n{}",

@@ -874,6 +874,7 @@ async fn end_to_end_with_the_admin_api_postgres_and_two_gateways() {
             dir.join("snapshot.jwks.json").display(),
             dir.join("snapshot.cache").display(),
         );
+        // Strict low-s (the default): the admin API writes the canonical form.
         let issuer = format!(
             "\n[[issuers]]\nissuer = \"sentinel-admin\"\naudiences = [\"sentinel\"]\nalgorithms = [\"ES256\"]\njwks_file = \"{}\"\nleeway = \"30s\"\n",
             dir.join("admin.jwks.json").display()

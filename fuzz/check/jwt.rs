@@ -64,7 +64,7 @@ fn verifier() -> &'static Verifier {
                     secret: HS_SECRET.to_vec(),
                 },
                 leeway: Duration::from_secs(LEEWAY as u64),
-                allow_high_s: false,
+                require_low_s: true,
             },
             IssuerSpec {
                 issuer: ISS_EC.into(),
@@ -72,7 +72,7 @@ fn verifier() -> &'static Verifier {
                 algorithms: vec![Algorithm::ES256],
                 keys: KeySource::Jwks(repo_file("config/keys/demo-issuer.jwks.json")),
                 leeway: Duration::from_secs(LEEWAY as u64),
-                allow_high_s: false,
+                require_low_s: true,
             },
         ];
         runtime()

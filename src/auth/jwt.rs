@@ -42,9 +42,9 @@ pub struct IssuerSpec {
     pub keys: KeySource,
     /// Clock skew tolerated for `exp`, `nbf` and `iat` (whole seconds).
     pub leeway: Duration,
-    /// Accept ES256 signatures with a high `s` (an IdP that does not
-    /// normalise); refused by default as a malleable second spelling.
-    pub allow_high_s: bool,
+    /// ES256 signatures only in canonical low-s form (src/auth/ecdsa.rs).
+    /// `false` for an issuer whose signer does not normalise `s`.
+    pub require_low_s: bool,
 }
 
 /// Where an issuer's keys come from.
@@ -235,7 +235,7 @@ struct Issuer {
     audiences: Vec<String>,
     algorithms: Vec<Algorithm>,
     leeway: i64,
-    allow_high_s: bool,
+    require_low_s: bool,
     source: Source,
     /// INVARIANT: replaced as a whole, never mutated in place.
     keys: RwLock<Arc<KeySet>>,
@@ -421,7 +421,7 @@ impl Verifier {
         // A malleable (high-s) ECDSA signature is a second spelling of a
         // token: refused before the signature check (src/auth/ecdsa.rs).
         if alg == Algorithm::ES256
-            && !issuer.allow_high_s
+            && issuer.require_low_s
             && !super::ecdsa::es256_is_canonical(parts.signature)
         {
             return Err(TokenError::BadSignature);
@@ -750,7 +750,7 @@ async fn build_issuer(
         audiences: spec.audiences,
         algorithms,
         leeway: i64::try_from(spec.leeway.as_secs()).unwrap_or(i64::MAX),
-        allow_high_s: spec.allow_high_s,
+        require_low_s: spec.require_low_s,
         source,
         keys: RwLock::new(Arc::new(keys)),
         generation: AtomicU64::new(0),

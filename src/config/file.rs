@@ -143,6 +143,8 @@ pub struct LimitsFile {
     pub token_cache_capacity: Option<u64>,
     /// Total time for one request head (default `10s`).
     pub request_header_timeout: Option<Spanned<String>>,
+    /// Silence allowed between requests on a kept-alive connection (default `60s`).
+    pub client_idle_timeout: Option<Spanned<String>>,
     /// Concurrent connections per client address (default 256).
     pub max_connections_per_client: Option<Spanned<usize>>,
 }
@@ -178,6 +180,8 @@ pub struct HealthCheckFile {
 #[serde(deny_unknown_fields)]
 pub struct IssuerFile {
     pub issuer: String,
+    /// ES256 only in canonical low-s form (default `true`).
+    pub require_low_s: Option<bool>,
     pub audiences: Vec<String>,
     pub algorithms: Vec<Spanned<String>>,
     pub jwks_file: Option<String>,
@@ -188,11 +192,6 @@ pub struct IssuerFile {
     pub leeway: Option<Spanned<String>>,
     pub refresh_every: Option<Spanned<String>>,
     pub min_refetch_interval: Option<Spanned<String>>,
-    /// Accept ES256 signatures with a high `s` from this issuer (default
-    /// false: refused as a malleable second spelling). For IdPs and KMSs
-    /// that do not normalise (docs/security.md).
-    #[serde(default)]
-    pub allow_high_s: bool,
 }
 
 #[derive(Debug, Deserialize)]

@@ -221,6 +221,8 @@ pub fn load(path: &Path) -> Result<Config, Vec<Problem>> {
             &parsed.limits.request_header_timeout,
             Duration::from_secs(10),
         ),
+        client_idle_timeout: lw
+            .duration(&parsed.limits.client_idle_timeout, Duration::from_secs(60)),
         max_connections_per_client: limit(
             &mut lw,
             &parsed.limits.max_connections_per_client,
@@ -228,9 +230,20 @@ pub fn load(path: &Path) -> Result<Config, Vec<Problem>> {
             "max_connections_per_client",
         ),
     };
-    if let Some(t) = &parsed.limits.request_header_timeout {
-        if limits.request_header_timeout.is_zero() {
-            lw.err(t.span(), "`request_header_timeout` must be greater than 0");
+    for (value, set, name) in [
+        (
+            &parsed.limits.request_header_timeout,
+            limits.request_header_timeout,
+            "request_header_timeout",
+        ),
+        (
+            &parsed.limits.client_idle_timeout,
+            limits.client_idle_timeout,
+            "client_idle_timeout",
+        ),
+    ] {
+        if let (Some(t), true) = (value, set.is_zero()) {
+            lw.err(t.span(), format!("`{name}` must be greater than 0"));
         }
     }
 
@@ -562,7 +575,7 @@ fn lower_issuers(lw: &mut Lowering, issuers: &[Spanned<IssuerFile>]) -> Vec<Issu
             algorithms,
             keys,
             leeway,
-            allow_high_s: i.allow_high_s,
+            require_low_s: i.require_low_s.unwrap_or(true),
         });
     }
     out

@@ -60,6 +60,8 @@ pub struct Limits {
     pub token_cache_capacity: u64,
     /// Total time a client has to send one request head (slowloris).
     pub request_header_timeout: std::time::Duration,
+    /// Silence allowed between requests on a kept-alive connection.
+    pub client_idle_timeout: std::time::Duration,
     /// Concurrent connections per client address (trusted proxies exempt).
     pub max_connections_per_client: usize,
 }
@@ -99,7 +101,7 @@ pub struct IssuerConfig {
     pub algorithms: Vec<jsonwebtoken::Algorithm>,
     pub keys: IssuerKeys,
     pub leeway: Duration,
-    pub allow_high_s: bool,
+    pub require_low_s: bool,
 }
 
 #[derive(Debug, Clone)]
