@@ -168,6 +168,12 @@ impl FromRequestParts<AppState> for Caller {
             }
         };
         tx.commit().await?;
+        // Every transaction of this request records its writes as this actor.
+        crate::audit::record::set_actor(crate::audit::record::Actor {
+            user_id: claims.sub,
+            tenant: target,
+            service_account: claims.sa,
+        });
         Ok(Caller {
             user_id: claims.sub,
             tenant_id: claims.tid,

@@ -36,6 +36,12 @@ pub struct Config {
     pub snapshot_retain: u32,
     /// The admin console's build, served at `/console/` (`None`: turned off).
     pub console_dir: Option<std::path::PathBuf>,
+    /// Audit retention of a tenant without `settings.audit_retention_days`, days.
+    pub audit_retention_days: i32,
+    /// Audit partitions kept ready beyond this month.
+    pub audit_partitions_ahead: i32,
+    /// How often partitions and retention are seen to, seconds.
+    pub audit_maintenance_seconds: u64,
 }
 
 impl Default for Config {
@@ -59,6 +65,10 @@ impl Default for Config {
             snapshot_tick_seconds: 5,
             snapshot_retain: 50,
             console_dir: Some("console/dist".into()),
+            // 13 months: a year of history plus the month it is read in.
+            audit_retention_days: 400,
+            audit_partitions_ahead: 2,
+            audit_maintenance_seconds: 3600,
         }
     }
 }
@@ -106,6 +116,15 @@ impl Config {
                 Some(v) => Some(v.into()),
                 None => d.console_dir,
             },
+            audit_retention_days: env_or("SENTINEL_AUDIT_RETENTION_DAYS", d.audit_retention_days)?,
+            audit_partitions_ahead: env_or(
+                "SENTINEL_AUDIT_PARTITIONS_AHEAD",
+                d.audit_partitions_ahead,
+            )?,
+            audit_maintenance_seconds: env_or(
+                "SENTINEL_AUDIT_MAINTENANCE_SECONDS",
+                d.audit_maintenance_seconds,
+            )?,
         })
     }
 }

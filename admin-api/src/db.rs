@@ -4,11 +4,59 @@
 //! `set_config('sentinel.tenant_id', ..., true)`, so row-level security is the
 //! second wall behind the API's own checks.
 
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use crate::audit::record::{self, Actor};
+use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Transaction};
+use std::ops::{Deref, DerefMut};
 use uuid::Uuid;
 
-pub type Tx = Transaction<'static, Postgres>;
+/// A request's transaction. Derefs to the connection (`&mut *tx` is an
+/// executor, as with sqlx's own transaction). When the request has an
+/// authenticated caller (its *actor*), the rows it writes are captured for
+/// the audit trail, and [`Tx::commit`] records them as events in this same
+/// transaction before committing (audit/record.rs): the one place admin
+/// writes are audited.
+pub struct Tx {
+    inner: Transaction<'static, Postgres>,
+    actor: Option<Actor>,
+}
+
+impl Deref for Tx {
+    type Target = PgConnection;
+    fn deref(&self) -> &PgConnection {
+        &self.inner
+    }
+}
+
+impl DerefMut for Tx {
+    fn deref_mut(&mut self) -> &mut PgConnection {
+        &mut self.inner
+    }
+}
+
+/// A transaction begun without [`begin`] (its own isolation level, no
+/// tenant): never audited.
+impl From<Transaction<'static, Postgres>> for Tx {
+    fn from(inner: Transaction<'static, Postgres>) -> Self {
+        Tx { inner, actor: None }
+    }
+}
+
+impl Tx {
+    /// Records the audit events of the writes made (if there is an actor),
+    /// then commits both together.
+    pub async fn commit(mut self) -> Result<(), sqlx::Error> {
+        if let Some(actor) = self.actor {
+            record::flush(&mut self, actor).await?;
+        }
+        self.inner.commit().await
+    }
+
+    /// Rolls back the writes and their captured audit rows.
+    pub async fn rollback(self) -> Result<(), sqlx::Error> {
+        self.inner.rollback().await
+    }
+}
 
 /// Which rows a transaction may see.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,23 +67,32 @@ pub enum TenantCtx {
     All,
 }
 
-/// Begins a transaction with the tenant context set for its whole life.
+/// Begins a transaction with the tenant context set for its whole life
+/// (and, inside a request with an authenticated caller, the audit actor).
 pub async fn begin(pool: &PgPool, ctx: TenantCtx) -> Result<Tx, sqlx::Error> {
     let mut tx = pool.begin().await?;
+    let actor = record::current_actor();
+    let actor_id = actor.map(|a| a.user_id.to_string()).unwrap_or_default();
     match ctx {
         TenantCtx::One(t) => {
-            sqlx::query("SELECT set_config('sentinel.tenant_id', $1, true)")
-                .bind(t.to_string())
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "SELECT set_config('sentinel.tenant_id', $1, true), set_config('sentinel.audit_actor', $2, true)",
+            )
+            .bind(t.to_string())
+            .bind(actor_id)
+            .execute(&mut *tx)
+            .await?;
         }
         TenantCtx::All => {
-            sqlx::query("SELECT set_config('sentinel.all_tenants', 'on', true)")
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "SELECT set_config('sentinel.all_tenants', 'on', true), set_config('sentinel.audit_actor', $1, true)",
+            )
+            .bind(actor_id)
+            .execute(&mut *tx)
+            .await?;
         }
     }
-    Ok(tx)
+    Ok(Tx { inner: tx, actor })
 }
 
 pub async fn connect(url: &str, max: u32) -> Result<PgPool, sqlx::Error> {

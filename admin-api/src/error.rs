@@ -85,6 +85,9 @@ pub enum ApiError {
     TenantSuspended,
     #[error("request body is too large")]
     BodyTooLarge,
+    /// A body that cannot be read at all (a broken gzip stream): 400.
+    #[error("{0}")]
+    BadRequest(&'static str),
     #[error("policy is unavailable")]
     PolicyUnavailable,
     #[error("internal error")]
@@ -114,6 +117,7 @@ impl ApiError {
             ApiError::AccountLocked { .. } => "ACCOUNT_LOCKED",
             ApiError::TenantSuspended => "TENANT_SUSPENDED",
             ApiError::BodyTooLarge => "BODY_TOO_LARGE",
+            ApiError::BadRequest(_) => "VALIDATION_ERROR",
             ApiError::PolicyUnavailable => "POLICY_UNAVAILABLE",
             ApiError::Internal(_) => "INTERNAL_ERROR",
         }
@@ -133,6 +137,7 @@ impl ApiError {
             | ApiError::AccountLocked { .. }
             | ApiError::TenantSuspended => StatusCode::FORBIDDEN,
             ApiError::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::PolicyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

@@ -4,6 +4,7 @@
 //! then `curl -s 127.0.0.1:8081/healthz`.
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod console;
@@ -87,7 +88,13 @@ async fn request_id(req: Request, next: Next) -> Response {
         .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
         .map(str::to_owned)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    let mut resp = REQUEST_ID.scope(id.clone(), next.run(req)).await;
+    let ctx = audit::record::RequestCtx {
+        method: req.method().as_str().to_owned(),
+        path: req.uri().path().to_owned(),
+        actor: None,
+    };
+    let run = audit::record::REQUEST.scope(std::cell::RefCell::new(ctx), next.run(req));
+    let mut resp = REQUEST_ID.scope(id.clone(), run).await;
     if let Ok(v) = HeaderValue::from_str(&id) {
         resp.headers_mut().insert("x-request-id", v);
     }

@@ -68,11 +68,32 @@ enum Command {
     /// Rotate the snapshot signing key (the staged one, else a new one); the
     /// previous key keeps verifying until the next rotation.
     RotateSnapshotKey,
-    /// Gateway service accounts (platform tenant, scope `snapshot:read`).
+    /// Gateway service accounts (platform tenant, scopes `snapshot:read` and `audit:write`).
     GatewayKey {
         #[command(subcommand)]
         action: GatewayKeyAction,
     },
+    /// The audit trail.
+    Audit {
+        #[command(subcommand)]
+        action: AuditAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditAction {
+    /// Walk the hash chains (per tenant and UTC day) and name the first
+    /// broken link; exits 1 when one is broken.
+    Verify {
+        /// First UTC day to check (YYYY-MM-DD); default: the oldest.
+        #[arg(long)]
+        from: Option<chrono::NaiveDate>,
+        /// Last UTC day to check (YYYY-MM-DD); default: the newest.
+        #[arg(long)]
+        to: Option<chrono::NaiveDate>,
+    },
+    /// Create partitions ahead and apply retention once (`serve` does this hourly).
+    Maintain,
 }
 
 #[derive(Subcommand)]
@@ -223,6 +244,30 @@ async fn main() -> anyhow::Result<()> {
             );
             println!("{}", g.key);
         }
+        Command::Audit {
+            action: AuditAction::Verify { from, to },
+        } => {
+            let pool = db::connect(&url, 2).await?;
+            let report = sentinel_admin::audit::chain::verify(&pool, from, to).await?;
+            match report.broken {
+                None => println!(
+                    "audit trail intact: {} chains, {} events",
+                    report.chains, report.events
+                ),
+                Some(b) => {
+                    eprintln!("first broken link: {b}");
+                    std::process::exit(1);
+                }
+            }
+        }
+        Command::Audit {
+            action: AuditAction::Maintain,
+        } => {
+            let pool = db::connect(&url, 2).await?;
+            let state = AppState::new(pool, cfg.clone()).await?;
+            sentinel_admin::audit::maintain(&state).await?;
+            println!("audit partitions ready and retention applied");
+        }
         Command::Serve {
             listen,
             allow_privileged_role,
@@ -236,7 +281,8 @@ async fn main() -> anyhow::Result<()> {
                 }
             }
             let state = AppState::new(pool.clone(), cfg.clone()).await?;
-            let live_tasks = sentinel_admin::live::spawn(&state);
+            let mut live_tasks = sentinel_admin::live::spawn(&state);
+            live_tasks.push(sentinel_admin::audit::spawn_maintenance(&state));
             let reload = state.clone();
             tokio::spawn(async move {
                 let mut tick = tokio::time::interval(std::time::Duration::from_secs(

@@ -24,6 +24,12 @@ pub struct Metrics {
     pub snapshot_sign_seconds: Histogram,
     /// Size of the last published payload.
     pub snapshot_payload_bytes: IntGauge,
+    /// Audit events stored from gateway batches.
+    pub audit_ingested_total: IntCounter,
+    /// Audit events of gateway batches that were stored already (replays).
+    pub audit_duplicates_total: IntCounter,
+    /// Time to take one audit batch: read, check, store, commit.
+    pub audit_ingest_seconds: Histogram,
 }
 
 impl Metrics {
@@ -82,6 +88,26 @@ impl Metrics {
             "sentinel_admin_snapshot_payload_bytes",
             "bytes the last publication added: the manifest and its new parts",
         )?;
+        let audit_ingested_total = IntCounter::new(
+            "sentinel_admin_audit_ingested_total",
+            "audit events stored from gateway batches",
+        )?;
+        let audit_duplicates_total = IntCounter::new(
+            "sentinel_admin_audit_duplicates_total",
+            "audit events of gateway batches already stored (replays, skipped)",
+        )?;
+        let audit_ingest_seconds = Histogram::with_opts(
+            HistogramOpts::new(
+                "sentinel_admin_audit_ingest_seconds",
+                "time to take one audit batch: read, check, store, commit",
+            )
+            .buckets(vec![
+                0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+            ]),
+        )?;
+        registry.register(Box::new(audit_ingested_total.clone()))?;
+        registry.register(Box::new(audit_duplicates_total.clone()))?;
+        registry.register(Box::new(audit_ingest_seconds.clone()))?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
         registry.register(Box::new(snapshot_version.clone()))?;
@@ -103,6 +129,9 @@ impl Metrics {
             snapshot_compile_seconds,
             snapshot_sign_seconds,
             snapshot_payload_bytes,
+            audit_ingested_total,
+            audit_duplicates_total,
+            audit_ingest_seconds,
         })
     }
 

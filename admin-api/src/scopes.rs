@@ -5,6 +5,12 @@
 //! honoured for principals of the platform tenant) and `snapshot:read` (may
 //! read the whole platform's signed policy snapshots: gateways; likewise only
 //! honoured in the platform tenant, and never part of a tenant admin's set).
+//!
+//! The audit trail has scopes of its own, not levels of one area:
+//! `audit:read` (search events), `audit:export` (stream them out) and
+//! `audit:write` (ship events: gateway service accounts; like
+//! `snapshot:read`, only honoured in the platform tenant and never part of a
+//! tenant admin's set).
 
 use std::collections::BTreeMap;
 
@@ -24,6 +30,12 @@ pub const AREAS: &[&str] = &[
 pub const PLATFORM_ADMIN: &str = "platform:admin";
 /// Reading the whole platform's policy snapshots (gateway service accounts).
 pub const SNAPSHOT_READ: &str = "snapshot:read";
+/// Searching the audit trail (a tenant's; the platform tenant's: every tenant's).
+pub const AUDIT_READ: &str = "audit:read";
+/// Exporting the audit trail (CSV, JSON lines).
+pub const AUDIT_EXPORT: &str = "audit:export";
+/// Shipping gateway events to the audit trail (platform service accounts).
+pub const AUDIT_WRITE: &str = "audit:write";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
@@ -46,6 +58,15 @@ impl Level {
 /// Parses one scope; `None` when it is not a known scope.
 pub fn parse(scope: &str) -> Option<(&'static str, Level)> {
     let (area, level) = scope.split_once(':')?;
+    if area == "audit" {
+        // Not a hierarchy: each is its own right.
+        return match level {
+            "read" => Some(("audit", Level::Read)),
+            "export" => Some(("audit_export", Level::Read)),
+            "write" => Some(("audit_write", Level::Write)),
+            _ => None,
+        };
+    }
     let level = Level::parse(level)?;
     if area == "platform" {
         return (level == Level::Admin).then_some(("platform", Level::Admin));
@@ -61,6 +82,9 @@ pub fn parse(scope: &str) -> Option<(&'static str, Level)> {
 pub struct ScopeSet {
     platform_admin: bool,
     snapshot_read: bool,
+    audit_read: bool,
+    audit_export: bool,
+    audit_write: bool,
     levels: BTreeMap<&'static str, Level>,
 }
 
@@ -76,6 +100,9 @@ impl ScopeSet {
             match parse(s) {
                 Some(("platform", _)) => set.platform_admin = platform_tenant,
                 Some(("snapshot", _)) => set.snapshot_read = platform_tenant,
+                Some(("audit", _)) => set.audit_read = true,
+                Some(("audit_export", _)) => set.audit_export = true,
+                Some(("audit_write", _)) => set.audit_write = platform_tenant,
                 Some((area, level)) => {
                     let e = set.levels.entry(area).or_insert(level);
                     if level > *e {
@@ -97,6 +124,21 @@ impl ScopeSet {
         self.platform_admin || self.snapshot_read
     }
 
+    /// May search the audit trail.
+    pub fn can_read_audit(&self) -> bool {
+        self.platform_admin || self.audit_read
+    }
+
+    /// May export the audit trail.
+    pub fn can_export_audit(&self) -> bool {
+        self.platform_admin || self.audit_export
+    }
+
+    /// May ship events into the audit trail (platform tenant only).
+    pub fn can_write_audit(&self) -> bool {
+        self.platform_admin || self.audit_write
+    }
+
     pub fn allows(&self, area: &str, level: Level) -> bool {
         self.platform_admin || self.levels.get(area).is_some_and(|l| *l >= level)
     }
@@ -106,6 +148,9 @@ impl ScopeSet {
         match parse(scope) {
             Some(("platform", _)) => self.platform_admin,
             Some(("snapshot", _)) => self.can_read_snapshots(),
+            Some(("audit", _)) => self.can_read_audit(),
+            Some(("audit_export", _)) => self.can_export_audit(),
+            Some(("audit_write", _)) => self.can_write_audit(),
             Some((area, level)) => self.allows(area, level),
             None => false,
         }
@@ -132,6 +177,15 @@ impl ScopeSet {
         if self.snapshot_read {
             out.push(SNAPSHOT_READ.to_owned());
         }
+        if self.audit_read {
+            out.push(AUDIT_READ.to_owned());
+        }
+        if self.audit_export {
+            out.push(AUDIT_EXPORT.to_owned());
+        }
+        if self.audit_write {
+            out.push(AUDIT_WRITE.to_owned());
+        }
         for (area, level) in &self.levels {
             let l = match level {
                 Level::Read => "read",
@@ -150,6 +204,16 @@ pub fn tenant_admin_scopes() -> Vec<String> {
     for a in AREAS.iter().filter(|a| **a != "tenant") {
         out.push(format!("{a}:admin"));
     }
+    out.push(AUDIT_READ.to_owned());
+    out.push(AUDIT_EXPORT.to_owned());
+    out
+}
+
+/// The seeded `auditor` role: every area read, and the audit trail.
+pub fn auditor_scopes() -> Vec<String> {
+    let mut out: Vec<String> = AREAS.iter().map(|a| format!("{a}:read")).collect();
+    out.push(AUDIT_READ.to_owned());
+    out.push(AUDIT_EXPORT.to_owned());
     out
 }
 
@@ -193,5 +257,26 @@ mod tests {
         assert!(!t.can_read_snapshots());
         assert!(!t.covers("snapshot:read"));
         assert!(parse("snapshot:write").is_none());
+    }
+
+    #[test]
+    fn audit_scopes_are_separate_rights() {
+        let r = ScopeSet::from_scopes(["audit:read"], false);
+        assert!(r.can_read_audit());
+        assert!(!r.can_export_audit());
+        assert!(!r.covers("audit:export"));
+        assert!(r.covers("audit:read"));
+        // Shipping events only counts in the platform tenant.
+        assert!(!ScopeSet::from_scopes(["audit:write"], false).can_write_audit());
+        assert!(ScopeSet::from_scopes(["audit:write"], true).can_write_audit());
+        let admin = tenant_admin_scopes();
+        let t = ScopeSet::from_scopes(admin.iter().map(String::as_str), true);
+        assert!(t.can_read_audit() && t.can_export_audit());
+        assert!(!t.can_write_audit());
+        assert!(parse("audit:admin").is_none());
+        assert_eq!(
+            ScopeSet::from_scopes(["audit:export", "audit:read"], false).to_strings(),
+            vec!["audit:read", "audit:export"]
+        );
     }
 }

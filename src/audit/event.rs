@@ -1,5 +1,5 @@
 //! One audit event, serialized as one line of the contract's ndjson
-//! (/work/audit-contract.md, docs/audit-gateway.md): borrowed fields, no
+//! (docs/audit.md, docs/audit-gateway.md): borrowed fields, no
 //! intermediate `serde_json::Value`, written into a per-thread buffer that
 //! is reused for every event.
 

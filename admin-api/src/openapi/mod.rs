@@ -49,7 +49,7 @@ fn operation(op: &Op) -> Value {
         .split('/')
         .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
         .map(|name| {
-            let schema = if name == "code" {
+            let schema = if name == "code" || name == "request_id" {
                 json!({"type": "string"})
             } else {
                 json!({"type": "string", "format": "uuid"})

@@ -30,6 +30,7 @@ pub fn api() -> Routes {
         .nest("/field-definitions", field_definitions::router())
         .nest("/navigation", navigation::router())
         .nest("/snapshots", snapshots::router())
+        .nest("/audit", crate::audit::router())
         .get(
             "/openapi.json",
             crate::openapi::openapi_json,

@@ -120,6 +120,9 @@ fn validate_scopes(errs: &mut FieldErrors, list: &[String], tenant: Uuid) {
                 "scopes",
                 "`snapshot:read` exists only in the platform tenant",
             ),
+            Some(("audit_write", _)) if tenant != PLATFORM_TENANT => {
+                errs.add("scopes", "`audit:write` exists only in the platform tenant")
+            }
             _ => {}
         }
     }

@@ -48,12 +48,14 @@ pub struct SnapshotReader {
     pub user_id: Uuid,
 }
 
-enum Credential<'a> {
+/// The credential of a machine caller.
+pub(crate) enum Credential<'a> {
     ApiKey(&'a str),
     Bearer,
 }
 
-fn credential(headers: &HeaderMap) -> ApiResult<Credential<'_>> {
+/// `Authorization: ApiKey …` / `X-API-Key`, or a bearer token.
+pub(crate) fn credential(headers: &HeaderMap) -> ApiResult<Credential<'_>> {
     if let Some(v) = headers.get(header::AUTHORIZATION) {
         let s = v.to_str().map_err(|_| ApiError::AuthInvalid)?;
         let (scheme, rest) = s.split_once(' ').ok_or(ApiError::AuthInvalid)?;

@@ -87,13 +87,7 @@ fn role_scopes(name: &str) -> (Vec<String>, bool) {
         // Its own permissions only: an inherited masking rule would mask
         // what its own permissions show.
         "tenant_admin" => (crate::scopes::tenant_admin_scopes(), true),
-        "auditor" => (
-            crate::scopes::AREAS
-                .iter()
-                .map(|a| format!("{a}:read"))
-                .collect(),
-            false,
-        ),
+        "auditor" => (crate::scopes::auditor_scopes(), false),
         _ => (Vec::new(), false),
     }
 }

@@ -256,7 +256,8 @@ pub async fn seed_demo(pool: &PgPool, cfg: &Config, password: &str) -> anyhow::R
     Ok(report)
 }
 
-/// The platform role that lets a service account read policy snapshots.
+/// The platform role that lets a service account read policy snapshots and
+/// ship audit events.
 pub const GATEWAY_ROLE: &str = "snapshot-reader";
 
 /// A gateway's service account and its API key (shown once).
@@ -266,7 +267,7 @@ pub struct GatewayKey {
 }
 
 /// `sentinel-admin gateway-key create|rotate --name NAME`: a platform service
-/// account holding `snapshot:read` (through the system role `snapshot-reader`)
+/// account holding `snapshot:read` and `audit:write` (through the system role `snapshot-reader`)
 /// with a fresh API key. `create` refuses an existing name; `rotate` replaces
 /// the key of an existing one (the old key stops working at once).
 pub async fn gateway_key(
@@ -297,7 +298,10 @@ pub async fn gateway_key(
         &mut tx,
         PLATFORM_TENANT,
         GATEWAY_ROLE,
-        &[scopes::SNAPSHOT_READ.to_owned()],
+        &[
+            scopes::SNAPSHOT_READ.to_owned(),
+            scopes::AUDIT_WRITE.to_owned(),
+        ],
         None,
         true,
     )

@@ -178,7 +178,7 @@ async fn publish_once(
     min_version: u64,
     rebuild: bool,
 ) -> Result<Outcome, PublishError> {
-    let mut tx = pool.begin().await?;
+    let mut tx = Tx::from(pool.begin().await?);
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         .execute(&mut *tx)
         .await?;

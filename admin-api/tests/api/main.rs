@@ -6,6 +6,9 @@
 mod common;
 
 mod account_safety;
+mod audit_admin;
+mod audit_ingest;
+mod audit_query;
 mod auth;
 mod binary;
 mod bundle_util;

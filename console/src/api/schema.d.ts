@@ -46,6 +46,276 @@ export type paths = {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/audit/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Search events, newest first: filters tenant_id, principal_id, from, to (RFC 3339; to exclusive), outcome, code, route, resource, action, request_id, source; limit (1-1000, default 50), cursor */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description ok */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["EventPage"];
+                    };
+                };
+                /** @description AUTH_REQUIRED, AUTH_INVALID, TOKEN_EXPIRED, TOKEN_REVOKED */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description PERMISSION_DENIED, ACCOUNT_LOCKED, TENANT_SUSPENDED */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description VALIDATION_ERROR, with per-field details */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        /** Ship a batch of gateway decisions: ndjson (Content-Type application/x-ndjson, Content-Encoding gzip or identity), at most 10,000 events and 16 MiB decompressed; all or nothing, idempotent by (time, id). Platform service-account API key. */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description ok */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description events stored now */
+                            accepted: number;
+                            /** @description events already stored (skipped) */
+                            duplicates: number;
+                        };
+                    };
+                };
+                /** @description VALIDATION_ERROR: the body is not readable (broken gzip) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description AUTH_REQUIRED, AUTH_INVALID, TOKEN_EXPIRED, TOKEN_REVOKED */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description PERMISSION_DENIED, ACCOUNT_LOCKED, TENANT_SUSPENDED */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description BODY_TOO_LARGE: more than 10,000 events or 16 MiB */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description VALIDATION_ERROR: details.errors = [{line, message}] (the first 20); nothing stored */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/audit/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Export the events the filters select (as for search, without limit/cursor), newest first, streamed: ?format=csv (RFC 4180) or jsonl (one event per line) */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description ok */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "text/csv": string;
+                    };
+                };
+                /** @description AUTH_REQUIRED, AUTH_INVALID, TOKEN_EXPIRED, TOKEN_REVOKED */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description PERMISSION_DENIED, ACCOUNT_LOCKED, TENANT_SUSPENDED */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description VALIDATION_ERROR, with per-field details */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/audit/requests/{request_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The events of one request (X-Request-Id): why it was allowed or denied, with reason and rules */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    request_id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description ok */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["RequestEvents"];
+                    };
+                };
+                /** @description AUTH_REQUIRED, AUTH_INVALID, TOKEN_EXPIRED, TOKEN_REVOKED */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description PERMISSION_DENIED, ACCOUNT_LOCKED, TENANT_SUSPENDED */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description RESOURCE_NOT_FOUND (also for another tenant's object) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description VALIDATION_ERROR, with per-field details */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/auth/login": {
         parameters: {
             query?: never;
@@ -5992,6 +6262,60 @@ export type components = {
             };
             request_id: string;
         };
+        /**
+         * @description One event as stored and answered. Field order is the canonical order the
+         *     hash chain covers (chain.rs): never reorder, only append.
+         */
+        Event: {
+            action?: string | null;
+            /** @description Admin writes: the entity after the change, secrets `"[redacted]"`. */
+            after?: Record<string, never> | null;
+            /** @description Admin writes: the entity before the change, secrets `"[redacted]"`. */
+            before?: Record<string, never> | null;
+            client_ip?: string | null;
+            code?: string | null;
+            /** @description The name of the gateway key that shipped the event. */
+            gateway?: string | null;
+            /** Format: uuid */
+            id: string;
+            /** Format: double */
+            latency_ms?: number | null;
+            method?: string | null;
+            /** @description `allowed`, `denied`, `rate_limited`, `step_up` or `error`. */
+            outcome: string;
+            path?: string | null;
+            principal_id?: string | null;
+            /** @description `user`, `service_account` or null. */
+            principal_kind?: string | null;
+            reason?: string | null;
+            request_id?: string | null;
+            resource?: string | null;
+            resource_id?: string | null;
+            /** Format: double */
+            risk_score?: number | null;
+            route?: string | null;
+            rules: string[];
+            /** Format: int64 */
+            snapshot_version?: number | null;
+            /** @description `gateway` or `admin`. */
+            source: string;
+            /** Format: int32 */
+            status?: number | null;
+            /** Format: uuid */
+            tenant_id?: string | null;
+            /**
+             * Format: date-time
+             * @description RFC 3339 UTC with milliseconds.
+             */
+            time: string;
+            user_agent?: string | null;
+        };
+        /** @description One page of events, newest first. */
+        EventPage: {
+            items: components["schemas"]["Event"][];
+            /** @description Pass as `cursor` for the next (older) page; null on the last. */
+            next_cursor?: string | null;
+        };
         FieldDefinition: {
             /** Format: date-time */
             created_at: string;
@@ -6094,6 +6418,10 @@ export type components = {
         };
         RefreshRequest: {
             refresh_token: string;
+        };
+        /** @description The events of one request. */
+        RequestEvents: {
+            items: components["schemas"]["Event"][];
         };
         ResetPassword: {
             new_password: string;
