@@ -254,7 +254,6 @@ fn stored(owner: &str) -> HashMap<String, usize> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "needs the admin API's audit ingest (branch audit-admin); run with --ignored"]
 async fn every_answered_request_is_stored_once_through_admin_and_gateway_kills() {
     let started = Instant::now();
     let db = Db::new();

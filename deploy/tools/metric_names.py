@@ -49,6 +49,7 @@ NOT_METRICS = {
     "sentinel_snapshot": "the NOTIFY channel of new snapshots",
     "sentinel_bench": "a benchmark database",
     "sentinel_scale_deltas": "a benchmark database",
+    "sentinel_audit_bench": "a benchmark database (docs/PERFORMANCE.md, audit ingest)",
     "sentinel_test_": "the tests' database name prefix",
     "sentinel_console_": "the console browser tests' database name prefix",
     "sentinel_upgrade": "the default upgrade socket, /tmp/sentinel_upgrade.sock",
