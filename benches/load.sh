@@ -196,7 +196,9 @@ if [[ $MODE == gateway ]]; then
     start gateway "${ON_PROXY_CPU[@]}" "$TARGET_DIR/release/sentinel" run --config "$GATEWAY_CONFIG"
     wait_ready gateway "$GATEWAY_PORT"
     if [[ $AUDIT == 1 ]]; then
-        need_free_port "$SUBJ_PORT" AUDITED
+        if port_open "$SUBJ_PORT"; then
+            die "127.0.0.1:$SUBJ_PORT (\`[listen] proxy\` of $AUDIT_CONFIG) is already in use"
+        fi
         rm -rf "$AUDIT_SPOOL"
         start audited "${ON_PROXY_CPU[@]}" "$TARGET_DIR/release/sentinel" run --config "$AUDIT_CONFIG"
         wait_ready audited "$SUBJ_PORT"

@@ -49,6 +49,8 @@ pub fn in_flight() -> usize {
 /// nothing left in flight.
 pub struct Drain {
     pub timeout: Duration,
+    /// Synced before the exit (`fsync` policy permitting).
+    pub audit: Option<std::sync::Arc<crate::audit::Audit>>,
 }
 
 #[async_trait]
@@ -75,6 +77,9 @@ impl BackgroundService for Drain {
                 waited_ms = started.elapsed().as_millis() as u64,
                 "graceful stop: no request in flight, exiting"
             );
+        }
+        if let Some(audit) = &self.audit {
+            audit.sync();
         }
         std::process::exit(0);
     }

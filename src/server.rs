@@ -343,6 +343,7 @@ pub fn build(prepared: Prepared, upgrade: &Upgrade) -> anyhow::Result<Server> {
     );
     ops.add_tcp(&config.ops_addr.to_string());
 
+    let audit = state.audit.clone();
     let background = background_service(
         "sentinel background",
         Background {
@@ -359,6 +360,7 @@ pub fn build(prepared: Prepared, upgrade: &Upgrade) -> anyhow::Result<Server> {
         "sentinel drain",
         crate::drain::Drain {
             timeout: config.drain_timeout,
+            audit,
         },
     ));
     Ok(server)

@@ -131,6 +131,13 @@ async fn every_answer_is_one_event_with_the_contract_fields() {
         .to_str()
         .unwrap()
         .to_owned();
+    let preflight = send(
+        c().request(reqwest::Method::OPTIONS, gw.url("/msw/vessels"))
+            .header("origin", "http://elsewhere.example")
+            .header("access-control-request-method", "GET"),
+        403,
+    )
+    .await;
     let mut limited = Vec::new();
     for status in [200, 200, 200, 429] {
         limited.push(send(c().get(gw.url("/limited/a")).bearer_auth(&alice), status).await);
@@ -139,7 +146,7 @@ async fn every_answer_is_one_event_with_the_contract_fields() {
     // Written before the answer left: readable at once.
     let events = spooled(&gw.dir.join("audit-spool"));
     let by = by_request(&events);
-    assert_eq!(events.len(), 12, "one event per answer: {events:#?}");
+    assert_eq!(events.len(), 13, "one event per answer: {events:#?}");
     assert!(by.values().all(|v| v.len() == 1), "never two per request");
     let one = |id: &str| by[id][0].clone();
 
@@ -223,6 +230,17 @@ async fn every_answer_is_one_event_with_the_contract_fields() {
 
     assert_eq!(one(&long)["resource_id"].as_str().unwrap().len(), 512);
 
+    let e = one(&preflight);
+    assert_eq!(
+        (&e["outcome"], &e["code"], &e["status"], &e["method"]),
+        (
+            &"denied".into(),
+            &Value::Null,
+            &403.into(),
+            &"OPTIONS".into()
+        )
+    );
+
     let e = one(&limited[3]);
     assert_eq!(
         (&e["outcome"], &e["code"], &e["status"]),
@@ -246,7 +264,8 @@ async fn every_answer_is_one_event_with_the_contract_fields() {
 #[tokio::test]
 async fn allowed_reads_are_sampled_where_asked_and_denials_never() {
     let gw = start(Options {
-        extra_config: "[audit]\nspool_dir = \"audit-spool\"\n".to_owned(),
+        // Also the `always` fsync policy: every event synced before its answer.
+        extra_config: "[audit]\nspool_dir = \"audit-spool\"\nfsync = \"always\"\n".to_owned(),
         extra_routes: SAMPLED.to_owned(),
         ..Options::default()
     });
@@ -274,6 +293,15 @@ async fn allowed_reads_are_sampled_where_asked_and_denials_never() {
         by.contains_key(&unsampled),
         "routes without sampling keep every read"
     );
+}
+
+#[tokio::test]
+async fn without_an_admin_api_or_an_audit_section_there_is_no_trail() {
+    let gw = start(Options::default());
+    let victor = token(VICTOR, NORDIC);
+    send(client().get(gw.url("/slow/1")).bearer_auth(&victor), 200).await;
+    assert!(!gw.dir.join("audit-spool").exists());
+    assert_eq!(gw.metric_sum("sentinel_audit_events_total", &[]).await, 0.0);
 }
 
 #[tokio::test]

@@ -49,10 +49,10 @@ NOT_METRICS = {
     "sentinel_snapshot": "the NOTIFY channel of new snapshots",
     "sentinel_bench": "a benchmark database",
     "sentinel_scale_deltas": "a benchmark database",
+    "sentinel_audit_bench": "a benchmark database (docs/PERFORMANCE.md, audit ingest)",
     "sentinel_test_": "the tests' database name prefix",
     "sentinel_console_": "the console browser tests' database name prefix",
     "sentinel_upgrade": "the default upgrade socket, /tmp/sentinel_upgrade.sock",
-    "sentinel_demo_apps": "the demo apps' crate (docs/deploy.md)",
 }
 
 CONSTRUCTORS = r"(?:Opts|HistogramOpts|IntGauge|IntCounter|Gauge|Counter|Histogram)::new"

@@ -161,7 +161,13 @@ impl Spool {
         w.len += n;
         self.bytes.fetch_add(n, Ordering::Relaxed);
         match self.opts.fsync {
-            Fsync::Always => w.file.sync_data()?,
+            // The line is written (in the page cache) either way; a failed
+            // sync closes the segment so the next one starts on a fresh file.
+            Fsync::Always => {
+                if w.file.sync_data().is_err() {
+                    w.broken = true;
+                }
+            }
             Fsync::Interval => self.dirty.store(true, Ordering::Relaxed),
             Fsync::Never => {}
         }

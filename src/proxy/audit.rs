@@ -33,10 +33,12 @@ pub(super) struct Facts {
     pub recorded: bool,
 }
 
-/// The audit outcome of an answer.
-fn outcome(code: Option<ErrorCode>) -> Outcome {
+/// The audit outcome of an answer. `refused`: the gateway itself answered
+/// an error status without a code (a CORS preflight it turned down).
+fn outcome(code: Option<ErrorCode>, refused: bool) -> Outcome {
     use ErrorCode::*;
     match code {
+        None if refused => Outcome::Denied,
         None => Outcome::Allowed,
         Some(RateLimited) => Outcome::RateLimited,
         // A risk score above the route's step-up threshold; a block
@@ -62,7 +64,7 @@ impl Gateway {
     /// Records the request's one audit event (if audit is on and no event
     /// was recorded yet). Sampled only when allowed and a read on a route
     /// with `audit_sample_allowed_reads`.
-    pub(super) fn record(&self, req: &RequestHeader, ctx: &mut Ctx, status: u16) {
+    pub(super) fn record(&self, req: &RequestHeader, ctx: &mut Ctx, status: u16, by_gateway: bool) {
         let Some(audit) = &self.state.audit else {
             return;
         };
@@ -77,7 +79,7 @@ impl Gateway {
                 .or_else(|| default_action(method))
                 .unwrap_or("read")
         });
-        let outcome = outcome(ctx.code);
+        let outcome = outcome(ctx.code, by_gateway && status >= 400);
         if let (Outcome::Allowed, Some("read"), Some(p)) = (
             outcome,
             action,
@@ -140,16 +142,32 @@ mod tests {
 
     #[test]
     fn outcomes() {
-        assert_eq!(outcome(None), Outcome::Allowed);
-        assert_eq!(outcome(Some(ErrorCode::RateLimited)), Outcome::RateLimited);
-        assert_eq!(outcome(Some(ErrorCode::PermissionDenied)), Outcome::Denied);
-        assert_eq!(outcome(Some(ErrorCode::AuthInvalid)), Outcome::Denied);
-        assert_eq!(outcome(Some(ErrorCode::RouteNotFound)), Outcome::Error);
-        assert_eq!(outcome(Some(ErrorCode::UpstreamTimeout)), Outcome::Error);
-        assert_eq!(outcome(Some(ErrorCode::StepUpRequired)), Outcome::StepUp);
-        assert_eq!(outcome(Some(ErrorCode::RiskBlocked)), Outcome::Denied);
+        assert_eq!(outcome(None, false), Outcome::Allowed);
+        assert_eq!(outcome(None, true), Outcome::Denied, "a refused preflight");
         assert_eq!(
-            outcome(Some(ErrorCode::BiometricAuthFailed)),
+            outcome(Some(ErrorCode::RateLimited), false),
+            Outcome::RateLimited
+        );
+        assert_eq!(
+            outcome(Some(ErrorCode::PermissionDenied), true),
+            Outcome::Denied
+        );
+        assert_eq!(outcome(Some(ErrorCode::AuthInvalid), true), Outcome::Denied);
+        assert_eq!(
+            outcome(Some(ErrorCode::RouteNotFound), true),
+            Outcome::Error
+        );
+        assert_eq!(
+            outcome(Some(ErrorCode::UpstreamTimeout), true),
+            Outcome::Error
+        );
+        assert_eq!(
+            outcome(Some(ErrorCode::StepUpRequired), true),
+            Outcome::StepUp
+        );
+        assert_eq!(outcome(Some(ErrorCode::RiskBlocked), true), Outcome::Denied);
+        assert_eq!(
+            outcome(Some(ErrorCode::BiometricAuthFailed), true),
             Outcome::Denied
         );
     }

@@ -318,7 +318,12 @@ impl Gateway {
         ctx: &mut Ctx,
         author: Author,
     ) -> Result<()> {
-        self.record(req, ctx, response.status.as_u16());
+        self.record(
+            req,
+            ctx,
+            response.status.as_u16(),
+            author == Author::Gateway,
+        );
         let cors = match (&ctx.cors_origin, &ctx.route) {
             (Some(origin), Some(route)) => route.cors.as_ref().map(|c| (c, origin)),
             _ => None,
