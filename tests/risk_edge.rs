@@ -405,6 +405,15 @@ async fn credential_stuffing_from_one_address_steps_up_then_blocks() {
         assert_eq!(r.status(), 401);
     }
     let r = get("/risky/step", victor.clone()).await;
+    // Victor is in the demo's [explain]: the header says which signal decided.
+    let explain = r.headers()["x-sentinel-decision"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        explain.starts_with("deny; reason=step_up_required; signal=anomaly; score="),
+        "{explain}"
+    );
     let b = expect_error(r, 401, "STEP_UP_REQUIRED").await;
     assert_eq!(b["error"]["details"]["signal"], "anomaly");
     let score = b["error"]["details"]["score"].as_f64().unwrap();

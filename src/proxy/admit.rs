@@ -152,6 +152,15 @@ impl Gateway {
             {
                 self.count_risk(risk.score(), outcome);
                 risk.settle(&who, facts, observed, outcome);
+                if self.state.explain.contains(&who.principal.id) {
+                    let r = risk.score();
+                    ctx.explain = Some(format!(
+                        "deny; reason={}; signal={}; score={:.3}",
+                        denial.code.as_str().to_ascii_lowercase(),
+                        r.signal.as_str(),
+                        r.score
+                    ));
+                }
                 return Err(denial);
             }
         }
