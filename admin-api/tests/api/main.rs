@@ -15,6 +15,7 @@ mod deltas;
 mod demo_seed;
 mod hostile_input;
 mod isolation;
+mod lockout;
 mod openapi;
 mod permissions;
 mod rbac;
