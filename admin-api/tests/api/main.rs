@@ -17,6 +17,7 @@ mod hostile_input;
 mod isolation;
 mod lockout;
 mod openapi;
+mod password_policy;
 mod permissions;
 mod rbac;
 mod readme;
