@@ -229,3 +229,62 @@ async fn x_forwarded_for_counts_only_from_a_trusted_proxy() {
         assert_eq!(r.0, StatusCode::OK, "client {i}: {:?}", r.2);
     }
 }
+
+/// The real binary: `serve` records each connection's peer address, so two
+/// loopback addresses have two budgets, and a client's `X-Forwarded-For` is
+/// not believed (no trusted proxy configured).
+#[tokio::test]
+async fn the_real_server_limits_per_peer_address() {
+    let t = TestApp::new().await;
+    let (_, api) = crate::binary::urls(&t.db.name);
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let listen = format!("127.0.0.1:{port}");
+    let mut child = crate::binary::admin_cmd(&api)
+        .args(["serve", "--listen", &listen])
+        .env("SENTINEL_AUTH_RATE_PER_MINUTE", "1")
+        .env("SENTINEL_AUTH_RATE_BURST", "2")
+        .env("SENTINEL_CONSOLE_DIR", "")
+        .spawn()
+        .unwrap();
+    let base = format!("http://{listen}");
+    let from = |ip: [u8; 4]| {
+        reqwest::Client::builder()
+            .local_address(Some(std::net::IpAddr::from(ip)))
+            .build()
+            .unwrap()
+    };
+    let (a, b) = (from([127, 0, 0, 1]), from([127, 0, 0, 2]));
+    let mut up = false;
+    for _ in 0..100 {
+        if let Ok(r) = a.get(format!("{base}/healthz")).send().await {
+            up = r.status() == 200;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(up, "server did not come up");
+    let login = |c: &reqwest::Client, pw: &str, xff: &str| {
+        c.post(format!("{base}/api/v1/auth/login"))
+            .header("x-forwarded-for", xff)
+            .json(&json!({"email": VICTOR, "password": pw, "tenant_code": "TEST-001"}))
+            .send()
+    };
+    for i in 0..2 {
+        let r = login(&a, "Wrong-Passw0rd1", &format!("192.0.2.{i}"))
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401);
+    }
+    let r = login(&a, DEMO_PASSWORD, "192.0.2.77").await.unwrap();
+    assert_eq!(r.status(), 429);
+    assert!(r.headers().contains_key("retry-after"));
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "RATE_LIMITED", "{body}");
+    // Another peer address has its own budget.
+    let r = login(&b, DEMO_PASSWORD, "192.0.2.0").await.unwrap();
+    assert_eq!(r.status(), 200);
+    child.kill().await.unwrap();
+}
