@@ -14,8 +14,15 @@ pub struct Config {
     pub refresh_ttl: i64,
     /// Failed logins in a row that lock an account.
     pub lockout_threshold: i32,
-    /// How long a lockout lasts, seconds.
+    /// Longest backoff of an (account, address) pair, seconds.
     pub lockout_seconds: i64,
+    /// First backoff of an (account, address) pair, seconds (doubles per failure).
+    pub lockout_base_seconds: i64,
+    /// Auth endpoints: requests per minute and burst per client address.
+    pub auth_rate_per_minute: u32,
+    pub auth_rate_burst: u32,
+    /// Proxies whose `X-Forwarded-For` names the client (docs/admin-api.md).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// argon2id cost: memory (KiB), iterations, parallelism.
     pub argon2_m_kib: u32,
     pub argon2_t: u32,
@@ -53,6 +60,10 @@ impl Default for Config {
             refresh_ttl: 7 * 24 * 3600,
             lockout_threshold: 5,
             lockout_seconds: 15 * 60,
+            lockout_base_seconds: 30,
+            auth_rate_per_minute: 20,
+            auth_rate_burst: 10,
+            trusted_proxies: Vec::new(),
             // OWASP's argon2id recommendation: m = 19 MiB, t = 2, p = 1.
             argon2_m_kib: 19 * 1024,
             argon2_t: 2,
@@ -94,6 +105,12 @@ impl Config {
             refresh_ttl: env_or("SENTINEL_REFRESH_TTL", d.refresh_ttl)?,
             lockout_threshold: env_or("SENTINEL_LOCKOUT_THRESHOLD", d.lockout_threshold)?,
             lockout_seconds: env_or("SENTINEL_LOCKOUT_SECONDS", d.lockout_seconds)?,
+            lockout_base_seconds: env_or("SENTINEL_LOCKOUT_BASE_SECONDS", d.lockout_base_seconds)?,
+            auth_rate_per_minute: env_or("SENTINEL_AUTH_RATE_PER_MINUTE", d.auth_rate_per_minute)?,
+            auth_rate_burst: env_or("SENTINEL_AUTH_RATE_BURST", d.auth_rate_burst)?,
+            trusted_proxies: crate::throttle::parse_trusted(
+                &std::env::var("SENTINEL_TRUSTED_PROXIES").unwrap_or_default(),
+            )?,
             argon2_m_kib: env_or("SENTINEL_ARGON2_M_KIB", d.argon2_m_kib)?,
             argon2_t: env_or("SENTINEL_ARGON2_T", d.argon2_t)?,
             argon2_p: env_or("SENTINEL_ARGON2_P", d.argon2_p)?,

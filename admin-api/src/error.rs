@@ -83,6 +83,9 @@ pub enum ApiError {
     },
     #[error("tenant is suspended")]
     TenantSuspended,
+    /// Too many requests from the client address (auth endpoints).
+    #[error("too many requests; retry later")]
+    RateLimited { retry_after: u64 },
     #[error("request body is too large")]
     BodyTooLarge,
     /// A body that cannot be read at all (a broken gzip stream): 400.
@@ -116,6 +119,7 @@ impl ApiError {
             ApiError::PermissionDenied(_) => "PERMISSION_DENIED",
             ApiError::AccountLocked { .. } => "ACCOUNT_LOCKED",
             ApiError::TenantSuspended => "TENANT_SUSPENDED",
+            ApiError::RateLimited { .. } => "RATE_LIMITED",
             ApiError::BodyTooLarge => "BODY_TOO_LARGE",
             ApiError::BadRequest(_) => "VALIDATION_ERROR",
             ApiError::PolicyUnavailable => "POLICY_UNAVAILABLE",
@@ -138,6 +142,7 @@ impl ApiError {
             | ApiError::TenantSuspended => StatusCode::FORBIDDEN,
             ApiError::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::PolicyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -151,6 +156,7 @@ impl IntoResponse for ApiError {
         let details = match &self {
             ApiError::Validation(fields) => Value::Object(fields.0.clone()),
             ApiError::AccountLocked { until: Some(t) } => json!({ "locked_until": t }),
+            ApiError::RateLimited { retry_after } => json!({ "retry_after": retry_after }),
             _ => json!({}),
         };
         if let ApiError::Internal(e) = &self {
@@ -161,6 +167,10 @@ impl IntoResponse for ApiError {
             "request_id": request_id(),
         });
         let mut resp = (status, axum::Json(body)).into_response();
+        if let ApiError::RateLimited { retry_after } = &self {
+            resp.headers_mut()
+                .insert("retry-after", HeaderValue::from(*retry_after));
+        }
         if status == StatusCode::UNAUTHORIZED {
             resp.headers_mut()
                 .insert("www-authenticate", HeaderValue::from_static("Bearer"));

@@ -24,6 +24,7 @@ pub mod seed;
 pub mod snapshot;
 pub mod snapshot_keys;
 pub mod state;
+pub mod throttle;
 
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderValue, StatusCode};

@@ -303,13 +303,17 @@ async fn main() -> anyhow::Result<()> {
                 .with_context(|| format!("cannot listen on {listen}"))?;
             tracing::info!(%listen, "sentinel-admin listening");
             let closing = state.clone();
-            axum::serve(listener, sentinel_admin::app(state))
-                .with_graceful_shutdown(async move {
-                    shutdown_signal().await;
-                    // Pending long-polls answer 304 now instead of holding shutdown.
-                    closing.live.close();
-                })
-                .await?;
+            axum::serve(
+                listener,
+                sentinel_admin::app(state)
+                    .into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move {
+                shutdown_signal().await;
+                // Pending long-polls answer 304 now instead of holding shutdown.
+                closing.live.close();
+            })
+            .await?;
             for t in live_tasks {
                 t.abort();
             }

@@ -1,4 +1,6 @@
-//! Password hashing (argon2id) and the password policy of the seeds.
+//! Password hashing (argon2id) and the password policy: character classes
+//! and, as NIST SP 800-63B asks, no password from a list of common
+//! (breached) passwords (docs/admin-api.md, "Password policy").
 
 use crate::config::Config;
 use argon2::password_hash::{
@@ -43,8 +45,19 @@ pub async fn verify_async(stored: String, password: String) -> bool {
         .unwrap_or(false)
 }
 
-/// The seeds' policy: at least 8 characters (we also cap at 128), an upper-case
-/// letter, a lower-case letter and a digit. Returns every rule broken.
+/// Whether `password` is in the common-passwords list shipped with the
+/// product (the `passwords` crate's table: 99,838 passwords, MIT), compared
+/// case-insensitively: the list is lower case but for about 2,000 entries,
+/// so the password is looked up as given and in lower case. The table is a
+/// sorted static array (binary search in release builds).
+pub fn is_common(password: &str) -> bool {
+    passwords::analyzer::is_common_password(password)
+        || passwords::analyzer::is_common_password(password.to_lowercase())
+}
+
+/// The policy: at least 8 characters (we also cap at 128), an upper-case
+/// letter, a lower-case letter and a digit, and not a common password.
+/// Returns every rule broken.
 pub fn policy_problems(password: &str) -> Vec<&'static str> {
     let mut out = Vec::new();
     let n = password.chars().count();
@@ -63,6 +76,9 @@ pub fn policy_problems(password: &str) -> Vec<&'static str> {
     if !password.chars().any(|c| c.is_ascii_digit()) {
         out.push("must contain a digit");
     }
+    if is_common(password) {
+        out.push("is too common: it is in a list of breached passwords");
+    }
     out
 }
 
@@ -74,11 +90,16 @@ mod tests {
     #[test]
     fn policy_table() {
         for (pw, ok) in [
-            ("Passw0rd", true),
+            ("Passw0rd", false),
+            ("Tq7-vexing-Marmot", true),
             ("password", false),
             ("PASSWORD1", false),
             ("Pa1", false),
             ("Correct-Horse-9", true),
+            // In the common-passwords list, though they pass the classes.
+            ("Password1234", false),
+            ("PASSword1234", false),
+            ("Qwertyuiop1", false),
         ] {
             assert_eq!(policy_problems(pw).is_empty(), ok, "{pw}");
         }

@@ -18,6 +18,8 @@ pub struct Inner {
     /// A hash verified against when the account does not exist, so that a
     /// missing account costs as much time as a wrong password.
     pub dummy_hash: String,
+    /// Auth endpoints' rate limit and failed-login backoff.
+    pub throttle: crate::throttle::Throttle,
 }
 
 #[derive(Clone)]
@@ -42,11 +44,12 @@ impl AppState {
         let dummy_hash = crate::password::hash_async(&config, "dummy-Passw0rd".to_owned()).await?;
         Ok(AppState(Arc::new(Inner {
             pool,
-            config,
             keys,
             metrics: Metrics::new()?,
             live,
             dummy_hash,
+            throttle: crate::throttle::Throttle::new(&config),
+            config,
         })))
     }
 }

@@ -8,9 +8,10 @@ use crate::extract::{Json, MaybeJson, Path};
 use crate::openapi::routes::{doc, Routes};
 use crate::routes::NoStore;
 use crate::state::AppState;
+use crate::throttle::AuthThrottle;
 use axum::extract::State;
 use axum::http::HeaderMap;
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use rand::distributions::{Alphanumeric, DistString};
 use sentinel_policy::apikey::hash_api_key;
 use serde::{Deserialize, Serialize};
@@ -19,10 +20,10 @@ use uuid::Uuid;
 
 pub fn router() -> Routes {
     Routes::new()
-        .post("/login", login, doc("none", "Log in with email, password and tenant; returns access and refresh tokens").body::<LoginRequest>().ok::<TokenPair>().error(401, "AUTH_INVALID, TOKEN_EXPIRED, TOKEN_REVOKED: the credentials presented are not valid"))
-        .post("/refresh", refresh, doc("none", "Rotate a refresh token (reuse revokes the whole family)").body::<RefreshRequest>().ok::<TokenPair>().error(401, "AUTH_INVALID, TOKEN_EXPIRED, TOKEN_REVOKED: the credentials presented are not valid"))
+        .post("/login", login, doc("none", "Log in with email, password and tenant; returns access and refresh tokens").body::<LoginRequest>().ok::<TokenPair>().error(401, "AUTH_INVALID, TOKEN_EXPIRED, TOKEN_REVOKED: the credentials presented are not valid").error(429, "RATE_LIMITED: too many auth requests from the client address; `Retry-After` says when to retry"))
+        .post("/refresh", refresh, doc("none", "Rotate a refresh token (reuse revokes the whole family)").body::<RefreshRequest>().ok::<TokenPair>().error(401, "AUTH_INVALID, TOKEN_EXPIRED, TOKEN_REVOKED: the credentials presented are not valid").error(429, "RATE_LIMITED: too many auth requests from the client address; `Retry-After` says when to retry"))
         .post("/logout", logout, doc("authenticated", "Revoke the access token (jti blacklist) and optionally the refresh family").optional_body::<LogoutRequest>().no_content())
-        .post("/token", token, doc("none", "Exchange a service-account API key for an access token").optional_body::<TokenRequest>().ok::<TokenPair>().error(401, "AUTH_INVALID, TOKEN_EXPIRED, TOKEN_REVOKED: the credentials presented are not valid"))
+        .post("/token", token, doc("none", "Exchange a service-account API key for an access token").optional_body::<TokenRequest>().ok::<TokenPair>().error(401, "AUTH_INVALID, TOKEN_EXPIRED, TOKEN_REVOKED: the credentials presented are not valid").error(429, "RATE_LIMITED: too many auth requests from the client address; `Retry-After` says when to retry"))
         .get("/me", me, doc("authenticated", "The caller: tenant, roles, scopes"))
         .get("/validate", validate, doc("authenticated", "Whether the presented token is valid now"))
         .get("/me/tokens", my_sessions, doc("authenticated", "The caller's live sessions (refresh-token families)"))
@@ -85,11 +86,11 @@ struct LoginRow {
     is_active: bool,
     is_locked: bool,
     locked_until: Option<DateTime<Utc>>,
-    failed_login_count: i32,
 }
 
 async fn login(
     State(state): State<AppState>,
+    AuthThrottle(ip): AuthThrottle,
     Json(req): Json<LoginRequest>,
 ) -> ApiResult<NoStore<TokenPair>> {
     let mut errs = FieldErrors::new();
@@ -110,9 +111,12 @@ async fn login(
         password_dummy(&state, &req.password).await;
         return Err(ApiError::AuthInvalid);
     };
+    // Held back: this address failed too often for this account. The answer
+    // and the work are those of a wrong password (docs/admin-api.md).
+    let held = state.throttle.is_locked(tenant_id, &req.email, ip);
     let mut tx = db::begin(&state.pool, TenantCtx::One(tenant_id)).await?;
     let row: Option<LoginRow> = sqlx::query_as(
-        "SELECT id, email, password_hash, is_active, is_locked, locked_until, failed_login_count
+        "SELECT id, email, password_hash, is_active, is_locked, locked_until
            FROM sentinel.users
           WHERE tenant_id = $1 AND lower(email) = lower($2) AND NOT is_service_account
           FOR UPDATE",
@@ -123,15 +127,11 @@ async fn login(
     .await?;
     let Some(user) = row else {
         password_dummy(&state, &req.password).await;
+        if !held {
+            state.throttle.failed(tenant_id, &req.email, ip);
+        }
         return Err(ApiError::AuthInvalid);
     };
-    let now = Utc::now();
-    if user.is_locked {
-        return Err(ApiError::AccountLocked { until: None });
-    }
-    if let Some(t) = user.locked_until.filter(|t| *t > now) {
-        return Err(ApiError::AccountLocked { until: Some(t) });
-    }
     let ok = match user.password_hash.clone() {
         Some(h) => crate::password::verify_async(h, req.password.clone()).await,
         None => {
@@ -139,20 +139,25 @@ async fn login(
             false
         }
     };
+    if held {
+        return Err(ApiError::AuthInvalid);
+    }
     if !ok {
-        let failed = user.failed_login_count + 1;
-        let lock_until = (failed >= state.config.lockout_threshold)
-            .then(|| now + Duration::seconds(state.config.lockout_seconds));
+        let failed = state.throttle.failed(tenant_id, &req.email, ip);
+        // The account's counter is informational: it locks nothing.
         sqlx::query(
-            "UPDATE sentinel.users SET failed_login_count = $2, locked_until = coalesce($3, locked_until) WHERE id = $1",
+            "UPDATE sentinel.users SET failed_login_count = failed_login_count + 1 WHERE id = $1",
         )
         .bind(user.id)
-        .bind(if lock_until.is_some() { 0 } else { failed })
-        .bind(lock_until)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        tracing::info!(user_id = %user.id, failed, locked = lock_until.is_some(), "failed login");
+        tracing::info!(user_id = %user.id, %ip, failed, "failed login");
+        return Err(ApiError::AuthInvalid);
+    }
+    // An administrator's lock (or one set behind the API's back) answers
+    // like a wrong password too: the answer must not tell that the account exists.
+    if user.is_locked || user.locked_until.is_some_and(|t| t > Utc::now()) {
         return Err(ApiError::AuthInvalid);
     }
     if !user.is_active {
@@ -168,6 +173,7 @@ async fn login(
     .bind(user.id)
     .execute(&mut *tx)
     .await?;
+    state.throttle.succeeded(tenant_id, &req.email, ip);
     let roles = auth::effective_role_names(&mut tx, user.id).await?;
     let (access, _) =
         auth::issue_access(&state, user.id, tenant_id, roles, false, user.email.clone())?;
@@ -237,6 +243,7 @@ struct RefreshRow {
 
 async fn refresh(
     State(state): State<AppState>,
+    _admitted: AuthThrottle,
     Json(req): Json<RefreshRequest>,
 ) -> ApiResult<NoStore<TokenPair>> {
     let tenant_id = refresh_tenant(&req.refresh_token).ok_or(ApiError::AuthInvalid)?;
@@ -368,6 +375,7 @@ fn api_key_from(headers: &HeaderMap, body: Option<TokenRequest>) -> Option<Strin
 /// Service-account token exchange: an API key for a short-lived access token.
 async fn token(
     State(state): State<AppState>,
+    _admitted: AuthThrottle,
     headers: HeaderMap,
     MaybeJson(body): MaybeJson<TokenRequest>,
 ) -> ApiResult<NoStore<TokenPair>> {

@@ -66,6 +66,10 @@ pub fn test_config() -> Config {
         argon2_t: 1,
         argon2_p: 1,
         lockout_threshold: 3,
+        // Every in-process request comes from one address (no peer): the
+        // tests that need the limit set it themselves (tests/api/lockout.rs).
+        auth_rate_per_minute: 100_000,
+        auth_rate_burst: 100_000,
         ..Config::default()
     }
 }
@@ -242,6 +246,27 @@ impl TestApp {
         let (s, v) = self.login_full(email, password, tenant_code).await;
         assert_eq!(s, StatusCode::OK, "login {email}: {v}");
         v["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// Logs in from peer address `from` (as `serve` sees it) and returns the
+    /// token pair (panics on failure).
+    pub async fn login_from(&self, from: &str, email: &str, password: &str, code: &str) -> Value {
+        let body = json!({"email": email, "password": password, "tenant_code": code});
+        let mut req = Request::builder()
+            .method("POST")
+            .uri("/api/v1/auth/login")
+            .header("content-type", "application/json")
+            .body(Body::from(serde_json::to_vec(&body).unwrap()))
+            .unwrap();
+        let peer: std::net::SocketAddr = from.parse().unwrap();
+        req.extensions_mut()
+            .insert(axum::extract::ConnectInfo(peer));
+        let resp = self.app.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        let v: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(status, StatusCode::OK, "login {email} from {from}: {v}");
+        v
     }
 
     pub async fn root(&self) -> String {

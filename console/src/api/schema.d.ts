@@ -366,6 +366,15 @@ export type paths = {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
+                /** @description RATE_LIMITED: too many auth requests from the client address; `Retry-After` says when to retry */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
             };
         };
         delete?: never;
@@ -687,6 +696,15 @@ export type paths = {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
+                /** @description RATE_LIMITED: too many auth requests from the client address; `Retry-After` says when to retry */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
             };
         };
         delete?: never;
@@ -738,6 +756,15 @@ export type paths = {
                 };
                 /** @description VALIDATION_ERROR, with per-field details */
                 422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description RATE_LIMITED: too many auth requests from the client address; `Retry-After` says when to retry */
+                429: {
                     headers: {
                         [name: string]: unknown;
                     };
