@@ -4,6 +4,10 @@
 //! header (forbidden members, algorithm), unverified `iss` only to pick the
 //! issuer, the issuer's allow-list, key selection, signature, and only then
 //! the claims. Nothing in the token can introduce a key or an algorithm.
+//!
+//! Over 700 lines because that order is easiest to audit in one file: the
+//! verifier, the issuer table and the JWKS refresh state it reads (the JWKS
+//! parsing itself is `jwks.rs`, the ECDSA form `sentinel_policy::ecdsa`).
 
 use crate::auth::jwks::{self, FetchError, KeySet, Origin, Selected, MAX_JWKS_BYTES};
 use crate::clock::unix_now;

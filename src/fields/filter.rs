@@ -6,6 +6,9 @@
 //! binding) are ever dropped or replaced.
 //!
 //! Fail closed: any error leaves `out` as it was before the call.
+//!
+//! Over 700 lines because the tokenizer and the copy-on-change writer share
+//! one state machine; the masks are `mask.rs`, the paths `path.rs`.
 
 use super::mask::{self, Raw};
 use super::path::{Binding, Step};
