@@ -538,6 +538,21 @@ test("the console against the real admin API", { timeout: 600_000 }, async (t) =
     const shown = await page.getByTestId("audit-row").allInnerTexts();
     assert.ok(shown.length > 0 && shown.every((r) => /allowed/.test(r) && /group\.create/.test(r)), shown.join("\n"));
 
+    // More events than a page (50): "Load more" follows next_cursor to older ones.
+    for (let i = 0; i < 55; i++) {
+      const r = await apiCall(stack.api, "POST", "/api/v1/groups", { token: bob, body: { name: `audit-page-${i}` } });
+      assert.equal(r.status, 201, JSON.stringify(r.body));
+    }
+    await page.getByRole("button", { name: "Search" }).click();
+    const rows = page.getByTestId("audit-row");
+    await page.getByRole("table").getByText("50 events", { exact: true }).waitFor();
+    assert.match(await rows.first().innerText(), /group\.create/, "newest first");
+    await page.getByRole("button", { name: "Load more" }).click();
+    await page.getByRole("table").getByText("56 events", { exact: true }).waitFor();
+    const ids = await rows.evaluateAll((trs) => trs.map((tr) => tr.getAttribute("data-event-id")));
+    assert.equal(ids.length, 56, "the 55 new groups and the probe group, over two pages");
+    assert.equal(new Set(ids).size, ids.length, "no event twice across pages");
+
     // "Why was this request answered so?" by request id.
     await page.getByLabel("Request id (X-Request-Id)").fill(requestId);
     await page.getByRole("button", { name: "Look up" }).click();

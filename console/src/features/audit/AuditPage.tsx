@@ -117,7 +117,9 @@ export function AuditPage() {
         onSubmit={(ev) => {
           ev.preventDefault();
           setOpen(null);
-          setApplied(draft);
+          // The same filters again: search again (new events may have come).
+          if (JSON.stringify(draft) === JSON.stringify(applied)) void list.refetch();
+          else setApplied(draft);
         }}
       >
         <Group mb="sm" align="flex-end" gap="sm">
@@ -168,7 +170,7 @@ export function AuditPage() {
           const detailId = `audit-detail-${e.id}`;
           return (
             <Fragment key={e.id}>
-              <Table.Tr data-testid="audit-row">
+              <Table.Tr data-testid="audit-row" data-event-id={e.id}>
                 <Table.Td style={{ whiteSpace: "nowrap" }}>{when(e.time)}</Table.Td>
                 <Table.Td>
                   <OutcomeBadge outcome={e.outcome} />
@@ -188,7 +190,7 @@ export function AuditPage() {
                     variant="subtle"
                     aria-expanded={expanded}
                     aria-controls={expanded ? detailId : undefined}
-                    aria-label={`Details of ${e.action ?? e.outcome} at ${when(e.time)}`}
+                    aria-label={`${expanded ? "Hide details" : "Details"} of ${e.action ?? e.outcome} at ${when(e.time)}`}
                     onClick={() => setOpen(expanded ? null : e.id)}
                   >
                     {expanded ? "Hide" : "Details"}
