@@ -400,6 +400,22 @@ test("the console against the real admin API", { timeout: 600_000 }, async (t) =
     }
   });
 
+  await t.test("a platform admin's audit page follows the tenant switcher", async () => {
+    await go(`/t/${TEST_001}/audit`);
+    await page.getByLabel("Action", { exact: true }).fill("permission.create");
+    await page.getByLabel("Action", { exact: true }).press("Enter");
+    await page.getByTestId("audit-row").filter({ hasText: "permission.create" }).first().waitFor();
+    const token = await rootToken(stack.api);
+    const own = await apiCall(stack.api, "GET", "/api/v1/audit/events?action=permission.create", { token, tenant: TEST_002 });
+    assert.equal(own.status, 200);
+    assert.equal(own.body.items.length, 0, "TEST-002 had no permission made in these tests");
+    await pick("Acting on tenant", "TEST-002 · Pacific Lines");
+    await page.waitForURL(`**/console/t/${TEST_002}/audit`);
+    await page.getByRole("heading", { name: "Audit", exact: true }).waitFor();
+    await page.getByRole("table").getByText(/^\d+ events$/).waitFor();
+    assert.equal(await page.getByTestId("audit-row").filter({ hasText: "permission.create" }).count(), 0);
+  });
+
   await t.test("a tablet and the dark system theme", async () => {
     await page.setViewportSize({ width: 820, height: 1180 });
     await go(`/t/${TEST_001}/users`);
