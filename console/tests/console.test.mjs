@@ -400,6 +400,22 @@ test("the console against the real admin API", { timeout: 600_000 }, async (t) =
     }
   });
 
+  await t.test("a platform admin's audit page follows the tenant switcher", async () => {
+    await go(`/t/${TEST_001}/audit`);
+    await page.getByLabel("Action", { exact: true }).fill("permission.create");
+    await page.getByLabel("Action", { exact: true }).press("Enter");
+    await page.getByTestId("audit-row").filter({ hasText: "permission.create" }).first().waitFor();
+    const token = await rootToken(stack.api);
+    const own = await apiCall(stack.api, "GET", "/api/v1/audit/events?action=permission.create", { token, tenant: TEST_002 });
+    assert.equal(own.status, 200);
+    assert.equal(own.body.items.length, 0, "TEST-002 had no permission made in these tests");
+    await pick("Acting on tenant", "TEST-002 · Pacific Lines");
+    await page.waitForURL(`**/console/t/${TEST_002}/audit`);
+    await page.getByRole("heading", { name: "Audit", exact: true }).waitFor();
+    await page.getByRole("table").getByText(/^\d+ events$/).waitFor();
+    assert.equal(await page.getByTestId("audit-row").filter({ hasText: "permission.create" }).count(), 0);
+  });
+
   await t.test("a tablet and the dark system theme", async () => {
     await page.setViewportSize({ width: 820, height: 1180 });
     await go(`/t/${TEST_001}/users`);
@@ -491,6 +507,103 @@ test("the console against the real admin API", { timeout: 600_000 }, async (t) =
       body: { email: "bob@pacific.example", password: "Bob-Passw0rd-2", tenant_code: "TEST-002" },
     });
     assert.equal(relogin.status, 200, "the new password works");
+  });
+
+  await t.test("the audit page: a tenant admin's change, its filters, the request lookup, the export", async () => {
+    // The change, through the API with a request id of ours: a new group.
+    const bob = await login2(stack.api, "TEST-002", "bob@pacific.example", "Bob-Passw0rd-2");
+    const requestId = `console-audit-${Date.now()}`;
+    const made = await fetch(`${stack.api}/api/v1/groups`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${bob}`, "x-request-id": requestId },
+      body: JSON.stringify({ name: "audit-probe-team", description: "made for the audit page test" }),
+    });
+    assert.equal(made.status, 201, await made.text());
+    assert.equal(made.headers.get("x-request-id"), requestId);
+    const api = await apiCall(stack.api, "GET", `/api/v1/audit/requests/${requestId}`, { token: bob });
+    assert.equal(api.status, 200, JSON.stringify(api.body));
+    const action = api.body.items[0].action;
+    assert.equal(action, "group.create");
+
+    await page.evaluate(() => sessionStorage.clear());
+    await login("TEST-002", "bob@pacific.example", "Bob-Passw0rd-2");
+    await page.getByRole("heading", { name: "Tenants" }).waitFor();
+    await page.getByRole("navigation", { name: "Operations" }).getByRole("link", { name: "Audit" }).click();
+    await page.getByRole("heading", { name: "Audit", exact: true }).waitFor();
+    const row = page.getByTestId("audit-row").filter({ hasText: action }).first();
+    await row.waitFor();
+    await assertLabelled("audit");
+    await shot("29-audit");
+
+    // The row's detail, by keyboard: the group as it was created.
+    await row.getByRole("button", { name: /^Details of group\.create/ }).focus();
+    await page.keyboard.press("Enter");
+    const detail = page.getByTestId("audit-event-detail").first();
+    await detail.getByLabel("After", { exact: true }).filter({ hasText: "audit-probe-team" }).waitFor();
+    await detail.getByText(requestId).waitFor();
+    await shot("30-audit-detail");
+
+    // Filter by outcome: the admin write is allowed, so "denied" shows none of it.
+    await pick("Outcome", "denied");
+    await page.getByRole("button", { name: "Search" }).click();
+    await page.getByRole("table").getByText("0 events", { exact: true }).waitFor();
+    await pick("Outcome", "allowed");
+    await page.getByLabel("Action", { exact: true }).fill("group.create");
+    await page.getByLabel("Action", { exact: true }).press("Enter");
+    await page.getByTestId("audit-row").filter({ hasText: action }).first().waitFor();
+    const shown = await page.getByTestId("audit-row").allInnerTexts();
+    assert.ok(shown.length > 0 && shown.every((r) => /allowed/.test(r) && /group\.create/.test(r)), shown.join("\n"));
+
+    // More events than a page (50): "Load more" follows next_cursor to older ones.
+    for (let i = 0; i < 55; i++) {
+      const r = await apiCall(stack.api, "POST", "/api/v1/groups", { token: bob, body: { name: `audit-page-${i}` } });
+      assert.equal(r.status, 201, JSON.stringify(r.body));
+    }
+    await page.getByRole("button", { name: "Search" }).click();
+    const rows = page.getByTestId("audit-row");
+    await page.getByRole("table").getByText("50 events", { exact: true }).waitFor();
+    assert.match(await rows.first().innerText(), /group\.create/, "newest first");
+    await page.getByRole("button", { name: "Load more" }).click();
+    await page.getByRole("table").getByText("56 events", { exact: true }).waitFor();
+    const ids = await rows.evaluateAll((trs) => trs.map((tr) => tr.getAttribute("data-event-id")));
+    assert.equal(ids.length, 56, "the 55 new groups and the probe group, over two pages");
+    assert.equal(new Set(ids).size, ids.length, "no event twice across pages");
+
+    // "Why was this request answered so?" by request id.
+    await page.getByLabel("Request id (X-Request-Id)").fill(requestId);
+    await page.getByRole("button", { name: "Look up" }).click();
+    const found = page.getByTestId("audit-lookup-result");
+    await found.getByText(action).first().waitFor();
+    await found.getByText(requestId).first().waitFor();
+    await shot("31-audit-lookup");
+    await page.getByLabel("Request id (X-Request-Id)").fill("no-such-request");
+    await page.getByRole("button", { name: "Look up" }).click();
+    await found.getByRole("alert").filter({ hasText: "RESOURCE_NOT_FOUND" }).waitFor();
+
+    // The export carries the bearer token and the same filters.
+    const [download] = await Promise.all([
+      page.waitForEvent("download"),
+      page.getByRole("button", { name: "Export CSV" }).click(),
+    ]);
+    const csv = await readFile(await download.path(), "utf8");
+    assert.match(csv.split("\n")[0], /^id,time,source,request_id/);
+    assert.match(csv, new RegExp(requestId));
+    assert.doesNotMatch(csv, /,denied,/, "the export used the page's filters");
+  });
+
+  await t.test("a principal without audit:read is not offered the audit page, and the API refuses it", async () => {
+    await page.evaluate(() => sessionStorage.clear());
+    await login("TEST-001", "victor@nordic.example", DEMO_PASSWORD);
+    await page.waitForURL(`**/console/t/${TEST_001}/**`);
+    await page.getByRole("button", { name: /Account:/ }).waitFor();
+    assert.equal(await page.getByRole("link", { name: "Audit", exact: true }).count(), 0);
+    const victor = await login2(stack.api, "TEST-001", "victor@nordic.example");
+    const api = await apiCall(stack.api, "GET", "/api/v1/audit/events", { token: victor });
+    assert.equal(api.status, 403);
+    await go(`/t/${TEST_001}/audit`);
+    await page.getByRole("alert").filter({ hasText: api.body.error.code }).waitFor();
+    assert.equal(await page.getByRole("button", { name: "Export CSV" }).count(), 0);
+    await shot("32-audit-refused");
   });
 
   await t.test("the API docs page renders Redoc from this origin, no CDN", async () => {

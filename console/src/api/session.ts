@@ -176,6 +176,17 @@ export class Session {
   }
 
   /**
+   * Whether the principal holds the scope `scope` itself (scopes that are not
+   * levels of an area: `audit:read`, `audit:export`). Only decides what the
+   * console offers; the API decides what is allowed.
+   */
+  holds(scope: string): boolean {
+    const me = this.current;
+    if (!me) return false;
+    return me.platform_admin || me.scopes.includes(scope);
+  }
+
+  /**
    * Whether the principal holds `area:level` (or more). Only decides what the
    * console offers; the API decides what is allowed.
    */

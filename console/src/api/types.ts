@@ -16,6 +16,7 @@ export type NavItem = S["NavItem"];
 export type CheckRequest = S["CheckRequest"];
 export type CheckResponse = S["CheckResponse"];
 export type CreatePermission = S["CreatePermission"];
+export type AuditEvent = S["Event"];
 
 // ---- not (yet) described by the document -------------------------------
 

@@ -1,5 +1,5 @@
 import { Navigate, Outlet, useLocation } from "react-router";
-import { NAV } from "./nav";
+import { NAV, offered } from "./nav";
 import { useSession } from "./session-context";
 
 /** Pages below need a principal; without one, the login page (and back after). */
@@ -15,8 +15,6 @@ export function Home() {
   const session = useSession();
   const me = session.me();
   if (!me) return <Navigate to="/login" replace />;
-  const first = NAV.flatMap((s) => s.entries).find(
-    (e) => e.scope === null || session.can(e.scope.area, e.scope.level),
-  );
+  const first = NAV.flatMap((s) => s.entries).find((e) => offered(session, e));
   return <Navigate to={`/t/${me.tenant_id}/${first?.path ?? "access-check"}`} replace />;
 }

@@ -3,7 +3,7 @@
 import { AppShell, Anchor, Burger, Group, NavLink, ScrollArea, Text, Title } from "@mantine/core";
 import { useDisclosure } from "@mantine/hooks";
 import { Link, Outlet, useLocation } from "react-router";
-import { NAV } from "./nav";
+import { NAV, offered } from "./nav";
 import { useSession, useTenantId } from "./session-context";
 import { TenantSwitcher } from "./TenantSwitcher";
 import { UserMenu } from "./UserMenu";
@@ -41,9 +41,7 @@ export function Shell() {
       <AppShell.Navbar p="xs" aria-label="Console sections">
         <ScrollArea>
           {NAV.map((section) => {
-            const entries = section.entries.filter(
-              (e) => e.scope === null || session.can(e.scope.area, e.scope.level),
-            );
+            const entries = section.entries.filter((e) => offered(session, e));
             if (entries.length === 0) return null;
             return (
               <nav key={section.label} aria-label={section.label}>

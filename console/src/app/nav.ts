@@ -2,14 +2,17 @@
 // principal holds the scope the feature's list endpoint needs (the API still
 // decides every call). A new capability adds its folder, its route in
 // routes.tsx and one entry here.
-import type { Level } from "@/api/session";
+import type { Level, Session } from "@/api/session";
 
 export interface NavEntry {
   /** Path under `/t/:tenantId/`. */
   path: string;
   label: string;
-  /** Scope area and level the page's main endpoint needs; `null`: any principal. */
-  scope: { area: string; level: Level } | null;
+  /**
+   * What the page's main endpoint needs: a scope area and level, or one
+   * scope held as such (`audit:read`); `null`: any principal.
+   */
+  scope: { area: string; level: Level } | { exact: string } | null;
 }
 
 export interface NavSection {
@@ -46,7 +49,18 @@ export const NAV: NavSection[] = [
       { path: "access-check", label: "Can X do Y?", scope: null },
     ],
   },
-  // Operations (approval inbox, audit search, risk dashboard, AI findings)
-  // gets its section when the admin API serves /access-requests,
-  // /audit/events, risk and findings endpoints: no page without an endpoint.
+  {
+    label: "Operations",
+    entries: [{ path: "audit", label: "Audit", scope: { exact: "audit:read" } }],
+  },
+  // The rest of Operations (approval inbox, risk dashboard, AI findings)
+  // comes when the admin API serves /access-requests, risk and findings
+  // endpoints: no page without an endpoint.
 ];
+
+/** Whether the navigation offers `entry` to the principal of `session`. */
+export function offered(session: Session, entry: NavEntry): boolean {
+  const scope = entry.scope;
+  if (scope === null) return true;
+  return "exact" in scope ? session.holds(scope.exact) : session.can(scope.area, scope.level);
+}

@@ -4,6 +4,7 @@ import { Link, useRouteError, type RouteObject } from "react-router";
 import { Anchor, Center, Stack, Text, Title } from "@mantine/core";
 import { LoginPage } from "@/features/auth/LoginPage";
 import { AccessCheckPage } from "@/features/access-check/AccessCheckPage";
+import { AuditPage } from "@/features/audit/AuditPage";
 import { FieldDefinitionsPage } from "@/features/field-definitions/FieldDefinitionsPage";
 import { GroupDetail } from "@/features/groups/GroupDetail";
 import { GroupsPage } from "@/features/groups/GroupsPage";
@@ -76,6 +77,7 @@ export const routes: RouteObject[] = [
           { path: "field-definitions", element: <FieldDefinitionsPage /> },
           { path: "navigation", element: <NavigationPage /> },
           { path: "access-check", element: <AccessCheckPage /> },
+          { path: "audit", element: <AuditPage /> },
           { path: "*", element: <NotFound /> },
         ],
       },
