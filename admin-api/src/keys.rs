@@ -103,19 +103,79 @@ pub async fn ensure_key(pool: &PgPool) -> anyhow::Result<bool> {
     if n > 0 {
         return Ok(false);
     }
-    let (kid, pem, jwk) = generate()?;
-    sqlx::query("INSERT INTO sentinel.signing_keys (kid, alg, private_pem, public_jwk, status) VALUES ($1, 'ES256', $2, $3, 'current')")
-        .bind(&kid)
-        .bind(&pem)
-        .bind(&jwk)
-        .execute(&mut *tx)
-        .await?;
+    insert_current(&mut tx).await?;
     tx.commit().await?;
     Ok(true)
 }
 
+/// Generates a key and stores it, sealed, as the current one. Returns its `kid`.
+async fn insert_current(conn: &mut sqlx::PgConnection) -> anyhow::Result<String> {
+    let keyring = crate::sealing::keyring()?;
+    let (kid, pem, jwk) = generate()?;
+    let sealed = keyring.seal(&crate::sealing::row(TABLE, &kid), &pem)?;
+    sqlx::query("INSERT INTO sentinel.signing_keys (kid, alg, private_pem, public_jwk, status) VALUES ($1, 'ES256', $2, $3, 'current')")
+        .bind(&kid)
+        .bind(&sealed)
+        .bind(&jwk)
+        .execute(&mut *conn)
+        .await?;
+    Ok(kid)
+}
+
+const TABLE: &str = "signing_keys";
+
+/// Seals every private key stored in clear (a database from before keys were
+/// sealed) and reseals those under `SENTINEL_KEK_PREVIOUS` with the current
+/// KEK, in both key tables, in one transaction. Returns how many it changed.
+/// Runs at every start of `serve` and before every rotation, so an upgraded
+/// database needs no separate step; `sentinel-admin seal-keys` runs it alone.
+///
+/// A key sealed under a KEK that is not configured is left as it is when it
+/// will never sign again (`previous`, `retired`); a `current` or `next` one
+/// is an error unless `for_rotation`: a rotation replaces it, which is the
+/// way back from a lost KEK (docs/security.md, "Keys at rest").
+pub async fn seal_all(pool: &PgPool, for_rotation: bool) -> anyhow::Result<usize> {
+    let keyring = crate::sealing::keyring()?;
+    let mut tx = pool.begin().await?;
+    let mut changed = 0;
+    for table in [TABLE, crate::snapshot_keys::TABLE] {
+        sqlx::query(&format!("LOCK TABLE sentinel.{table} IN EXCLUSIVE MODE"))
+            .execute(&mut *tx)
+            .await?;
+        let rows: Vec<(String, String, String)> = sqlx::query_as(&format!(
+            "SELECT kid, private_pem, status FROM sentinel.{table}"
+        ))
+        .fetch_all(&mut *tx)
+        .await?;
+        for (kid, stored, status) in rows {
+            let sealed = match keyring.reseal(&crate::sealing::row(table, &kid), &stored) {
+                Ok(Some(sealed)) => sealed,
+                Ok(None) => continue,
+                Err(crate::sealing::SealError::UnknownKek { .. })
+                    if for_rotation || !matches!(status.as_str(), "current" | "next") =>
+                {
+                    tracing::warn!(table, kid, status, "key sealed under a key-encryption key that is not configured: left as it is");
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            sqlx::query(&format!(
+                "UPDATE sentinel.{table} SET private_pem = $2 WHERE kid = $1"
+            ))
+            .bind(&kid)
+            .bind(&sealed)
+            .execute(&mut *tx)
+            .await?;
+            changed += 1;
+        }
+    }
+    tx.commit().await?;
+    Ok(changed)
+}
+
 /// Rotates: retires the previous key, demotes the current one, adds a new current key.
 pub async fn rotate(pool: &PgPool) -> anyhow::Result<String> {
+    seal_all(pool, true).await?;
     let mut tx = pool.begin().await?;
     sqlx::query("LOCK TABLE sentinel.signing_keys IN EXCLUSIVE MODE")
         .execute(&mut *tx)
@@ -126,13 +186,7 @@ pub async fn rotate(pool: &PgPool) -> anyhow::Result<String> {
     sqlx::query("UPDATE sentinel.signing_keys SET status = 'previous', rotated_at = now() WHERE status = 'current'")
         .execute(&mut *tx)
         .await?;
-    let (kid, pem, jwk) = generate()?;
-    sqlx::query("INSERT INTO sentinel.signing_keys (kid, alg, private_pem, public_jwk, status) VALUES ($1, 'ES256', $2, $3, 'current')")
-        .bind(&kid)
-        .bind(&pem)
-        .bind(&jwk)
-        .execute(&mut *tx)
-        .await?;
+    let kid = insert_current(&mut tx).await?;
     tx.commit().await?;
     Ok(kid)
 }
@@ -155,6 +209,8 @@ impl KeyStore {
             let dec = DecodingKey::from_ec_components(x, y)
                 .map_err(|e| anyhow::anyhow!("key `{kid}`: {e}"))?;
             if status == "current" {
+                let pem =
+                    crate::sealing::keyring()?.open(&crate::sealing::row(TABLE, &kid), &pem)?;
                 let enc = EncodingKey::from_ec_pem(pem.as_bytes())
                     .map_err(|e| anyhow::anyhow!("key `{kid}`: {e}"))?;
                 current = Some((kid.clone(), enc));

@@ -18,6 +18,7 @@ mod deltas;
 mod demo_seed;
 mod hostile_input;
 mod isolation;
+mod keys_at_rest;
 mod lockout;
 mod openapi;
 mod password_policy;
