@@ -72,3 +72,12 @@ $$;
 -- 0001's default privileges grant the API role SELECT, INSERT, UPDATE, DELETE
 -- on both tables; it never needs to empty them wholesale.
 REVOKE TRUNCATE ON sentinel.webhooks, sentinel.outbox FROM sentinel_api;
+
+-- ---------------------------------------------------------------- scopes
+-- Webhooks are an area of their own (`webhook:read|write|admin`,
+-- admin-api/src/scopes.rs); the seeded tenant administrators, who hold
+-- every area's admin scope, hold this one too.
+UPDATE sentinel.roles
+   SET scopes = array_append(scopes, 'webhook:admin')
+ WHERE name = 'tenant_admin' AND is_system
+   AND NOT ('webhook:admin' = ANY (scopes));

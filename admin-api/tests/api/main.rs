@@ -29,3 +29,4 @@ mod snapshots;
 mod socket;
 mod tenants;
 mod users;
+mod webhooks;
