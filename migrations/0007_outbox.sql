@@ -55,6 +55,11 @@ CREATE TABLE sentinel.outbox (
 CREATE INDEX outbox_due_idx ON sentinel.outbox (next_attempt_at)
     WHERE delivered_at IS NULL AND failed_at IS NULL;
 CREATE INDEX outbox_tenant_created_idx ON sentinel.outbox (tenant_id, created_at, id);
+-- An admin resending a dead letter (`POST /webhooks/events/{id}/retry`) is an
+-- admin write and audited (entity `outbox`); inserts are not: they are part
+-- of the audited write that caused the event, and the worker has no actor.
+CREATE TRIGGER outbox_audit AFTER UPDATE ON sentinel.outbox
+    FOR EACH ROW EXECUTE FUNCTION sentinel.audit_capture();
 
 DO $$
 DECLARE t text;

@@ -297,4 +297,30 @@ mod tests {
         assert!(check_url("http://10.0.0.1/", &dev).is_err());
         assert!(check_url(&format!("https://h.example/{}", "a".repeat(2100)), &p).is_err());
     }
+
+    #[tokio::test]
+    async fn the_resolver_drops_refused_addresses() {
+        use std::str::FromStr;
+        let strict = GuardedResolver {
+            policy: Arc::new(AddressPolicy::default()),
+        };
+        let err = strict
+            .resolve(Name::from_str("localhost").unwrap())
+            .await
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("may not reach"), "{err}");
+        let dev = GuardedResolver {
+            policy: Arc::new(AddressPolicy {
+                allow_loopback: true,
+                ..AddressPolicy::default()
+            }),
+        };
+        let addrs: Vec<SocketAddr> = dev
+            .resolve(Name::from_str("localhost").unwrap())
+            .await
+            .unwrap()
+            .collect();
+        assert!(!addrs.is_empty() && addrs.iter().all(|a| a.ip().is_loopback()));
+    }
 }

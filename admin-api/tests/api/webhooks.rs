@@ -356,6 +356,14 @@ async fn a_receiver_that_never_recovers_ends_as_a_dead_letter_after_three_retrie
         (v["status"].as_str(), v["attempts"].as_i64()),
         (Some("pending"), Some(0))
     );
+    let audited: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM sentinel.audit_logs WHERE action = 'outbox.update' AND resource_id = $1",
+    )
+    .bind(id)
+    .fetch_one(&t.db.owner)
+    .await
+    .unwrap();
+    assert_eq!(audited, 1, "the resend is an audited admin write");
     // A viewer may not.
     let victor = t.nordic(VICTOR).await;
     let (s, v) = t
@@ -656,4 +664,50 @@ async fn outbox_tables_force_row_level_security() {
         .await
         .unwrap();
     assert_eq!(n, 0);
+}
+
+/// A measurement, not a check (no timing assertion): how fast one worker
+/// drains a backlog into one local receiver. Run with
+/// `cargo test -p sentinel-admin --test api webhooks::drain_rate -- --ignored --nocapture`.
+#[tokio::test]
+#[ignore]
+async fn drain_rate() {
+    let t = TestApp::with_config(loopback_config()).await;
+    let alice = t.admin("TEST-001").await;
+    let (url, inbox) = receiver(0, false).await;
+    hook(&t, &alice, &url, json!([])).await;
+    const N: usize = 2000;
+    let mut tx = db::begin(&t.db.api, TenantCtx::One(TEST_001))
+        .await
+        .unwrap();
+    let start = std::time::Instant::now();
+    for i in 0..N {
+        outbox::enqueue(
+            &mut tx,
+            TEST_001,
+            "grant.expired",
+            Uuid::new_v4(),
+            &json!({"i": i}),
+        )
+        .await
+        .unwrap();
+    }
+    tx.commit().await.unwrap();
+    let enqueue = start.elapsed();
+    let (w, _) = worker(&t, true);
+    let start = std::time::Instant::now();
+    let mut rounds = 0;
+    while w.run_once().await.unwrap().claimed > 0 {
+        rounds += 1;
+    }
+    let drain = start.elapsed();
+    assert_eq!(count(&inbox), N);
+    println!(
+        "enqueue: {N} events in {:.0} ms ({:.0}/s, one transaction); \
+         drain: {rounds} rounds in {:.0} ms ({:.0} deliveries/s)",
+        enqueue.as_secs_f64() * 1e3,
+        N as f64 / enqueue.as_secs_f64(),
+        drain.as_secs_f64() * 1e3,
+        N as f64 / drain.as_secs_f64()
+    );
 }
