@@ -711,3 +711,81 @@ async fn drain_rate() {
         N as f64 / drain.as_secs_f64()
     );
 }
+
+/// The real binary: `serve` runs the delivery worker with the settings of
+/// its environment.
+#[tokio::test]
+async fn serve_delivers_what_is_enqueued() {
+    let t = TestApp::new().await;
+    let (_, api) = crate::binary::urls(&t.db.name);
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let listen = format!("127.0.0.1:{port}");
+    let mut child = crate::binary::admin_cmd(&api)
+        .args(["serve", "--listen", &listen])
+        .env("SENTINEL_WEBHOOK_ALLOW_LOOPBACK", "true")
+        .env("SENTINEL_WEBHOOK_POLL_MS", "50")
+        .spawn()
+        .unwrap();
+    let base = format!("http://{listen}");
+    let c = reqwest::Client::new();
+    let mut up = false;
+    for _ in 0..100 {
+        if let Ok(r) = c.get(format!("{base}/healthz")).send().await {
+            up = r.status() == 200;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(up, "server did not come up");
+    let tok: Value = c
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&json!({"email": ALICE, "password": DEMO_PASSWORD, "tenant_code": "TEST-001"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let tok = tok["access_token"].as_str().unwrap();
+    let (url, inbox) = receiver(0, false).await;
+    let r = c
+        .post(format!("{base}/api/v1/webhooks"))
+        .bearer_auth(tok)
+        .json(&json!({"url": url, "secret": SECRET}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let subject = Uuid::new_v4();
+    enqueue(
+        &t,
+        TEST_001,
+        "access_request.granted",
+        subject,
+        json!({"level": 2}),
+    )
+    .await;
+    // The worker counts a delivery after the receiver answered: wait for the count.
+    let delivered = "sentinel_webhook_deliveries_total{result=\"delivered\"} 1";
+    let mut text = String::new();
+    for _ in 0..200 {
+        text = c
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if text.contains(delivered) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(text.contains(delivered), "serve did not deliver: {text}");
+    assert_eq!(count(&inbox), 1);
+    child.kill().await.unwrap();
+}
