@@ -4,8 +4,8 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
-    Registry, TextEncoder,
+    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    Opts, Registry, TextEncoder,
 };
 
 use crate::state::AppState;
@@ -30,6 +30,12 @@ pub struct Metrics {
     pub audit_duplicates_total: IntCounter,
     /// Time to take one audit batch: read, check, store, commit.
     pub audit_ingest_seconds: Histogram,
+    /// Webhook delivery attempts by result (`delivered`, `retry`, `dead_letter`).
+    pub webhook_deliveries: IntCounterVec,
+    /// Outbox events neither delivered nor failed yet.
+    pub outbox_pending: IntGauge,
+    /// Age of the oldest such event, seconds.
+    pub outbox_oldest_pending_seconds: Gauge,
 }
 
 impl Metrics {
@@ -105,6 +111,27 @@ impl Metrics {
                 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
             ]),
         )?;
+        let webhook_deliveries = IntCounterVec::new(
+            Opts::new(
+                "sentinel_webhook_deliveries_total",
+                "webhook delivery attempts by result (delivered, retry, dead_letter)",
+            ),
+            &["result"],
+        )?;
+        let outbox_pending = IntGauge::new(
+            "sentinel_outbox_pending",
+            "notification events waiting for delivery (neither delivered nor failed)",
+        )?;
+        let outbox_oldest_pending_seconds = Gauge::new(
+            "sentinel_outbox_oldest_pending_seconds",
+            "age of the oldest notification event waiting for delivery",
+        )?;
+        registry.register(Box::new(webhook_deliveries.clone()))?;
+        registry.register(Box::new(outbox_pending.clone()))?;
+        registry.register(Box::new(outbox_oldest_pending_seconds.clone()))?;
+        for result in ["delivered", "retry", "dead_letter"] {
+            webhook_deliveries.with_label_values(&[result]);
+        }
         registry.register(Box::new(audit_ingested_total.clone()))?;
         registry.register(Box::new(audit_duplicates_total.clone()))?;
         registry.register(Box::new(audit_ingest_seconds.clone()))?;
@@ -132,6 +159,9 @@ impl Metrics {
             audit_ingested_total,
             audit_duplicates_total,
             audit_ingest_seconds,
+            webhook_deliveries,
+            outbox_pending,
+            outbox_oldest_pending_seconds,
         })
     }
 

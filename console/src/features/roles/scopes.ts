@@ -10,6 +10,7 @@ export const AREAS = [
   "field_definition",
   "navigation",
   "policy",
+  "webhook",
 ] as const;
 
 export const SCOPE_OPTIONS = AREAS.map((area) => ({
