@@ -124,45 +124,67 @@ async fn insert_current(conn: &mut sqlx::PgConnection) -> anyhow::Result<String>
 
 const TABLE: &str = "signing_keys";
 
+/// Where sealed values live: (table, id column, sealed column, whether a
+/// value under an unknown KEK is fatal outside a rotation).
+const SEALED: [(&str, &str, &str, &str); 3] = [
+    (TABLE, "kid", "private_pem", "status IN ('current', 'next')"),
+    (
+        crate::snapshot_keys::TABLE,
+        "kid",
+        "private_pem",
+        "status IN ('current', 'next')",
+    ),
+    // A webhook whose secret does not open fails its deliveries (and says
+    // why); it does not stop the API.
+    ("webhooks", "id::text", "secret", "false"),
+];
+
 /// Seals every private key stored in clear (a database from before keys were
-/// sealed) and reseals those under `SENTINEL_KEK_PREVIOUS` with the current
-/// KEK, in both key tables, in one transaction. Returns how many it changed.
-/// Runs at every start of `serve` and before every rotation, so an upgraded
-/// database needs no separate step; `sentinel-admin seal-keys` runs it alone.
+/// sealed) and reseals the sealed values under `SENTINEL_KEK_PREVIOUS` with
+/// the current KEK — signing keys, snapshot keys and webhook secrets — in
+/// one transaction. Returns how many it changed. Runs at every start of
+/// `serve` and before every rotation, so an upgraded database needs no
+/// separate step; `sentinel-admin seal-keys` runs it alone.
 ///
-/// A key sealed under a KEK that is not configured is left as it is when it
-/// will never sign again (`previous`, `retired`); a `current` or `next` one
-/// is an error unless `for_rotation`: a rotation replaces it, which is the
-/// way back from a lost KEK (docs/security.md, "Keys at rest").
+/// A value sealed under a KEK that is not configured is left as it is when
+/// it will never sign again (`previous`, `retired` keys); a `current` or
+/// `next` key is an error unless `for_rotation`: a rotation replaces it,
+/// which is the way back from a lost KEK (docs/security.md, "Keys at rest").
 pub async fn seal_all(pool: &PgPool, for_rotation: bool) -> anyhow::Result<usize> {
     let keyring = crate::sealing::keyring()?;
     let mut tx = pool.begin().await?;
+    // Webhooks are tenant rows: this maintenance pass reads every tenant's.
+    sqlx::query("SELECT set_config('sentinel.all_tenants', 'on', true)")
+        .execute(&mut *tx)
+        .await?;
     let mut changed = 0;
-    for table in [TABLE, crate::snapshot_keys::TABLE] {
+    for (table, id, column, needed) in SEALED {
         sqlx::query(&format!("LOCK TABLE sentinel.{table} IN EXCLUSIVE MODE"))
             .execute(&mut *tx)
             .await?;
-        let rows: Vec<(String, String, String)> = sqlx::query_as(&format!(
-            "SELECT kid, private_pem, status FROM sentinel.{table}"
+        let rows: Vec<(String, String, bool)> = sqlx::query_as(&format!(
+            "SELECT {id}, {column}, {needed} FROM sentinel.{table}"
         ))
         .fetch_all(&mut *tx)
         .await?;
-        for (kid, stored, status) in rows {
-            let sealed = match keyring.reseal(&crate::sealing::row(table, &kid), &stored) {
+        for (key, stored, needed) in rows {
+            let sealed = match keyring.reseal(&crate::sealing::row(table, &key), &stored) {
                 Ok(Some(sealed)) => sealed,
                 Ok(None) => continue,
-                Err(crate::sealing::SealError::UnknownKek { .. })
-                    if for_rotation || !matches!(status.as_str(), "current" | "next") =>
-                {
-                    tracing::warn!(table, kid, status, "key sealed under a key-encryption key that is not configured: left as it is");
+                Err(crate::sealing::SealError::UnknownKek { .. }) if for_rotation || !needed => {
+                    tracing::warn!(
+                        table,
+                        key,
+                        "sealed under a key-encryption key that is not configured: left as it is"
+                    );
                     continue;
                 }
                 Err(e) => return Err(e.into()),
             };
             sqlx::query(&format!(
-                "UPDATE sentinel.{table} SET private_pem = $2 WHERE kid = $1"
+                "UPDATE sentinel.{table} SET {column} = $2 WHERE {id} = $1"
             ))
-            .bind(&kid)
+            .bind(&key)
             .bind(&sealed)
             .execute(&mut *tx)
             .await?;
