@@ -339,6 +339,7 @@ pub fn build(prepared: Prepared, upgrade: &Upgrade) -> anyhow::Result<Server> {
             policy: state.policy.clone(),
             jwks: state.signer.jwks(),
             max_age: config.policy.admin.as_ref().and_then(|a| a.max_age),
+            limiter: state.rate_limits.as_ref().map(|(l, _)| l.clone()),
         }),
     );
     ops.add_tcp(&config.ops_addr.to_string());

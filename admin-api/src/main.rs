@@ -17,6 +17,10 @@ struct Cli {
     /// the other commands as the migration (owner) role.
     #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
     database_url: Option<String>,
+    /// Log lines on standard error: `json` or `pretty` (default: pretty
+    /// when standard error is a terminal, JSON otherwise). Level from `RUST_LOG`.
+    #[arg(long, env = "SENTINEL_LOG_FORMAT", global = true)]
+    log_format: Option<sentinel_telemetry::logging::LogFormat>,
     #[command(subcommand)]
     command: Command,
 }
@@ -117,12 +121,12 @@ enum GatewayKeyAction {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
     let cli = Cli::parse();
+    sentinel_telemetry::logging::init(
+        "RUST_LOG",
+        cli.log_format
+            .unwrap_or_else(sentinel_telemetry::logging::LogFormat::auto),
+    );
     let url = cli.database_url.context("DATABASE_URL is not set")?;
     let cfg = Config::from_env()?;
     match cli.command {

@@ -38,6 +38,16 @@ pub struct GatewayFile {
     pub risk: Option<super::risk::RiskSectionFile>,
     #[serde(default)]
     pub audit: Option<Spanned<AuditFile>>,
+    #[serde(default)]
+    pub logging: LoggingFile,
+}
+
+/// `[logging]` (docs/operations.md, "Logs").
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoggingFile {
+    /// `json` or `pretty`; default: pretty when standard error is a terminal.
+    pub format: Option<Spanned<String>>,
 }
 
 /// `[audit]` (docs/audit-gateway.md).

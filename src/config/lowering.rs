@@ -390,6 +390,7 @@ pub fn load(path: &Path) -> Result<Config, Vec<Problem>> {
         .as_ref()
         .map(|r| super::ratelimits::lower_rate_limits(&mut lw, r));
     let risk = lw.risk(&parsed.risk);
+    let log_format = lw.log_format(&parsed.logging);
     let classes: HashSet<String> = rate_limits
         .as_ref()
         .map(|r| r.classes.keys().cloned().collect())
@@ -478,6 +479,7 @@ pub fn load(path: &Path) -> Result<Config, Vec<Problem>> {
             rate_limits,
             audit,
             risk,
+            log_format,
             files,
             route_patterns,
         }),

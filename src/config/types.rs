@@ -35,6 +35,8 @@ pub struct Config {
     pub audit: Option<AuditConfig>,
     /// `[risk]`: anomaly and biometric scoring.
     pub risk: super::RiskConfig,
+    /// `[logging] format`; `None`: chosen at start (`LogFormat::auto`).
+    pub log_format: Option<crate::logging::LogFormat>,
     /// Every file the config was read from (for reload on change).
     pub files: Vec<PathBuf>,
     /// The route-file patterns (absolute), re-expanded to notice new files.
