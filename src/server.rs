@@ -113,6 +113,13 @@ pub fn prepare(config: Config) -> anyhow::Result<Prepared> {
         )?)),
         None => None,
     };
+    // Off unless `[otel]` is configured: then no tracer exists at all.
+    let tracing = match &config.otel {
+        Some(settings) => Some(Arc::new(
+            crate::otel::Tracing::start(settings).context("cannot set up tracing")?,
+        )),
+        None => None,
+    };
     let field_hash_key = crate::fields::hash_key_from_secret(config.assertion.key_pem.as_bytes());
     let state = Arc::new(GatewayState {
         field_hash_key,
@@ -132,6 +139,7 @@ pub fn prepare(config: Config) -> anyhow::Result<Prepared> {
             let secret = crate::risk::telemetry_secret(config.assertion.key_pem.as_bytes());
             Arc::new(crate::risk::Risk::new(&config.risk, secret))
         }),
+        tracing,
     });
     Ok(Prepared {
         config,
@@ -203,6 +211,10 @@ impl BackgroundService for Background {
         }
         if let Some(a) = &self.state.audit {
             a.sync();
+        }
+        if let Some(t) = self.state.tracing.clone() {
+            // The spans still buffered; the exporter's client blocks.
+            let _ = tokio::task::spawn_blocking(move || t.shutdown()).await;
         }
         policy_task.abort();
         reload.abort();

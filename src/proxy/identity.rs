@@ -13,7 +13,7 @@ use pingora::http::RequestHeader;
 use pingora::Result;
 
 /// How many headers [`apply`] may add.
-pub(super) const IDENTITY_HEADERS: usize = 7;
+pub(super) const IDENTITY_HEADERS: usize = 9;
 
 /// Replaces client identity headers with the gateway's (the streamed path).
 pub(super) fn set_identity(upstream_request: &mut RequestHeader, ctx: &Ctx) -> Result<()> {
@@ -44,6 +44,9 @@ pub(super) fn apply(h: &mut HeaderMap, ctx: &Ctx) -> Result<()> {
     }
     if let Some(value) = forwarded_for {
         headers::insert(h, X_FORWARDED_FOR, value)?;
+    }
+    if let Some(t) = &ctx.trace {
+        headers::set_trace_context(h, t.upstream_headers())?;
     }
     Ok(())
 }
