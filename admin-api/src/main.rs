@@ -302,6 +302,21 @@ async fn main() -> anyhow::Result<()> {
                     }
                 }
             });
+            // Traces only with SENTINEL_OTEL_ENDPOINT: otherwise no tracer and no layer.
+            let traces = match sentinel_admin::otel::settings_from_env()? {
+                Some(settings) => Some(std::sync::Arc::new(
+                    // The exporter's blocking HTTP client must not be built on the runtime.
+                    tokio::task::spawn_blocking(move || {
+                        sentinel_telemetry::otel::Tracing::start(&settings)
+                    })
+                    .await??,
+                )),
+                None => None,
+            };
+            let mut app = sentinel_admin::app(state.clone());
+            if let Some(t) = &traces {
+                app = sentinel_admin::otel::layer(app, t.clone(), &cfg.trusted_proxies);
+            }
             let listener = tokio::net::TcpListener::bind(&listen)
                 .await
                 .with_context(|| format!("cannot listen on {listen}"))?;
@@ -309,8 +324,7 @@ async fn main() -> anyhow::Result<()> {
             let closing = state.clone();
             axum::serve(
                 listener,
-                sentinel_admin::app(state)
-                    .into_make_service_with_connect_info::<std::net::SocketAddr>(),
+                app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
             )
             .with_graceful_shutdown(async move {
                 shutdown_signal().await;
@@ -320,6 +334,9 @@ async fn main() -> anyhow::Result<()> {
             .await?;
             for t in live_tasks {
                 t.abort();
+            }
+            if let Some(t) = traces {
+                let _ = tokio::task::spawn_blocking(move || t.shutdown()).await;
             }
         }
     }

@@ -20,6 +20,7 @@ mod hostile_input;
 mod isolation;
 mod lockout;
 mod openapi;
+mod otel;
 mod password_policy;
 mod permissions;
 mod rbac;
