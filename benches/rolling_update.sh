@@ -18,6 +18,7 @@
 #   benches/rolling_update.sh                    # debug build, 20 s, 16 connections
 #   PROFILE=release benches/rolling_update.sh    # the release binaries
 #   SKIP_BUILD=1 DURATION=30 benches/rolling_update.sh
+#   LB_RETRIES=0 benches/rolling_update.sh       # haproxy does not retry: what the LB's retries hide
 #
 # Needs haproxy and wrk (Debian: apt-get install haproxy wrk). Exit status 1
 # when any request failed.
@@ -34,6 +35,7 @@ LB_PORT=${LB_PORT:-18180}
 A_PROXY=${A_PROXY:-18183} A_OPS=${A_OPS:-18184}
 B_PROXY=${B_PROXY:-18185} B_OPS=${B_OPS:-18186}
 READY_TIMEOUT=${READY_TIMEOUT:-30}
+LB_RETRIES=${LB_RETRIES:-1}
 
 work=$(mktemp -d)
 declare -A pid=()
@@ -112,9 +114,11 @@ defaults
     timeout connect 1s
     timeout client 30s
     timeout server 30s
-    retries 3
-    option redispatch 1
-    retry-on all-retryable-errors
+$(if [[ $LB_RETRIES == 1 ]]; then
+    printf '    retries 3\n    option redispatch 1\n    retry-on all-retryable-errors\n'
+else
+    printf '    retries 0\n'
+fi)
 frontend lb
     bind 127.0.0.1:$LB_PORT
     default_backend gateways
