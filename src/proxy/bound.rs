@@ -8,7 +8,7 @@
 //! only then writes the header: a `502` is always possible until the
 //! filtered body is known.
 
-use super::identity::{self, IDENTITY_HEADERS};
+use super::identity;
 use super::{Author, Ctx, Gateway};
 use crate::config::Upstream;
 use crate::errors::{self, Denial, ErrorCode};
@@ -298,7 +298,7 @@ impl Gateway {
         if let Some(t) = ctx.trace.as_mut() {
             t.upstream_start(&pool.upstream.name);
         }
-        headers::edit_request(&mut req, IDENTITY_HEADERS + 2, |h| {
+        headers::edit_request(&mut req, identity::room(ctx) + 2, |h| {
             headers::remove_hop_by_hop(h);
             identity::apply(h, ctx)?;
             // Identity is what the filter reads; gzip and br are decoded if sent anyway.
