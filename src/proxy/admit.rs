@@ -313,8 +313,6 @@ impl Gateway {
         }
     }
 
-    /// Checks every limit that applies (tenant plan, principal, route class;
-    /// per client IP on public routes). The tightest answer wins.
     /// [`Gateway::rate_limit`], with its span when tracing (and a limiter) is on.
     async fn traced_rate_limit(
         &self,
@@ -330,6 +328,8 @@ impl Gateway {
         limited
     }
 
+    /// Checks every limit that applies (tenant plan, principal, route class;
+    /// per client IP on public routes). The tightest answer wins.
     async fn rate_limit(
         &self,
         route: &Route,

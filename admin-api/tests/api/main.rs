@@ -19,6 +19,7 @@ mod demo_seed;
 mod hostile_input;
 mod isolation;
 mod lockout;
+mod logs;
 mod openapi;
 mod otel;
 mod password_policy;
