@@ -30,6 +30,7 @@ fn assert_json(log: &str) {
         for key in ["timestamp", "level", "fields", "target"] {
             assert!(v.get(key).is_some(), "no `{key}`: {l}");
         }
+        assert!(l.starts_with("{\"timestamp\":"), "timestamp first: {l}");
         lines += 1;
     }
     assert!(lines > 0, "no log line");

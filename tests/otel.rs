@@ -352,3 +352,36 @@ fn otel_settings_are_validated() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test]
+async fn a_collector_that_is_down_costs_spans_not_requests() {
+    let gw = start(Options {
+        extra_config: format!(
+            "{LIMITS}\n[otel]\nendpoint = \"http://127.0.0.1:{}\"\nsample_ratio = 1.0\n",
+            closed_port()
+        ),
+        extra_routes: ROUTES.to_owned(),
+        env: vec![("OTEL_BSP_SCHEDULE_DELAY".into(), "100".into())],
+        capture_log: true,
+        ..Options::default()
+    });
+    for i in 0..3 {
+        let resp = client()
+            .get(gw.url(&format!("/traced/{i}")))
+            .bearer_auth(token(VICTOR, NORDIC))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+    }
+    // The failed export is logged (once per batch, never per request).
+    let start = Instant::now();
+    while !gw.log().contains("ExportError") {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no export error logged:\n{}",
+            gw.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

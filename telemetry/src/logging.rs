@@ -105,14 +105,24 @@ where
         SystemTime.format_time(&mut Writer::new(&mut timestamp))?;
         let mut fields = Fields(Map::new());
         event.record(&mut fields);
-        let mut line = Map::new();
-        line.insert("timestamp".into(), Value::String(timestamp));
-        line.insert("level".into(), Value::String(meta.level().to_string()));
-        line.insert("fields".into(), Value::Object(fields.0));
-        line.insert("target".into(), Value::String(meta.target().to_owned()));
-        let text = serde_json::to_string(&Value::Object(line)).map_err(|_| fmt::Error)?;
+        let line = Line {
+            timestamp: &timestamp,
+            level: meta.level().as_str(),
+            fields: &fields.0,
+            target: meta.target(),
+        };
+        let text = serde_json::to_string(&line).map_err(|_| fmt::Error)?;
         writeln!(writer, "{text}")
     }
+}
+
+/// One JSON line, its keys in this order (a `Map` would sort them).
+#[derive(serde::Serialize)]
+struct Line<'a> {
+    timestamp: &'a str,
+    level: &'a str,
+    fields: &'a Map<String, Value>,
+    target: &'a str,
 }
 
 /// An event's fields as JSON values, without the `log` bridge's `log.*`.
