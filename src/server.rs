@@ -212,10 +212,6 @@ impl BackgroundService for Background {
         if let Some(a) = &self.state.audit {
             a.sync();
         }
-        if let Some(t) = self.state.tracing.clone() {
-            // The spans still buffered; the exporter's client blocks.
-            let _ = tokio::task::spawn_blocking(move || t.shutdown()).await;
-        }
         policy_task.abort();
         reload.abort();
         refresh.abort();
@@ -357,6 +353,7 @@ pub fn build(prepared: Prepared, upgrade: &Upgrade) -> anyhow::Result<Server> {
     ops.add_tcp(&config.ops_addr.to_string());
 
     let audit = state.audit.clone();
+    let tracing = state.tracing.clone();
     let background = background_service(
         "sentinel background",
         Background {
@@ -374,6 +371,7 @@ pub fn build(prepared: Prepared, upgrade: &Upgrade) -> anyhow::Result<Server> {
         crate::drain::Drain {
             timeout: config.drain_timeout,
             audit,
+            tracing,
         },
     ));
     Ok(server)

@@ -385,3 +385,35 @@ async fn a_collector_that_is_down_costs_spans_not_requests() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+// Multi-threaded: waiting for the exit blocks this thread, and the receiver
+// must answer the export meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graceful_stop_exports_the_buffered_spans() {
+    let receiver = Receiver::start().await;
+    // The SDK's default: spans wait up to 5 s for their batch.
+    let mut gw = start(Options {
+        extra_config: format!(
+            "{LIMITS}\n[otel]\nendpoint = \"http://{}\"\nsample_ratio = 1.0\n",
+            receiver.addr
+        ),
+        extra_routes: ROUTES.to_owned(),
+        env: vec![("OTEL_BSP_SCHEDULE_DELAY".into(), "60000".into())],
+        ..Options::default()
+    });
+    let resp = client()
+        .get(gw.url("/traced/1"))
+        .bearer_auth(token(VICTOR, NORDIC))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(receiver.spans.lock().unwrap().is_empty());
+    gw.signal("TERM");
+    assert!(
+        gw.wait_exit(Duration::from_secs(15)).is_some(),
+        "no exit after SIGTERM"
+    );
+    let spans = receiver.trace_with("GET traced", &mut Vec::new()).await;
+    by_name(&spans, "upstream");
+}
