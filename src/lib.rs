@@ -17,6 +17,7 @@ pub mod live;
 pub mod logging;
 pub mod metrics;
 pub mod ops;
+pub mod otel;
 pub mod policy_store;
 pub mod proxy;
 pub mod ratelimit;

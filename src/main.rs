@@ -9,6 +9,7 @@
 //! ```
 
 use clap::{Parser, Subcommand};
+use sentinel::logging::LogFormat;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -33,6 +34,10 @@ enum Command {
         /// (old and new process must use the same path).
         #[arg(long, default_value = "/tmp/sentinel_upgrade.sock")]
         upgrade_sock: PathBuf,
+        /// Log lines: `json` or `pretty` (default: `[logging] format`, else
+        /// pretty when standard error is a terminal and JSON otherwise).
+        #[arg(long)]
+        log_format: Option<LogFormat>,
     },
     /// Validate the config, its route files and the file policy; print every problem.
     Check {
@@ -50,6 +55,9 @@ enum Command {
         /// Where to write the demo's config, policy and keys (default: a temporary directory).
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// Log lines: `pretty` (default) or `json`.
+        #[arg(long, default_value = "pretty")]
+        log_format: LogFormat,
     },
     /// Read an audit spool (docs/audit-gateway.md).
     Audit {
@@ -91,8 +99,8 @@ fn main() -> ExitCode {
             config,
             upgrade,
             upgrade_sock,
+            log_format,
         } => {
-            sentinel::logging::init();
             // Before anything slow: a SIGHUP during start-up must not kill the process.
             sentinel::live::reload::install_hangup_handler();
             let upgrade = sentinel::server::Upgrade {
@@ -100,7 +108,14 @@ fn main() -> ExitCode {
                 upgrade_sock: Some(upgrade_sock),
             };
             match sentinel::config::load(&config) {
-                Ok(cfg) => run(cfg, &upgrade, None),
+                Ok(cfg) => {
+                    sentinel::logging::init(
+                        log_format
+                            .or(cfg.log_format)
+                            .unwrap_or_else(LogFormat::auto),
+                    );
+                    run(cfg, &upgrade, None)
+                }
                 Err(problems) => {
                     for p in problems {
                         eprintln!("{p}");
@@ -138,8 +153,13 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Demo { listen, ops, dir } => {
-            sentinel::logging::init();
+        Command::Demo {
+            listen,
+            ops,
+            dir,
+            log_format,
+        } => {
+            sentinel::logging::init(log_format);
             // The demo apps are their own crate: only this command links them.
             let prepared = sentinel_demo_apps::start()
                 .map_err(|e| anyhow::anyhow!("start the demo apps: {e}"))

@@ -16,6 +16,7 @@ pub mod keys;
 pub mod live;
 pub mod metrics;
 pub mod openapi;
+pub mod otel;
 pub mod outbox;
 pub mod pagination;
 pub mod password;

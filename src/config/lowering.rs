@@ -390,6 +390,8 @@ pub fn load(path: &Path) -> Result<Config, Vec<Problem>> {
         .as_ref()
         .map(|r| super::ratelimits::lower_rate_limits(&mut lw, r));
     let risk = lw.risk(&parsed.risk);
+    let log_format = lw.log_format(&parsed.logging);
+    let otel = parsed.otel.as_ref().and_then(|o| lw.otel(o));
     let classes: HashSet<String> = rate_limits
         .as_ref()
         .map(|r| r.classes.keys().cloned().collect())
@@ -478,6 +480,8 @@ pub fn load(path: &Path) -> Result<Config, Vec<Problem>> {
             rate_limits,
             audit,
             risk,
+            log_format,
+            otel,
             files,
             route_patterns,
         }),

@@ -35,6 +35,10 @@ pub struct Config {
     pub audit: Option<AuditConfig>,
     /// `[risk]`: anomaly and biometric scoring.
     pub risk: super::RiskConfig,
+    /// `[logging] format`; `None`: chosen at start (`LogFormat::auto`).
+    pub log_format: Option<crate::logging::LogFormat>,
+    /// `[otel]`: where request traces go; `None`: tracing is off.
+    pub otel: Option<sentinel_telemetry::otel::Settings>,
     /// Every file the config was read from (for reload on change).
     pub files: Vec<PathBuf>,
     /// The route-file patterns (absolute), re-expanded to notice new files.

@@ -48,12 +48,19 @@ impl Gateway {
                 .and_then(|v| v.to_str().ok());
             ctx.client_ip = Some(request::client_ip(peer, xff, &state.trusted_proxies));
         }
+        let trusted_peer =
+            peer.is_some_and(|p| state.trusted_proxies.iter().any(|n| n.contains(&p)));
+        if let Some(tracing) = &state.tracing {
+            ctx.trace = Some(crate::otel::RequestTrace::start(
+                tracing.tracer(),
+                session.req_header(),
+                trusted_peer,
+            ));
+        }
         // After the client address, so that the audit event of a refused
         // head names who sent it.
         check_limits(session.req_header(), &state.limits)?;
         // Hostile heads are refused or cleaned before anything reads them.
-        let trusted_peer =
-            peer.is_some_and(|p| state.trusted_proxies.iter().any(|n| n.contains(&p)));
         headers::screen_request(
             session.req_header_mut(),
             &state.client_headers,
@@ -102,11 +109,14 @@ impl Gateway {
             .ok_or_else(|| Denial::new(ErrorCode::RouteNotFound))?;
         let route = found.route;
         ctx.route = Some(route.clone());
+        if let Some(t) = &ctx.trace {
+            t.route(method, &route.id);
+        }
         if let Some(cors) = &route.cors {
             ctx.cors_origin = crate::cors::allowed_origin(cors, req);
         }
         if route.auth == AuthRequirement::Public {
-            self.rate_limit(route, None, ctx).await?;
+            self.traced_rate_limit(route, None, ctx).await?;
             if let Some(fb) = &route.fields {
                 // No decision, so no field rules: only undefined keys kept by
                 // `unknown_fields = "keep"` can pass.
@@ -127,7 +137,10 @@ impl Gateway {
             .ok_or_else(|| Denial::new(ErrorCode::PolicyUnavailable))?;
         ctx.audit.version = Some(policy.version());
         let now = unix_now();
-        let who = match self.authenticate(req, &policy, route, now).await {
+        let started = ctx.phase_start();
+        let who = self.authenticate(req, &policy, route, now).await;
+        ctx.phase_end("authenticate", started, who.as_ref().err());
+        let who = match who {
             Ok(who) => who,
             Err(denial) => {
                 self.auth_failed(req, &denial, ctx, now);
@@ -139,7 +152,7 @@ impl Gateway {
         if state.audit.is_some() {
             ctx.audit.snapshot = Some(who.snapshot.clone());
         }
-        self.rate_limit(route, Some(&who), ctx).await?;
+        self.traced_rate_limit(route, Some(&who), ctx).await?;
         let req = session.req_header();
         let resource_id = route
             .resource
@@ -164,7 +177,9 @@ impl Gateway {
                 return Err(denial);
             }
         }
+        let started = ctx.phase_start();
         let decision = self.authorize(req, route, &found.params, &who, now, ctx);
+        ctx.phase_end("authorize", started, decision.as_ref().err());
         if let Some((risk, facts, observed)) = &scored {
             let outcome = if decision.is_ok() {
                 Outcome::Served
@@ -296,6 +311,21 @@ impl Gateway {
             }
             _ => Ok(who),
         }
+    }
+
+    /// [`Gateway::rate_limit`], with its span when tracing (and a limiter) is on.
+    async fn traced_rate_limit(
+        &self,
+        route: &Route,
+        who: Option<&Authenticated<'_>>,
+        ctx: &mut Ctx,
+    ) -> Result<(), Denial> {
+        let started = ctx
+            .phase_start()
+            .filter(|_| self.state.rate_limits.is_some());
+        let limited = self.rate_limit(route, who, ctx).await;
+        ctx.phase_end("rate_limit", started, limited.as_ref().err());
+        limited
     }
 
     /// Checks every limit that applies (tenant plan, principal, route class;
