@@ -156,11 +156,19 @@ fn main() -> ExitCode {
 }
 
 fn check(path: &std::path::Path) -> ExitCode {
+    let mut warnings = Vec::new();
     let mut problems = match sentinel::config::load(path) {
-        Ok(cfg) => sentinel::live::files::check(&cfg.policy.patterns),
+        Ok(cfg) => {
+            warnings = cfg.warnings;
+            sentinel::live::files::check(&cfg.policy.patterns)
+        }
         Err(p) => p,
     };
     problems.dedup();
+    // Warnings do not fail the check (exit 0); problems do.
+    for w in &warnings {
+        println!("{w}");
+    }
     if problems.is_empty() {
         println!("{}: ok", path.display());
         ExitCode::SUCCESS
@@ -180,6 +188,9 @@ fn run(
     upgrade: &sentinel::server::Upgrade,
     banner: Option<&str>,
 ) -> ExitCode {
+    for w in &cfg.warnings {
+        tracing::warn!("{w}");
+    }
     let prepared = match sentinel::server::prepare(cfg) {
         Ok(p) => p,
         Err(e) => {

@@ -416,11 +416,14 @@ fn compile_condition(c: &ConditionSource) -> Result<Condition, String> {
                 weekdays: mask,
             }
         }
-        ConditionSource::Risk { max } => {
+        ConditionSource::Risk { max, on_missing } => {
             if !max.is_finite() {
                 return Err("`risk.max` must be a finite number".into());
             }
-            Condition::Risk(*max)
+            Condition::Risk {
+                max: *max,
+                allow_missing: *on_missing == OnMissing::Allow,
+            }
         }
         ConditionSource::Method { methods } => {
             if methods.is_empty() {

@@ -271,7 +271,12 @@ impl Snapshot {
         }
     }
 
-    fn in_scope(&self, scope: TenantScope, caller: Uuid, target: Option<&Tenant>) -> bool {
+    pub(crate) fn in_scope(
+        &self,
+        scope: TenantScope,
+        caller: Uuid,
+        target: Option<&Tenant>,
+    ) -> bool {
         let Some(target) = target else {
             return false;
         };
@@ -307,7 +312,7 @@ impl Snapshot {
     }
 }
 
-fn holds(c: &Condition, p: &Principal, ctx: &RequestContext<'_>) -> bool {
+pub(crate) fn holds(c: &Condition, p: &Principal, ctx: &RequestContext<'_>) -> bool {
     match c {
         Condition::Attribute { name, op, value } => match p.attributes.get(&**name) {
             Some(actual) => compare(actual, *op, value),
@@ -329,8 +334,12 @@ fn holds(c: &Condition, p: &Principal, ctx: &RequestContext<'_>) -> bool {
             };
             hour_ok && weekdays & (1 << weekday) != 0
         }
-        // Fail closed: a request without a risk score does not meet a risk condition.
-        Condition::Risk(max) => ctx.risk_score.is_some_and(|r| r <= *max),
+        // Fail closed: a request without a risk score (unknown risk) does not
+        // meet a risk condition unless the condition says `on_missing = "allow"`.
+        Condition::Risk { max, allow_missing } => match ctx.risk_score {
+            Some(r) => r <= *max,
+            None => *allow_missing,
+        },
         Condition::Method(methods) => methods.iter().any(|m| &**m == ctx.method),
     }
 }

@@ -200,7 +200,11 @@ pub enum Condition {
         hours: Option<(u8, u8)>,
         weekdays: u8,
     },
-    Risk(f64),
+    /// The score's maximum, and whether a request without a score meets it.
+    Risk {
+        max: f64,
+        allow_missing: bool,
+    },
     Method(Box<[Box<str>]>),
 }
 

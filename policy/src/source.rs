@@ -285,11 +285,33 @@ pub enum ConditionSource {
         #[serde(default)]
         weekdays: Option<Vec<Weekday>>,
     },
-    /// The request's risk score is at most `max` (a request without a score
-    /// does not meet it: fail closed).
-    Risk { max: f64 },
+    /// The request's risk score is at most `max`. A request without a score
+    /// (unknown risk) does not meet it, fail closed, unless `on_missing =
+    /// "allow"`.
+    Risk {
+        max: f64,
+        #[serde(default, skip_serializing_if = "OnMissing::is_deny")]
+        on_missing: OnMissing,
+    },
     /// The request method is one of these.
     Method { methods: Vec<String> },
+}
+
+/// What a `risk` condition makes of a request without a risk score.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum OnMissing {
+    /// Unknown risk does not meet the condition (the default: fail closed).
+    #[default]
+    Deny,
+    /// Unknown risk meets the condition (an explicit escape hatch).
+    Allow,
+}
+
+impl OnMissing {
+    pub fn is_deny(&self) -> bool {
+        *self == OnMissing::Deny
+    }
 }
 
 /// A time-bound grant from an approved access request.

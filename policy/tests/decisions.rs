@@ -189,6 +189,12 @@ actions = ["read"]
 conditions = [{ type = "risk", max = 0.5 }]
 
 [[permissions]]
+id = "cond-risk-lenient"
+resource_type = "doc-risk-lenient"
+actions = ["read"]
+conditions = [{ type = "risk", max = 0.5, on_missing = "allow" }]
+
+[[permissions]]
 id = "cond-method"
 resource_type = "doc-method"
 actions = ["read"]
@@ -289,7 +295,7 @@ tenant = "11111111-1111-1111-1111-111111111111"
 permissions = [
   "cond-eq", "cond-ne", "cond-in", "cond-not-in", "cond-gte", "cond-lt", "cond-num-eq",
   "cond-contains", "cond-ip", "cond-ip-mapped", "cond-mfa", "cond-hours", "cond-night",
-  "cond-weekdays", "cond-risk", "cond-method", "cond-multi", "report-read",
+  "cond-weekdays", "cond-risk", "cond-risk-lenient", "cond-method", "cond-multi", "report-read",
   "deny-report-blocked-net",
 ]
 
@@ -930,6 +936,18 @@ fn request_context_conditions() {
             .risk(0.51)
             .deny(ConditionNotMet),
         req("abac", "doc-risk", d, "read")
+            .risk(f64::NAN)
+            .deny(ConditionNotMet),
+        // `on_missing = "allow"`: only the absent score changes; a known score
+        // still has to be low enough
+        req("abac", "doc-risk-lenient", d, "read").allow(&["cond-risk-lenient"]),
+        req("abac", "doc-risk-lenient", d, "read")
+            .risk(0.5)
+            .allow(&["cond-risk-lenient"]),
+        req("abac", "doc-risk-lenient", d, "read")
+            .risk(0.51)
+            .deny(ConditionNotMet),
+        req("abac", "doc-risk-lenient", d, "read")
             .risk(f64::NAN)
             .deny(ConditionNotMet),
         // method
