@@ -155,7 +155,25 @@ impl Decision {
 
 impl Snapshot {
     /// Decides a request. Total: always returns a decision, never fails.
+    /// Shadow rules take no part.
     pub fn authorize(&self, req: &AccessRequest<'_>) -> Decision {
+        self.decide(req, false)
+    }
+
+    /// The decision the request would get if the shadow rules were live,
+    /// or `None` when this shard has no shadow rule (then nothing is
+    /// evaluated twice). Compare it with [`Snapshot::authorize`]'s.
+    pub fn authorize_shadow(&self, req: &AccessRequest<'_>) -> Option<Decision> {
+        self.local.has_shadow.then(|| self.decide(req, true))
+    }
+
+    /// Does this shard hold a shadow rule?
+    pub fn has_shadow_rules(&self) -> bool {
+        self.local.has_shadow
+    }
+
+    #[inline]
+    fn decide(&self, req: &AccessRequest<'_>, with_shadow: bool) -> Decision {
         let p = req.principal;
         let now = req.context.now;
         // INVARIANT: principals reference tenants that exist (checked by the compiler).
@@ -191,7 +209,7 @@ impl Snapshot {
                     let Some(perm) = self.local.permissions.get(idx as usize) else {
                         return;
                     };
-                    if !perm.actions.contains(req.action) {
+                    if (perm.shadow && !with_shadow) || !perm.actions.contains(req.action) {
                         return;
                     }
                     // A deny rule that does not apply explains nothing: only allow

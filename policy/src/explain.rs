@@ -72,6 +72,7 @@ impl Snapshot {
                         continue;
                     };
                     if perm.effect != Effect::Allow
+                        || perm.shadow
                         || !perm.actions.contains(req.action)
                         || !self.in_scope(perm.tenant_scope, p.tenant, target)
                         || out.iter().any(|f| f.rule == idx)

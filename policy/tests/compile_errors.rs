@@ -128,6 +128,7 @@ fn perm(id: &str) -> PermissionSource {
         tenant_scope: TenantScope::Own,
         fields: FieldRulesSource::default(),
         description: String::new(),
+        mode: Default::default(),
     }
 }
 

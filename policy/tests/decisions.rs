@@ -3,7 +3,9 @@
 //! written the way a security team would write it (TOML).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use sentinel_policy::{compile, AccessRequest, PolicySource, Reason, RequestContext, Snapshot};
+use sentinel_policy::{
+    compile, AccessRequest, Decision, PolicySource, Reason, RequestContext, Snapshot,
+};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use uuid::Uuid;
@@ -194,6 +196,26 @@ resource_type = "doc-risk-lenient"
 actions = ["read"]
 conditions = [{ type = "risk", max = 0.5, on_missing = "allow" }]
 
+# --- shadow rules: evaluated beside the live decision, never enforced ---------
+
+[[permissions]]
+id = "doc-shadow-live"
+resource_type = "doc-shadow"
+actions = ["read"]
+
+[[permissions]]
+id = "doc-shadow-deny"
+effect = "deny"
+mode = "shadow"
+resource_type = "doc-shadow"
+actions = ["read"]
+
+[[permissions]]
+id = "doc-shadow-new"
+mode = "shadow"
+resource_type = "doc-shadow"
+actions = ["update"]
+
 [[permissions]]
 id = "cond-method"
 resource_type = "doc-method"
@@ -296,6 +318,7 @@ permissions = [
   "cond-eq", "cond-ne", "cond-in", "cond-not-in", "cond-gte", "cond-lt", "cond-num-eq",
   "cond-contains", "cond-ip", "cond-ip-mapped", "cond-mfa", "cond-hours", "cond-night",
   "cond-weekdays", "cond-risk", "cond-risk-lenient", "cond-method", "cond-multi", "report-read",
+  "doc-shadow-live", "doc-shadow-deny", "doc-shadow-new",
   "deny-report-blocked-net",
 ]
 
@@ -576,6 +599,8 @@ struct Row {
     risk: Option<f64>,
     expect: Option<(bool, Reason, &'static [&'static str])>,
     grant: Option<&'static str>,
+    /// The decision with the shadow rules live; `None`: the same as `expect`.
+    shadow: Option<(bool, Reason, &'static [&'static str])>,
 }
 
 #[track_caller]
@@ -600,6 +625,7 @@ fn req(
         risk: None,
         expect: None,
         grant: None,
+        shadow: None,
     }
 }
 
@@ -649,6 +675,18 @@ impl Row {
         self.expect = Some((false, reason, rules));
         self
     }
+    /// What the shadow decision says where it differs from the live one.
+    fn shadow(mut self, allowed: bool, reason: Reason, rules: &'static [&'static str]) -> Row {
+        self.shadow = Some((allowed, reason, rules));
+        self
+    }
+}
+
+/// `(allowed, reason, sorted rule ids)` of a decision.
+fn summary<'a>(snap: &'a Snapshot, d: &Decision) -> (bool, Reason, Vec<&'a str>) {
+    let mut rules: Vec<&str> = d.rules.iter().map(|i| snap.rule_id(i)).collect();
+    rules.sort_unstable();
+    (d.allowed, d.reason, rules)
 }
 
 /// Runs every row and reports every mismatch at once.
@@ -684,6 +722,24 @@ fn check(rows: Vec<Row>) {
             .grant
             .and_then(|g| pol.snap.grant(&pid, g))
             .map(|g| &*g.id);
+        // Every row also checks the shadow decision: the one the row names,
+        // else the live one (shadow rules that do not apply change nothing).
+        let shadow = pol
+            .snap
+            .authorize_shadow(&request)
+            .expect("the policy has shadow rules");
+        let (s_allowed, s_reason, s_rules) = row.shadow.unwrap_or((allowed, reason, rules));
+        let mut s_want = s_rules.to_vec();
+        s_want.sort_unstable();
+        let got_shadow = summary(&pol.snap, &shadow);
+        if got_shadow != (s_allowed, s_reason, s_want.clone()) {
+            failures.push(format!(
+                "line {}: shadow decision got {:?}, want {:?}",
+                row.line,
+                got_shadow,
+                (s_allowed, s_reason, s_want)
+            ));
+        }
         if d.allowed != allowed
             || d.reason != reason
             || got_rules != want_rules
@@ -950,6 +1006,16 @@ fn request_context_conditions() {
         req("abac", "doc-risk-lenient", d, "read")
             .risk(f64::NAN)
             .deny(ConditionNotMet),
+        // shadow rules never decide; the shadow decision shows what they would do
+        req("abac", "doc-shadow", d, "read")
+            .allow(&["doc-shadow-live"])
+            .shadow(false, ExplicitDeny, &["doc-shadow-deny"]),
+        req("abac", "doc-shadow", d, "update")
+            .deny(NoMatchingPermission)
+            .shadow(true, Allowed, &["doc-shadow-new"]),
+        req("abac", "doc-shadow", d, "delete").deny(NoMatchingPermission),
+        // a principal without the role: no shadow rule applies to it
+        req("viewer", "doc-shadow", d, "update").deny(NoMatchingPermission),
         // method
         req("abac", "doc-method", d, "read").allow(&["cond-method"]),
         req("abac", "doc-method", d, "read")
@@ -1239,4 +1305,91 @@ roles = ["r", "child"]"#,
     );
     assert_eq!(d.rules.len(), 10);
     assert_eq!(snap.role_ids(p).count(), 2);
+}
+
+#[test]
+fn a_shadow_file_makes_each_of_its_permissions_shadow() {
+    let base: PolicySource = toml::from_str(
+        r#"
+[[tenants]]
+id = "11111111-1111-1111-1111-111111111111"
+code = "T"
+
+[[roles]]
+id = "r"
+name = "r"
+permissions = ["live", "proposed"]
+
+[[permissions]]
+id = "live"
+resource_type = "doc"
+actions = ["read"]
+
+[[principals]]
+id = "a0000000-0000-0000-0000-000000000001"
+tenant = "11111111-1111-1111-1111-111111111111"
+roles = ["r"]
+"#,
+    )
+    .expect("base parses");
+    let proposed: PolicySource = toml::from_str(
+        r#"
+mode = "shadow"
+
+[[permissions]]
+id = "proposed"
+effect = "deny"
+resource_type = "doc"
+actions = ["read"]
+"#,
+    )
+    .expect("shadow file parses");
+    let mut merged = PolicySource::default();
+    merged.merge(base.clone());
+    merged.merge(proposed.clone());
+    // The mode went to the file's permissions, not to the merged whole.
+    assert!(merged.mode.is_enforce());
+    let snap = compile(&merged).expect("compiles");
+    let pid: Uuid = "a0000000-0000-0000-0000-000000000001".parse().unwrap();
+    let principal = snap.principal(&pid).unwrap();
+    let request = AccessRequest {
+        principal,
+        resource_type: "doc",
+        resource_id: None,
+        action: "read",
+        target_tenant: principal.tenant,
+        approval_chain: None,
+        context: RequestContext {
+            now: NOW,
+            client_ip: None,
+            method: "GET",
+            mfa: false,
+            risk_score: None,
+        },
+    };
+    assert_eq!(
+        summary(&snap, &snap.authorize(&request)),
+        (true, Allowed, vec!["live"])
+    );
+    let shadow = snap.authorize_shadow(&request).unwrap();
+    assert_eq!(
+        summary(&snap, &shadow),
+        (false, ExplicitDeny, vec!["proposed"])
+    );
+    // The same rule in an ordinary file is live.
+    let mut live = proposed;
+    live.mode = Default::default();
+    let mut merged = PolicySource::default();
+    merged.merge(base);
+    merged.merge(live);
+    let snap = compile(&merged).expect("compiles");
+    let principal = snap.principal(&pid).unwrap();
+    let request = AccessRequest {
+        principal,
+        ..request
+    };
+    assert!(!snap.authorize(&request).allowed);
+    // No shadow rule: nothing is evaluated a second time.
+    assert!(!snap.has_shadow_rules());
+    assert!(snap.authorize_shadow(&request).is_none());
 }

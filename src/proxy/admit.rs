@@ -457,6 +457,12 @@ impl Gateway {
             },
         };
         let decision = snapshot.authorize(&access);
+        // Only a shard holding shadow rules evaluates a second time.
+        if let Some(shadow) = snapshot.authorize_shadow(&access) {
+            if shadow.allowed != decision.allowed {
+                self.shadow_disagreed(snapshot, shadow, ctx);
+            }
+        }
         ctx.audit.reason = Some(decision.reason.name());
         if self.state.audit.is_some() {
             ctx.audit.resource_id = resource_id.as_deref().map(Box::from);
@@ -493,6 +499,31 @@ impl Gateway {
             }));
         }
         Err(denial)
+    }
+
+    /// A shadow decision that differs from the live one: counted per
+    /// shadow rule that made it (`sentinel_shadow_disagreements_total`) and
+    /// kept for the audit event. Never changes the answer.
+    fn shadow_disagreed(&self, snapshot: &Snapshot, shadow: Decision, ctx: &mut Ctx) {
+        if let Some(m) = crate::metrics::get() {
+            let mut counted = false;
+            for r in shadow.rules.iter() {
+                if snapshot.permission(r).is_some_and(|p| p.shadow) {
+                    m.shadow_disagreements
+                        .with_label_values(&[snapshot.rule_id(r)])
+                        .inc();
+                    counted = true;
+                }
+            }
+            // INVARIANT: shadow rules only add allows or denies, so a
+            // flipped decision always names one; the label is a fallback.
+            if !counted {
+                m.shadow_disagreements.with_label_values(&["unknown"]).inc();
+            }
+        }
+        if self.state.audit.is_some() {
+            ctx.audit.shadow = Some((shadow.allowed, shadow.reason.name(), shadow.rules));
+        }
     }
 
     /// What goes upstream for an allowed caller: the identity headers and
