@@ -25,3 +25,4 @@ pub mod risk;
 pub mod routes;
 pub mod server;
 pub mod tls;
+pub mod whatif;

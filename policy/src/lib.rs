@@ -17,6 +17,7 @@ pub mod model;
 pub mod sharded;
 pub mod signed;
 pub mod source;
+pub mod whatif;
 
 pub use compile::{compile, compile_global, compile_shard, CompileError, Location};
 pub use eval::{AccessRequest, Decision, Reason, RequestContext, RuleIds};
