@@ -2,11 +2,7 @@
 //! of a few requests is replayed through a proposed change of the demo
 //! policy, and the report names exactly the decisions that flip, grouped
 //! by rule and principal.
-#![expect(
-    clippy::unwrap_used,
-    clippy::panic,
-    reason = "tests fail loudly, in their helpers too"
-)]
+#![expect(clippy::unwrap_used, reason = "tests fail loudly")]
 
 mod common;
 

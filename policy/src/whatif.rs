@@ -107,6 +107,10 @@ pub struct Group {
     pub reason: &'static str,
 }
 
+/// A group's flips: the group, its total, and its principals with theirs
+/// (most first).
+pub type GroupCount<'r> = (&'r Group, u64, Vec<(Uuid, u64)>);
+
 /// What a replay found.
 #[derive(Debug, Default)]
 pub struct Report {
@@ -123,7 +127,7 @@ impl Report {
     }
 
     /// The groups, most flips first, each with its principals, most first.
-    pub fn groups(&self) -> Vec<(&Group, u64, Vec<(Uuid, u64)>)> {
+    pub fn groups(&self) -> Vec<GroupCount<'_>> {
         let mut out: Vec<_> = self
             .flips
             .iter()
