@@ -3,11 +3,7 @@
 //! enforced; every request where the two disagree is counted in
 //! `sentinel_shadow_disagreements_total{rule}` and its audit event carries
 //! the shadow decision beside the live one.
-#![expect(
-    clippy::unwrap_used,
-    clippy::panic,
-    reason = "tests fail loudly, in their helpers too"
-)]
+#![expect(clippy::unwrap_used, reason = "tests fail loudly")]
 
 mod common;
 
