@@ -1393,3 +1393,120 @@ actions = ["read"]
     assert!(!snap.has_shadow_rules());
     assert!(snap.authorize_shadow(&request).is_none());
 }
+
+#[test]
+fn explain_names_the_first_failing_condition_of_each_covering_allow_rule() {
+    let pol = policy();
+    let pid = pol.by_name["abac"];
+    let principal = pol.snap.principal(&pid).unwrap();
+    let failed = |resource_type: &'static str, mfa: bool, ip: Option<&str>| {
+        let request = AccessRequest {
+            principal,
+            resource_type,
+            resource_id: None,
+            action: "read",
+            target_tenant: principal.tenant,
+            approval_chain: None,
+            context: RequestContext {
+                now: NOW,
+                client_ip: ip.map(|s| s.parse().unwrap()),
+                method: "GET",
+                mfa,
+                risk_score: None,
+            },
+        };
+        pol.snap
+            .failed_conditions(&request)
+            .into_iter()
+            .map(|f| format!("{}:{}", pol.snap.rule_id(f.rule), f.condition))
+            .collect::<Vec<_>>()
+    };
+    // mfa first, then the client address.
+    assert_eq!(failed("doc-multi", false, None), ["cond-multi:mfa"]);
+    assert_eq!(failed("doc-multi", true, None), ["cond-multi:client_ip"]);
+    assert!(failed("doc-multi", true, Some("10.1.2.3")).is_empty());
+    assert_eq!(failed("doc-risk", false, None), ["cond-risk:risk"]);
+    // Conditions that hold explain nothing either.
+    assert!(failed("doc-eq", false, None).is_empty());
+    // Shadow rules and deny rules explain nothing; no rule, nothing to say.
+    assert!(failed("doc-shadow", false, None).is_empty());
+    assert!(failed("no-such-type", false, None).is_empty());
+}
+
+#[test]
+fn what_if_replays_records_and_groups_the_flips() {
+    use sentinel_policy::whatif::{Flip, Replay, Skip};
+    let pol = policy();
+    let abac = pol.by_name["abac"];
+    let viewer = pol.by_name["viewer"];
+    let line = |who: Uuid, ty: &str, action: &str, extra: &str| {
+        format!(
+            r#"{{"principal_id":"{who}","resource":"{ty}","action":"{action}","time":"2026-12-09T12:00:00Z"{extra}}}"#
+        )
+    };
+    // Against itself with recorded decisions that disagree: the recorded
+    // side is what the log says, the proposed side is decided.
+    let mut replay = Replay::new(&pol.snap, None);
+    for l in [
+        // recorded allowed, decided denied (no mfa): allow -> deny
+        line(
+            abac,
+            "doc-mfa",
+            "read",
+            r#","reason":"allowed","rules":["cond-mfa"]"#,
+        ),
+        // recorded denied, decided allowed (mfa in the request form)
+        line(abac, "doc-mfa", "read", r#","mfa":true,"allowed":false"#),
+        // agreeing
+        line(viewer, "vessel", "read", r#","reason":"allowed""#),
+        // a principal the proposal lacks: every allowed record of it flips
+        line(Uuid::nil(), "vessel", "read", r#","allowed":true"#),
+        // not a policy decision, no baseline, malformed, no principal
+        line(
+            viewer,
+            "vessel",
+            "read",
+            r#","reason":"invalid credentials""#,
+        ),
+        line(viewer, "vessel", "read", ""),
+        "not json".to_owned(),
+        r#"{"resource":"vessel","action":"read"}"#.to_owned(),
+        String::new(),
+    ] {
+        replay.line(l.as_bytes());
+    }
+    let report = replay.finish();
+    assert_eq!(report.lines, 8, "the blank line is not one");
+    assert_eq!(report.replayed, 4);
+    assert_eq!(report.flipped(), 3);
+    let skipped = |s: Skip| report.skipped.get(&s).copied().unwrap_or(0);
+    assert_eq!(skipped(Skip::NotAPolicyDecision), 1);
+    assert_eq!(skipped(Skip::NoBaseline), 1);
+    assert_eq!(skipped(Skip::Malformed), 1);
+    assert_eq!(skipped(Skip::NotADecision), 1);
+    // "In neither policy" needs a current policy to say so.
+    assert_eq!(skipped(Skip::UnknownPrincipal), 0);
+    let groups = report.groups();
+    let summary: Vec<(Flip, &str, &str, u64)> = groups
+        .iter()
+        .map(|(g, n, _)| (g.flip, g.rules.as_str(), g.reason, *n))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (Flip::AllowToDeny, "(none)", "principal_removed", 1),
+            // No deny rule decided: the recorded allowing rule explains it.
+            (Flip::AllowToDeny, "cond-mfa", "condition_not_met", 1),
+            (Flip::DenyToAllow, "cond-mfa", "allowed", 1),
+        ]
+    );
+    assert_eq!(groups[1].2, [(abac, 1)]);
+
+    // With a current policy, a principal in neither is skipped.
+    let mut replay = Replay::new(&pol.snap, Some(&pol.snap));
+    replay.line(line(Uuid::nil(), "vessel", "read", "").as_bytes());
+    replay.line(line(abac, "doc-mfa", "read", "").as_bytes());
+    let report = replay.finish();
+    assert_eq!(report.skipped.get(&Skip::UnknownPrincipal), Some(&1));
+    assert_eq!((report.replayed, report.flipped()), (1, 0));
+}
