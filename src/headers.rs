@@ -30,6 +30,8 @@ pub const H_ROLES: HeaderName = HeaderName::from_static("x-sentinel-roles");
 pub const H_SERVICE_ACCOUNT: HeaderName = HeaderName::from_static("x-sentinel-service-account");
 pub const H_ASSERTION: HeaderName = HeaderName::from_static("x-sentinel-assertion");
 pub const H_DECISION: HeaderName = HeaderName::from_static("x-sentinel-decision");
+/// A client's request for [`H_DECISION`] (`1`); reserved, so never forwarded.
+pub const H_EXPLAIN: HeaderName = HeaderName::from_static("x-sentinel-explain");
 pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 pub const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
 pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");

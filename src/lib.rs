@@ -26,3 +26,4 @@ pub mod risk;
 pub mod routes;
 pub mod server;
 pub mod tls;
+pub mod whatif;

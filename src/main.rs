@@ -4,6 +4,7 @@
 //! sentinel demo                                  # gateway + demo apps, no database
 //! sentinel run --config config/sentinel.toml     # run the gateway
 //! sentinel check --config config/sentinel.toml   # validate, print every problem
+//! sentinel what-if --policy new.toml --against audit.jsonl   # decisions that would flip
 //! sentinel audit tail --spool DIR -n 5           # the last audit events in a spool
 //! curl -s 127.0.0.1:9090/readyz
 //! ```
@@ -59,6 +60,24 @@ enum Command {
         #[arg(long, default_value = "pretty")]
         log_format: LogFormat,
     },
+    /// Replay recorded requests (JSONL audit events or requests) through a
+    /// proposed policy and print every decision that would flip, grouped by
+    /// rule and principal (docs/policy.md, "What-if").
+    WhatIf {
+        /// The proposed policy files (paths or `*` globs, merged in order).
+        #[arg(long, required = true, num_args = 1..)]
+        policy: Vec<PathBuf>,
+        /// The JSONL log to replay.
+        #[arg(long)]
+        against: PathBuf,
+        /// The current policy files: compare with their decisions instead of
+        /// the decisions recorded in the log.
+        #[arg(long, num_args = 1..)]
+        current: Vec<PathBuf>,
+        /// Print the report as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// Read an audit spool (docs/audit-gateway.md).
     Audit {
         #[command(subcommand)]
@@ -95,6 +114,32 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Check { config } => check(&config),
+        Command::WhatIf {
+            policy,
+            against,
+            current,
+            json,
+        } => match sentinel::whatif::run(&policy, &current, &against, json) {
+            Ok(out) => {
+                print!("{}", out.text);
+                if json {
+                    println!();
+                }
+                eprintln!(
+                    "what-if: replayed {} lines in {:.3} s ({:.0} lines/s)",
+                    out.lines,
+                    out.seconds,
+                    out.lines as f64 / out.seconds.max(1e-9)
+                );
+                ExitCode::SUCCESS
+            }
+            Err(problems) => {
+                for p in problems {
+                    eprintln!("{p}");
+                }
+                ExitCode::FAILURE
+            }
+        },
         Command::Run {
             config,
             upgrade,
@@ -176,11 +221,19 @@ fn main() -> ExitCode {
 }
 
 fn check(path: &std::path::Path) -> ExitCode {
+    let mut warnings = Vec::new();
     let mut problems = match sentinel::config::load(path) {
-        Ok(cfg) => sentinel::live::files::check(&cfg.policy.patterns),
+        Ok(cfg) => {
+            warnings = cfg.warnings;
+            sentinel::live::files::check(&cfg.policy.patterns)
+        }
         Err(p) => p,
     };
     problems.dedup();
+    // Warnings do not fail the check (exit 0); problems do.
+    for w in &warnings {
+        println!("{w}");
+    }
     if problems.is_empty() {
         println!("{}: ok", path.display());
         ExitCode::SUCCESS
@@ -200,6 +253,9 @@ fn run(
     upgrade: &sentinel::server::Upgrade,
     banner: Option<&str>,
 ) -> ExitCode {
+    for w in &cfg.warnings {
+        tracing::warn!("{w}");
+    }
     let prepared = match sentinel::server::prepare(cfg) {
         Ok(p) => p,
         Err(e) => {

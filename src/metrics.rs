@@ -10,6 +10,8 @@ pub struct Metrics {
     registry: Registry,
     pub requests: IntCounterVec,
     pub decisions: IntCounterVec,
+    /// Requests whose shadow decision differs from the live one, by shadow rule.
+    pub shadow_disagreements: IntCounterVec,
     pub latency: HistogramVec,
     pub snapshot_version: IntGauge,
     pub snapshot_loaded_at: IntGauge,
@@ -135,6 +137,13 @@ fn build() -> Result<Metrics, prometheus::Error> {
             "Authorization decisions by route, decision and reason",
         ),
         &["route", "decision", "reason"],
+    )?;
+    let shadow_disagreements = IntCounterVec::new(
+        Opts::new(
+            "shadow_disagreements_total",
+            "Requests whose decision with the shadow rules live would differ from the live one (allowed vs denied), by shadow rule id",
+        ),
+        &["rule"],
     )?;
     let latency = HistogramVec::new(
         HistogramOpts::new(
@@ -296,6 +305,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
     registry.register(Box::new(rate_limit_checks.clone()))?;
     registry.register(Box::new(requests.clone()))?;
     registry.register(Box::new(decisions.clone()))?;
+    registry.register(Box::new(shadow_disagreements.clone()))?;
     registry.register(Box::new(latency.clone()))?;
     registry.register(Box::new(snapshot_version.clone()))?;
     registry.register(Box::new(snapshot_loaded_at.clone()))?;
@@ -317,6 +327,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
         registry,
         requests,
         decisions,
+        shadow_disagreements,
         latency,
         snapshot_version,
         snapshot_loaded_at,

@@ -41,6 +41,13 @@ pub fn issuer_specs(config: &Config) -> Vec<IssuerSpec> {
                     refresh_every: *refresh_every,
                     min_refetch_interval: *min_refetch_interval,
                 },
+                IssuerKeys::Discovery {
+                    refresh_every,
+                    min_refetch_interval,
+                } => KeySource::Discovery {
+                    refresh_every: *refresh_every,
+                    min_refetch_interval: *min_refetch_interval,
+                },
                 IssuerKeys::Hmac { kid, secret } => KeySource::HmacSecret {
                     kid: kid.clone(),
                     secret: secret.clone(),

@@ -216,6 +216,9 @@ pub struct IssuerFile {
     pub algorithms: Vec<Spanned<String>>,
     pub jwks_file: Option<String>,
     pub jwks_url: Option<String>,
+    /// `true`: keys from the JWKS that `{issuer}/.well-known/openid-configuration`
+    /// names (the document's `issuer` must be this one).
+    pub discovery: Option<bool>,
     /// Name of an environment variable holding an HS256 secret.
     pub hmac_secret_env: Option<String>,
     pub kid: Option<String>,

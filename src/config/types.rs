@@ -43,6 +43,9 @@ pub struct Config {
     pub files: Vec<PathBuf>,
     /// The route-file patterns (absolute), re-expanded to notice new files.
     pub route_patterns: Vec<PathBuf>,
+    /// What `sentinel check` prints without failing (messages start with
+    /// `warning:`), e.g. a route `risk` slot with risk scoring off.
+    pub warnings: Vec<super::Problem>,
 }
 
 #[derive(Debug, Clone)]
@@ -91,6 +94,12 @@ pub enum IssuerKeys {
     JwksFile(PathBuf),
     JwksUrl {
         url: String,
+        refresh_every: Duration,
+        min_refetch_interval: Duration,
+    },
+    /// `discovery = true`: the JWKS named by the issuer's OpenID Connect
+    /// discovery document.
+    Discovery {
         refresh_every: Duration,
         min_refetch_interval: Duration,
     },

@@ -86,6 +86,10 @@ pub struct Ctx {
     /// The identity forwarded upstream (shared per principal and snapshot version).
     identity: Option<Arc<IdentityHeaders>>,
     explain: Option<String>,
+    /// The client sent `x-sentinel-explain: 1` (read before it is stripped).
+    explain_asked: bool,
+    /// This response carries the decision header (`Gateway::explains`).
+    explain_on: bool,
     cors_origin: Option<HeaderValue>,
     client_ip: Option<IpAddr>,
     body_bytes: usize,
@@ -162,6 +166,8 @@ impl ProxyHttp for Gateway {
             route: None,
             identity: None,
             explain: None,
+            explain_asked: false,
+            explain_on: false,
             cors_origin: None,
             client_ip: None,
             body_bytes: 0,

@@ -241,6 +241,9 @@ async fn load_shard_rows(tx: &mut Tx, filter: Filter<'_>) -> Result<ShardRows, S
                 fields: serde_json::from_value::<FieldRulesSource>(fields)
                     .map_err(|e| stored("permission", id, e))?,
                 description,
+                // The admin API's permissions are always live; shadow rules
+                // are a policy-file feature (docs/policy.md, "Shadow rules").
+                mode: Default::default(),
             },
         ));
     }
