@@ -49,6 +49,8 @@ pub struct Config {
     pub audit_partitions_ahead: i32,
     /// How often partitions and retention are seen to, seconds.
     pub audit_maintenance_seconds: u64,
+    /// How often the approvals worker escalates and expires, milliseconds.
+    pub approvals_worker_ms: u64,
 }
 
 impl Default for Config {
@@ -80,6 +82,7 @@ impl Default for Config {
             audit_retention_days: 400,
             audit_partitions_ahead: 2,
             audit_maintenance_seconds: 3600,
+            approvals_worker_ms: 2000,
         }
     }
 }
@@ -138,6 +141,7 @@ impl Config {
                 "SENTINEL_AUDIT_PARTITIONS_AHEAD",
                 d.audit_partitions_ahead,
             )?,
+            approvals_worker_ms: env_or("SENTINEL_APPROVALS_WORKER_MS", d.approvals_worker_ms)?,
             audit_maintenance_seconds: env_or(
                 "SENTINEL_AUDIT_MAINTENANCE_SECONDS",
                 d.audit_maintenance_seconds,

@@ -6,6 +6,7 @@
 mod common;
 
 mod account_safety;
+mod approvals;
 mod audit_admin;
 mod audit_ingest;
 mod audit_query;
