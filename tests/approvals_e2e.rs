@@ -478,11 +478,17 @@ async fn approval_required_request_approve_allow_expire_and_the_rest() {
     until(&gw, "voy-c1", true).await;
 
     // 7. Delegation: a1 names del for the next hour; del approves in a1's place.
+    let in_an_hour = psql(
+        &owner,
+        "SELECT to_char((now() AT TIME ZONE 'UTC') + interval '1 hour', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')",
+    )
+    .trim()
+    .to_owned();
     api.ok(
         "POST",
         "/api/v1/approval-delegations",
         &a1,
-        Some(json!({"delegate_id": del_id, "ends_at": chrono::Utc::now() + chrono::Duration::hours(1)})),
+        Some(json!({"delegate_id": del_id, "ends_at": in_an_hour})),
     )
     .await;
     let (_, r) = api.post("/api/v1/access-requests", &alice, json!({"approval_chain_id": "voyage-deletion", "resource": "voyage:voy-d1", "action": "delete"})).await;
