@@ -210,10 +210,8 @@ impl Api {
             .await
             .unwrap();
         let v: Value = resp.json().await.unwrap();
-        v["access_token"]
-            .as_str()
-            .unwrap_or_else(|| panic!("login {email}: {v}"))
-            .to_owned()
+        assert!(v["access_token"].is_string(), "login {email}: {v}");
+        v["access_token"].as_str().unwrap().to_owned()
     }
 
     /// A user of TEST-001 with `role_id`; returns (token, id).

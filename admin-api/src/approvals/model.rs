@@ -250,7 +250,7 @@ pub fn auto_condition_holds(
             let hour_ok = hours_utc.is_none_or(|[from, to]| {
                 let h = now.hour() as u8;
                 if from <= to {
-                    h >= from && h < to
+                    (from..to).contains(&h)
                 } else {
                     h >= from || h < to
                 }
