@@ -55,6 +55,11 @@ CREATE TABLE sentinel.outbox (
 CREATE INDEX outbox_due_idx ON sentinel.outbox (next_attempt_at)
     WHERE delivered_at IS NULL AND failed_at IS NULL;
 CREATE INDEX outbox_tenant_created_idx ON sentinel.outbox (tenant_id, created_at, id);
+-- An admin resending a dead letter (`POST /webhooks/events/{id}/retry`) is an
+-- admin write and audited (entity `outbox`); inserts are not: they are part
+-- of the audited write that caused the event, and the worker has no actor.
+CREATE TRIGGER outbox_audit AFTER UPDATE ON sentinel.outbox
+    FOR EACH ROW EXECUTE FUNCTION sentinel.audit_capture();
 
 DO $$
 DECLARE t text;
@@ -72,3 +77,12 @@ $$;
 -- 0001's default privileges grant the API role SELECT, INSERT, UPDATE, DELETE
 -- on both tables; it never needs to empty them wholesale.
 REVOKE TRUNCATE ON sentinel.webhooks, sentinel.outbox FROM sentinel_api;
+
+-- ---------------------------------------------------------------- scopes
+-- Webhooks are an area of their own (`webhook:read|write|admin`,
+-- admin-api/src/scopes.rs); the seeded tenant administrators, who hold
+-- every area's admin scope, hold this one too.
+UPDATE sentinel.roles
+   SET scopes = array_append(scopes, 'webhook:admin')
+ WHERE name = 'tenant_admin' AND is_system
+   AND NOT ('webhook:admin' = ANY (scopes));

@@ -51,6 +51,22 @@ pub struct Config {
     pub audit_maintenance_seconds: u64,
     /// How often the approvals worker escalates and expires, milliseconds.
     pub approvals_worker_ms: u64,
+    /// Webhooks (docs/webhooks.md): longest one delivery attempt, milliseconds.
+    pub webhook_timeout_ms: u64,
+    /// Retries after a failed first attempt (seeds: `agent_retry_count` = 3).
+    pub webhook_retries: u32,
+    /// Wait before the first retry, seconds (doubled for each further one).
+    pub webhook_backoff_seconds: u64,
+    /// Longest wait between two attempts, seconds.
+    pub webhook_max_backoff_seconds: u64,
+    /// How often the delivery worker looks for due events, milliseconds.
+    pub webhook_poll_ms: u64,
+    /// Delivered events and dead letters are kept this long, days.
+    pub webhook_retention_days: i64,
+    /// Webhooks may point at loopback addresses (tests, development).
+    pub webhook_allow_loopback: bool,
+    /// Non-public networks webhooks may point at (an internal receiver).
+    pub webhook_allowed_networks: Vec<ipnet::IpNet>,
 }
 
 impl Default for Config {
@@ -83,6 +99,14 @@ impl Default for Config {
             audit_partitions_ahead: 2,
             audit_maintenance_seconds: 3600,
             approvals_worker_ms: 2000,
+            webhook_timeout_ms: 10_000,
+            webhook_retries: 3,
+            webhook_backoff_seconds: 30,
+            webhook_max_backoff_seconds: 3600,
+            webhook_poll_ms: 1000,
+            webhook_retention_days: 14,
+            webhook_allow_loopback: false,
+            webhook_allowed_networks: Vec::new(),
         }
     }
 }
@@ -95,6 +119,20 @@ where
         Ok(v) if !v.is_empty() => v.parse().with_context(|| format!("invalid {name}")),
         _ => Ok(default),
     }
+}
+
+/// A comma-separated list of networks (`10.1.0.0/16`) or addresses.
+fn parse_networks(name: &str, list: &str) -> anyhow::Result<Vec<ipnet::IpNet>> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<ipnet::IpNet>()
+                .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map(|n| n.trunc())
+                .map_err(|_| anyhow::anyhow!("invalid {name} entry {s:?}"))
+        })
+        .collect()
 }
 
 impl Config {
@@ -145,6 +183,29 @@ impl Config {
             audit_maintenance_seconds: env_or(
                 "SENTINEL_AUDIT_MAINTENANCE_SECONDS",
                 d.audit_maintenance_seconds,
+            )?,
+            webhook_timeout_ms: env_or("SENTINEL_WEBHOOK_TIMEOUT_MS", d.webhook_timeout_ms)?,
+            webhook_retries: env_or("SENTINEL_WEBHOOK_RETRIES", d.webhook_retries)?,
+            webhook_backoff_seconds: env_or(
+                "SENTINEL_WEBHOOK_BACKOFF_SECONDS",
+                d.webhook_backoff_seconds,
+            )?,
+            webhook_max_backoff_seconds: env_or(
+                "SENTINEL_WEBHOOK_MAX_BACKOFF_SECONDS",
+                d.webhook_max_backoff_seconds,
+            )?,
+            webhook_poll_ms: env_or("SENTINEL_WEBHOOK_POLL_MS", d.webhook_poll_ms)?,
+            webhook_retention_days: env_or(
+                "SENTINEL_WEBHOOK_RETENTION_DAYS",
+                d.webhook_retention_days,
+            )?,
+            webhook_allow_loopback: env_or(
+                "SENTINEL_WEBHOOK_ALLOW_LOOPBACK",
+                d.webhook_allow_loopback,
+            )?,
+            webhook_allowed_networks: parse_networks(
+                "SENTINEL_WEBHOOK_ALLOWED_NETWORKS",
+                &std::env::var("SENTINEL_WEBHOOK_ALLOWED_NETWORKS").unwrap_or_default(),
             )?,
         })
     }

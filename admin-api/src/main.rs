@@ -284,6 +284,7 @@ async fn main() -> anyhow::Result<()> {
             let mut live_tasks = sentinel_admin::live::spawn(&state);
             live_tasks.push(sentinel_admin::audit::spawn_maintenance(&state));
             live_tasks.push(sentinel_admin::approvals::worker::spawn(&state));
+            live_tasks.push(sentinel_admin::outbox::spawn(&state)?);
             let reload = state.clone();
             tokio::spawn(async move {
                 let mut tick = tokio::time::interval(std::time::Duration::from_secs(

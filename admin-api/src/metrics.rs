@@ -4,7 +4,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
@@ -36,6 +36,12 @@ pub struct Metrics {
     pub approval_cycle_seconds: Histogram,
     /// Pending requests by age bucket (set by the approvals worker).
     pub approval_pending: IntGaugeVec,
+    /// Webhook delivery attempts by result (`delivered`, `retry`, `dead_letter`).
+    pub webhook_deliveries: IntCounterVec,
+    /// Outbox events neither delivered nor failed yet.
+    pub outbox_pending: IntGauge,
+    /// Age of the oldest such event, seconds.
+    pub outbox_oldest_pending_seconds: Gauge,
 }
 
 impl Metrics {
@@ -141,6 +147,27 @@ impl Metrics {
         for age in crate::approvals::worker::AGE_BUCKETS {
             approval_pending.with_label_values(&[age]);
         }
+        let webhook_deliveries = IntCounterVec::new(
+            Opts::new(
+                "sentinel_webhook_deliveries_total",
+                "webhook delivery attempts by result (delivered, retry, dead_letter)",
+            ),
+            &["result"],
+        )?;
+        let outbox_pending = IntGauge::new(
+            "sentinel_outbox_pending",
+            "notification events waiting for delivery (neither delivered nor failed)",
+        )?;
+        let outbox_oldest_pending_seconds = Gauge::new(
+            "sentinel_outbox_oldest_pending_seconds",
+            "age of the oldest notification event waiting for delivery",
+        )?;
+        registry.register(Box::new(webhook_deliveries.clone()))?;
+        registry.register(Box::new(outbox_pending.clone()))?;
+        registry.register(Box::new(outbox_oldest_pending_seconds.clone()))?;
+        for result in ["delivered", "retry", "dead_letter"] {
+            webhook_deliveries.with_label_values(&[result]);
+        }
         registry.register(Box::new(audit_ingested_total.clone()))?;
         registry.register(Box::new(audit_duplicates_total.clone()))?;
         registry.register(Box::new(audit_ingest_seconds.clone()))?;
@@ -171,6 +198,9 @@ impl Metrics {
             approval_total,
             approval_cycle_seconds,
             approval_pending,
+            webhook_deliveries,
+            outbox_pending,
+            outbox_oldest_pending_seconds,
         })
     }
 

@@ -30,6 +30,7 @@ pub const AREAS: &[&str] = &[
     "field_definition",
     "navigation",
     "policy",
+    "webhook",
 ];
 
 pub const PLATFORM_ADMIN: &str = "platform:admin";

@@ -19,47 +19,15 @@ use crate::state::AppState;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 use sqlx::PgPool;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// `pg_try_advisory_xact_lock` key of the worker (one per database).
 pub const LOCK_KEY: i64 = 0x5e47_1e1a_0001;
 
-/// The time the worker lives by.
-pub trait Clock: Send + Sync {
-    fn now(&self) -> DateTime<Utc>;
-}
-
-/// The system clock.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> DateTime<Utc> {
-        Utc::now()
-    }
-}
-
-/// A clock that moves only when told (tests).
-#[derive(Debug)]
-pub struct ManualClock(Mutex<DateTime<Utc>>);
-
-impl ManualClock {
-    pub fn new(at: DateTime<Utc>) -> Self {
-        ManualClock(Mutex::new(at))
-    }
-
-    pub fn advance(&self, by: chrono::Duration) {
-        let mut t = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        *t += by;
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> DateTime<Utc> {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
+/// The worker's clock: the outbox's (one clock abstraction for the admin
+/// API's workers).
+pub use crate::outbox::{Clock, ManualClock, SystemClock};
 
 /// What one tick did (`None` from [`tick`]: another replica held the lock).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]

@@ -3,22 +3,73 @@
 //!
 //! A domain write that should notify calls [`enqueue`] inside its own
 //! transaction, so the event commits or rolls back with the change it
-//! announces. The delivery worker (`worker`) picks due rows up later; this
-//! module never makes a network call while a caller's transaction is open.
+//! announces. The delivery worker ([`deliver`]) picks due rows up later and
+//! never makes a network call while a caller's transaction is open;
+//! [`target`] decides where a webhook may point.
 
+pub mod deliver;
+pub mod target;
+
+use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
+use std::sync::Mutex;
 use uuid::Uuid;
+
+pub use deliver::{spawn, DeliveryConfig, Worker};
+
+/// The time the worker lives by: the system's, or one a test moves.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The system clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+/// A clock that moves only when told (tests: retries without waiting).
+#[derive(Debug)]
+pub struct ManualClock(Mutex<DateTime<Utc>>);
+
+impl ManualClock {
+    pub fn new(at: DateTime<Utc>) -> Self {
+        ManualClock(Mutex::new(at))
+    }
+
+    pub fn advance(&self, by: chrono::Duration) {
+        let mut t = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        *t += by;
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
 
 /// The idempotency key of an event: `event:subject_id`, plus the `level`
 /// and/or `version` the payload names (an approval at level 1 and at level 2
 /// of the same request are two events; the same approval enqueued twice is
-/// one).
+/// one). A `level` or `version` is a number or a short string of letters,
+/// digits, `.`, `_` and `-` (the key travels in a header); anything else is
+/// left out of the key.
 pub fn idempotency_key(event: &str, subject_id: Uuid, payload: &serde_json::Value) -> String {
     let mut key = format!("{event}:{subject_id}");
     for part in ["level", "version"] {
         match payload.get(part) {
             Some(serde_json::Value::Number(n)) => key.push_str(&format!(":{part}={n}")),
-            Some(serde_json::Value::String(s)) if !s.is_empty() && s.len() <= 64 => {
+            Some(serde_json::Value::String(s))
+                if !s.is_empty()
+                    && s.len() <= 64
+                    && s.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)) =>
+            {
                 key.push_str(&format!(":{part}={s}"))
             }
             _ => {}
@@ -74,6 +125,7 @@ mod tests {
                 format!("a.b:{z}:level=1:version=3"),
             ),
             (json!({"level": null, "version": []}), format!("a.b:{z}")),
+            (json!({"level": "a\r\nx: y"}), format!("a.b:{z}")),
         ] {
             assert_eq!(idempotency_key("a.b", id, &payload), want, "{payload}");
         }

@@ -11,6 +11,7 @@ pub mod service_accounts;
 pub mod snapshots;
 pub mod tenants;
 pub mod users;
+pub mod webhooks;
 
 use crate::openapi::routes::{doc, Routes};
 use axum::http::StatusCode;
@@ -34,6 +35,7 @@ pub fn api() -> Routes {
         .nest("/navigation", navigation::router())
         .nest("/snapshots", snapshots::router())
         .nest("/audit", crate::audit::router())
+        .nest("/webhooks", webhooks::router())
         .get(
             "/openapi.json",
             crate::openapi::openapi_json,

@@ -30,3 +30,4 @@ mod snapshots;
 mod socket;
 mod tenants;
 mod users;
+mod webhooks;

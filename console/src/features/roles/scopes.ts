@@ -10,6 +10,7 @@ export const AREAS = [
   "field_definition",
   "navigation",
   "policy",
+  "webhook",
 ] as const;
 
 // Approvals name their levels for what they allow (docs/approvals.md).
