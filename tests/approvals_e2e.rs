@@ -7,7 +7,8 @@
 //! gateway allows within a second or so (polled, no timing assertion), the
 //! short grant expires and the gateway denies again. Then a denial, an
 //! escalation by the worker after a level's timeout, a delegate's approval
-//! and an auto-approval, each seen at the gateway.
+//! and an auto-approval, each seen at the gateway; a revocation denies
+//! again; and the notifications of it all reach a local webhook receiver.
 //!
 //! Run: `cargo test --workspace --test approvals_e2e` (needs `psql`,
 //! PostgreSQL at `DATABASE_URL` and the `sentinel-admin` binary;
@@ -137,6 +138,9 @@ impl AdminServer {
             .env("SENTINEL_AUTH_RATE_BURST", "10000")
             // The worker every 200 ms: an escalation after a 1 s timeout shows quickly.
             .env("SENTINEL_APPROVALS_WORKER_MS", "200")
+            // Notifications go to a receiver on loopback, polled often.
+            .env("SENTINEL_WEBHOOK_ALLOW_LOOPBACK", "true")
+            .env("SENTINEL_WEBHOOK_POLL_MS", "100")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .spawn()
@@ -275,6 +279,55 @@ async fn until(gw: &Gateway, voyage: &str, allowed: bool) -> Duration {
     }
 }
 
+/// A local webhook receiver: answers `200` to every POST and keeps the
+/// `sentinel-event` header of each.
+async fn receiver() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let keep = seen.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
+            let keep = keep.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let head_end = buf.windows(4).position(|w| w == b"\r\n\r\n");
+                    if let Some(end) = head_end {
+                        let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                        let len: usize = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .and_then(|v| v.trim().parse().ok())
+                            .unwrap_or(0);
+                        if buf.len() >= end + 4 + len {
+                            if let Some(ev) =
+                                head.lines().find_map(|l| l.strip_prefix("sentinel-event:"))
+                            {
+                                keep.lock().unwrap().push(ev.trim().to_owned());
+                            }
+                            let _ = sock
+                                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                                .await;
+                            return;
+                        }
+                    }
+                    match sock.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+            });
+        }
+    });
+    (url, seen)
+}
+
 async fn request_status(api: &Api, token: &str, id: &str) -> Value {
     api.ok("GET", &format!("/api/v1/access-requests/{id}"), token, None)
         .await
@@ -373,6 +426,17 @@ async fn approval_required_request_approve_allow_expire_and_the_rest() {
         )
         .await;
     let chain_path = format!("/api/v1/approval-chains/{}", chain["id"].as_str().unwrap());
+    let (hook_url, seen) = receiver().await;
+    api.ok(
+        "POST",
+        "/api/v1/webhooks",
+        &alice,
+        Some(
+            json!({"url": hook_url, "secret": "approvals-e2e-secret-0123456789",
+                    "events": ["access_request.*", "access_grant.*"]}),
+        ),
+    )
+    .await;
 
     // 1. The gateway asks for approval and says how.
     let (s, denial) = delete_voyage(&gw, "voy-a1").await;
@@ -537,5 +601,27 @@ async fn approval_required_request_approve_allow_expire_and_the_rest() {
         .await
         .unwrap();
     assert!(metrics.contains("sentinel_approval_chains_total{action=\"delete\",auto_approved=\"true\",status=\"approved\"} 1"), "{metrics}");
+
+    // 10. Every kind of change reached the webhook (delivered by the outbox).
+    let want = [
+        "access_request.requested",
+        "access_request.level_approved",
+        "access_request.granted",
+        "access_request.denied",
+        "access_request.escalated",
+        "access_grant.revoked",
+    ];
+    let start = Instant::now();
+    loop {
+        let got = seen.lock().unwrap().clone();
+        if want.iter().all(|w| got.iter().any(|g| g == w)) {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "webhook got only {got:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let _ = std::fs::remove_dir_all(dir);
 }
