@@ -327,15 +327,13 @@ async fn inbox(
     .bind(caller.user_id)
     .fetch_all(&mut *tx)
     .await?;
+    let me = workflow::Decider::load(&mut tx, caller.user_id).await?;
     let mut items = Vec::new();
     for r in pending {
         if items.len() as i64 >= limit {
             break;
         }
-        if workflow::decides_as(&mut tx, &r, caller.user_id)
-            .await?
-            .is_some()
-        {
+        if workflow::decides_as_with(&mut tx, &r, &me).await?.is_some() {
             items.push(r);
         }
     }

@@ -171,6 +171,28 @@ async fn deciders(tx: &mut Tx, request: Uuid) -> ApiResult<Vec<Uuid>> {
         .collect())
 }
 
+/// The facts about a would-be decider read once: themselves and everyone
+/// who delegated to them for a window that holds now (an inbox checks many
+/// requests against the same facts).
+pub struct Decider {
+    pub me: Who,
+    pub delegators: Vec<Who>,
+}
+
+impl Decider {
+    pub async fn load(tx: &mut Tx, user: Uuid) -> ApiResult<Decider> {
+        let me = who(tx, user).await?;
+        let mut delegators_of = Vec::new();
+        for d in delegators(tx, user).await? {
+            delegators_of.push(who(tx, d).await?);
+        }
+        Ok(Decider {
+            me,
+            delegators: delegators_of,
+        })
+    }
+}
+
 /// In whose name `user` may decide the current level of `r` now: themselves
 /// (`Some(None)`), a delegator (`Some(Some(id))`), or not at all (`None`).
 /// Never the requester, never someone who decided already.
@@ -179,6 +201,20 @@ pub async fn decides_as(
     r: &AccessRequest,
     user: Uuid,
 ) -> ApiResult<Option<Option<Uuid>>> {
+    if !r.is_pending() || user == r.requester_id {
+        return Ok(None);
+    }
+    let d = Decider::load(tx, user).await?;
+    decides_as_with(tx, r, &d).await
+}
+
+/// [`decides_as`] with the decider's facts read beforehand.
+pub async fn decides_as_with(
+    tx: &mut Tx,
+    r: &AccessRequest,
+    d: &Decider,
+) -> ApiResult<Option<Option<Uuid>>> {
+    let user = d.me.id;
     if !r.is_pending() || user == r.requester_id {
         return Ok(None);
     }
@@ -191,15 +227,15 @@ pub async fn decides_as(
         return Ok(None);
     }
     let attrs = attributes(tx, r.requester_id).await?;
-    if spec.may_decide(r.escalated, &who(tx, user).await?, &attrs) {
+    if spec.may_decide(r.escalated, &d.me, &attrs) {
         return Ok(Some(None));
     }
-    for d in delegators(tx, user).await? {
-        if d == r.requester_id || done.contains(&d) {
+    for del in &d.delegators {
+        if del.id == r.requester_id || done.contains(&del.id) {
             continue;
         }
-        if spec.may_decide(r.escalated, &who(tx, d).await?, &attrs) {
-            return Ok(Some(Some(d)));
+        if spec.may_decide(r.escalated, del, &attrs) {
+            return Ok(Some(Some(del.id)));
         }
     }
     Ok(None)

@@ -882,3 +882,45 @@ async fn approval_tables_are_tenant_scoped_under_forced_rls() {
     .unwrap_err();
     assert!(err.to_string().contains("row-level security"), "{err}");
 }
+
+/// Not a test: how long an approver's inbox and a decision take with many
+/// pending requests (docs/approvals.md quotes it). Run with
+/// `cargo test -p sentinel-admin --test api approvals::measure -- --ignored --nocapture`.
+#[tokio::test]
+#[ignore = "a measurement, not a test"]
+async fn measure_inbox_and_decisions() {
+    let t = TestApp::new().await;
+    let s = setup(&t).await;
+    chain(&t, &s, two_levels(&s, "voyage-deletion")).await;
+    let n = 300;
+    let mut ids = Vec::new();
+    for i in 0..n {
+        ids.push(
+            open(
+                &t,
+                &s.req,
+                gateway_body("voyage-deletion", &format!("voy-{i}")),
+            )
+            .await["id"]
+                .clone(),
+        );
+    }
+    let start = std::time::Instant::now();
+    let (st, v) = t
+        .get("/api/v1/access-requests?assigned=me&limit=200", &s.a1)
+        .await;
+    let inbox = start.elapsed();
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(v["items"].as_array().unwrap().len(), 200);
+    let start = std::time::Instant::now();
+    for id in ids.iter().take(100) {
+        let (st, _) = act(&t, &s.a1, id, "approve").await;
+        assert_eq!(st, StatusCode::OK);
+    }
+    let per = start.elapsed() / 100;
+    println!(
+        "approvals: inbox of 200 among {n} pending in {} ms; one approval (level advance) {} ms",
+        inbox.as_millis(),
+        per.as_millis()
+    );
+}
