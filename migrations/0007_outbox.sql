@@ -8,15 +8,16 @@
 -- at the same time.
 
 -- ---------------------------------------------------------------- webhooks
--- `secret` keys the HMAC of every delivery, so it is kept as written (it is
--- never returned by the API, and the audit trail redacts the `secret` key:
--- 0004's `audit_redact`). `events` empty means every event.
+-- `secret` keys the HMAC of every delivery: stored sealed with the
+-- key-encryption key like the signing keys (admin-api/src/sealing.rs, the
+-- row's id as associated data), never returned by the API, and redacted in
+-- the audit trail (0004's `audit_redact`). `events` empty means every event.
 CREATE TABLE sentinel.webhooks (
     id          uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     tenant_id   uuid NOT NULL REFERENCES sentinel.tenants (id) ON DELETE CASCADE,
     name        text NOT NULL DEFAULT '' CONSTRAINT webhooks_name_check CHECK (length(name) <= 200),
     url         text NOT NULL CONSTRAINT webhooks_url_check CHECK (url ~ '^https?://' AND length(url) <= 2048),
-    secret      text NOT NULL CONSTRAINT webhooks_secret_check CHECK (length(secret) BETWEEN 16 AND 256),
+    secret      text NOT NULL CONSTRAINT webhooks_secret_sealed CHECK (secret LIKE 'sealed:v1:%' AND length(secret) <= 1024),
     events      text[] NOT NULL DEFAULT '{}',
     enabled     boolean NOT NULL DEFAULT true,
     created_at  timestamptz NOT NULL DEFAULT now(),

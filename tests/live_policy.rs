@@ -629,6 +629,10 @@ fn admin(url: &str, args: &[&str]) -> String {
         .env("DATABASE_URL", url)
         .env("SENTINEL_ARGON2_M_KIB", "256")
         .env("SENTINEL_ARGON2_T", "1")
+        .env(
+            "SENTINEL_KEK",
+            "c2VudGluZWwgdGVzdCBrZWssIDMyIGJ5dGVzIGxvbmc=",
+        )
         .env("SENTINEL_BOOTSTRAP_PASSWORD", "Root-Passw0rd!")
         .env("RUST_LOG", "warn")
         .output()
@@ -657,6 +661,10 @@ impl AdminServer {
             .env("DATABASE_URL", db_url)
             .env("SENTINEL_ARGON2_M_KIB", "256")
             .env("SENTINEL_ARGON2_T", "1")
+            .env(
+                "SENTINEL_KEK",
+                "c2VudGluZWwgdGVzdCBrZWssIDMyIGJ5dGVzIGxvbmc=",
+            )
             .env("RUST_LOG", "warn")
             .stdout(std::process::Stdio::null())
             .spawn()

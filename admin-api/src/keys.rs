@@ -103,19 +103,101 @@ pub async fn ensure_key(pool: &PgPool) -> anyhow::Result<bool> {
     if n > 0 {
         return Ok(false);
     }
-    let (kid, pem, jwk) = generate()?;
-    sqlx::query("INSERT INTO sentinel.signing_keys (kid, alg, private_pem, public_jwk, status) VALUES ($1, 'ES256', $2, $3, 'current')")
-        .bind(&kid)
-        .bind(&pem)
-        .bind(&jwk)
-        .execute(&mut *tx)
-        .await?;
+    insert_current(&mut tx).await?;
     tx.commit().await?;
     Ok(true)
 }
 
+/// Generates a key and stores it, sealed, as the current one. Returns its `kid`.
+async fn insert_current(conn: &mut sqlx::PgConnection) -> anyhow::Result<String> {
+    let keyring = crate::sealing::keyring()?;
+    let (kid, pem, jwk) = generate()?;
+    let sealed = keyring.seal(&crate::sealing::row(TABLE, &kid), &pem)?;
+    sqlx::query("INSERT INTO sentinel.signing_keys (kid, alg, private_pem, public_jwk, status) VALUES ($1, 'ES256', $2, $3, 'current')")
+        .bind(&kid)
+        .bind(&sealed)
+        .bind(&jwk)
+        .execute(&mut *conn)
+        .await?;
+    Ok(kid)
+}
+
+const TABLE: &str = "signing_keys";
+
+/// Where sealed values live: (table, id column, sealed column, whether a
+/// value under an unknown KEK is fatal outside a rotation).
+const SEALED: [(&str, &str, &str, &str); 3] = [
+    (TABLE, "kid", "private_pem", "status IN ('current', 'next')"),
+    (
+        crate::snapshot_keys::TABLE,
+        "kid",
+        "private_pem",
+        "status IN ('current', 'next')",
+    ),
+    // A webhook whose secret does not open fails its deliveries (and says
+    // why); it does not stop the API.
+    ("webhooks", "id::text", "secret", "false"),
+];
+
+/// Seals every private key stored in clear (a database from before keys were
+/// sealed) and reseals the sealed values under `SENTINEL_KEK_PREVIOUS` with
+/// the current KEK — signing keys, snapshot keys and webhook secrets — in
+/// one transaction. Returns how many it changed. Runs at every start of
+/// `serve` and before every rotation, so an upgraded database needs no
+/// separate step; `sentinel-admin seal-keys` runs it alone.
+///
+/// A value sealed under a KEK that is not configured is left as it is when
+/// it will never sign again (`previous`, `retired` keys); a `current` or
+/// `next` key is an error unless `for_rotation`: a rotation replaces it,
+/// which is the way back from a lost KEK (docs/security.md, "Keys at rest").
+pub async fn seal_all(pool: &PgPool, for_rotation: bool) -> anyhow::Result<usize> {
+    let keyring = crate::sealing::keyring()?;
+    let mut tx = pool.begin().await?;
+    // Webhooks are tenant rows: this maintenance pass reads every tenant's.
+    sqlx::query("SELECT set_config('sentinel.all_tenants', 'on', true)")
+        .execute(&mut *tx)
+        .await?;
+    let mut changed = 0;
+    for (table, id, column, needed) in SEALED {
+        sqlx::query(&format!("LOCK TABLE sentinel.{table} IN EXCLUSIVE MODE"))
+            .execute(&mut *tx)
+            .await?;
+        let rows: Vec<(String, String, bool)> = sqlx::query_as(&format!(
+            "SELECT {id}, {column}, {needed} FROM sentinel.{table}"
+        ))
+        .fetch_all(&mut *tx)
+        .await?;
+        for (key, stored, needed) in rows {
+            let sealed = match keyring.reseal(&crate::sealing::row(table, &key), &stored) {
+                Ok(Some(sealed)) => sealed,
+                Ok(None) => continue,
+                Err(crate::sealing::SealError::UnknownKek { .. }) if for_rotation || !needed => {
+                    tracing::warn!(
+                        table,
+                        key,
+                        "sealed under a key-encryption key that is not configured: left as it is"
+                    );
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            sqlx::query(&format!(
+                "UPDATE sentinel.{table} SET {column} = $2 WHERE {id} = $1"
+            ))
+            .bind(&key)
+            .bind(&sealed)
+            .execute(&mut *tx)
+            .await?;
+            changed += 1;
+        }
+    }
+    tx.commit().await?;
+    Ok(changed)
+}
+
 /// Rotates: retires the previous key, demotes the current one, adds a new current key.
 pub async fn rotate(pool: &PgPool) -> anyhow::Result<String> {
+    seal_all(pool, true).await?;
     let mut tx = pool.begin().await?;
     sqlx::query("LOCK TABLE sentinel.signing_keys IN EXCLUSIVE MODE")
         .execute(&mut *tx)
@@ -126,13 +208,7 @@ pub async fn rotate(pool: &PgPool) -> anyhow::Result<String> {
     sqlx::query("UPDATE sentinel.signing_keys SET status = 'previous', rotated_at = now() WHERE status = 'current'")
         .execute(&mut *tx)
         .await?;
-    let (kid, pem, jwk) = generate()?;
-    sqlx::query("INSERT INTO sentinel.signing_keys (kid, alg, private_pem, public_jwk, status) VALUES ($1, 'ES256', $2, $3, 'current')")
-        .bind(&kid)
-        .bind(&pem)
-        .bind(&jwk)
-        .execute(&mut *tx)
-        .await?;
+    let kid = insert_current(&mut tx).await?;
     tx.commit().await?;
     Ok(kid)
 }
@@ -155,6 +231,8 @@ impl KeyStore {
             let dec = DecodingKey::from_ec_components(x, y)
                 .map_err(|e| anyhow::anyhow!("key `{kid}`: {e}"))?;
             if status == "current" {
+                let pem =
+                    crate::sealing::keyring()?.open(&crate::sealing::row(TABLE, &kid), &pem)?;
                 let enc = EncodingKey::from_ec_pem(pem.as_bytes())
                     .map_err(|e| anyhow::anyhow!("key `{kid}`: {e}"))?;
                 current = Some((kid.clone(), enc));

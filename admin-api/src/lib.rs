@@ -22,6 +22,7 @@ pub mod pagination;
 pub mod password;
 pub mod routes;
 pub mod scopes;
+pub mod sealing;
 pub mod seed;
 pub mod snapshot;
 pub mod snapshot_keys;

@@ -47,6 +47,9 @@ enum Command {
     SeedDemo,
     /// Rotate the token signing key (the previous key keeps verifying until the next rotation).
     RotateKeys,
+    /// Seal every private key stored in clear, and reseal those sealed with
+    /// SENTINEL_KEK_PREVIOUS under SENTINEL_KEK (`serve` does this at start).
+    SealKeys,
     /// Publish the next snapshot version now, even when nothing changed: the
     /// parts changed since the latest manifest are compiled and stored, a new
     /// manifest is signed (`serve` publishes every change by itself).
@@ -166,6 +169,14 @@ async fn main() -> anyhow::Result<()> {
                 println!("service account {name} ({tenant}) API key (shown once): {key}");
             }
             println!("demo data ready (tenants TEST-001, TEST-002, TEST-001-SUB)");
+        }
+        Command::SealKeys => {
+            let pool = db::connect(&url, 2).await?;
+            let n = keys::seal_all(&pool, false).await?;
+            println!(
+                "{n} private keys sealed with key-encryption key {}",
+                sentinel_admin::sealing::keyring()?.current.id()
+            );
         }
         Command::RotateKeys => {
             let pool = db::connect(&url, 2).await?;

@@ -11,6 +11,8 @@ use sentinel_policy::signed::SnapshotSigner;
 use serde_json::{json, Value};
 use sqlx::{PgConnection, PgPool};
 
+pub(crate) const TABLE: &str = "snapshot_signing_keys";
+
 /// Inserts a current key when there is none. Returns whether it created one.
 pub async fn ensure_key(pool: &PgPool) -> anyhow::Result<bool> {
     let mut tx = pool.begin().await?;
@@ -42,6 +44,7 @@ pub async fn ensure_key(pool: &PgPool) -> anyhow::Result<bool> {
 async fn insert_new(conn: &mut PgConnection, status: &str) -> anyhow::Result<String> {
     let (kid, pem, mut jwk) = crate::keys::generate()?;
     let kid = format!("snap-{kid}");
+    let sealed = crate::sealing::keyring()?.seal(&crate::sealing::row(TABLE, &kid), &pem)?;
     if let Some(o) = jwk.as_object_mut() {
         o.insert("kid".to_owned(), Value::String(kid.clone()));
     }
@@ -50,7 +53,7 @@ async fn insert_new(conn: &mut PgConnection, status: &str) -> anyhow::Result<Str
          VALUES ($1, 'ES256', $2, $3, $4)",
     )
     .bind(&kid)
-    .bind(&pem)
+    .bind(&sealed)
     .bind(&jwk)
     .bind(status)
     .execute(&mut *conn)
@@ -61,6 +64,7 @@ async fn insert_new(conn: &mut PgConnection, status: &str) -> anyhow::Result<Str
 /// Stages a `next` key (published in the JWKS, not yet signing); returns its
 /// `kid`. An already staged key is kept.
 pub async fn stage(pool: &PgPool) -> anyhow::Result<String> {
+    crate::keys::seal_all(pool, true).await?;
     let mut tx = pool.begin().await?;
     sqlx::query("LOCK TABLE sentinel.snapshot_signing_keys IN EXCLUSIVE MODE")
         .execute(&mut *tx)
@@ -81,6 +85,7 @@ pub async fn stage(pool: &PgPool) -> anyhow::Result<String> {
 /// key (or a new one) to `current`, and bumps the policy revision so that the
 /// next snapshot is signed with the new key. Returns the new current `kid`.
 pub async fn rotate(pool: &PgPool) -> anyhow::Result<String> {
+    crate::keys::seal_all(pool, true).await?;
     let mut tx = pool.begin().await?;
     sqlx::query("LOCK TABLE sentinel.snapshot_signing_keys IN EXCLUSIVE MODE")
         .execute(&mut *tx)
@@ -134,6 +139,7 @@ pub async fn current_signer(conn: &mut PgConnection) -> anyhow::Result<Option<Sn
     let Some((kid, alg, pem)) = row else {
         return Ok(None);
     };
+    let pem = crate::sealing::keyring()?.open(&crate::sealing::row(TABLE, &kid), &pem)?;
     let alg = match alg.as_str() {
         "ES256" => Algorithm::ES256,
         "EdDSA" => Algorithm::EdDSA,

@@ -36,6 +36,13 @@ impl AppState {
     /// Builds the state and loads the signing keys (creating one if there is none).
     pub async fn new(pool: PgPool, config: Config) -> anyhow::Result<Self> {
         let keys = KeyStore::default();
+        let sealed = crate::keys::seal_all(&pool, false).await?;
+        if sealed > 0 {
+            tracing::info!(
+                sealed,
+                "sealed private keys stored in clear or under the previous KEK"
+            );
+        }
         crate::keys::ensure_key(&pool).await?;
         keys.reload(&pool).await?;
         crate::snapshot_keys::ensure_key(&pool).await?;

@@ -55,6 +55,8 @@ function adminEnv(url, extra = {}) {
     DATABASE_URL: url,
     SENTINEL_ARGON2_M_KIB: "256",
     SENTINEL_ARGON2_T: "1",
+    // Private keys are sealed with a key-encryption key (docs/security.md).
+    SENTINEL_KEK: process.env.SENTINEL_KEK ?? "c2VudGluZWwgdGVzdCBrZWssIDMyIGJ5dGVzIGxvbmc=",
     SENTINEL_LOCKOUT_THRESHOLD: String(LOCKOUT_THRESHOLD),
     // Every browser and API call of the tests comes from 127.0.0.1: keep the
     // auth endpoints' per-address limit out of their way.

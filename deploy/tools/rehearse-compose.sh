@@ -80,6 +80,9 @@ db_url="${super_url%/*}/$db"
 # password work, and the tests find what they expect.
 api_url=$(sed -E 's#^(postgres(ql)?://)[^@/]*@#\1sentinel_api:sentinel-api-test@#' <<<"$db_url")
 
+# The compose file's SENTINEL_KEK, generated here: init and serve share it.
+export SENTINEL_KEK="${SENTINEL_KEK:-$(head -c 32 /dev/urandom | base64)}"
+
 # ---------------------------------------------------------------- 1. init
 psql "$super_url" -q -c "CREATE DATABASE $db" >/dev/null
 mkdir -p "$work/bootstrap"

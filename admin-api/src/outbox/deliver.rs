@@ -295,8 +295,18 @@ impl Worker {
         // Literal addresses never reach the resolver: judged here (the
         // policy may also have changed since the webhook was written).
         target::check_host(&url, &self.cfg.addresses).map_err(|e| format!("url {e}"))?;
+        // Never an unsigned or wrongly signed delivery: a secret that does
+        // not open (another KEK, a row copied from another webhook) fails it.
+        let secret = crate::sealing::keyring()
+            .and_then(|k| {
+                k.open(
+                    &crate::sealing::row("webhooks", &t.id.to_string()),
+                    &t.secret,
+                )
+            })
+            .map_err(|e| format!("secret: {e}"))?;
         let ts = self.clock.now().timestamp().to_string();
-        let sig = sign(&t.secret, &ts, body);
+        let sig = sign(&secret, &ts, body);
         let resp = self
             .client
             .post(url)

@@ -139,6 +139,14 @@ fn check_url(errs: &mut FieldErrors, state: &AppState, raw: &str) -> Option<Stri
     }
 }
 
+/// The secret as stored: sealed with the key-encryption key, bound to the
+/// webhook's id (docs/security.md, "Keys at rest").
+fn seal_secret(id: Uuid, secret: &str) -> ApiResult<String> {
+    crate::sealing::keyring()
+        .and_then(|k| k.seal(&crate::sealing::row("webhooks", &id.to_string()), secret))
+        .map_err(ApiError::internal)
+}
+
 fn check_secret(errs: &mut FieldErrors, s: &str) {
     let n = s.chars().count();
     if !(16..=256).contains(&n) {
@@ -219,17 +227,20 @@ async fn create(
     check_name(&mut errs, &name);
     errs.into_result()?;
     caller.require("webhook", Level::Admin)?;
+    let id = Uuid::new_v4();
+    let secret = seal_secret(id, &req.secret)?;
     let mut tx = db::begin(&state.pool, caller.ctx()).await?;
     let w: Webhook = sqlx::query_as(&format!(
-        "INSERT INTO sentinel.webhooks (tenant_id, name, url, secret, events, enabled)
-         VALUES ($1, $2, $3, $4, $5, $6) RETURNING {COLS}"
+        "INSERT INTO sentinel.webhooks (id, tenant_id, name, url, secret, events, enabled)
+         VALUES ($7, $1, $2, $3, $4, $5, $6) RETURNING {COLS}"
     ))
     .bind(caller.target)
     .bind(name)
     .bind(url)
-    .bind(&req.secret)
+    .bind(&secret)
     .bind(&events)
     .bind(req.enabled.unwrap_or(true))
+    .bind(id)
     .fetch_one(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -328,6 +339,11 @@ async fn update(
         Level::Write
     };
     caller.require("webhook", level)?;
+    let secret = req
+        .secret
+        .as_deref()
+        .map(|s| seal_secret(id, s))
+        .transpose()?;
     let mut tx = db::begin(&state.pool, caller.ctx()).await?;
     get_hook(&mut tx, caller.target, id).await?;
     let w: Webhook = sqlx::query_as(&format!(
@@ -339,7 +355,7 @@ async fn update(
     .bind(caller.target)
     .bind(name)
     .bind(url)
-    .bind(req.secret)
+    .bind(secret)
     .bind(req.events)
     .bind(req.enabled)
     .fetch_one(&mut *tx)

@@ -23,6 +23,10 @@ pub fn admin_cmd(url: &str) -> Command {
     c.env("DATABASE_URL", url)
         .env("SENTINEL_ARGON2_M_KIB", "256")
         .env("SENTINEL_ARGON2_T", "1")
+        .env(
+            "SENTINEL_KEK",
+            "c2VudGluZWwgdGVzdCBrZWssIDMyIGJ5dGVzIGxvbmc=",
+        )
         .env("RUST_LOG", "warn")
         .env_remove("RUST_BACKTRACE")
         .stdout(Stdio::piped())

@@ -82,8 +82,20 @@ pub struct TestDb {
     pub api_options: PgConnectOptions,
 }
 
+/// The key-encryption key of the tests (the binaries get it as `SENTINEL_KEK`).
+pub const TEST_KEK: &str = "c2VudGluZWwgdGVzdCBrZWssIDMyIGJ5dGVzIGxvbmc=";
+
+/// Installs [`TEST_KEK`] as the process's keyring (private keys are sealed with it).
+pub fn install_test_kek() {
+    sentinel_admin::sealing::install(sentinel_admin::sealing::Keyring {
+        current: sentinel_admin::sealing::Kek::from_base64(TEST_KEK).unwrap(),
+        previous: None,
+    });
+}
+
 impl TestDb {
     pub async fn new() -> TestDb {
+        install_test_kek();
         let base = PgConnectOptions::from_str(&base_url()).unwrap();
         let name = format!("sentinel_test_{}", uuid::Uuid::new_v4().simple());
         let mut conn = base.connect().await.unwrap();

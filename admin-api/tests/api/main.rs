@@ -19,6 +19,7 @@ mod deltas;
 mod demo_seed;
 mod hostile_input;
 mod isolation;
+mod keys_at_rest;
 mod lockout;
 mod openapi;
 mod password_policy;

@@ -515,7 +515,74 @@ async fn the_secret_is_written_never_read() {
             .fetch_one(&t.db.owner)
             .await
             .unwrap();
-    assert_eq!(stored, "whsec-rotated-0123456789");
+    assert!(
+        stored.starts_with("sealed:v1:") && !stored.contains("whsec-"),
+        "{stored}"
+    );
+    assert_eq!(
+        test_keyring()
+            .open(&sentinel_admin::sealing::row("webhooks", &id), &stored)
+            .unwrap(),
+        "whsec-rotated-0123456789"
+    );
+}
+
+fn test_keyring() -> sentinel_admin::sealing::Keyring {
+    sentinel_admin::sealing::Keyring {
+        current: sentinel_admin::sealing::Kek::from_base64(TEST_KEK).unwrap(),
+        previous: None,
+    }
+}
+
+/// A webhook secret as the API stores it: sealed for its row.
+fn sealed_secret(id: Uuid, secret: &str) -> String {
+    test_keyring()
+        .seal(
+            &sentinel_admin::sealing::row("webhooks", &id.to_string()),
+            secret,
+        )
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_secret_moved_to_another_webhook_never_signs() {
+    // Copying one webhook's sealed secret onto another (a database write
+    // behind the API's back) does not make deliveries signed with it: the
+    // secret is bound to its row, and the delivery fails instead.
+    let t = TestApp::with_config(loopback_config()).await;
+    let alice = t.admin("TEST-001").await;
+    let (url, inbox) = receiver(0, false).await;
+    let first = hook(&t, &alice, &url, json!([])).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let second = Uuid::new_v4();
+    sqlx::query(
+        "INSERT INTO sentinel.webhooks (id, tenant_id, url, secret, enabled)
+         SELECT $1, tenant_id, url, secret, true FROM sentinel.webhooks WHERE id = $2::uuid",
+    )
+    .bind(second)
+    .bind(&first)
+    .execute(&t.db.owner)
+    .await
+    .unwrap();
+    sqlx::query("UPDATE sentinel.webhooks SET enabled = false WHERE id = $1::uuid")
+        .bind(&first)
+        .execute(&t.db.owner)
+        .await
+        .unwrap();
+    let (w, clock) = worker(&t, true);
+    enqueue(&t, TEST_001, "grant.expired", Uuid::new_v4(), json!({})).await;
+    for _ in 0..5 {
+        w.run_once().await.unwrap();
+        clock.advance(chrono::Duration::hours(1));
+    }
+    assert_eq!(count(&inbox), 0, "a delivery went out with a moved secret");
+    let error: Option<String> = sqlx::query_scalar("SELECT last_error FROM sentinel.outbox")
+        .fetch_one(&t.db.owner)
+        .await
+        .unwrap();
+    assert!(error.unwrap().contains("secret"));
 }
 
 #[tokio::test]
@@ -591,13 +658,17 @@ async fn deliveries_never_connect_where_the_policy_forbids() {
     // policy changed): the worker checks again and never connects.
     let t = TestApp::new().await;
     let (url, inbox) = receiver(0, false).await;
+    let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
     sqlx::query(
-        "INSERT INTO sentinel.webhooks (tenant_id, url, secret) VALUES ($1, $2, $3), ($1, $4, $3)",
+        "INSERT INTO sentinel.webhooks (id, tenant_id, url, secret) VALUES ($5, $1, $2, $3), ($6, $1, $4, $7)",
     )
     .bind(TEST_001)
     .bind(&url)
-    .bind(SECRET)
+    .bind(sealed_secret(a, SECRET))
     .bind(url.replace("127.0.0.1", "localhost"))
+    .bind(a)
+    .bind(b)
+    .bind(sealed_secret(b, SECRET))
     .execute(&t.db.owner)
     .await
     .unwrap();
