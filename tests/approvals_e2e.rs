@@ -25,6 +25,8 @@ use std::time::{Duration, Instant};
 
 const GATEWAY_KEY_ENV: &str = "SENTINEL_APPROVALS_E2E_KEY";
 const PW: &str = "Zq8!mV3#pLx2wR-appr";
+/// The key-encryption key the admin binaries seal private keys with (tests only).
+const KEK: &str = "c2VudGluZWwgdGVzdCBrZWssIDMyIGJ5dGVzIGxvbmc=";
 
 fn admin_binary() -> PathBuf {
     if let Ok(bin) = std::env::var("SENTINEL_ADMIN_BIN") {
@@ -108,6 +110,7 @@ fn admin(url: &str, args: &[&str]) -> String {
         .env("DATABASE_URL", url)
         .env("SENTINEL_ARGON2_M_KIB", "256")
         .env("SENTINEL_ARGON2_T", "1")
+        .env("SENTINEL_KEK", KEK)
         .env("SENTINEL_BOOTSTRAP_PASSWORD", "Root-Passw0rd!")
         .env("RUST_LOG", "warn")
         .output()
@@ -134,9 +137,10 @@ impl AdminServer {
             .env("DATABASE_URL", db_url)
             .env("SENTINEL_ARGON2_M_KIB", "256")
             .env("SENTINEL_ARGON2_T", "1")
+            .env("SENTINEL_KEK", KEK)
             .env("SENTINEL_AUTH_RATE_PER_MINUTE", "10000")
             .env("SENTINEL_AUTH_RATE_BURST", "10000")
-            // The worker every 200 ms: an escalation after a 1 s timeout shows quickly.
+            // The worker every 200 ms: an escalation after a 2 s timeout shows quickly.
             .env("SENTINEL_APPROVALS_WORKER_MS", "200")
             // Notifications go to a receiver on loopback, polled often.
             .env("SENTINEL_WEBHOOK_ALLOW_LOOPBACK", "true")
