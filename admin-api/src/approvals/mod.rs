@@ -1,5 +1,5 @@
 //! Approval chains and just-in-time access (docs/approvals.md): chains
-//! (`chains.rs`), requests and decisions (`requests.rs` over
+//! (`chains.rs`), requests and decisions (`requests.rs` over `open.rs` and
 //! `workflow.rs`, whose transitions are decided in one place,
 //! `model::transition`), grants and delegations (`grants.rs`), the worker
 //! that moves time-based states (`worker.rs`) and the notifications each
@@ -10,6 +10,7 @@ pub mod chains;
 pub mod grants;
 pub mod model;
 pub mod notify;
+pub mod open;
 pub mod requests;
 pub mod worker;
 pub mod workflow;

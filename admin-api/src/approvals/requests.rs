@@ -3,7 +3,8 @@
 //! own requests, approve / deny with a comment, cancel. Handlers parse,
 //! check the scope and call [`super::workflow`].
 
-use super::workflow::{self, AccessRequest, OpenRequest, Verdict, REQUEST_COLS, REQUEST_FROM};
+use super::open::OpenRequest;
+use super::workflow::{self, AccessRequest, Verdict, REQUEST_COLS, REQUEST_FROM};
 use super::{record, require, Right};
 use crate::auth::Caller;
 use crate::db;
@@ -91,7 +92,7 @@ async fn open(
     own_tenant(&caller)?;
     let mut tx = db::begin(&state.pool, caller.ctx()).await?;
     let (r, outcomes) =
-        workflow::open(&mut tx, caller.target, caller.user_id, &body, Utc::now()).await?;
+        super::open::open(&mut tx, caller.target, caller.user_id, &body, Utc::now()).await?;
     tx.commit().await?;
     record(&state, &outcomes);
     Ok(created(r))
