@@ -404,6 +404,24 @@ async fn two_levels_approve_into_a_grant_the_snapshot_carries() {
         "{events:?}"
     );
 
+    // Every write of the workflow is an admin audit event of its caller.
+    let audited: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT action FROM sentinel.audit_logs WHERE source = 'admin' AND resource IN
+            ('access_request', 'approval_decision', 'access_grant') ORDER BY 1",
+    )
+    .fetch_all(&t.db.owner)
+    .await
+    .unwrap();
+    assert_eq!(
+        audited,
+        vec![
+            "access_grant.create",
+            "access_request.create",
+            "access_request.update",
+            "approval_decision.create"
+        ]
+    );
+
     // Revocation: gone from the next snapshot.
     let (st, v) = t
         .post(
