@@ -298,6 +298,7 @@ async fn main() -> anyhow::Result<()> {
             let state = AppState::new(pool.clone(), cfg.clone()).await?;
             let mut live_tasks = sentinel_admin::live::spawn(&state);
             live_tasks.push(sentinel_admin::audit::spawn_maintenance(&state));
+            live_tasks.push(sentinel_admin::approvals::worker::spawn(&state));
             live_tasks.push(sentinel_admin::outbox::spawn(&state)?);
             let reload = state.clone();
             tokio::spawn(async move {

@@ -11,6 +11,11 @@
 //! `audit:write` (ship events: gateway service accounts; like
 //! `snapshot:read`, only honoured in the platform tenant and never part of a
 //! tenant admin's set).
+//!
+//! Approvals (docs/approvals.md) are one area whose levels are named for what
+//! they let a person do: `approvals:request` (ask for access, see chains) <
+//! `approvals:decide` (approve or deny what one is assigned, delegate) <
+//! `approvals:admin` (manage chains, see every request, revoke grants).
 
 use std::collections::BTreeMap;
 
@@ -37,6 +42,20 @@ pub const AUDIT_READ: &str = "audit:read";
 pub const AUDIT_EXPORT: &str = "audit:export";
 /// Shipping gateway events to the audit trail (platform service accounts).
 pub const AUDIT_WRITE: &str = "audit:write";
+/// The approvals area and its level names (request < decide < admin).
+pub const APPROVALS: &str = "approvals";
+pub const APPROVALS_REQUEST: &str = "approvals:request";
+pub const APPROVALS_DECIDE: &str = "approvals:decide";
+pub const APPROVALS_ADMIN: &str = "approvals:admin";
+
+/// The name of a level of the approvals area.
+pub fn approvals_level_name(level: Level) -> &'static str {
+    match level {
+        Level::Read => "request",
+        Level::Write => "decide",
+        Level::Admin => "admin",
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
@@ -65,6 +84,14 @@ pub fn parse(scope: &str) -> Option<(&'static str, Level)> {
             "read" => Some(("audit", Level::Read)),
             "export" => Some(("audit_export", Level::Read)),
             "write" => Some(("audit_write", Level::Write)),
+            _ => None,
+        };
+    }
+    if area == APPROVALS {
+        return match level {
+            "request" => Some((APPROVALS, Level::Read)),
+            "decide" => Some((APPROVALS, Level::Write)),
+            "admin" => Some((APPROVALS, Level::Admin)),
             _ => None,
         };
     }
@@ -188,6 +215,10 @@ impl ScopeSet {
             out.push(AUDIT_WRITE.to_owned());
         }
         for (area, level) in &self.levels {
+            if *area == APPROVALS {
+                out.push(format!("{area}:{}", approvals_level_name(*level)));
+                continue;
+            }
             let l = match level {
                 Level::Read => "read",
                 Level::Write => "write",
@@ -207,6 +238,7 @@ pub fn tenant_admin_scopes() -> Vec<String> {
     }
     out.push(AUDIT_READ.to_owned());
     out.push(AUDIT_EXPORT.to_owned());
+    out.push(APPROVALS_ADMIN.to_owned());
     out
 }
 
@@ -279,5 +311,19 @@ mod tests {
             ScopeSet::from_scopes(["audit:export", "audit:read"], false).to_strings(),
             vec!["audit:read", "audit:export"]
         );
+    }
+
+    #[test]
+    fn approvals_levels() {
+        let d = ScopeSet::from_scopes(["approvals:decide"], false);
+        assert!(d.covers("approvals:request"));
+        assert!(d.covers("approvals:decide"));
+        assert!(!d.covers("approvals:admin"));
+        assert_eq!(d.to_strings(), vec!["approvals:decide"]);
+        assert!(parse("approvals:read").is_none());
+        assert!(parse("approvals:write").is_none());
+        let admin = tenant_admin_scopes();
+        let t = ScopeSet::from_scopes(admin.iter().map(String::as_str), false);
+        assert!(t.covers("approvals:admin"));
     }
 }

@@ -69,6 +69,9 @@ def registered() -> dict[str, str]:
         for ctor, name in re.findall(rf"({CONSTRUCTORS})\(\s*\"([a-z0-9_]+)\"", text):
             kind = KIND[ctor.split("::")[0]]
             names[prefix + name] = kind
+        # A labelled gauge names its `Opts` inside `IntGaugeVec::new(`/`GaugeVec::new(`.
+        for name in re.findall(r"(?:Int)?GaugeVec::new\(\s*Opts::new\(\s*\"([a-z0-9_]+)\"", text):
+            names[prefix + name] = "gauge"
     if len(names) < 20:
         raise SystemExit(f"only {len(names)} metric registrations found: has the code's shape changed?")
     return names

@@ -6,6 +6,8 @@
 mod common;
 
 mod account_safety;
+mod approvals;
+mod approvals_time;
 mod audit_admin;
 mod audit_ingest;
 mod audit_query;
