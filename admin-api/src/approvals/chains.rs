@@ -406,6 +406,7 @@ pub async fn validate(tx: &mut Tx, tenant: Uuid, c: &ChainSpec) -> ApiResult<()>
             tenant_scope: Default::default(),
             fields: Default::default(),
             description: String::new(),
+            mode: Default::default(),
         }],
         ..PolicySource::default()
     };

@@ -186,6 +186,7 @@ pub async fn open(
             tenant_scope: Default::default(),
             fields: Default::default(),
             description: String::new(),
+            mode: Default::default(),
         }],
         ..Default::default()
     };
