@@ -13,160 +13,17 @@
 //! Run: `cargo test --workspace --test approvals_e2e` (needs `psql`,
 //! PostgreSQL at `DATABASE_URL` and the `sentinel-admin` binary;
 //! `SENTINEL_ADMIN_BIN` names another build of it).
-#![expect(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
+#![expect(clippy::unwrap_used, reason = "tests fail loudly")]
 
 mod common;
 
+use common::admin::*;
 use common::*;
 use serde_json::{json, Value};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const GATEWAY_KEY_ENV: &str = "SENTINEL_APPROVALS_E2E_KEY";
 const PW: &str = "Zq8!mV3#pLx2wR-appr";
-/// The key-encryption key the admin binaries seal private keys with (tests only).
-const KEK: &str = "c2VudGluZWwgdGVzdCBrZWssIDMyIGJ5dGVzIGxvbmc=";
-
-fn admin_binary() -> PathBuf {
-    if let Ok(bin) = std::env::var("SENTINEL_ADMIN_BIN") {
-        return PathBuf::from(bin);
-    }
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .unwrap()
-        .join("sentinel-admin");
-    assert!(
-        bin.exists(),
-        "{} is missing: run `cargo build -p sentinel-admin` first",
-        bin.display()
-    );
-    bin
-}
-
-fn database_base() -> String {
-    std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
-}
-
-fn psql(url: &str, sql: &str) -> String {
-    let out = Command::new("psql")
-        .arg(url)
-        .args(["-qAtc", sql])
-        .output()
-        .expect("psql (PostgreSQL client) is needed for this test");
-    assert!(
-        out.status.success(),
-        "psql {sql}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-struct Db {
-    name: String,
-}
-
-impl Db {
-    fn new() -> Db {
-        let name = format!("sentinel_approvals_e2e_{}", uuid::Uuid::new_v4().simple());
-        psql(&database_base(), &format!("CREATE DATABASE {name}"));
-        Db { name }
-    }
-
-    /// (owner URL, API-role URL)
-    fn urls(&self) -> (String, String) {
-        let base = database_base();
-        let (scheme, rest) = base.split_once("://").unwrap();
-        let auth_host = rest.split(['/', '?']).next().unwrap();
-        let host = auth_host.rsplit_once('@').map_or(auth_host, |x| x.1);
-        (
-            format!("{scheme}://{auth_host}/{}", self.name),
-            format!(
-                "{scheme}://sentinel_api:sentinel-api-test@{host}/{}",
-                self.name
-            ),
-        )
-    }
-}
-
-impl Drop for Db {
-    fn drop(&mut self) {
-        let _ = Command::new("psql")
-            .arg(database_base())
-            .args([
-                "-qAtc",
-                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
-            ])
-            .output();
-    }
-}
-
-fn admin(url: &str, args: &[&str]) -> String {
-    let out = Command::new(admin_binary())
-        .args(args)
-        .env("DATABASE_URL", url)
-        .env("SENTINEL_ARGON2_M_KIB", "256")
-        .env("SENTINEL_ARGON2_T", "1")
-        .env("SENTINEL_KEK", KEK)
-        .env("SENTINEL_BOOTSTRAP_PASSWORD", "Root-Passw0rd!")
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "sentinel-admin {args:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-struct AdminServer {
-    child: Child,
-    listen: String,
-}
-
-impl AdminServer {
-    fn start(db_url: &str) -> AdminServer {
-        let listen = format!("127.0.0.1:{}", free_port());
-        let child = Command::new(admin_binary())
-            .args(["serve", "--listen", &listen])
-            .env("DATABASE_URL", db_url)
-            .env("SENTINEL_ARGON2_M_KIB", "256")
-            .env("SENTINEL_ARGON2_T", "1")
-            .env("SENTINEL_KEK", KEK)
-            .env("SENTINEL_AUTH_RATE_PER_MINUTE", "10000")
-            .env("SENTINEL_AUTH_RATE_BURST", "10000")
-            // The worker every 200 ms: an escalation after a 2 s timeout shows quickly.
-            .env("SENTINEL_APPROVALS_WORKER_MS", "200")
-            // Notifications go to a receiver on loopback, polled often.
-            .env("SENTINEL_WEBHOOK_ALLOW_LOOPBACK", "true")
-            .env("SENTINEL_WEBHOOK_POLL_MS", "100")
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        let start = Instant::now();
-        while std::net::TcpStream::connect(&listen).is_err() {
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "admin API did not start"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        AdminServer { child, listen }
-    }
-}
-
-impl Drop for AdminServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// The admin API over HTTP.
 struct Api {
@@ -339,7 +196,7 @@ async fn request_status(api: &Api, token: &str, id: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn approval_required_request_approve_allow_expire_and_the_rest() {
-    let db = Db::new();
+    let db = Db::new("sentinel_approvals_e2e");
     let (owner, api_role) = db.urls();
     admin(&owner, &["migrate"]);
     psql(
@@ -359,7 +216,19 @@ async fn approval_required_request_approve_allow_expire_and_the_rest() {
     .to_owned();
     let pinned = admin(&owner, &["snapshot-jwks"]);
     admin(&owner, &["publish"]);
-    let server = AdminServer::start(&api_role);
+    let server = AdminServer::start_with(
+        &api_role,
+        None,
+        &[
+            ("SENTINEL_AUTH_RATE_PER_MINUTE", "10000"),
+            ("SENTINEL_AUTH_RATE_BURST", "10000"),
+            // The worker every 200 ms: an escalation after a 2 s timeout shows quickly.
+            ("SENTINEL_APPROVALS_WORKER_MS", "200"),
+            // Notifications go to a receiver on loopback, polled often.
+            ("SENTINEL_WEBHOOK_ALLOW_LOOPBACK", "true"),
+            ("SENTINEL_WEBHOOK_POLL_MS", "100"),
+        ],
+    );
     let api = Api {
         base: format!("http://{}", server.listen),
         http: reqwest::Client::builder()

@@ -9,14 +9,13 @@
 //! Run: `cargo test --workspace --test audit_e2e` (needs `psql`, PostgreSQL
 //! at `DATABASE_URL` and the `sentinel-admin` binary; `SENTINEL_ADMIN_BIN`
 //! names another build of it).
-#![expect(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
+#![expect(clippy::unwrap_used, reason = "tests fail loudly")]
 
 mod common;
 
+use common::admin::*;
 use common::*;
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -24,166 +23,6 @@ use std::time::{Duration, Instant};
 const REQUESTS: usize = 20_000;
 const WORKERS: usize = 16;
 const GATEWAY_KEY_ENV: &str = "SENTINEL_AUDIT_E2E_KEY";
-
-/// `target/debug/sentinel-admin` (next to this test's `deps/`), or `SENTINEL_ADMIN_BIN`.
-fn admin_binary() -> PathBuf {
-    if let Ok(bin) = std::env::var("SENTINEL_ADMIN_BIN") {
-        return PathBuf::from(bin);
-    }
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .unwrap()
-        .join("sentinel-admin");
-    assert!(
-        bin.exists(),
-        "{} is missing: run `cargo test --workspace` (or `cargo build -p sentinel-admin`) first",
-        bin.display()
-    );
-    bin
-}
-
-fn database_base() -> String {
-    std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
-}
-
-fn psql(url: &str, sql: &str) -> String {
-    let out = Command::new("psql")
-        .arg(url)
-        .args(["-qAtc", sql])
-        .output()
-        .expect("psql (PostgreSQL client) is needed for this test");
-    assert!(
-        out.status.success(),
-        "psql {sql}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// A throwaway database, dropped at the end.
-struct Db {
-    name: String,
-}
-
-impl Db {
-    fn new() -> Db {
-        let name = format!("sentinel_audit_e2e_{}", uuid::Uuid::new_v4().simple());
-        psql(&database_base(), &format!("CREATE DATABASE {name}"));
-        Db { name }
-    }
-
-    /// (owner URL, API-role URL)
-    fn urls(&self) -> (String, String) {
-        let base = database_base();
-        let (scheme, rest) = base.split_once("://").unwrap();
-        let auth_host = rest.split(['/', '?']).next().unwrap();
-        let host = auth_host.rsplit_once('@').map_or(auth_host, |x| x.1);
-        (
-            format!("{scheme}://{auth_host}/{}", self.name),
-            format!(
-                "{scheme}://sentinel_api:sentinel-api-test@{host}/{}",
-                self.name
-            ),
-        )
-    }
-}
-
-impl Drop for Db {
-    fn drop(&mut self) {
-        let _ = Command::new("psql")
-            .arg(database_base())
-            .args([
-                "-qAtc",
-                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
-            ])
-            .output();
-    }
-}
-
-fn admin(url: &str, args: &[&str]) -> String {
-    let out = Command::new(admin_binary())
-        .args(args)
-        .env("DATABASE_URL", url)
-        .env("SENTINEL_ARGON2_M_KIB", "256")
-        .env("SENTINEL_ARGON2_T", "1")
-        .env(
-            "SENTINEL_KEK",
-            "c2VudGluZWwgdGVzdCBrZWssIDMyIGJ5dGVzIGxvbmc=",
-        )
-        .env("SENTINEL_BOOTSTRAP_PASSWORD", "Root-Passw0rd!")
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "sentinel-admin {args:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-struct AdminServer {
-    child: Child,
-    listen: String,
-    db_url: String,
-}
-
-impl AdminServer {
-    fn start(db_url: &str, listen: Option<String>) -> AdminServer {
-        let listen = listen.unwrap_or_else(|| format!("127.0.0.1:{}", free_port()));
-        let child = Command::new(admin_binary())
-            .args(["serve", "--listen", &listen])
-            .env("DATABASE_URL", db_url)
-            .env("SENTINEL_ARGON2_M_KIB", "256")
-            .env("SENTINEL_ARGON2_T", "1")
-            .env(
-                "SENTINEL_KEK",
-                "c2VudGluZWwgdGVzdCBrZWssIDMyIGJ5dGVzIGxvbmc=",
-            )
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        let start = Instant::now();
-        while std::net::TcpStream::connect(&listen).is_err() {
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "admin API did not start"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        AdminServer {
-            child,
-            listen,
-            db_url: db_url.to_owned(),
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}", self.listen)
-    }
-
-    /// SIGKILL.
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    fn restart(&mut self) {
-        self.kill();
-        *self = AdminServer::start(&self.db_url.clone(), Some(self.listen.clone()));
-    }
-}
-
-impl Drop for AdminServer {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
 
 /// The load: `WORKERS` tasks send requests over both gateways until
 /// `REQUESTS` were answered; every answer's request id is kept (an answer is
@@ -264,7 +103,7 @@ fn stored(owner: &str) -> HashMap<String, usize> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_answered_request_is_stored_once_through_admin_and_gateway_kills() {
     let started = Instant::now();
-    let db = Db::new();
+    let db = Db::new("sentinel_audit_e2e");
     let (owner, api_role) = db.urls();
     admin(&owner, &["migrate"]);
     psql(
@@ -281,7 +120,7 @@ async fn every_answered_request_is_stored_once_through_admin_and_gateway_kills()
         .to_owned();
     let pinned = admin(&owner, &["snapshot-jwks"]);
     admin(&owner, &["publish"]);
-    let mut server = AdminServer::start(&api_role, None);
+    let mut server = AdminServer::start(&api_role);
     let api = server.url();
 
     let mut gws = Vec::new();

@@ -5,13 +5,13 @@
 //! and `sentinel check` on an admin source.
 #![expect(
     clippy::unwrap_used,
-    clippy::expect_used,
     clippy::panic,
     reason = "tests fail loudly, in their helpers too"
 )]
 
 mod common;
 
+use common::admin::{admin, psql, AdminServer, Db};
 use common::snapshots::{
     admin_env, admin_policy_section, payload, rogue, signer, Parts, Reply, SnapshotServer,
     PINNED_KID,
@@ -549,160 +549,6 @@ kid = "k"
 const DEMO_PASSWORD: &str = "Demo-Passw0rd!";
 const GATEWAY_KEY_ENV: &str = "SENTINEL_E2E_ADMIN_KEY";
 
-/// `target/debug/sentinel-admin`, next to this test's `deps/` directory
-/// (`cargo test --workspace` builds it).
-fn admin_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .unwrap()
-        .join("sentinel-admin");
-    assert!(
-        bin.exists(),
-        "{} is missing: run `cargo test --workspace` (or `cargo build -p sentinel-admin`) first",
-        bin.display()
-    );
-    bin
-}
-
-fn database_base() -> String {
-    std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
-}
-
-/// A throwaway database (created and dropped with `psql`): (owner URL, API-role URL).
-struct E2eDb {
-    name: String,
-}
-
-impl E2eDb {
-    fn new() -> E2eDb {
-        let name = format!("sentinel_gw_e2e_{}", uuid::Uuid::new_v4().simple());
-        psql(&database_base(), &format!("CREATE DATABASE {name}"));
-        E2eDb { name }
-    }
-
-    fn urls(&self) -> (String, String) {
-        let base = database_base();
-        let (scheme, rest) = base.split_once("://").unwrap();
-        let auth_host = rest.split(['/', '?']).next().unwrap();
-        let host = auth_host.rsplit_once('@').map_or(auth_host, |x| x.1);
-        (
-            format!("{scheme}://{auth_host}/{}", self.name),
-            format!(
-                "{scheme}://sentinel_api:sentinel-api-test@{host}/{}",
-                self.name
-            ),
-        )
-    }
-}
-
-impl Drop for E2eDb {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("psql")
-            .arg(database_base())
-            .args([
-                "-qAtc",
-                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
-            ])
-            .output();
-    }
-}
-
-fn psql(url: &str, sql: &str) {
-    let out = std::process::Command::new("psql")
-        .arg(url)
-        .args(["-qAtc", sql])
-        .output()
-        .expect("psql (PostgreSQL client) is needed for this test");
-    assert!(
-        out.status.success(),
-        "psql {sql}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn admin(url: &str, args: &[&str]) -> String {
-    let out = std::process::Command::new(admin_binary())
-        .args(args)
-        .env("DATABASE_URL", url)
-        .env("SENTINEL_ARGON2_M_KIB", "256")
-        .env("SENTINEL_ARGON2_T", "1")
-        .env(
-            "SENTINEL_KEK",
-            "c2VudGluZWwgdGVzdCBrZWssIDMyIGJ5dGVzIGxvbmc=",
-        )
-        .env("SENTINEL_BOOTSTRAP_PASSWORD", "Root-Passw0rd!")
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "sentinel-admin {args:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-struct AdminServer {
-    child: std::process::Child,
-    url: String,
-    listen: String,
-    db_url: String,
-}
-
-impl AdminServer {
-    fn start(db_url: &str, listen: Option<String>) -> AdminServer {
-        let listen = listen.unwrap_or_else(|| format!("127.0.0.1:{}", free_port()));
-        let child = std::process::Command::new(admin_binary())
-            .args(["serve", "--listen", &listen])
-            .env("DATABASE_URL", db_url)
-            .env("SENTINEL_ARGON2_M_KIB", "256")
-            .env("SENTINEL_ARGON2_T", "1")
-            .env(
-                "SENTINEL_KEK",
-                "c2VudGluZWwgdGVzdCBrZWssIDMyIGJ5dGVzIGxvbmc=",
-            )
-            .env("RUST_LOG", "warn")
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let server = AdminServer {
-            child,
-            url: format!("http://{listen}"),
-            listen,
-            db_url: db_url.to_owned(),
-        };
-        let start = Instant::now();
-        while std::net::TcpStream::connect(&server.listen).is_err() {
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "admin API did not start"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        server
-    }
-
-    fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    fn restart(&mut self) {
-        self.stop();
-        *self = AdminServer::start(&self.db_url.clone(), Some(self.listen.clone()));
-    }
-}
-
-impl Drop for AdminServer {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
 async fn login(api: &str, email: &str) -> String {
     let r = client()
         .post(format!("{api}/api/v1/auth/login"))
@@ -807,7 +653,7 @@ fn scale_seed() -> Option<[u32; 4]> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn end_to_end_with_the_admin_api_postgres_and_two_gateways() {
-    let db = E2eDb::new();
+    let db = Db::new("sentinel_gw_e2e");
     let (owner, api_role) = db.urls();
     admin(&owner, &["migrate"]);
     psql(
@@ -858,8 +704,8 @@ async fn end_to_end_with_the_admin_api_postgres_and_two_gateways() {
             started.elapsed().as_secs_f64()
         );
     }
-    let mut server = AdminServer::start(&api_role, None);
-    let api = server.url.clone();
+    let mut server = AdminServer::start(&api_role);
+    let api = server.url();
 
     // The gateways trust the admin API's tokens (JWKS written to a file, so a
     // restart during the outage needs nothing from it) and pin its snapshot keys.
@@ -1053,7 +899,7 @@ async fn end_to_end_with_the_admin_api_postgres_and_two_gateways() {
 
     // Admin API stopped: both keep enforcing; a gateway restarted during the
     // outage serves from its cache file.
-    server.stop();
+    server.kill();
     tokio::time::sleep(Duration::from_millis(500)).await;
     for gw in [g1, g2] {
         assert_eq!(

@@ -12,6 +12,7 @@
     reason = "tests fail loudly, in their helpers too"
 )]
 
+pub mod admin;
 pub mod snapshots;
 
 use std::net::{SocketAddr, TcpListener};
