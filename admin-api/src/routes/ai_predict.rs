@@ -24,7 +24,7 @@ pub fn router() -> Routes {
         .ok::<Predictions>()
         .error(
             404,
-            "RESOURCE_NOT_FOUND: `user` names no principal of the tenant",
+            "RESOURCE_NOT_FOUND: `user` names no principal of the tenant, or AI is turned off",
         ),
     )
 }

@@ -125,10 +125,10 @@ pub async fn ask(state: &AppState, caller: &Caller, question: &str) -> ApiResult
             None,
         ),
         Ok(q) => {
-            let (area, scope) = q.scope();
-            caller
-                .require(area, crate::scopes::Level::Read)
-                .map_err(|_| ApiError::denied(format!("scope `{scope}` required")))?;
+            let scope = q.scope();
+            if !caller.scopes.covers(scope) {
+                return Err(ApiError::denied(format!("scope `{scope}` required")));
+            }
             match tenant_of(state, caller, &q).await? {
                 Err(e) => (caller.target, Err(e), Some(q)),
                 Ok((tenant, name)) => {

@@ -598,7 +598,7 @@ pub const TEMPLATES: &[&str] = &[
     "which service accounts have keys older than 90 days",
     "which roles does alice have",
     "who has the role operator",
-    "who is in the Port team group",
+    "who is in the nordic-port-team group",
     "which users are locked",
     "list service accounts",
 ];

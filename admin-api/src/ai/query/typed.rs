@@ -136,21 +136,19 @@ impl Window {
 
 impl TypedQuery {
     /// The scope the ordinary endpoint for the same data needs (beyond `ai:read`).
-    pub fn scope(&self) -> (&'static str, &'static str) {
+    pub fn scope(&self) -> &'static str {
         match self {
             TypedQuery::WhoCan { .. } | TypedQuery::WhatCan { .. } | TypedQuery::Can { .. } => {
-                ("permission", "permission:read")
+                "permission:read"
             }
             TypedQuery::WhyDenied { .. }
             | TypedQuery::Denials { .. }
-            | TypedQuery::CountRequests { .. } => ("audit", "audit:read"),
-            TypedQuery::StaleKeys { .. } | TypedQuery::ServiceAccounts => {
-                ("service_account", "service_account:read")
-            }
+            | TypedQuery::CountRequests { .. } => "audit:read",
+            TypedQuery::StaleKeys { .. } | TypedQuery::ServiceAccounts => "service_account:read",
             TypedQuery::RolesOf { .. }
             | TypedQuery::RoleMembers { .. }
             | TypedQuery::GroupMembers { .. }
-            | TypedQuery::LockedAccounts => ("user", "user:read"),
+            | TypedQuery::LockedAccounts => "user:read",
         }
     }
 }
