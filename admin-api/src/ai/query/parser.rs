@@ -630,3 +630,88 @@ pub fn suggest(normalized: &str) -> Vec<&'static str> {
     scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
     scored.into_iter().take(3).map(|(_, _, t)| t).collect()
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_suggested_template_is_understood() {
+        for t in TEMPLATES {
+            assert!(parse(t).is_ok(), "{t}");
+        }
+    }
+
+    #[test]
+    fn questions_are_normalized_before_parsing() {
+        assert_eq!(
+            normalize("  Please, WHO can  delete Vessels?  "),
+            "who can delete vessels"
+        );
+        assert_eq!(
+            normalize("roles of alice@nordic.example."),
+            "roles of alice@nordic.example"
+        );
+        assert_eq!(normalize("?!"), "");
+    }
+
+    #[test]
+    fn resource_words_become_a_type() {
+        assert_eq!(resource_type(&["port", "calls"]), "port_call");
+        assert_eq!(resource_type(&["the", "vessels"]), "vessel");
+        assert_eq!(resource_type(&["policies"]), "policy");
+        assert_eq!(resource_type(&["access"]), "access");
+    }
+
+    #[test]
+    fn near_misses_are_not_guessed() {
+        for q in [
+            "",
+            "who can",
+            "who can delete",
+            "can victor",
+            "why was bob denied at 14:02 yesterday",
+            "how many requests did alice make last fortnight",
+            "which service accounts have keys older than 0 days",
+            "who can delete vessels in",
+        ] {
+            let s = parse(q).unwrap_err();
+            assert_eq!(s.len(), 3, "{q}");
+        }
+        assert_eq!(
+            parse("why was bob refused on 2026-03-01 at 9:05").unwrap(),
+            TypedQuery::WhyDenied {
+                principal: "bob".into(),
+                window: Window::Date {
+                    date: "2026-03-01".into(),
+                    at: Some("09:05".into())
+                }
+            }
+        );
+    }
+
+    proptest::proptest! {
+        /// Any text: an answer or suggestions, never a panic.
+        #[test]
+        fn parse_is_total(q in "\\PC{0,80}") {
+            match parse(&q) {
+                Ok(_) => {}
+                Err(s) => proptest::prop_assert_eq!(s.len(), 3),
+            }
+        }
+
+        /// Template-shaped text with random words never panics either.
+        #[test]
+        fn template_shapes_are_total(a in "[a-z]{1,8}", b in "[a-z ]{1,20}", n in 0u32..100_000) {
+            for q in [
+                format!("who can {a} {b} in {b}"),
+                format!("what can {a} do on {b}"),
+                format!("why was {a} denied last {n} days"),
+                format!("which service accounts have keys older than {n} days"),
+            ] {
+                let _ = parse(&q);
+            }
+        }
+    }
+}
