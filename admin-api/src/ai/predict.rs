@@ -9,7 +9,17 @@
 //! without a database ([`holdout`], `cargo run -p sentinel-admin --example
 //! predict_eval`).
 
+use crate::auth::Caller;
+use crate::db::{self, TenantCtx};
+use crate::error::{ApiError, ApiResult};
+use crate::scopes::Level;
+use crate::state::AppState;
+use sentinel_policy::source::{Effect, PolicySource};
+use sentinel_policy::{AccessRequest, RequestContext};
+use serde::Serialize;
+use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
+use uuid::Uuid;
 
 /// What is predicted: a resource type and an action.
 pub type Item = (String, String);
@@ -222,16 +232,6 @@ pub fn holdout(profiles: &[Profile], fraction: f64, threshold: f64, seed: u64) -
 
 // ---------------------------------------------------------------- serving
 
-use crate::auth::Caller;
-use crate::db::{self, TenantCtx};
-use crate::error::{ApiError, ApiResult};
-use crate::scopes::Level;
-use crate::state::AppState;
-use sentinel_policy::source::{Effect, PolicySource};
-use sentinel_policy::{AccessRequest, RequestContext};
-use serde::Serialize;
-use serde_json::{json, Value};
-use uuid::Uuid;
 
 /// Attributes that identify a person rather than describe a job: never features.
 const PERSONAL: &[&str] = &["email", "name", "phone", "employee_id", "id"];
@@ -493,11 +493,11 @@ mod tests {
         (t.to_owned(), a.to_owned())
     }
 
-    fn prof(features: &[&str], held: &[Item], used: &[Item]) -> Profile {
+    fn prof(features: &[&str], held: Vec<Item>, used: Vec<Item>) -> Profile {
         Profile {
             features: features.iter().map(|f| (*f).to_owned()).collect(),
-            held: held.iter().cloned().collect(),
-            used: used.iter().cloned().collect(),
+            held: held.into_iter().collect(),
+            used: used.into_iter().collect(),
         }
     }
 
@@ -505,17 +505,21 @@ mod tests {
     fn peers_who_hold_and_use_give_full_confidence() {
         let read = item("vessel", "read");
         let upd = item("vessel", "update");
-        let target = prof(&["role:a", "group:g"], &[read.clone()], &[]);
+        let target = prof(&["role:a", "group:g"], vec![read.clone()], vec![]);
         let peer = prof(
             &["role:a", "group:g"],
-            &[read.clone(), upd.clone()],
-            &[upd.clone()],
+            vec![read.clone(), upd.clone()],
+            vec![upd.clone()],
         );
-        let idle = prof(&["role:a", "group:g"], &[read.clone(), upd.clone()], &[]);
+        let idle = prof(
+            &["role:a", "group:g"],
+            vec![read.clone(), upd.clone()],
+            vec![],
+        );
         let stranger = prof(
             &["role:z"],
-            &[item("secret", "read")],
-            &[item("secret", "read")],
+            vec![item("secret", "read")],
+            vec![item("secret", "read")],
         );
         let out = predict(&target, [&peer, &peer.clone(), &stranger]);
         assert_eq!(out.len(), 1, "{out:?}");
@@ -531,8 +535,8 @@ mod tests {
     #[test]
     fn what_the_user_holds_is_never_suggested() {
         let read = item("vessel", "read");
-        let target = prof(&["role:a"], &[read.clone()], &[]);
-        let peer = prof(&["role:a"], &[read.clone()], &[read.clone()]);
+        let target = prof(&["role:a"], vec![read.clone()], vec![]);
+        let peer = prof(&["role:a"], vec![read.clone()], vec![read.clone()]);
         assert!(predict(&target, [&peer, &peer.clone()]).is_empty());
     }
 

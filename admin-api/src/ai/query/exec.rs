@@ -505,6 +505,9 @@ fn resolve(window: &Window, now: DateTime<Utc>) -> Result<Resolved, Outcome> {
         .ok_or_else(|| unresolved("the date or time is not one".to_owned(), vec![]))
 }
 
+/// (id, name, key prefix, key issued at) of a service account.
+type KeyRow = (Uuid, String, Option<String>, Option<DateTime<Utc>>);
+
 type EventRow = (
     DateTime<Utc>,
     Option<String>,
@@ -581,7 +584,7 @@ pub async fn run_db(w: &World, q: &TypedQuery, tx: &mut Tx) -> Result<Outcome, s
         }
         TypedQuery::StaleKeys { older_than_days } => {
             let cutoff = w.now - chrono::Duration::days(i64::from(*older_than_days));
-            let rows: Vec<(Uuid, String, Option<String>, Option<DateTime<Utc>>)> = sqlx::query_as(
+            let rows: Vec<KeyRow> = sqlx::query_as(
                 "SELECT id, name, api_key_prefix, api_key_created_at FROM sentinel.users
                   WHERE tenant_id = $1 AND is_service_account AND api_key_created_at < $2
                   ORDER BY api_key_created_at, id",
