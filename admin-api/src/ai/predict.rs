@@ -232,7 +232,6 @@ pub fn holdout(profiles: &[Profile], fraction: f64, threshold: f64, seed: u64) -
 
 // ---------------------------------------------------------------- serving
 
-
 /// Attributes that identify a person rather than describe a job: never features.
 const PERSONAL: &[&str] = &["email", "name", "phone", "employee_id", "id"];
 

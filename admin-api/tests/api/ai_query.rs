@@ -485,6 +485,10 @@ async fn what_is_not_understood_gets_suggestions_never_a_guess() {
     // Bad input is a validation error.
     let (s, v) = ask(&t, &alice, "   ").await;
     assert_error(s, &v, StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_ERROR");
+    for bad in ["who can\u{0}read vessels", "who can\u{7}read vessels"] {
+        let (s, v) = ask(&t, &alice, bad).await;
+        assert_error(s, &v, StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_ERROR");
+    }
     let long = "who ".repeat(200);
     let (s, v) = ask(&t, &alice, &long).await;
     assert_error(s, &v, StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_ERROR");

@@ -108,6 +108,15 @@ pub async fn ask(state: &AppState, caller: &Caller, question: &str) -> ApiResult
     if question.trim().is_empty() {
         return Err(FieldErrors::one("question", "must not be empty"));
     }
+    if question
+        .chars()
+        .any(|c| c.is_control() && !c.is_whitespace())
+    {
+        return Err(FieldErrors::one(
+            "question",
+            "must not contain control characters",
+        ));
+    }
     if question.chars().count() > parser::MAX_QUESTION {
         return Err(FieldErrors::one(
             "question",

@@ -654,6 +654,10 @@ mod tests {
             "roles of alice@nordic.example"
         );
         assert_eq!(normalize("?!"), "");
+        assert_eq!(
+            normalize("who can\n\tread vessels\r\n"),
+            "who can read vessels"
+        );
     }
 
     #[test]
