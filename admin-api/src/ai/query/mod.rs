@@ -13,6 +13,7 @@ pub mod exec;
 pub mod log;
 pub mod metrics;
 pub mod parser;
+pub mod suggest;
 pub mod typed;
 
 use crate::auth::Caller;
