@@ -19,7 +19,8 @@ cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null || true; psql "$base" -qc "
 trap cleanup EXIT
 psql "$base" -qc "CREATE DATABASE $db" >/dev/null
 export SENTINEL_ARGON2_M_KIB=256 SENTINEL_ARGON2_T=1 RUST_LOG=warn
-export SENTINEL_KEK="$(head -c 32 /dev/urandom | base64)"
+SENTINEL_KEK="$(head -c 32 /dev/urandom | base64)"
+export SENTINEL_KEK
 DATABASE_URL=$server_url "$bin" migrate >/dev/null
 psql "$server_url" -qc "ALTER ROLE sentinel_api PASSWORD 'sentinel-st'" >/dev/null
 DATABASE_URL=$server_url SENTINEL_BOOTSTRAP_PASSWORD='Root-Passw0rd!' "$bin" bootstrap --email root@x.example >/dev/null
