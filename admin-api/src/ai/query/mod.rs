@@ -41,7 +41,6 @@ pub struct QueryResponse {
     /// Whether the question matched a template and every name in it resolved.
     pub understood: bool,
     /// The typed query the question was mapped to (what ran, when understood).
-    #[schema(value_type = Option<Object>)]
     pub query: Option<TypedQuery>,
     pub answer: Option<Answer>,
     /// Why it was not understood (no template matched, or a name is unknown).

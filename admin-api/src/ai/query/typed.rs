@@ -202,3 +202,19 @@ mod tests {
         assert_eq!(serde_json::from_value::<TypedQuery>(v).unwrap(), q);
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod schema_tests {
+    /// The answer documents the typed query's shape, not just "an object".
+    #[test]
+    fn the_openapi_document_describes_the_typed_query() {
+        let doc = crate::openapi::document();
+        let s = &doc["components"]["schemas"]["TypedQuery"];
+        let text = s.to_string();
+        for kind in ["who_can", "why_denied", "stale_keys", "locked_accounts"] {
+            assert!(text.contains(kind), "{kind}: {text}");
+        }
+        assert!(doc["components"]["schemas"]["Window"].is_object());
+    }
+}
