@@ -39,6 +39,7 @@ fn sample<'a>() -> Event<'a> {
         latency_ms: Some(0.412),
         risk_score: None,
         snapshot_version: Some(1),
+        after: None,
     }
 }
 

@@ -51,6 +51,11 @@ pub struct Drain {
     pub timeout: Duration,
     /// Synced before the exit (`fsync` policy permitting).
     pub audit: Option<std::sync::Arc<crate::audit::Audit>>,
+    /// Its buffered spans are exported before the exit (at most the SDK's
+    /// shutdown timeout, 5 s, when the collector does not answer). Only
+    /// here: a second shutdown elsewhere would return at once and let the
+    /// exit cut the first one's export short.
+    pub tracing: Option<std::sync::Arc<crate::otel::Tracing>>,
 }
 
 #[async_trait]
@@ -80,6 +85,9 @@ impl BackgroundService for Drain {
         }
         if let Some(audit) = &self.audit {
             audit.sync();
+        }
+        if let Some(t) = self.tracing.clone() {
+            let _ = tokio::task::spawn_blocking(move || t.shutdown()).await;
         }
         std::process::exit(0);
     }

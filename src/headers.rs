@@ -30,8 +30,12 @@ pub const H_ROLES: HeaderName = HeaderName::from_static("x-sentinel-roles");
 pub const H_SERVICE_ACCOUNT: HeaderName = HeaderName::from_static("x-sentinel-service-account");
 pub const H_ASSERTION: HeaderName = HeaderName::from_static("x-sentinel-assertion");
 pub const H_DECISION: HeaderName = HeaderName::from_static("x-sentinel-decision");
+/// A client's request for [`H_DECISION`] (`1`); reserved, so never forwarded.
+pub const H_EXPLAIN: HeaderName = HeaderName::from_static("x-sentinel-explain");
 pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 pub const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
+pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+pub const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
 
 /// What the gateway does with a client request header whose name contains
 /// `_` (`[client_headers] underscores`). CGI-style upstreams (WSGI, Rack,
@@ -221,6 +225,25 @@ pub fn edit_response<R>(
 
 /// Inserts `value` under `name`, replacing what was there (never panics: a
 /// full map is an error).
+/// W3C trace context for the upstream (tracing on): the caller's
+/// `traceparent` and `tracestate` are replaced by the gateway's span's,
+/// `pairs` as `crate::otel::RequestTrace::upstream_headers` gives them.
+pub fn set_trace_context(headers: &mut HeaderMap, pairs: &[(&'static str, String)]) -> Result<()> {
+    headers.remove(TRACEPARENT);
+    headers.remove(TRACESTATE);
+    for (name, value) in pairs {
+        let name = match *name {
+            "traceparent" => TRACEPARENT,
+            "tracestate" => TRACESTATE,
+            _ => continue,
+        };
+        let value = http::HeaderValue::from_str(value)
+            .or_err(ErrorType::InvalidHTTPHeader, "invalid trace context header")?;
+        insert(headers, name, value)?;
+    }
+    Ok(())
+}
+
 pub fn insert(headers: &mut HeaderMap, name: HeaderName, value: http::HeaderValue) -> Result<()> {
     headers
         .try_insert(name, value)

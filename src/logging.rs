@@ -1,12 +1,10 @@
-//! Structured JSON logs through `tracing` (Pingora's `log` records included).
-//! Level from `SENTINEL_LOG` (default `info`); nothing per request at info.
+//! The gateway's logs: `sentinel_telemetry::logging` with the level from
+//! `SENTINEL_LOG` (default `info`). JSON lines unless a person is watching
+//! (docs/operations.md, "Logs"); nothing per request at info.
 
-pub fn init() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SENTINEL_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+pub use sentinel_telemetry::logging::LogFormat;
+
+/// Installs the log subscriber in `format`.
+pub fn init(format: LogFormat) {
+    sentinel_telemetry::logging::init("SENTINEL_LOG", format);
 }

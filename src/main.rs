@@ -4,11 +4,13 @@
 //! sentinel demo                                  # gateway + demo apps, no database
 //! sentinel run --config config/sentinel.toml     # run the gateway
 //! sentinel check --config config/sentinel.toml   # validate, print every problem
+//! sentinel what-if --policy new.toml --against audit.jsonl   # decisions that would flip
 //! sentinel audit tail --spool DIR -n 5           # the last audit events in a spool
 //! curl -s 127.0.0.1:9090/readyz
 //! ```
 
 use clap::{Parser, Subcommand};
+use sentinel::logging::LogFormat;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -33,6 +35,10 @@ enum Command {
         /// (old and new process must use the same path).
         #[arg(long, default_value = "/tmp/sentinel_upgrade.sock")]
         upgrade_sock: PathBuf,
+        /// Log lines: `json` or `pretty` (default: `[logging] format`, else
+        /// pretty when standard error is a terminal and JSON otherwise).
+        #[arg(long)]
+        log_format: Option<LogFormat>,
     },
     /// Validate the config, its route files and the file policy; print every problem.
     Check {
@@ -50,6 +56,27 @@ enum Command {
         /// Where to write the demo's config, policy and keys (default: a temporary directory).
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// Log lines: `pretty` (default) or `json`.
+        #[arg(long, default_value = "pretty")]
+        log_format: LogFormat,
+    },
+    /// Replay recorded requests (JSONL audit events or requests) through a
+    /// proposed policy and print every decision that would flip, grouped by
+    /// rule and principal (docs/policy.md, "What-if").
+    WhatIf {
+        /// The proposed policy files (paths or `*` globs, merged in order).
+        #[arg(long, required = true, num_args = 1..)]
+        policy: Vec<PathBuf>,
+        /// The JSONL log to replay.
+        #[arg(long)]
+        against: PathBuf,
+        /// The current policy files: compare with their decisions instead of
+        /// the decisions recorded in the log.
+        #[arg(long, num_args = 1..)]
+        current: Vec<PathBuf>,
+        /// Print the report as one JSON object.
+        #[arg(long)]
+        json: bool,
     },
     /// Read an audit spool (docs/audit-gateway.md).
     Audit {
@@ -87,12 +114,38 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Check { config } => check(&config),
+        Command::WhatIf {
+            policy,
+            against,
+            current,
+            json,
+        } => match sentinel::whatif::run(&policy, &current, &against, json) {
+            Ok(out) => {
+                print!("{}", out.text);
+                if json {
+                    println!();
+                }
+                eprintln!(
+                    "what-if: replayed {} lines in {:.3} s ({:.0} lines/s)",
+                    out.lines,
+                    out.seconds,
+                    out.lines as f64 / out.seconds.max(1e-9)
+                );
+                ExitCode::SUCCESS
+            }
+            Err(problems) => {
+                for p in problems {
+                    eprintln!("{p}");
+                }
+                ExitCode::FAILURE
+            }
+        },
         Command::Run {
             config,
             upgrade,
             upgrade_sock,
+            log_format,
         } => {
-            sentinel::logging::init();
             // Before anything slow: a SIGHUP during start-up must not kill the process.
             sentinel::live::reload::install_hangup_handler();
             let upgrade = sentinel::server::Upgrade {
@@ -100,7 +153,14 @@ fn main() -> ExitCode {
                 upgrade_sock: Some(upgrade_sock),
             };
             match sentinel::config::load(&config) {
-                Ok(cfg) => run(cfg, &upgrade, None),
+                Ok(cfg) => {
+                    sentinel::logging::init(
+                        log_format
+                            .or(cfg.log_format)
+                            .unwrap_or_else(LogFormat::auto),
+                    );
+                    run(cfg, &upgrade, None)
+                }
                 Err(problems) => {
                     for p in problems {
                         eprintln!("{p}");
@@ -138,8 +198,13 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Demo { listen, ops, dir } => {
-            sentinel::logging::init();
+        Command::Demo {
+            listen,
+            ops,
+            dir,
+            log_format,
+        } => {
+            sentinel::logging::init(log_format);
             // The demo apps are their own crate: only this command links them.
             let prepared = sentinel_demo_apps::start()
                 .map_err(|e| anyhow::anyhow!("start the demo apps: {e}"))
@@ -156,11 +221,19 @@ fn main() -> ExitCode {
 }
 
 fn check(path: &std::path::Path) -> ExitCode {
+    let mut warnings = Vec::new();
     let mut problems = match sentinel::config::load(path) {
-        Ok(cfg) => sentinel::live::files::check(&cfg.policy.patterns),
+        Ok(cfg) => {
+            warnings = cfg.warnings;
+            sentinel::live::files::check(&cfg.policy.patterns)
+        }
         Err(p) => p,
     };
     problems.dedup();
+    // Warnings do not fail the check (exit 0); problems do.
+    for w in &warnings {
+        println!("{w}");
+    }
     if problems.is_empty() {
         println!("{}: ok", path.display());
         ExitCode::SUCCESS
@@ -180,6 +253,9 @@ fn run(
     upgrade: &sentinel::server::Upgrade,
     banner: Option<&str>,
 ) -> ExitCode {
+    for w in &cfg.warnings {
+        tracing::warn!("{w}");
+    }
     let prepared = match sentinel::server::prepare(cfg) {
         Ok(p) => p,
         Err(e) => {

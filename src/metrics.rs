@@ -4,12 +4,14 @@ use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
     Registry, TextEncoder,
 };
-use std::sync::{LazyLock, OnceLock};
+use std::sync::{LazyLock, Mutex, OnceLock};
 
 pub struct Metrics {
     registry: Registry,
     pub requests: IntCounterVec,
     pub decisions: IntCounterVec,
+    /// Requests whose shadow decision differs from the live one, by shadow rule.
+    pub shadow_disagreements: IntCounterVec,
     pub latency: HistogramVec,
     pub snapshot_version: IntGauge,
     pub snapshot_loaded_at: IntGauge,
@@ -38,6 +40,86 @@ pub struct Metrics {
     pub audit_torn: IntCounter,
     /// Risk scores and decisions, telemetry batches (`crate::risk`).
     pub risk: crate::risk::RiskMetrics,
+    /// The rate limiter's own counters, read from `Limiter::stats` at each scrape.
+    limiter: LimiterMetrics,
+}
+
+/// The rate limiter's health and counters (docs/rate-limits.md, "Metrics").
+/// Built with the registry but registered on the first scrape of a gateway
+/// that has a limiter, and the Redis series only in cluster mode: a gateway
+/// without Redis must not show `sentinel_rate_limit_redis_up 0`.
+struct LimiterMetrics {
+    redis_up: IntGauge,
+    redis_errors: IntCounter,
+    fallbacks: IntCounter,
+    fail_closed: IntCounter,
+    local_keys: IntGauge,
+    /// Registered yet (and the mode it was registered for); also serialises
+    /// the counters' catch-up so two scrapes never add the same delta twice.
+    registered: Mutex<Option<bool>>,
+}
+
+impl LimiterMetrics {
+    fn build() -> Result<Self, prometheus::Error> {
+        Ok(Self {
+            redis_up: IntGauge::new(
+                "rate_limit_redis_up",
+                "1 while the last Redis call of the cluster rate limiter succeeded (cluster mode only)",
+            )?,
+            redis_errors: IntCounter::new(
+                "rate_limit_redis_errors_total",
+                "Redis calls of the cluster rate limiter that failed or timed out",
+            )?,
+            fallbacks: IntCounter::new(
+                "rate_limit_fallbacks_total",
+                "Checks answered by this gateway's local limits because Redis was unavailable (failure = \"open\")",
+            )?,
+            fail_closed: IntCounter::new(
+                "rate_limit_fail_closed_total",
+                "Checks refused because Redis was unavailable (failure = \"closed\")",
+            )?,
+            local_keys: IntGauge::new(
+                "rate_limit_local_keys",
+                "Rate-limit subjects held in this gateway's memory (local limits or the fail-open fallback)",
+            )?,
+            registered: Mutex::new(None),
+        })
+    }
+
+    /// Copies `stats` into the series, registering them first if needed.
+    /// The limiter's counters only grow, so each counter catches up by the difference.
+    fn observe(&self, registry: &Registry, stats: &crate::ratelimit::Stats, shared: bool) {
+        let Ok(mut registered) = self.registered.lock() else {
+            return;
+        };
+        if registered.is_none() {
+            let mut series: Vec<Box<dyn prometheus::core::Collector>> =
+                vec![Box::new(self.local_keys.clone())];
+            if shared {
+                series.push(Box::new(self.redis_up.clone()));
+                series.push(Box::new(self.redis_errors.clone()));
+                series.push(Box::new(self.fallbacks.clone()));
+                series.push(Box::new(self.fail_closed.clone()));
+            }
+            for s in series {
+                if let Err(e) = registry.register(s) {
+                    tracing::error!(error = %e, "cannot register a rate-limit metric");
+                }
+            }
+            *registered = Some(shared);
+        }
+        self.local_keys.set(stats.local_keys as i64);
+        if *registered == Some(true) {
+            self.redis_up.set(i64::from(stats.cluster_up));
+            for (counter, value) in [
+                (&self.redis_errors, stats.cluster_errors),
+                (&self.fallbacks, stats.fallbacks),
+                (&self.fail_closed, stats.fail_closed),
+            ] {
+                counter.inc_by(value.saturating_sub(counter.get()));
+            }
+        }
+    }
 }
 
 fn build() -> Result<Metrics, prometheus::Error> {
@@ -55,6 +137,13 @@ fn build() -> Result<Metrics, prometheus::Error> {
             "Authorization decisions by route, decision and reason",
         ),
         &["route", "decision", "reason"],
+    )?;
+    let shadow_disagreements = IntCounterVec::new(
+        Opts::new(
+            "shadow_disagreements_total",
+            "Requests whose decision with the shadow rules live would differ from the live one (allowed vs denied), by shadow rule id",
+        ),
+        &["rule"],
     )?;
     let latency = HistogramVec::new(
         HistogramOpts::new(
@@ -216,6 +305,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
     registry.register(Box::new(rate_limit_checks.clone()))?;
     registry.register(Box::new(requests.clone()))?;
     registry.register(Box::new(decisions.clone()))?;
+    registry.register(Box::new(shadow_disagreements.clone()))?;
     registry.register(Box::new(latency.clone()))?;
     registry.register(Box::new(snapshot_version.clone()))?;
     registry.register(Box::new(snapshot_loaded_at.clone()))?;
@@ -232,10 +322,12 @@ fn build() -> Result<Metrics, prometheus::Error> {
     registry.register(Box::new(config_reloads.clone()))?;
     registry.register(Box::new(upstream_errors.clone()))?;
     let risk = crate::risk::RiskMetrics::register(&registry)?;
+    let limiter = LimiterMetrics::build()?;
     Ok(Metrics {
         registry,
         requests,
         decisions,
+        shadow_disagreements,
         latency,
         snapshot_version,
         snapshot_loaded_at,
@@ -263,6 +355,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
         audit_rejected,
         audit_torn,
         risk,
+        limiter,
     })
 }
 
@@ -322,6 +415,14 @@ pub fn snapshot_applied(bytes: usize, seconds: f64, global: bool, shards: usize)
 pub fn config_reload(outcome: &str) {
     if let Some(m) = get() {
         m.config_reloads.with_label_values(&[outcome]).inc();
+    }
+}
+
+/// The rate limiter's health and counters, read at a scrape (`ops`): no
+/// per-request work. `shared`: cluster mode (Redis).
+pub fn rate_limiter(stats: &crate::ratelimit::Stats, shared: bool) {
+    if let Some(m) = get() {
+        m.limiter.observe(&m.registry, stats, shared);
     }
 }
 

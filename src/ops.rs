@@ -19,6 +19,9 @@ pub struct Ops {
     pub jwks: Bytes,
     /// The admin source's `max_age` (staleness alarm), if any.
     pub max_age: Option<Duration>,
+    /// The rate limiter, if `[rate_limits]` is configured: its counters are
+    /// read into `/metrics` at each scrape.
+    pub limiter: Option<crate::ratelimit::Limiter>,
 }
 
 impl Ops {
@@ -96,6 +99,9 @@ impl ServeHttp for Ops {
                         m.snapshot_publication_age.set(age);
                     }
                     m.snapshot_stale.set(i64::from(stale));
+                }
+                if let Some(l) = &self.limiter {
+                    crate::metrics::rate_limiter(&l.stats(), l.is_shared());
                 }
                 reply(200, "text/plain; version=0.0.4", crate::metrics::render())
             }

@@ -41,6 +41,13 @@ pub fn issuer_specs(config: &Config) -> Vec<IssuerSpec> {
                     refresh_every: *refresh_every,
                     min_refetch_interval: *min_refetch_interval,
                 },
+                IssuerKeys::Discovery {
+                    refresh_every,
+                    min_refetch_interval,
+                } => KeySource::Discovery {
+                    refresh_every: *refresh_every,
+                    min_refetch_interval: *min_refetch_interval,
+                },
                 IssuerKeys::Hmac { kid, secret } => KeySource::HmacSecret {
                     kid: kid.clone(),
                     secret: secret.clone(),
@@ -113,6 +120,13 @@ pub fn prepare(config: Config) -> anyhow::Result<Prepared> {
         )?)),
         None => None,
     };
+    // Off unless `[otel]` is configured: then no tracer exists at all.
+    let tracing = match &config.otel {
+        Some(settings) => Some(Arc::new(
+            crate::otel::Tracing::start(settings).context("cannot set up tracing")?,
+        )),
+        None => None,
+    };
     let field_hash_key = crate::fields::hash_key_from_secret(config.assertion.key_pem.as_bytes());
     let state = Arc::new(GatewayState {
         field_hash_key,
@@ -132,6 +146,7 @@ pub fn prepare(config: Config) -> anyhow::Result<Prepared> {
             let secret = crate::risk::telemetry_secret(config.assertion.key_pem.as_bytes());
             Arc::new(crate::risk::Risk::new(&config.risk, secret))
         }),
+        tracing,
     });
     Ok(Prepared {
         config,
@@ -339,11 +354,13 @@ pub fn build(prepared: Prepared, upgrade: &Upgrade) -> anyhow::Result<Server> {
             policy: state.policy.clone(),
             jwks: state.signer.jwks(),
             max_age: config.policy.admin.as_ref().and_then(|a| a.max_age),
+            limiter: state.rate_limits.as_ref().map(|(l, _)| l.clone()),
         }),
     );
     ops.add_tcp(&config.ops_addr.to_string());
 
     let audit = state.audit.clone();
+    let tracing = state.tracing.clone();
     let background = background_service(
         "sentinel background",
         Background {
@@ -361,6 +378,7 @@ pub fn build(prepared: Prepared, upgrade: &Upgrade) -> anyhow::Result<Server> {
         crate::drain::Drain {
             timeout: config.drain_timeout,
             audit,
+            tracing,
         },
     ));
     Ok(server)

@@ -370,6 +370,7 @@ impl Rules {
                         .map(|(n, r)| (n.into_boxed_str(), r))
                         .collect::<BTreeMap<_, _>>()
                 }),
+                shadow: false,
             })
             .collect()
     }

@@ -283,3 +283,104 @@ async fn cluster_limits_are_shared_by_two_gateways_and_survive_redis_outages() {
         "cluster limiting did not resume after Redis came back"
     );
 }
+
+/// The limiter's own health and counters in `/metrics` (docs/rate-limits.md,
+/// "Metrics"), with the names deploy/metrics.txt lists: a gateway whose Redis
+/// answers, one pointed at a closed loopback port (fail open, then fail
+/// closed), and one in local mode (no Redis series at all).
+#[tokio::test]
+async fn limiter_health_and_counters_are_exported() {
+    // The machine's Redis (REDIS_URL, as .ci/run exports it: `redis://HOST:PORT[/DB]`).
+    let redis_url =
+        std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+    let authority = redis_url.trim_start_matches("redis://");
+    let authority = authority.split('/').next().unwrap_or_default();
+    let redis_port: u16 = authority
+        .rsplit_once(':')
+        .and_then(|(_, p)| p.parse().ok())
+        .unwrap_or(6379);
+    let prefix = format!("test:{}", uuid::Uuid::new_v4());
+    let gw = |config: String| {
+        start(Options {
+            extra_config: config,
+            extra_routes: LIMITED_ROUTES.to_owned(),
+            ..Options::default()
+        })
+    };
+    let up = gw(cluster_config(redis_port, &prefix));
+    let down = gw(cluster_config(closed_port(), &prefix));
+    let closed = gw(cluster_config(closed_port(), &prefix)
+        .replace("failure = \"open\"", "failure = \"closed\""));
+    let local = gw(local_limits());
+    let victor = token(VICTOR, NORDIC);
+    for g in [&up, &down, &closed, &local] {
+        let _ = client()
+            .get(g.url("/limited/1"))
+            .bearer_auth(&victor)
+            .send()
+            .await
+            .unwrap();
+    }
+
+    assert_eq!(up.metric("sentinel_rate_limit_redis_up").await, 1.0);
+    assert_eq!(
+        up.metric("sentinel_rate_limit_redis_errors_total").await,
+        0.0
+    );
+    assert_eq!(up.metric("sentinel_rate_limit_fallbacks_total").await, 0.0);
+
+    // Redis never answered: down, the failed calls counted, the request
+    // answered by the local fallback, which now holds its subject.
+    assert_eq!(down.metric("sentinel_rate_limit_redis_up").await, 0.0);
+    assert!(down.metric("sentinel_rate_limit_redis_errors_total").await >= 1.0);
+    assert_eq!(
+        down.metric("sentinel_rate_limit_fallbacks_total").await,
+        1.0
+    );
+    assert_eq!(
+        down.metric("sentinel_rate_limit_fail_closed_total").await,
+        0.0
+    );
+    assert!(down.metric("sentinel_rate_limit_local_keys").await >= 1.0);
+
+    assert_eq!(closed.metric("sentinel_rate_limit_redis_up").await, 0.0);
+    assert_eq!(
+        closed.metric("sentinel_rate_limit_fail_closed_total").await,
+        1.0
+    );
+    assert_eq!(
+        closed.metric("sentinel_rate_limit_fallbacks_total").await,
+        0.0
+    );
+
+    // Local mode: subjects in memory, and no Redis series to alert on.
+    let text = client()
+        .get(local.ops_url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metric_value(&text, "sentinel_rate_limit_local_keys") >= 1.0,
+        "{text}"
+    );
+    assert!(!text.contains("sentinel_rate_limit_redis"), "{text}");
+    // The names are the ones deploy/metrics.txt lists as exported.
+    let listed = std::fs::read_to_string(repo().join("deploy/metrics.txt")).unwrap();
+    for name in [
+        "sentinel_rate_limit_redis_up",
+        "sentinel_rate_limit_redis_errors_total",
+        "sentinel_rate_limit_fallbacks_total",
+        "sentinel_rate_limit_fail_closed_total",
+        "sentinel_rate_limit_local_keys",
+    ] {
+        assert!(
+            listed
+                .lines()
+                .any(|l| l.starts_with(&format!("{name}\t")) && l.contains("\texported\t")),
+            "{name} is not listed as exported in deploy/metrics.txt"
+        );
+    }
+}

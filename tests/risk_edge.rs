@@ -10,7 +10,7 @@
 
 mod common;
 
-use common::{client, expect_error, start, token, Options, ALICE, NORDIC, VICTOR};
+use common::{client, expect_error, start, token, token_with, Options, ALICE, NORDIC, VICTOR};
 use serde_json::{json, Value};
 
 /// Test routes with low thresholds (the demo routes carry the seeds' 0.85/0.95).
@@ -474,7 +474,8 @@ async fn a_refused_model_leaves_the_rule_fallback_serving() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// A permission whose condition needs a risk score.
+/// A permission whose condition needs a risk score (`{on_missing}` is
+/// replaced by the test).
 const RISK_POLICY: &str = r#"
 [[roles]]
 id = "risk-reader"
@@ -485,7 +486,7 @@ permissions = ["doc-low-risk"]
 id = "doc-low-risk"
 resource_type = "riskdoc"
 actions = ["read"]
-conditions = [{ type = "risk", max = 0.5 }]
+conditions = [{ type = "risk", max = 0.5{on_missing} }]
 
 [[principals]]
 id = "dddddddd-0000-4000-8000-000000000001"
@@ -504,13 +505,17 @@ auth = "any"
 resource = "riskdoc"
 "#;
 
-async fn riskdoc_status(extra_config: &str) -> u16 {
+async fn riskdoc_status(extra_config: &str, on_missing: &str) -> u16 {
     let gw = start(Options {
         extra_routes: RISK_DOC_ROUTE.into(),
         extra_config: extra_config.into(),
         ..Options::default()
     });
-    std::fs::write(gw.dir.join("policy/zz-risk.toml"), RISK_POLICY).unwrap();
+    std::fs::write(
+        gw.dir.join("policy/zz-risk.toml"),
+        RISK_POLICY.replace("{on_missing}", on_missing),
+    )
+    .unwrap();
     let reader = token("dddddddd-0000-4000-8000-000000000001", NORDIC);
     // The policy file is picked up live; wait (bounded) until the principal exists.
     for _ in 0..100 {
@@ -536,9 +541,85 @@ async fn riskdoc_status(extra_config: &str) -> u16 {
 #[tokio::test]
 async fn a_risk_condition_without_a_score_denies() {
     // Scoring on: a fresh principal scores low and the condition holds.
-    assert_eq!(riskdoc_status("").await, 200);
+    assert_eq!(riskdoc_status("", "").await, 200);
     // Scoring off: no score, and the condition fails closed.
-    assert_eq!(riskdoc_status("[risk]\nenabled = false\n").await, 403);
+    assert_eq!(riskdoc_status("[risk]\nenabled = false\n", "").await, 403);
+}
+
+#[tokio::test]
+async fn on_missing_allow_is_the_only_way_an_unscored_request_meets_a_risk_condition() {
+    let lenient = ", on_missing = \"allow\"";
+    assert_eq!(
+        riskdoc_status("[risk]\nenabled = false\n", lenient).await,
+        200
+    );
+    // Scored, the condition still reads the score (a fresh principal: low).
+    assert_eq!(riskdoc_status("", lenient).await, 200);
+}
+
+#[tokio::test]
+async fn a_risk_slot_without_a_score_asks_for_a_step_up() {
+    // Scoring off: no request has a score. A slot must not read that as
+    // low risk (the route was served before).
+    let gw = gateway("[risk]\nenabled = false\n");
+    let get = |path: &'static str, bearer: String| {
+        let url = gw.url(path);
+        async move { client().get(url).bearer_auth(bearer).send().await.unwrap() }
+    };
+    for path in ["/risky/step", "/risky/block"] {
+        let r = get(path, token(VICTOR, NORDIC)).await;
+        // Victor is in the demo's [explain].
+        assert_eq!(
+            r.headers()["x-sentinel-decision"],
+            "deny; reason=step_up_required; signal=none"
+        );
+        let b = expect_error(r, 401, "STEP_UP_REQUIRED").await;
+        assert_eq!(b["error"]["details"]["signal"], "none");
+        assert!(b["error"]["details"]["score"].is_null());
+    }
+    // A fresh MFA is what a step-up produces: served.
+    let stepped_up = token_with(VICTOR, NORDIC, true, None);
+    assert_eq!(get("/risky/step", stepped_up).await.status(), 200);
+    // A route without a slot is never refused by a score.
+    assert_eq!(get("/noslot", token(VICTOR, NORDIC)).await.status(), 200);
+}
+
+#[test]
+fn check_warns_on_a_risk_slot_with_scoring_off() {
+    let dir = common::bundled_config_copy("risk-warn");
+    let mut main = std::fs::read_to_string(dir.join("sentinel.toml")).unwrap();
+    main.push_str("\n[risk]\nenabled = false\n");
+    std::fs::write(dir.join("sentinel.toml"), main).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sentinel"))
+        .args(["check", "--config"])
+        .arg(dir.join("sentinel.toml"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    // A warning, not a problem: the configuration is valid.
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains(": ok"), "{text}");
+    // The bundled demo routes carry slots: each is named, placed in its file.
+    let warning = text
+        .lines()
+        .find(|l| l.contains("warning: route `msw-vessels-list`"))
+        .unwrap_or_else(|| panic!("no warning for msw-vessels-list in:\n{text}"));
+    assert!(warning.contains("routes/"), "{warning}");
+    assert!(warning.contains("has a `risk` slot"), "{warning}");
+    // With scoring on (the default) there is nothing to warn about.
+    let main = std::fs::read_to_string(dir.join("sentinel.toml"))
+        .unwrap()
+        .replace("[risk]\nenabled = false\n", "");
+    std::fs::write(dir.join("sentinel.toml"), main).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sentinel"))
+        .args(["check", "--config"])
+        .arg(dir.join("sentinel.toml"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(!text.contains("warning:"), "{text}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// 25 failed logins claiming replay time `failures_at`, then Victor's

@@ -49,6 +49,8 @@ pub struct Config {
     pub audit_partitions_ahead: i32,
     /// How often partitions and retention are seen to, seconds.
     pub audit_maintenance_seconds: u64,
+    /// How often the approvals worker escalates and expires, milliseconds.
+    pub approvals_worker_ms: u64,
     /// Webhooks (docs/webhooks.md): longest one delivery attempt, milliseconds.
     pub webhook_timeout_ms: u64,
     /// Retries after a failed first attempt (seeds: `agent_retry_count` = 3).
@@ -102,6 +104,7 @@ impl Default for Config {
             audit_retention_days: 400,
             audit_partitions_ahead: 2,
             audit_maintenance_seconds: 3600,
+            approvals_worker_ms: 2000,
             webhook_timeout_ms: 10_000,
             webhook_retries: 3,
             webhook_backoff_seconds: 30,
@@ -185,6 +188,7 @@ impl Config {
                 "SENTINEL_AUDIT_PARTITIONS_AHEAD",
                 d.audit_partitions_ahead,
             )?,
+            approvals_worker_ms: env_or("SENTINEL_APPROVALS_WORKER_MS", d.approvals_worker_ms)?,
             audit_maintenance_seconds: env_or(
                 "SENTINEL_AUDIT_MAINTENANCE_SECONDS",
                 d.audit_maintenance_seconds,

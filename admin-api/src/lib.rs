@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod ai;
+pub mod approvals;
 pub mod audit;
 pub mod auth;
 pub mod config;
@@ -17,6 +18,7 @@ pub mod keys;
 pub mod live;
 pub mod metrics;
 pub mod openapi;
+pub mod otel;
 pub mod outbox;
 pub mod pagination;
 pub mod password;
@@ -76,6 +78,15 @@ pub fn all_routes() -> Routes {
             jwks,
             doc("none", "Token verification keys (current and previous)"),
         )
+        .get(
+            "/.well-known/openid-configuration",
+            discovery,
+            doc(
+                "none",
+                "OpenID Connect discovery document: the token issuer and its JWKS (for gateways configured with `discovery = true`)",
+            )
+            .error(404, "the issuer (`SENTINEL_ISSUER`) is not an http(s) URL"),
+        )
 }
 
 async fn not_found() -> ApiError {
@@ -130,6 +141,33 @@ async fn metrics_text(State(state): State<AppState>) -> impl IntoResponse {
         )],
         state.metrics.render(),
     )
+}
+
+/// The discovery document of the tokens this API issues (OpenID Connect
+/// Discovery 1.0 §3, the parts that concern verifying them): `issuer` is
+/// exactly the tokens' `iss` and `jwks_uri` the JWKS beside it. Only an
+/// issuer that is an http(s) URL can be discovered (§4: the document lives
+/// under the issuer); any other answers 404.
+async fn discovery(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let issuer = &state.config.issuer;
+    if !(issuer.starts_with("https://") || issuer.starts_with("http://")) {
+        return Err(ApiError::NotFoundBecause(
+            "no discovery document: the token issuer (SENTINEL_ISSUER) is not an http(s) URL",
+        ));
+    }
+    let doc = serde_json::json!({
+        "issuer": issuer,
+        "jwks_uri": format!("{}/.well-known/jwks.json", issuer.trim_end_matches('/')),
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["ES256"],
+        "token_endpoint_auth_methods_supported": ["none"],
+        "claims_supported": ["iss", "sub", "aud", "exp", "nbf", "iat", "jti", "tid"],
+    });
+    Ok((
+        [(axum::http::header::CACHE_CONTROL, "max-age=300")],
+        axum::Json(doc),
+    )
+        .into_response())
 }
 
 async fn jwks(State(state): State<AppState>) -> impl IntoResponse {

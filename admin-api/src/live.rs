@@ -41,7 +41,10 @@ pub struct Live {
     /// kept current by notifications, else requests read the database.
     listening: AtomicBool,
     /// The JWKS of the snapshot keys (public), reloaded with the keys.
-    jwks: Mutex<Arc<serde_json::Value>>,
+    /// The snapshot JWKS, with the ticket of the load that read it.
+    jwks: Mutex<(u64, Arc<serde_json::Value>)>,
+    /// Tickets of JWKS loads, in the order they began.
+    jwks_loads: std::sync::atomic::AtomicU64,
     /// The process is shutting down: long-polls answer now.
     closing: watch::Sender<bool>,
     /// Part bytes by SHA-256: only parts of the cached latest manifest.
@@ -57,7 +60,8 @@ impl Default for Live {
             latest: watch::channel(None).0,
             poke: Notify::new(),
             listening: AtomicBool::new(false),
-            jwks: Mutex::new(Arc::new(serde_json::json!({ "keys": [] }))),
+            jwks: Mutex::new((0, Arc::new(serde_json::json!({ "keys": [] })))),
+            jwks_loads: std::sync::atomic::AtomicU64::new(0),
             closing: watch::channel(false).0,
             parts: Mutex::new(HashMap::new()),
             part_loader: tokio::sync::Mutex::new(()),
@@ -185,18 +189,30 @@ impl Live {
 
     pub fn jwks(&self) -> Arc<serde_json::Value> {
         match self.jwks.lock() {
-            Ok(g) => Arc::clone(&g),
-            Err(p) => Arc::clone(&p.into_inner()),
+            Ok(g) => Arc::clone(&g.1),
+            Err(p) => Arc::clone(&p.into_inner().1),
         }
     }
 
     /// Reloads the published snapshot keys from the database.
+    ///
+    /// Loads may overlap (the periodic key reload and the publisher's reload
+    /// before it offers a version): a load that began earlier never replaces
+    /// the result of one that began later, so a slow read from before a
+    /// rotation cannot hide the rotated key again.
     pub async fn reload_jwks(&self, pool: &sqlx::PgPool) -> Result<(), sqlx::Error> {
+        let ticket = self
+            .jwks_loads
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            + 1;
         let mut conn = pool.acquire().await?;
         let v = Arc::new(crate::snapshot_keys::jwks(&mut conn).await?);
-        match self.jwks.lock() {
-            Ok(mut g) => *g = v,
-            Err(p) => *p.into_inner() = v,
+        let mut g = match self.jwks.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        if ticket > g.0 {
+            *g = (ticket, v);
         }
         Ok(())
     }

@@ -17,6 +17,10 @@ struct Cli {
     /// the other commands as the migration (owner) role.
     #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
     database_url: Option<String>,
+    /// Log lines on standard error: `json` or `pretty` (default: pretty
+    /// when standard error is a terminal, JSON otherwise). Level from `RUST_LOG`.
+    #[arg(long, env = "SENTINEL_LOG_FORMAT", global = true)]
+    log_format: Option<sentinel_telemetry::logging::LogFormat>,
     #[command(subcommand)]
     command: Command,
 }
@@ -120,12 +124,12 @@ enum GatewayKeyAction {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
     let cli = Cli::parse();
+    sentinel_telemetry::logging::init(
+        "RUST_LOG",
+        cli.log_format
+            .unwrap_or_else(sentinel_telemetry::logging::LogFormat::auto),
+    );
     let url = cli.database_url.context("DATABASE_URL is not set")?;
     let cfg = Config::from_env()?;
     match cli.command {
@@ -294,6 +298,7 @@ async fn main() -> anyhow::Result<()> {
             let state = AppState::new(pool.clone(), cfg.clone()).await?;
             let mut live_tasks = sentinel_admin::live::spawn(&state);
             live_tasks.push(sentinel_admin::audit::spawn_maintenance(&state));
+            live_tasks.push(sentinel_admin::approvals::worker::spawn(&state));
             live_tasks.push(sentinel_admin::outbox::spawn(&state)?);
             let reload = state.clone();
             tokio::spawn(async move {
@@ -310,6 +315,21 @@ async fn main() -> anyhow::Result<()> {
                     }
                 }
             });
+            // Traces only with SENTINEL_OTEL_ENDPOINT: otherwise no tracer and no layer.
+            let traces = match sentinel_admin::otel::settings_from_env()? {
+                Some(settings) => Some(std::sync::Arc::new(
+                    // The exporter's blocking HTTP client must not be built on the runtime.
+                    tokio::task::spawn_blocking(move || {
+                        sentinel_telemetry::otel::Tracing::start(&settings)
+                    })
+                    .await??,
+                )),
+                None => None,
+            };
+            let mut app = sentinel_admin::app(state.clone());
+            if let Some(t) = &traces {
+                app = sentinel_admin::otel::layer(app, t.clone(), &cfg.trusted_proxies);
+            }
             let listener = tokio::net::TcpListener::bind(&listen)
                 .await
                 .with_context(|| format!("cannot listen on {listen}"))?;
@@ -317,8 +337,7 @@ async fn main() -> anyhow::Result<()> {
             let closing = state.clone();
             axum::serve(
                 listener,
-                sentinel_admin::app(state)
-                    .into_make_service_with_connect_info::<std::net::SocketAddr>(),
+                app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
             )
             .with_graceful_shutdown(async move {
                 shutdown_signal().await;
@@ -328,6 +347,9 @@ async fn main() -> anyhow::Result<()> {
             .await?;
             for t in live_tasks {
                 t.abort();
+            }
+            if let Some(t) = traces {
+                let _ = tokio::task::spawn_blocking(move || t.shutdown()).await;
             }
         }
     }

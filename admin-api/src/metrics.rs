@@ -5,7 +5,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 use prometheus::{
     Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    Opts, Registry, TextEncoder,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 use crate::state::AppState;
@@ -30,6 +30,12 @@ pub struct Metrics {
     pub audit_duplicates_total: IntCounter,
     /// Time to take one audit batch: read, check, store, commit.
     pub audit_ingest_seconds: Histogram,
+    /// Access-request state changes by action, status and auto-approval.
+    pub approval_total: IntCounterVec,
+    /// From opening a request to its final decision (approved or denied).
+    pub approval_cycle_seconds: Histogram,
+    /// Pending requests by age bucket (set by the approvals worker).
+    pub approval_pending: IntGaugeVec,
     /// Webhook delivery attempts by result (`delivered`, `retry`, `dead_letter`).
     pub webhook_deliveries: IntCounterVec,
     /// Outbox events neither delivered nor failed yet.
@@ -113,6 +119,36 @@ impl Metrics {
                 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
             ]),
         )?;
+        let approval_total = IntCounterVec::new(
+            Opts::new(
+                "sentinel_approval_chains_total",
+                "access-request state changes (requested, level_approved, approved, denied, cancelled, escalated, expired) by action",
+            ),
+            &["action", "status", "auto_approved"],
+        )?;
+        let approval_cycle_seconds = Histogram::with_opts(
+            HistogramOpts::new(
+                "sentinel_approval_cycle_seconds",
+                "time from opening an access request to its final decision",
+            )
+            .buckets(vec![
+                1.0, 10.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0, 86400.0,
+                172800.0,
+            ]),
+        )?;
+        let approval_pending = IntGaugeVec::new(
+            Opts::new(
+                "sentinel_approval_pending_requests",
+                "pending access requests by age (lt_1h, 1h_2h, 2h_24h, gt_24h)",
+            ),
+            &["age"],
+        )?;
+        registry.register(Box::new(approval_total.clone()))?;
+        registry.register(Box::new(approval_cycle_seconds.clone()))?;
+        registry.register(Box::new(approval_pending.clone()))?;
+        for age in crate::approvals::worker::AGE_BUCKETS {
+            approval_pending.with_label_values(&[age]);
+        }
         let webhook_deliveries = IntCounterVec::new(
             Opts::new(
                 "sentinel_webhook_deliveries_total",
@@ -163,6 +199,9 @@ impl Metrics {
             audit_ingested_total,
             audit_duplicates_total,
             audit_ingest_seconds,
+            approval_total,
+            approval_cycle_seconds,
+            approval_pending,
             webhook_deliveries,
             outbox_pending,
             outbox_oldest_pending_seconds,

@@ -16,6 +16,11 @@
 //! language, predictive access; docs/ai.md). It is a right of its own, and
 //! never more than a door: each answer also needs the scope the ordinary
 //! endpoint for the same data needs.
+//!
+//! Approvals (docs/approvals.md) are one area whose levels are named for what
+//! they let a person do: `approvals:request` (ask for access, see chains) <
+//! `approvals:decide` (approve or deny what one is assigned, delegate) <
+//! `approvals:admin` (manage chains, see every request, revoke grants).
 
 use std::collections::BTreeMap;
 
@@ -44,6 +49,20 @@ pub const AUDIT_EXPORT: &str = "audit:export";
 pub const AUDIT_WRITE: &str = "audit:write";
 /// Asking the AI-assisted administration (questions, predictions, findings).
 pub const AI_READ: &str = "ai:read";
+/// The approvals area and its level names (request < decide < admin).
+pub const APPROVALS: &str = "approvals";
+pub const APPROVALS_REQUEST: &str = "approvals:request";
+pub const APPROVALS_DECIDE: &str = "approvals:decide";
+pub const APPROVALS_ADMIN: &str = "approvals:admin";
+
+/// The name of a level of the approvals area.
+pub fn approvals_level_name(level: Level) -> &'static str {
+    match level {
+        Level::Read => "request",
+        Level::Write => "decide",
+        Level::Admin => "admin",
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
@@ -72,6 +91,14 @@ pub fn parse(scope: &str) -> Option<(&'static str, Level)> {
             "read" => Some(("audit", Level::Read)),
             "export" => Some(("audit_export", Level::Read)),
             "write" => Some(("audit_write", Level::Write)),
+            _ => None,
+        };
+    }
+    if area == APPROVALS {
+        return match level {
+            "request" => Some((APPROVALS, Level::Read)),
+            "decide" => Some((APPROVALS, Level::Write)),
+            "admin" => Some((APPROVALS, Level::Admin)),
             _ => None,
         };
     }
@@ -209,6 +236,10 @@ impl ScopeSet {
             out.push(AI_READ.to_owned());
         }
         for (area, level) in &self.levels {
+            if *area == APPROVALS {
+                out.push(format!("{area}:{}", approvals_level_name(*level)));
+                continue;
+            }
             let l = match level {
                 Level::Read => "read",
                 Level::Write => "write",
@@ -229,6 +260,7 @@ pub fn tenant_admin_scopes() -> Vec<String> {
     out.push(AUDIT_READ.to_owned());
     out.push(AUDIT_EXPORT.to_owned());
     out.push(AI_READ.to_owned());
+    out.push(APPROVALS_ADMIN.to_owned());
     out
 }
 
@@ -305,5 +337,19 @@ mod tests {
             ScopeSet::from_scopes(["audit:export", "audit:read"], false).to_strings(),
             vec!["audit:read", "audit:export"]
         );
+    }
+
+    #[test]
+    fn approvals_levels() {
+        let d = ScopeSet::from_scopes(["approvals:decide"], false);
+        assert!(d.covers("approvals:request"));
+        assert!(d.covers("approvals:decide"));
+        assert!(!d.covers("approvals:admin"));
+        assert_eq!(d.to_strings(), vec!["approvals:decide"]);
+        assert!(parse("approvals:read").is_none());
+        assert!(parse("approvals:write").is_none());
+        let admin = tenant_admin_scopes();
+        let t = ScopeSet::from_scopes(admin.iter().map(String::as_str), false);
+        assert!(t.covers("approvals:admin"));
     }
 }

@@ -70,6 +70,7 @@ pub fn permission(t: usize, k: usize, j: usize) -> PermissionSource {
         },
         fields: FieldRulesSource::default(),
         description: String::new(),
+        mode: Default::default(),
     }
 }
 

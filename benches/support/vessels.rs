@@ -116,6 +116,7 @@ pub fn permission() -> Permission {
         conditions: Box::new([]),
         tenant_scope: TenantScope::Own,
         fields,
+        shadow: false,
     }
 }
 

@@ -85,6 +85,7 @@ fn permission(rules: &[u8]) -> Permission {
         conditions: Box::new([]),
         tenant_scope: TenantScope::Own,
         fields,
+        shadow: false,
     }
 }
 

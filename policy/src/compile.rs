@@ -222,12 +222,14 @@ fn local_of(src: &PolicySource, tenants: &Map<Uuid, Tenant>, errs: &mut Errors) 
         errs,
     );
     let grants = compile_grants(src, &principals, errs);
+    let has_shadow = permissions.iter().any(|p| p.shadow);
     Local {
         principals,
         api_keys,
         roles: roles.into_boxed_slice(),
         permissions: permissions.into_boxed_slice(),
         grants,
+        has_shadow,
     }
 }
 
@@ -416,11 +418,14 @@ fn compile_condition(c: &ConditionSource) -> Result<Condition, String> {
                 weekdays: mask,
             }
         }
-        ConditionSource::Risk { max } => {
+        ConditionSource::Risk { max, on_missing } => {
             if !max.is_finite() {
                 return Err("`risk.max` must be a finite number".into());
             }
-            Condition::Risk(*max)
+            Condition::Risk {
+                max: *max,
+                allow_missing: *on_missing == OnMissing::Allow,
+            }
         }
         ConditionSource::Method { methods } => {
             if methods.is_empty() {
@@ -550,6 +555,7 @@ fn compile_permissions<'a>(
             conditions: conditions.into_boxed_slice(),
             tenant_scope: p.tenant_scope,
             fields,
+            shadow: p.mode == RuleMode::Shadow || src.mode == RuleMode::Shadow,
         });
     }
     (out, index)

@@ -9,7 +9,8 @@
 //! tokens are refused that often (docs/security.md, "Limits").
 //!
 //! The JWS form of an ES256 signature is `r ‖ s`, 32 bytes each, big-endian
-//! (RFC 7518 §3.4).
+//! (RFC 7518 §3.4); ES384 (P-384) is the same with 48 bytes each and is
+//! held to the same rule when an outside issuer uses it.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -25,6 +26,47 @@ const P256_HALF_N: [u8; 32] = [
     0x7f, 0xff, 0xff, 0xff, 0x80, 0x00, 0x00, 0x00, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
     0xde, 0x73, 0x7d, 0x56, 0xd3, 0x8b, 0xcf, 0x42, 0x79, 0xdc, 0xe5, 0x61, 0x7e, 0x31, 0x92, 0xa8,
 ];
+
+/// The order `n` of the P-384 group, big-endian.
+const P384_N: [u8; 48] = [
+    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xc7, 0x63, 0x4d, 0x81, 0xf4, 0x37, 0x2d, 0xdf,
+    0x58, 0x1a, 0x0d, 0xb2, 0x48, 0xb0, 0xa7, 0x7a, 0xec, 0xec, 0x19, 0x6a, 0xcc, 0xc5, 0x29, 0x73,
+];
+
+/// `⌊n / 2⌋` for P-384, big-endian.
+const P384_HALF_N: [u8; 48] = [
+    0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xe3, 0xb1, 0xa6, 0xc0, 0xfa, 0x1b, 0x96, 0xef,
+    0xac, 0x0d, 0x06, 0xd9, 0x24, 0x58, 0x53, 0xbd, 0x76, 0x76, 0x0c, 0xb5, 0x66, 0x62, 0x94, 0xb9,
+];
+
+/// Whether the base64url ES384 signature segment of a JWS (`r ‖ s`, 48
+/// bytes each) is in canonical low-s form, as [`es256_is_canonical`].
+pub fn es384_is_canonical(signature_b64: &str) -> bool {
+    let mut sig = [0u8; 96];
+    match URL_SAFE_NO_PAD.decode_slice(signature_b64, &mut sig) {
+        Ok(96) => sig[48..] <= P384_HALF_N[..],
+        _ => false,
+    }
+}
+
+/// `token` (a compact ES384 JWS) with its signature in canonical form
+/// (`s ← n − s` when high); anything else comes back unchanged. For
+/// signers that do not normalise, e.g. test helpers.
+pub fn canonical_es384(token: String) -> String {
+    let Some((signing_input, signature)) = token.rsplit_once('.') else {
+        return token;
+    };
+    let mut sig = [0u8; 96];
+    if !matches!(URL_SAFE_NO_PAD.decode_slice(signature, &mut sig), Ok(96))
+        || sig[48..] <= P384_HALF_N[..]
+    {
+        return token;
+    }
+    negate_mod(&mut sig[48..], &P384_N);
+    format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(sig))
+}
 
 /// Whether the base64url ES256 signature segment of a JWS is in canonical
 /// form: 64 bytes and `s ≤ n / 2`. Anything else (wrong length, bad
@@ -72,10 +114,15 @@ pub fn other_spelling(token: &str) -> Option<String> {
     Some(format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(sig)))
 }
 
-/// `s ← n − s` (for `0 < s < n`), big-endian, with a borrow.
+/// `s ← n − s` (for `0 < s < n`) with the P-256 order.
 fn negate_mod_n(s: &mut [u8]) {
+    negate_mod(s, &P256_N)
+}
+
+/// `s ← n − s` (for `0 < s < n`), big-endian, with a borrow.
+fn negate_mod(s: &mut [u8], order: &[u8]) {
     let mut borrow = 0i16;
-    for (out, n) in s.iter_mut().zip(P256_N.iter()).rev() {
+    for (out, n) in s.iter_mut().zip(order.iter()).rev() {
         let mut d = i16::from(*n) - i16::from(*out) - borrow;
         borrow = i16::from(d < 0);
         if d < 0 {
@@ -105,6 +152,25 @@ mod tests {
         high[31] += 1;
         negate_mod_n(&mut high);
         assert_eq!(high, P256_HALF_N);
+    }
+
+    #[test]
+    fn p384_half_order_is_the_canonical_bound() {
+        // n/2 is canonical, n/2 + 1 is not, and they are each other's negation.
+        let mut high = P384_HALF_N;
+        high[47] += 1;
+        let mut sig = [0u8; 96];
+        sig[48..].copy_from_slice(&high);
+        let high_b64 = URL_SAFE_NO_PAD.encode(sig);
+        assert!(!es384_is_canonical(&high_b64));
+        let fixed = canonical_es384(format!("a.b.{high_b64}"));
+        let fixed_sig = fixed.rsplit_once('.').unwrap().1;
+        assert!(es384_is_canonical(fixed_sig));
+        assert_eq!(
+            URL_SAFE_NO_PAD.decode(fixed_sig).unwrap()[48..],
+            P384_HALF_N
+        );
+        assert!(!es384_is_canonical(&URL_SAFE_NO_PAD.encode([0u8; 64])));
     }
 
     #[test]

@@ -155,7 +155,25 @@ impl Decision {
 
 impl Snapshot {
     /// Decides a request. Total: always returns a decision, never fails.
+    /// Shadow rules take no part.
     pub fn authorize(&self, req: &AccessRequest<'_>) -> Decision {
+        self.decide(req, false)
+    }
+
+    /// The decision the request would get if the shadow rules were live,
+    /// or `None` when this shard has no shadow rule (then nothing is
+    /// evaluated twice). Compare it with [`Snapshot::authorize`]'s.
+    pub fn authorize_shadow(&self, req: &AccessRequest<'_>) -> Option<Decision> {
+        self.local.has_shadow.then(|| self.decide(req, true))
+    }
+
+    /// Does this shard hold a shadow rule?
+    pub fn has_shadow_rules(&self) -> bool {
+        self.local.has_shadow
+    }
+
+    #[inline]
+    fn decide(&self, req: &AccessRequest<'_>, with_shadow: bool) -> Decision {
         let p = req.principal;
         let now = req.context.now;
         // INVARIANT: principals reference tenants that exist (checked by the compiler).
@@ -191,7 +209,7 @@ impl Snapshot {
                     let Some(perm) = self.local.permissions.get(idx as usize) else {
                         return;
                     };
-                    if !perm.actions.contains(req.action) {
+                    if (perm.shadow && !with_shadow) || !perm.actions.contains(req.action) {
                         return;
                     }
                     // A deny rule that does not apply explains nothing: only allow
@@ -271,7 +289,12 @@ impl Snapshot {
         }
     }
 
-    fn in_scope(&self, scope: TenantScope, caller: Uuid, target: Option<&Tenant>) -> bool {
+    pub(crate) fn in_scope(
+        &self,
+        scope: TenantScope,
+        caller: Uuid,
+        target: Option<&Tenant>,
+    ) -> bool {
         let Some(target) = target else {
             return false;
         };
@@ -307,7 +330,7 @@ impl Snapshot {
     }
 }
 
-fn holds(c: &Condition, p: &Principal, ctx: &RequestContext<'_>) -> bool {
+pub(crate) fn holds(c: &Condition, p: &Principal, ctx: &RequestContext<'_>) -> bool {
     match c {
         Condition::Attribute { name, op, value } => match p.attributes.get(&**name) {
             Some(actual) => compare(actual, *op, value),
@@ -329,8 +352,12 @@ fn holds(c: &Condition, p: &Principal, ctx: &RequestContext<'_>) -> bool {
             };
             hour_ok && weekdays & (1 << weekday) != 0
         }
-        // Fail closed: a request without a risk score does not meet a risk condition.
-        Condition::Risk(max) => ctx.risk_score.is_some_and(|r| r <= *max),
+        // Fail closed: a request without a risk score (unknown risk) does not
+        // meet a risk condition unless the condition says `on_missing = "allow"`.
+        Condition::Risk { max, allow_missing } => match ctx.risk_score {
+            Some(r) => r <= *max,
+            None => *allow_missing,
+        },
         Condition::Method(methods) => methods.iter().any(|m| &**m == ctx.method),
     }
 }

@@ -12,13 +12,16 @@ pub mod bundle;
 pub mod compile;
 pub mod ecdsa;
 pub mod eval;
+pub mod explain;
 pub mod model;
 pub mod sharded;
 pub mod signed;
 pub mod source;
+pub mod whatif;
 
 pub use compile::{compile, compile_global, compile_shard, CompileError, Location};
 pub use eval::{AccessRequest, Decision, Reason, RequestContext, RuleIds};
+pub use explain::{FailedCondition, EXPLAIN_ACTION, EXPLAIN_RESOURCE_TYPE};
 pub use model::{Global, Principal, Snapshot, Tenant, PLATFORM_TENANT};
 pub use sharded::Policy;
 pub use source::PolicySource;

@@ -51,6 +51,9 @@ pub struct Local {
     pub(crate) roles: Box<[Role]>,
     pub(crate) permissions: Box<[Permission]>,
     pub(crate) grants: Map<Uuid, Box<[Grant]>>,
+    /// Some permission of this shard is a shadow rule: only then does a
+    /// request pay for a second, shadow decision.
+    pub(crate) has_shadow: bool,
 }
 
 impl Global {
@@ -130,6 +133,9 @@ pub struct Permission {
     pub tenant_scope: TenantScope,
     /// Field rules per tier, indexed by [`tier_index`]; `*` stands for every field of the tier.
     pub fields: [BTreeMap<Box<str>, FieldRule>; 3],
+    /// A shadow rule: never part of the live decision (see
+    /// [`Snapshot::authorize_shadow`]).
+    pub shadow: bool,
 }
 
 /// Position of a tier in [`Permission::fields`].
@@ -200,7 +206,11 @@ pub enum Condition {
         hours: Option<(u8, u8)>,
         weekdays: u8,
     },
-    Risk(f64),
+    /// The score's maximum, and whether a request without a score meets it.
+    Risk {
+        max: f64,
+        allow_missing: bool,
+    },
     Method(Box<[Box<str>]>),
 }
 

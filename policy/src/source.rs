@@ -33,17 +33,30 @@ pub struct PolicySource {
     pub revoked_tokens: Vec<RevokedTokenSource>,
     #[serde(default)]
     pub field_definitions: Vec<FieldDefinitionSource>,
+    /// `shadow`: every permission (allow or deny) of this source is a shadow
+    /// rule (evaluated beside the live decision, never enforced).
+    #[serde(default, skip_serializing_if = "RuleMode::is_enforce")]
+    pub mode: RuleMode,
 }
 
 impl PolicySource {
     /// Appends every object of `other` (used to merge several policy files).
+    /// A `mode = "shadow"` file's permissions become shadow rules, so the
+    /// mode stays with the file it was written in.
     pub fn merge(&mut self, other: PolicySource) {
         self.version = self.version.max(other.version);
         self.tenants.extend(other.tenants);
         self.principals.extend(other.principals);
         self.roles.extend(other.roles);
         self.groups.extend(other.groups);
-        self.permissions.extend(other.permissions);
+        let file_mode = other.mode;
+        self.permissions
+            .extend(other.permissions.into_iter().map(|mut p| {
+                if file_mode == RuleMode::Shadow {
+                    p.mode = RuleMode::Shadow;
+                }
+                p
+            }));
         self.grants.extend(other.grants);
         self.revoked_tokens.extend(other.revoked_tokens);
         self.field_definitions.extend(other.field_definitions);
@@ -154,6 +167,22 @@ pub struct GroupSource {
     pub roles: Vec<String>,
 }
 
+/// Whether a permission decides requests (`enforce`) or is only evaluated
+/// beside the live decision and compared with it (`shadow`).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum RuleMode {
+    #[default]
+    Enforce,
+    Shadow,
+}
+
+impl RuleMode {
+    pub fn is_enforce(&self) -> bool {
+        *self == RuleMode::Enforce
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq, Hash)]
 #[serde(rename_all = "snake_case")]
 pub enum Effect {
@@ -196,6 +225,9 @@ pub struct PermissionSource {
     pub fields: FieldRulesSource,
     #[serde(default)]
     pub description: String,
+    /// `shadow`: evaluated beside the live decision, never enforced.
+    #[serde(default, skip_serializing_if = "RuleMode::is_enforce")]
+    pub mode: RuleMode,
 }
 
 fn star() -> String {
@@ -285,11 +317,33 @@ pub enum ConditionSource {
         #[serde(default)]
         weekdays: Option<Vec<Weekday>>,
     },
-    /// The request's risk score is at most `max` (a request without a score
-    /// does not meet it: fail closed).
-    Risk { max: f64 },
+    /// The request's risk score is at most `max`. A request without a score
+    /// (unknown risk) does not meet it, fail closed, unless `on_missing =
+    /// "allow"`.
+    Risk {
+        max: f64,
+        #[serde(default, skip_serializing_if = "OnMissing::is_deny")]
+        on_missing: OnMissing,
+    },
     /// The request method is one of these.
     Method { methods: Vec<String> },
+}
+
+/// What a `risk` condition makes of a request without a risk score.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum OnMissing {
+    /// Unknown risk does not meet the condition (the default: fail closed).
+    #[default]
+    Deny,
+    /// Unknown risk meets the condition (an explicit escape hatch).
+    Allow,
+}
+
+impl OnMissing {
+    pub fn is_deny(&self) -> bool {
+        *self == OnMissing::Deny
+    }
 }
 
 /// A time-bound grant from an approved access request.

@@ -128,6 +128,7 @@ fn perm(id: &str) -> PermissionSource {
         tenant_scope: TenantScope::Own,
         fields: FieldRulesSource::default(),
         description: String::new(),
+        mode: Default::default(),
     }
 }
 
@@ -374,7 +375,14 @@ fn condition_errors() {
         "needs `hours_utc` or `weekdays`",
     );
     for max in [f64::NAN, f64::INFINITY] {
-        assert_only_error(&with_condition(ConditionSource::Risk { max }), at, "finite");
+        assert_only_error(
+            &with_condition(ConditionSource::Risk {
+                max,
+                on_missing: Default::default(),
+            }),
+            at,
+            "finite",
+        );
     }
     assert_only_error(
         &with_condition(ConditionSource::Method { methods: vec![] }),

@@ -3,7 +3,9 @@
 //! written the way a security team would write it (TOML).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use sentinel_policy::{compile, AccessRequest, PolicySource, Reason, RequestContext, Snapshot};
+use sentinel_policy::{
+    compile, AccessRequest, Decision, PolicySource, Reason, RequestContext, Snapshot,
+};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use uuid::Uuid;
@@ -189,6 +191,32 @@ actions = ["read"]
 conditions = [{ type = "risk", max = 0.5 }]
 
 [[permissions]]
+id = "cond-risk-lenient"
+resource_type = "doc-risk-lenient"
+actions = ["read"]
+conditions = [{ type = "risk", max = 0.5, on_missing = "allow" }]
+
+# --- shadow rules: evaluated beside the live decision, never enforced ---------
+
+[[permissions]]
+id = "doc-shadow-live"
+resource_type = "doc-shadow"
+actions = ["read"]
+
+[[permissions]]
+id = "doc-shadow-deny"
+effect = "deny"
+mode = "shadow"
+resource_type = "doc-shadow"
+actions = ["read"]
+
+[[permissions]]
+id = "doc-shadow-new"
+mode = "shadow"
+resource_type = "doc-shadow"
+actions = ["update"]
+
+[[permissions]]
 id = "cond-method"
 resource_type = "doc-method"
 actions = ["read"]
@@ -289,7 +317,8 @@ tenant = "11111111-1111-1111-1111-111111111111"
 permissions = [
   "cond-eq", "cond-ne", "cond-in", "cond-not-in", "cond-gte", "cond-lt", "cond-num-eq",
   "cond-contains", "cond-ip", "cond-ip-mapped", "cond-mfa", "cond-hours", "cond-night",
-  "cond-weekdays", "cond-risk", "cond-method", "cond-multi", "report-read",
+  "cond-weekdays", "cond-risk", "cond-risk-lenient", "cond-method", "cond-multi", "report-read",
+  "doc-shadow-live", "doc-shadow-deny", "doc-shadow-new",
   "deny-report-blocked-net",
 ]
 
@@ -570,6 +599,8 @@ struct Row {
     risk: Option<f64>,
     expect: Option<(bool, Reason, &'static [&'static str])>,
     grant: Option<&'static str>,
+    /// The decision with the shadow rules live; `None`: the same as `expect`.
+    shadow: Option<(bool, Reason, &'static [&'static str])>,
 }
 
 #[track_caller]
@@ -594,6 +625,7 @@ fn req(
         risk: None,
         expect: None,
         grant: None,
+        shadow: None,
     }
 }
 
@@ -643,6 +675,18 @@ impl Row {
         self.expect = Some((false, reason, rules));
         self
     }
+    /// What the shadow decision says where it differs from the live one.
+    fn shadow(mut self, allowed: bool, reason: Reason, rules: &'static [&'static str]) -> Row {
+        self.shadow = Some((allowed, reason, rules));
+        self
+    }
+}
+
+/// `(allowed, reason, sorted rule ids)` of a decision.
+fn summary<'a>(snap: &'a Snapshot, d: &Decision) -> (bool, Reason, Vec<&'a str>) {
+    let mut rules: Vec<&str> = d.rules.iter().map(|i| snap.rule_id(i)).collect();
+    rules.sort_unstable();
+    (d.allowed, d.reason, rules)
 }
 
 /// Runs every row and reports every mismatch at once.
@@ -678,6 +722,24 @@ fn check(rows: Vec<Row>) {
             .grant
             .and_then(|g| pol.snap.grant(&pid, g))
             .map(|g| &*g.id);
+        // Every row also checks the shadow decision: the one the row names,
+        // else the live one (shadow rules that do not apply change nothing).
+        let shadow = pol
+            .snap
+            .authorize_shadow(&request)
+            .expect("the policy has shadow rules");
+        let (s_allowed, s_reason, s_rules) = row.shadow.unwrap_or((allowed, reason, rules));
+        let mut s_want = s_rules.to_vec();
+        s_want.sort_unstable();
+        let got_shadow = summary(&pol.snap, &shadow);
+        if got_shadow != (s_allowed, s_reason, s_want.clone()) {
+            failures.push(format!(
+                "line {}: shadow decision got {:?}, want {:?}",
+                row.line,
+                got_shadow,
+                (s_allowed, s_reason, s_want)
+            ));
+        }
         if d.allowed != allowed
             || d.reason != reason
             || got_rules != want_rules
@@ -932,6 +994,28 @@ fn request_context_conditions() {
         req("abac", "doc-risk", d, "read")
             .risk(f64::NAN)
             .deny(ConditionNotMet),
+        // `on_missing = "allow"`: only the absent score changes; a known score
+        // still has to be low enough
+        req("abac", "doc-risk-lenient", d, "read").allow(&["cond-risk-lenient"]),
+        req("abac", "doc-risk-lenient", d, "read")
+            .risk(0.5)
+            .allow(&["cond-risk-lenient"]),
+        req("abac", "doc-risk-lenient", d, "read")
+            .risk(0.51)
+            .deny(ConditionNotMet),
+        req("abac", "doc-risk-lenient", d, "read")
+            .risk(f64::NAN)
+            .deny(ConditionNotMet),
+        // shadow rules never decide; the shadow decision shows what they would do
+        req("abac", "doc-shadow", d, "read")
+            .allow(&["doc-shadow-live"])
+            .shadow(false, ExplicitDeny, &["doc-shadow-deny"]),
+        req("abac", "doc-shadow", d, "update")
+            .deny(NoMatchingPermission)
+            .shadow(true, Allowed, &["doc-shadow-new"]),
+        req("abac", "doc-shadow", d, "delete").deny(NoMatchingPermission),
+        // a principal without the role: no shadow rule applies to it
+        req("viewer", "doc-shadow", d, "update").deny(NoMatchingPermission),
         // method
         req("abac", "doc-method", d, "read").allow(&["cond-method"]),
         req("abac", "doc-method", d, "read")
@@ -1221,4 +1305,208 @@ roles = ["r", "child"]"#,
     );
     assert_eq!(d.rules.len(), 10);
     assert_eq!(snap.role_ids(p).count(), 2);
+}
+
+#[test]
+fn a_shadow_file_makes_each_of_its_permissions_shadow() {
+    let base: PolicySource = toml::from_str(
+        r#"
+[[tenants]]
+id = "11111111-1111-1111-1111-111111111111"
+code = "T"
+
+[[roles]]
+id = "r"
+name = "r"
+permissions = ["live", "proposed"]
+
+[[permissions]]
+id = "live"
+resource_type = "doc"
+actions = ["read"]
+
+[[principals]]
+id = "a0000000-0000-0000-0000-000000000001"
+tenant = "11111111-1111-1111-1111-111111111111"
+roles = ["r"]
+"#,
+    )
+    .expect("base parses");
+    let proposed: PolicySource = toml::from_str(
+        r#"
+mode = "shadow"
+
+[[permissions]]
+id = "proposed"
+effect = "deny"
+resource_type = "doc"
+actions = ["read"]
+"#,
+    )
+    .expect("shadow file parses");
+    let mut merged = PolicySource::default();
+    merged.merge(base.clone());
+    merged.merge(proposed.clone());
+    // The mode went to the file's permissions, not to the merged whole.
+    assert!(merged.mode.is_enforce());
+    let snap = compile(&merged).expect("compiles");
+    let pid: Uuid = "a0000000-0000-0000-0000-000000000001".parse().unwrap();
+    let principal = snap.principal(&pid).unwrap();
+    let request = AccessRequest {
+        principal,
+        resource_type: "doc",
+        resource_id: None,
+        action: "read",
+        target_tenant: principal.tenant,
+        approval_chain: None,
+        context: RequestContext {
+            now: NOW,
+            client_ip: None,
+            method: "GET",
+            mfa: false,
+            risk_score: None,
+        },
+    };
+    assert_eq!(
+        summary(&snap, &snap.authorize(&request)),
+        (true, Allowed, vec!["live"])
+    );
+    let shadow = snap.authorize_shadow(&request).unwrap();
+    assert_eq!(
+        summary(&snap, &shadow),
+        (false, ExplicitDeny, vec!["proposed"])
+    );
+    // The same rule in an ordinary file is live.
+    let mut live = proposed;
+    live.mode = Default::default();
+    let mut merged = PolicySource::default();
+    merged.merge(base);
+    merged.merge(live);
+    let snap = compile(&merged).expect("compiles");
+    let principal = snap.principal(&pid).unwrap();
+    let request = AccessRequest {
+        principal,
+        ..request
+    };
+    assert!(!snap.authorize(&request).allowed);
+    // No shadow rule: nothing is evaluated a second time.
+    assert!(!snap.has_shadow_rules());
+    assert!(snap.authorize_shadow(&request).is_none());
+}
+
+#[test]
+fn explain_names_the_first_failing_condition_of_each_covering_allow_rule() {
+    let pol = policy();
+    let pid = pol.by_name["abac"];
+    let principal = pol.snap.principal(&pid).unwrap();
+    let failed = |resource_type: &'static str, mfa: bool, ip: Option<&str>| {
+        let request = AccessRequest {
+            principal,
+            resource_type,
+            resource_id: None,
+            action: "read",
+            target_tenant: principal.tenant,
+            approval_chain: None,
+            context: RequestContext {
+                now: NOW,
+                client_ip: ip.map(|s| s.parse().unwrap()),
+                method: "GET",
+                mfa,
+                risk_score: None,
+            },
+        };
+        pol.snap
+            .failed_conditions(&request)
+            .into_iter()
+            .map(|f| format!("{}:{}", pol.snap.rule_id(f.rule), f.condition))
+            .collect::<Vec<_>>()
+    };
+    // mfa first, then the client address.
+    assert_eq!(failed("doc-multi", false, None), ["cond-multi:mfa"]);
+    assert_eq!(failed("doc-multi", true, None), ["cond-multi:client_ip"]);
+    assert!(failed("doc-multi", true, Some("10.1.2.3")).is_empty());
+    assert_eq!(failed("doc-risk", false, None), ["cond-risk:risk"]);
+    // Conditions that hold explain nothing either.
+    assert!(failed("doc-eq", false, None).is_empty());
+    // Shadow rules and deny rules explain nothing; no rule, nothing to say.
+    assert!(failed("doc-shadow", false, None).is_empty());
+    assert!(failed("no-such-type", false, None).is_empty());
+}
+
+#[test]
+fn what_if_replays_records_and_groups_the_flips() {
+    use sentinel_policy::whatif::{Flip, Replay, Skip};
+    let pol = policy();
+    let abac = pol.by_name["abac"];
+    let viewer = pol.by_name["viewer"];
+    let line = |who: Uuid, ty: &str, action: &str, extra: &str| {
+        format!(
+            r#"{{"principal_id":"{who}","resource":"{ty}","action":"{action}","time":"2026-12-09T12:00:00Z"{extra}}}"#
+        )
+    };
+    // Against itself with recorded decisions that disagree: the recorded
+    // side is what the log says, the proposed side is decided.
+    let mut replay = Replay::new(&pol.snap, None);
+    for l in [
+        // recorded allowed, decided denied (no mfa): allow -> deny
+        line(
+            abac,
+            "doc-mfa",
+            "read",
+            r#","reason":"allowed","rules":["cond-mfa"]"#,
+        ),
+        // recorded denied, decided allowed (mfa in the request form)
+        line(abac, "doc-mfa", "read", r#","mfa":true,"allowed":false"#),
+        // agreeing
+        line(viewer, "vessel", "read", r#","reason":"allowed""#),
+        // a principal the proposal lacks: every allowed record of it flips
+        line(Uuid::nil(), "vessel", "read", r#","allowed":true"#),
+        // not a policy decision, no baseline, malformed, no principal
+        line(
+            viewer,
+            "vessel",
+            "read",
+            r#","reason":"invalid credentials""#,
+        ),
+        line(viewer, "vessel", "read", ""),
+        "not json".to_owned(),
+        r#"{"resource":"vessel","action":"read"}"#.to_owned(),
+        String::new(),
+    ] {
+        replay.line(l.as_bytes());
+    }
+    let report = replay.finish();
+    assert_eq!(report.lines, 8, "the blank line is not one");
+    assert_eq!(report.replayed, 4);
+    assert_eq!(report.flipped(), 3);
+    let skipped = |s: Skip| report.skipped.get(&s).copied().unwrap_or(0);
+    assert_eq!(skipped(Skip::NotAPolicyDecision), 1);
+    assert_eq!(skipped(Skip::NoBaseline), 1);
+    assert_eq!(skipped(Skip::Malformed), 1);
+    assert_eq!(skipped(Skip::NotADecision), 1);
+    // "In neither policy" needs a current policy to say so.
+    assert_eq!(skipped(Skip::UnknownPrincipal), 0);
+    let groups = report.groups();
+    let summary: Vec<(Flip, &str, &str, u64)> = groups
+        .iter()
+        .map(|(g, n, _)| (g.flip, g.rules.as_str(), g.reason, *n))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (Flip::AllowToDeny, "(none)", "principal_removed", 1),
+            // No deny rule decided: the recorded allowing rule explains it.
+            (Flip::AllowToDeny, "cond-mfa", "condition_not_met", 1),
+            (Flip::DenyToAllow, "cond-mfa", "allowed", 1),
+        ]
+    );
+    assert_eq!(groups[1].2, [(abac, 1)]);
+
+    // With a current policy, a principal in neither is skipped.
+    let mut replay = Replay::new(&pol.snap, Some(&pol.snap));
+    replay.line(line(Uuid::nil(), "vessel", "read", "").as_bytes());
+    replay.line(line(abac, "doc-mfa", "read", "").as_bytes());
+    let report = replay.finish();
+    assert_eq!(report.skipped.get(&Skip::UnknownPrincipal), Some(&1));
+    assert_eq!((report.replayed, report.flipped()), (1, 0));
 }

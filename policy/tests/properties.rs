@@ -169,6 +169,7 @@ fn perm_source(i: usize, p: &Perm) -> PermissionSource {
         tenant_scope: p.scope,
         fields: Default::default(),
         description: String::new(),
+        mode: Default::default(),
     }
 }
 

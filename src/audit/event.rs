@@ -112,6 +112,41 @@ pub struct Event<'a> {
     pub latency_ms: Option<f64>,
     pub risk_score: Option<f64>,
     pub snapshot_version: Option<u64>,
+    /// Only when a shadow rule disagreed with the live decision (the
+    /// event's own `outcome`, `reason` and `rules`): the contract's `after`
+    /// object (stored as sent) holding `{"shadow": {"outcome", "reason",
+    /// "rules"}}`. Absent otherwise, so ordinary lines do not grow.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub after: Option<ShadowDecision<'a>>,
+}
+
+/// The decision the shadow rules would have made, written as `after`.
+pub struct ShadowDecision<'a> {
+    pub allowed: bool,
+    pub reason: &'a str,
+    pub rules: Rules<'a>,
+}
+
+impl Serialize for ShadowDecision<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        #[derive(Serialize)]
+        struct Inner<'b> {
+            outcome: &'static str,
+            reason: &'b str,
+            rules: Rules<'b>,
+        }
+        let mut map = s.serialize_map(Some(1))?;
+        map.serialize_entry(
+            "shadow",
+            &Inner {
+                outcome: if self.allowed { "allowed" } else { "denied" },
+                reason: self.reason,
+                rules: self.rules,
+            },
+        )?;
+        map.end()
+    }
 }
 
 thread_local! {
@@ -262,6 +297,7 @@ mod tests {
             latency_ms: Some(1.5),
             risk_score: None,
             snapshot_version: Some(7),
+            after: None,
         };
         let line = with_line(&e, |l| l.to_vec()).unwrap_or_default();
         assert_eq!(line.last(), Some(&b'\n'));

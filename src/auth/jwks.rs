@@ -186,8 +186,8 @@ pub enum Origin {
     Remote,
 }
 
-/// Parses a JWKS document. Keys that cannot be used for HS256, RS256, ES256
-/// or EdDSA signatures are skipped (and logged); a document without any
+/// Parses a JWKS document. Keys that cannot be used for one of the
+/// supported algorithms (`jwt::SUPPORTED`) are skipped (and logged); a document without any
 /// usable key is an error.
 pub fn parse_jwks(bytes: &[u8], origin: Origin) -> Result<KeySet, JwksError> {
     if bytes.len() > MAX_JWKS_BYTES {
@@ -249,9 +249,18 @@ fn parse_key(jwk: &RawJwk, origin: Origin) -> Result<Option<VerifyKey>, String> 
     let alg_is = |expected: &str| jwk.alg.as_deref().is_none_or(|a| a == expected);
     match jwk.kty.as_deref() {
         Some("RSA") => {
-            if !alg_is("RS256") {
-                return Ok(None);
-            }
+            // An RSA key is bound to the one algorithm its `alg` names; a key
+            // without `alg` is bound to RS256 only (RS384/RS512/PS* keys must
+            // say so: one key material is never tried with several algorithms).
+            let alg = match jwk.alg.as_deref() {
+                None | Some("RS256") => Algorithm::RS256,
+                Some("RS384") => Algorithm::RS384,
+                Some("RS512") => Algorithm::RS512,
+                Some("PS256") => Algorithm::PS256,
+                Some("PS384") => Algorithm::PS384,
+                Some("PS512") => Algorithm::PS512,
+                Some(_) => return Ok(None),
+            };
             if jwk.d.is_some() {
                 return Err("private RSA key in a JWKS".into());
             }
@@ -267,29 +276,33 @@ fn parse_key(jwk: &RawJwk, origin: Origin) -> Result<Option<VerifyKey>, String> 
             if e.is_empty() || e.len() > 8 || e.last().is_none_or(|b| b & 1 == 0) {
                 return Err("bad RSA exponent".into());
             }
-            let fingerprint = fingerprint(kid.as_deref(), Algorithm::RS256, &[&n, &e]);
+            let fingerprint = fingerprint(kid.as_deref(), alg, &[&n, &e]);
             let key = DecodingKey::from_rsa_raw_components(&n, &e);
-            Ok(Some(checked(kid, Algorithm::RS256, key, fingerprint)?))
+            Ok(Some(checked(kid, alg, key, fingerprint)?))
         }
         Some("EC") => {
-            if jwk.crv.as_deref() != Some("P-256") || !alg_is("ES256") {
-                return Ok(None);
-            }
+            // The curve decides the algorithm (RFC 7518 §3.4): P-256 is
+            // ES256, P-384 is ES384; an `alg` naming anything else skips it.
+            let (alg, size, curve) = match jwk.crv.as_deref() {
+                Some("P-256") if alg_is("ES256") => (Algorithm::ES256, 32, "P-256"),
+                Some("P-384") if alg_is("ES384") => (Algorithm::ES384, 48, "P-384"),
+                _ => return Ok(None),
+            };
             if jwk.d.is_some() {
                 return Err("private EC key in a JWKS".into());
             }
             let x = b64(jwk.x.as_deref(), "x")?;
             let y = b64(jwk.y.as_deref(), "y")?;
-            if x.len() != 32 || y.len() != 32 {
-                return Err("P-256 coordinates must be 32 bytes".into());
+            if x.len() != size || y.len() != size {
+                return Err(format!("{curve} coordinates must be {size} bytes"));
             }
-            let mut sec1 = Vec::with_capacity(65);
+            let mut sec1 = Vec::with_capacity(1 + 2 * size);
             sec1.push(0x04);
             sec1.extend_from_slice(&x);
             sec1.extend_from_slice(&y);
-            let fingerprint = fingerprint(kid.as_deref(), Algorithm::ES256, &[&sec1]);
+            let fingerprint = fingerprint(kid.as_deref(), alg, &[&sec1]);
             let key = DecodingKey::from_ec_der(&sec1);
-            Ok(Some(checked(kid, Algorithm::ES256, key, fingerprint)?))
+            Ok(Some(checked(kid, alg, key, fingerprint)?))
         }
         Some("OKP") => {
             if jwk.crv.as_deref() != Some("Ed25519") || !alg_is("EdDSA") {
@@ -345,6 +358,7 @@ fn checked(
     // means the backend refused the key itself.
     let probe = match alg {
         Algorithm::ES256 | Algorithm::EdDSA => URL_SAFE_NO_PAD.encode([1u8; 64]),
+        Algorithm::ES384 => URL_SAFE_NO_PAD.encode([1u8; 96]),
         _ => URL_SAFE_NO_PAD.encode([1u8; 32]),
     };
     match jsonwebtoken::crypto::verify(&probe, b"probe", &key, alg) {
@@ -383,7 +397,13 @@ pub fn alg_name(alg: Algorithm) -> &'static str {
     match alg {
         Algorithm::HS256 => "HS256",
         Algorithm::RS256 => "RS256",
+        Algorithm::RS384 => "RS384",
+        Algorithm::RS512 => "RS512",
+        Algorithm::PS256 => "PS256",
+        Algorithm::PS384 => "PS384",
+        Algorithm::PS512 => "PS512",
         Algorithm::ES256 => "ES256",
+        Algorithm::ES384 => "ES384",
         Algorithm::EdDSA => "EdDSA",
         _ => "unsupported",
     }
@@ -400,6 +420,8 @@ pub enum FetchError {
     TooLarge,
     #[error(transparent)]
     Jwks(#[from] JwksError),
+    #[error("discovery document refused: {0}")]
+    Discovery(String),
 }
 
 /// Builds the HTTP client used for every JWKS URL of a verifier.
@@ -419,6 +441,63 @@ pub fn http_client() -> Result<reqwest::Client, reqwest::Error> {
 
 /// Fetches and parses one JWKS URL, reading at most [`MAX_JWKS_BYTES`].
 pub async fn fetch_jwks(client: &reqwest::Client, url: &str) -> Result<KeySet, FetchError> {
+    let body = fetch_json(client, url).await?;
+    Ok(parse_jwks(&body, Origin::Remote)?)
+}
+
+/// The OpenID Connect discovery document of `issuer` (OpenID Connect
+/// Discovery 1.0 §4: the issuer without a trailing `/`, then
+/// `/.well-known/openid-configuration`).
+pub fn discovery_url(issuer: &str) -> String {
+    format!(
+        "{}/.well-known/openid-configuration",
+        issuer.trim_end_matches('/')
+    )
+}
+
+/// Fetches `issuer`'s discovery document from `url` and returns its
+/// `jwks_uri`. Refused (nothing from it is used) when the document's
+/// `issuer` is not exactly the configured one (§4.3: a document may not
+/// speak for another issuer), when `jwks_uri` is missing or not http(s),
+/// and when an `https` issuer names a plain-`http` `jwks_uri` (a downgrade).
+pub async fn discover(
+    client: &reqwest::Client,
+    url: &str,
+    issuer: &str,
+) -> Result<String, FetchError> {
+    #[derive(Deserialize)]
+    struct Document {
+        issuer: Option<String>,
+        jwks_uri: Option<String>,
+    }
+    let body = fetch_json(client, url).await?;
+    let doc: Document = serde_json::from_slice(&body)
+        .map_err(|e| FetchError::Discovery(format!("not a discovery document: {e}")))?;
+    if doc.issuer.as_deref() != Some(issuer) {
+        return Err(FetchError::Discovery(format!(
+            "it names issuer `{}`, not `{issuer}`",
+            doc.issuer.as_deref().unwrap_or("")
+        )));
+    }
+    let jwks_uri = doc
+        .jwks_uri
+        .ok_or_else(|| FetchError::Discovery("no `jwks_uri`".into()))?;
+    let secure = jwks_uri.starts_with("https://");
+    if !(secure || jwks_uri.starts_with("http://")) {
+        return Err(FetchError::Discovery(
+            "`jwks_uri` is not an http(s) URL".into(),
+        ));
+    }
+    if issuer.starts_with("https://") && !secure {
+        return Err(FetchError::Discovery(
+            "an https issuer's `jwks_uri` must be https".into(),
+        ));
+    }
+    Ok(jwks_uri)
+}
+
+/// GETs `url` and reads at most [`MAX_JWKS_BYTES`] of a success answer.
+async fn fetch_json(client: &reqwest::Client, url: &str) -> Result<Vec<u8>, FetchError> {
     let mut response = client
         .get(url)
         .header("accept", "application/json")
@@ -440,7 +519,7 @@ pub async fn fetch_jwks(client: &reqwest::Client, url: &str) -> Result<KeySet, F
         }
         body.extend_from_slice(&chunk);
     }
-    Ok(parse_jwks(&body, Origin::Remote)?)
+    Ok(body)
 }
 
 #[cfg(test)]

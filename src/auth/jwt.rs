@@ -23,12 +23,27 @@ use std::sync::{Arc, RwLock, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
 /// Algorithms a token may ever use, whatever an issuer allows.
-const SUPPORTED: [Algorithm; 4] = [
+pub const SUPPORTED: [Algorithm; 10] = [
     Algorithm::HS256,
     Algorithm::RS256,
+    Algorithm::RS384,
+    Algorithm::RS512,
+    Algorithm::PS256,
+    Algorithm::PS384,
+    Algorithm::PS512,
     Algorithm::ES256,
+    Algorithm::ES384,
     Algorithm::EdDSA,
 ];
+
+/// The names of [`SUPPORTED`], for messages.
+pub const SUPPORTED_NAMES: &str =
+    "HS256, RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, EdDSA";
+
+/// A supported algorithm by its exact, case-sensitive JOSE name.
+pub fn algorithm_named(name: &str) -> Option<Algorithm> {
+    SUPPORTED.into_iter().find(|a| jwks::alg_name(*a) == name)
+}
 /// How often a JWKS file's mtime is looked at, at most.
 const FILE_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 /// First retry delay after a failed JWKS fetch; doubles up to `refresh_every`.
@@ -41,12 +56,12 @@ pub struct IssuerSpec {
     pub issuer: String,
     /// The token's `aud` (string or array) must contain at least one of these.
     pub audiences: Vec<String>,
-    /// Allow-list; only HS256, RS256, ES256 and EdDSA may appear.
+    /// Allow-list; only the algorithms of [`SUPPORTED`] may appear.
     pub algorithms: Vec<Algorithm>,
     pub keys: KeySource,
     /// Clock skew tolerated for `exp`, `nbf` and `iat` (whole seconds).
     pub leeway: Duration,
-    /// ES256 signatures only in canonical low-s form (src/auth/ecdsa.rs).
+    /// ES256 and ES384 signatures only in canonical low-s form (src/auth/ecdsa.rs).
     /// `false` for an issuer whose signer does not normalise `s`.
     pub require_low_s: bool,
 }
@@ -61,6 +76,14 @@ pub enum KeySource {
     /// `kid` at most once per `min_refetch_interval`.
     JwksUrl {
         url: String,
+        refresh_every: Duration,
+        min_refetch_interval: Duration,
+    },
+    /// OpenID Connect discovery: `{issuer}/.well-known/openid-configuration`
+    /// names the `jwks_uri` (re-read on every fetch, so a moved JWKS is
+    /// followed); the document's `issuer` must equal the configured one.
+    /// Fetched like [`KeySource::JwksUrl`].
+    Discovery {
         refresh_every: Duration,
         min_refetch_interval: Duration,
     },
@@ -84,6 +107,14 @@ impl std::fmt::Debug for KeySource {
             } => f
                 .debug_struct("JwksUrl")
                 .field("url", url)
+                .field("refresh_every", refresh_every)
+                .field("min_refetch_interval", min_refetch_interval)
+                .finish(),
+            Self::Discovery {
+                refresh_every,
+                min_refetch_interval,
+            } => f
+                .debug_struct("Discovery")
                 .field("refresh_every", refresh_every)
                 .field("min_refetch_interval", min_refetch_interval)
                 .finish(),
@@ -189,7 +220,7 @@ pub enum SetupError {
     NoAudience(String),
     #[error("issuer `{0}` needs at least one algorithm")]
     NoAlgorithm(String),
-    #[error("algorithm `{alg}` is not supported for issuer `{issuer}` (allowed: HS256, RS256, ES256, EdDSA)")]
+    #[error("algorithm `{alg}` is not supported for issuer `{issuer}` (allowed: HS256, RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, EdDSA)")]
     UnsupportedAlgorithm { issuer: String, alg: String },
     #[error("issuer `{0}`: an HMAC secret can only verify HS256")]
     HmacAlgorithm(String),
@@ -270,7 +301,10 @@ struct FileStamp {
 }
 
 struct UrlSource {
+    /// The JWKS URL, or with `discover` the discovery document's URL.
     url: String,
+    /// `url` is an OpenID Connect discovery document naming the JWKS.
+    discover: bool,
     refresh_every: Duration,
     min_refetch_interval: Duration,
     /// Serializes fetches; holds the time of the last attempt so that a
@@ -286,9 +320,12 @@ impl Verifier {
         issuers: Vec<IssuerSpec>,
         settings: VerifierSettings,
     ) -> Result<Verifier, SetupError> {
-        let needs_http = issuers
-            .iter()
-            .any(|s| matches!(s.keys, KeySource::JwksUrl { .. }));
+        let needs_http = issuers.iter().any(|s| {
+            matches!(
+                s.keys,
+                KeySource::JwksUrl { .. } | KeySource::Discovery { .. }
+            )
+        });
         let http = if needs_http {
             Some(jwks::http_client().map_err(SetupError::HttpClient)?)
         } else {
@@ -424,10 +461,12 @@ impl Verifier {
             .ok_or(TokenError::Malformed)?;
         // A malleable (high-s) ECDSA signature is a second spelling of a
         // token: refused before the signature check (src/auth/ecdsa.rs).
-        if alg == Algorithm::ES256
-            && issuer.require_low_s
-            && !super::ecdsa::es256_is_canonical(parts.signature)
-        {
+        let malleable = match alg {
+            Algorithm::ES256 => !super::ecdsa::es256_is_canonical(parts.signature),
+            Algorithm::ES384 => !super::ecdsa::es384_is_canonical(parts.signature),
+            _ => false,
+        };
+        if malleable && issuer.require_low_s {
             return Err(TokenError::BadSignature);
         }
         match jsonwebtoken::crypto::verify(parts.signature, signing_input, &key.key, key.alg) {
@@ -469,7 +508,7 @@ impl Verifier {
         let Some(http) = &self.http else {
             return Err(());
         };
-        match jwks::fetch_jwks(http, &url.url).await {
+        match fetch_keys(http, url, &issuer.issuer).await {
             Ok(keys) => {
                 issuer.note_success(&url.url);
                 Ok(self.install(issuer, keys))
@@ -712,37 +751,21 @@ async fn build_issuer(
             refresh_every,
             min_refetch_interval,
         } => {
-            if !(url.starts_with("https://") || url.starts_with("http://")) {
-                return Err(SetupError::InvalidUrl { issuer: name, url });
-            }
-            for (field, d) in [
-                ("refresh_every", refresh_every),
-                ("min_refetch_interval", min_refetch_interval),
-            ] {
-                if d < Duration::from_secs(1) {
-                    return Err(SetupError::IntervalTooShort {
-                        issuer: name,
-                        field,
-                    });
-                }
-            }
-            let keys = match http {
-                Some(http) => match jwks::fetch_jwks(http, &url).await {
-                    Ok(keys) => keys,
-                    Err(e) => {
-                        warn_initial_fetch(&name, &url, &e);
-                        failing = true;
-                        KeySet::default()
-                    }
-                },
-                None => KeySet::default(),
-            };
-            let source = UrlSource {
-                url,
-                refresh_every,
-                min_refetch_interval,
-                fetch: tokio::sync::Mutex::new(Some(Instant::now())),
-            };
+            let mut source = url_source(&name, url, false, refresh_every, min_refetch_interval)?;
+            let keys = initial_url_keys(http, &source, &name, &mut failing).await;
+            // The initial fetch counts against `min_refetch_interval` from its end.
+            source.fetch = tokio::sync::Mutex::new(Some(Instant::now()));
+            (Source::Url(source), keys)
+        }
+        KeySource::Discovery {
+            refresh_every,
+            min_refetch_interval,
+        } => {
+            let url = jwks::discovery_url(&name);
+            let mut source = url_source(&name, url, true, refresh_every, min_refetch_interval)?;
+            let keys = initial_url_keys(http, &source, &name, &mut failing).await;
+            // The initial fetch counts against `min_refetch_interval` from its end.
+            source.fetch = tokio::sync::Mutex::new(Some(Instant::now()));
             (Source::Url(source), keys)
         }
     };
@@ -760,6 +783,76 @@ async fn build_issuer(
         generation: AtomicU64::new(0),
         failing: AtomicBool::new(failing),
     })
+}
+
+/// A JWKS URL or discovery source, checked.
+fn url_source(
+    name: &str,
+    url: String,
+    discover: bool,
+    refresh_every: Duration,
+    min_refetch_interval: Duration,
+) -> Result<UrlSource, SetupError> {
+    if !(url.starts_with("https://") || url.starts_with("http://")) {
+        return Err(SetupError::InvalidUrl {
+            issuer: name.to_owned(),
+            url,
+        });
+    }
+    for (field, d) in [
+        ("refresh_every", refresh_every),
+        ("min_refetch_interval", min_refetch_interval),
+    ] {
+        if d < Duration::from_secs(1) {
+            return Err(SetupError::IntervalTooShort {
+                issuer: name.to_owned(),
+                field,
+            });
+        }
+    }
+    Ok(UrlSource {
+        url,
+        discover,
+        refresh_every,
+        min_refetch_interval,
+        fetch: tokio::sync::Mutex::new(Some(Instant::now())),
+    })
+}
+
+/// The keys of a URL source at start: a failed fetch is only logged (and
+/// marks the issuer failing); the refresh task retries.
+async fn initial_url_keys(
+    http: Option<&reqwest::Client>,
+    source: &UrlSource,
+    name: &str,
+    failing: &mut bool,
+) -> KeySet {
+    let Some(http) = http else {
+        return KeySet::default();
+    };
+    match fetch_keys(http, source, name).await {
+        Ok(keys) => keys,
+        Err(e) => {
+            warn_initial_fetch(name, &source.url, &e);
+            *failing = true;
+            KeySet::default()
+        }
+    }
+}
+
+/// One fetch of a URL source's keys: the JWKS URL, or the discovery
+/// document and then the JWKS it names.
+async fn fetch_keys(
+    http: &reqwest::Client,
+    url: &UrlSource,
+    issuer: &str,
+) -> Result<KeySet, FetchError> {
+    if url.discover {
+        let jwks_uri = jwks::discover(http, &url.url, issuer).await?;
+        jwks::fetch_jwks(http, &jwks_uri).await
+    } else {
+        jwks::fetch_jwks(http, &url.url).await
+    }
 }
 
 fn warn_initial_fetch(issuer: &str, url: &str, e: &FetchError) {
@@ -948,13 +1041,11 @@ fn parse_header(segment: &str) -> Result<Header, TokenError> {
         }
     }
     // Exact, case-sensitive names; `none` in any casing is simply not one.
-    let alg = match raw.alg.as_deref() {
-        Some("HS256") => Algorithm::HS256,
-        Some("RS256") => Algorithm::RS256,
-        Some("ES256") => Algorithm::ES256,
-        Some("EdDSA") => Algorithm::EdDSA,
-        _ => return Err(TokenError::AlgorithmNotAllowed),
-    };
+    let alg = raw
+        .alg
+        .as_deref()
+        .and_then(algorithm_named)
+        .ok_or(TokenError::AlgorithmNotAllowed)?;
     Ok(Header { alg, kid: raw.kid })
 }
 

@@ -38,6 +38,33 @@ pub struct GatewayFile {
     pub risk: Option<super::risk::RiskSectionFile>,
     #[serde(default)]
     pub audit: Option<Spanned<AuditFile>>,
+    #[serde(default)]
+    pub logging: LoggingFile,
+    #[serde(default)]
+    pub otel: Option<Spanned<OtelFile>>,
+}
+
+/// `[otel]`: OpenTelemetry traces (docs/operations.md, "Traces").
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OtelFile {
+    /// Default: on whenever the section is present.
+    pub enabled: Option<bool>,
+    /// The collector's OTLP/HTTP base URL, e.g. `http://collector:4318`.
+    pub endpoint: Option<Spanned<String>>,
+    pub service_name: Option<Spanned<String>>,
+    /// Share of new traces recorded, 0.0 to 1.0 (default 0.1).
+    pub sample_ratio: Option<Spanned<f64>>,
+    /// Longest one export may take (default `10s`).
+    pub timeout: Option<Spanned<String>>,
+}
+
+/// `[logging]` (docs/operations.md, "Logs").
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoggingFile {
+    /// `json` or `pretty`; default: pretty when standard error is a terminal.
+    pub format: Option<Spanned<String>>,
 }
 
 /// `[audit]` (docs/audit-gateway.md).
@@ -189,6 +216,9 @@ pub struct IssuerFile {
     pub algorithms: Vec<Spanned<String>>,
     pub jwks_file: Option<String>,
     pub jwks_url: Option<String>,
+    /// `true`: keys from the JWKS that `{issuer}/.well-known/openid-configuration`
+    /// names (the document's `issuer` must be this one).
+    pub discovery: Option<bool>,
     /// Name of an environment variable holding an HS256 secret.
     pub hmac_secret_env: Option<String>,
     pub kid: Option<String>,

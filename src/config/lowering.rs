@@ -390,6 +390,8 @@ pub fn load(path: &Path) -> Result<Config, Vec<Problem>> {
         .as_ref()
         .map(|r| super::ratelimits::lower_rate_limits(&mut lw, r));
     let risk = lw.risk(&parsed.risk);
+    let log_format = lw.log_format(&parsed.logging);
+    let otel = parsed.otel.as_ref().and_then(|o| lw.otel(o));
     let classes: HashSet<String> = rate_limits
         .as_ref()
         .map(|r| r.classes.keys().cloned().collect())
@@ -434,6 +436,23 @@ pub fn load(path: &Path) -> Result<Config, Vec<Problem>> {
         }
     }
     lw.problems.extend(route_problems);
+    // Not a problem (the gateway starts), but a slot that can never see a
+    // score asks every request on its route for a step-up (`risk::enforce`).
+    let mut warnings = Vec::new();
+    if !risk.enabled {
+        for (r, file, offset) in &all_routes {
+            if r.risk.is_some() {
+                warnings.push(route_problem(
+                    file,
+                    *offset,
+                    format!(
+                        "warning: route `{}` has a `risk` slot but `[risk] enabled = false` gives no request a score: unknown risk fails closed, so every request on it must step up (fresh MFA)",
+                        r.id
+                    ),
+                ));
+            }
+        }
+    }
     let locations: Vec<(PathBuf, usize)> =
         all_routes.iter().map(|(_, f, o)| (f.clone(), *o)).collect();
     let table = match RouteTable::new(all_routes.into_iter().map(|(r, _, _)| r).collect()) {
@@ -478,8 +497,11 @@ pub fn load(path: &Path) -> Result<Config, Vec<Problem>> {
             rate_limits,
             audit,
             risk,
+            log_format,
+            otel,
             files,
             route_patterns,
+            warnings,
         }),
         _ => Err(lw.problems),
     }
@@ -507,16 +529,14 @@ fn lower_issuers(lw: &mut Lowering, issuers: &[Spanned<IssuerFile>]) -> Vec<Issu
         }
         let mut algorithms = Vec::new();
         for a in &i.algorithms {
-            use jsonwebtoken::Algorithm::*;
-            match a.get_ref().as_str() {
-                "HS256" => algorithms.push(HS256),
-                "RS256" => algorithms.push(RS256),
-                "ES256" => algorithms.push(ES256),
-                "EdDSA" => algorithms.push(EdDSA),
-                other => lw.err(
+            match crate::auth::jwt::algorithm_named(a.get_ref()) {
+                Some(alg) => algorithms.push(alg),
+                None => lw.err(
                     a.span(),
                     format!(
-                        "unsupported algorithm `{other}` (allowed: HS256, RS256, ES256, EdDSA)"
+                        "unsupported algorithm `{}` (allowed: {})",
+                        a.get_ref(),
+                        crate::auth::jwt::SUPPORTED_NAMES
                     ),
                 ),
             }
@@ -524,18 +544,34 @@ fn lower_issuers(lw: &mut Lowering, issuers: &[Spanned<IssuerFile>]) -> Vec<Issu
         if i.algorithms.is_empty() {
             lw.err(span.clone(), "an issuer needs at least one algorithm");
         }
+        let discovery = i.discovery == Some(true);
         let sources = [
             i.jwks_file.is_some(),
             i.jwks_url.is_some(),
             i.hmac_secret_env.is_some(),
+            discovery,
         ];
         let leeway = lw.duration(&i.leeway, Duration::from_secs(30));
         let keys = if sources.iter().filter(|b| **b).count() != 1 {
             lw.err(
                 span.clone(),
-                "an issuer needs exactly one of `jwks_file`, `jwks_url`, `hmac_secret_env`",
+                "an issuer needs exactly one of `jwks_file`, `jwks_url`, `hmac_secret_env`, `discovery = true`",
             );
             continue;
+        } else if discovery {
+            if !(i.issuer.starts_with("https://") || i.issuer.starts_with("http://")) {
+                lw.err(
+                    span.clone(),
+                    format!(
+                        "`discovery` needs an http(s) issuer URL, not `{}`",
+                        i.issuer
+                    ),
+                );
+            }
+            IssuerKeys::Discovery {
+                refresh_every: lw.duration(&i.refresh_every, Duration::from_secs(300)),
+                min_refetch_interval: lw.duration(&i.min_refetch_interval, Duration::from_secs(10)),
+            }
         } else if let Some(f) = &i.jwks_file {
             let p = lw.path(f);
             if let Err(e) = std::fs::metadata(&p) {

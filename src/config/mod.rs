@@ -1,12 +1,13 @@
 //! Gateway configuration: loads `sentinel.toml` and its route files, and lowers
 //! the file format ([`file`]) into internal types ([`types`]) in one step
-//! ([`lowering`], with [`policy_source`], [`ratelimits`], [`risk`], [`route`]
-//! and [`audit`] for their sections) that collects *every* problem as
+//! ([`lowering`], with [`policy_source`], [`ratelimits`], [`risk`], [`route`],
+//! [`audit`] and [`observe`] for their sections) that collects *every* problem as
 //! `path:line:col: message` ([`problems`]).
 
 mod audit;
 pub mod file;
 mod lowering;
+mod observe;
 mod policy_source;
 mod problems;
 mod ratelimits;

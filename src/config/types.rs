@@ -35,10 +35,17 @@ pub struct Config {
     pub audit: Option<AuditConfig>,
     /// `[risk]`: anomaly and biometric scoring.
     pub risk: super::RiskConfig,
+    /// `[logging] format`; `None`: chosen at start (`LogFormat::auto`).
+    pub log_format: Option<crate::logging::LogFormat>,
+    /// `[otel]`: where request traces go; `None`: tracing is off.
+    pub otel: Option<sentinel_telemetry::otel::Settings>,
     /// Every file the config was read from (for reload on change).
     pub files: Vec<PathBuf>,
     /// The route-file patterns (absolute), re-expanded to notice new files.
     pub route_patterns: Vec<PathBuf>,
+    /// What `sentinel check` prints without failing (messages start with
+    /// `warning:`), e.g. a route `risk` slot with risk scoring off.
+    pub warnings: Vec<super::Problem>,
 }
 
 #[derive(Debug, Clone)]
@@ -87,6 +94,12 @@ pub enum IssuerKeys {
     JwksFile(PathBuf),
     JwksUrl {
         url: String,
+        refresh_every: Duration,
+        min_refetch_interval: Duration,
+    },
+    /// `discovery = true`: the JWKS named by the issuer's OpenID Connect
+    /// discovery document.
+    Discovery {
         refresh_every: Duration,
         min_refetch_interval: Duration,
     },

@@ -26,6 +26,7 @@ fn perm(core: Rules<'_>, pd: Rules<'_>, ts: Rules<'_>) -> Permission {
         conditions: Box::new([]),
         tenant_scope: TenantScope::Own,
         fields: [map(core), map(pd), map(ts)],
+        shadow: false,
     }
 }
 

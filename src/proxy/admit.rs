@@ -48,12 +48,26 @@ impl Gateway {
                 .and_then(|v| v.to_str().ok());
             ctx.client_ip = Some(request::client_ip(peer, xff, &state.trusted_proxies));
         }
+        let trusted_peer =
+            peer.is_some_and(|p| state.trusted_proxies.iter().any(|n| n.contains(&p)));
+        if let Some(tracing) = &state.tracing {
+            ctx.trace = Some(crate::otel::RequestTrace::start(
+                tracing.tracer(),
+                session.req_header(),
+                trusted_peer,
+            ));
+        }
         // After the client address, so that the audit event of a refused
         // head names who sent it.
         check_limits(session.req_header(), &state.limits)?;
+        // Asked for the decision header? Read before the reserved names go;
+        // honoured only for holders of `policy:explain` (`explains`).
+        ctx.explain_asked = session
+            .req_header()
+            .headers
+            .get(headers::H_EXPLAIN)
+            .is_some_and(|v| v.as_bytes() == b"1");
         // Hostile heads are refused or cleaned before anything reads them.
-        let trusted_peer =
-            peer.is_some_and(|p| state.trusted_proxies.iter().any(|n| n.contains(&p)));
         headers::screen_request(
             session.req_header_mut(),
             &state.client_headers,
@@ -102,11 +116,14 @@ impl Gateway {
             .ok_or_else(|| Denial::new(ErrorCode::RouteNotFound))?;
         let route = found.route;
         ctx.route = Some(route.clone());
+        if let Some(t) = &ctx.trace {
+            t.route(method, &route.id);
+        }
         if let Some(cors) = &route.cors {
             ctx.cors_origin = crate::cors::allowed_origin(cors, req);
         }
         if route.auth == AuthRequirement::Public {
-            self.rate_limit(route, None, ctx).await?;
+            self.traced_rate_limit(route, None, ctx).await?;
             if let Some(fb) = &route.fields {
                 // No decision, so no field rules: only undefined keys kept by
                 // `unknown_fields = "keep"` can pass.
@@ -127,7 +144,10 @@ impl Gateway {
             .ok_or_else(|| Denial::new(ErrorCode::PolicyUnavailable))?;
         ctx.audit.version = Some(policy.version());
         let now = unix_now();
-        let who = match self.authenticate(req, &policy, route, now).await {
+        let started = ctx.phase_start();
+        let who = self.authenticate(req, &policy, route, now).await;
+        ctx.phase_end("authenticate", started, who.as_ref().err());
+        let who = match who {
             Ok(who) => who,
             Err(denial) => {
                 self.auth_failed(req, &denial, ctx, now);
@@ -139,32 +159,43 @@ impl Gateway {
         if state.audit.is_some() {
             ctx.audit.snapshot = Some(who.snapshot.clone());
         }
-        self.rate_limit(route, Some(&who), ctx).await?;
+        self.traced_rate_limit(route, Some(&who), ctx).await?;
         let req = session.req_header();
         let resource_id = route
             .resource
             .as_ref()
             .and_then(|r| r.render(&found.params));
         let scored = self.score(req, route, resource_id.as_deref(), &who, now, ctx);
-        if let Some((risk, facts, observed)) = &scored {
-            if let Err((denial, outcome)) =
-                crate::risk::enforce(route.risk.as_ref(), risk.score(), fresh_mfa(&who, now))
-            {
-                self.count_risk(risk.score(), outcome);
-                risk.settle(&who, facts, observed, outcome);
-                if self.state.explain.contains(&who.principal.id) {
-                    let r = risk.score();
-                    ctx.explain = Some(format!(
+        ctx.explain_on = self.explains(req, route, &who, now, ctx);
+        // Without a score (risk scoring off) a route's slot still applies:
+        // unknown risk fails closed (`risk::enforce`).
+        let risk = scored.as_ref().map(|(s, _, _)| s.score());
+        if let Err((denial, outcome)) =
+            crate::risk::enforce(route.risk.as_ref(), risk, fresh_mfa(&who, now))
+        {
+            if let Some((scored, facts, observed)) = &scored {
+                self.count_risk(scored.score(), outcome);
+                scored.settle(&who, facts, observed, outcome);
+            }
+            if ctx.explain_on {
+                ctx.explain = Some(match risk {
+                    Some(r) => format!(
                         "deny; reason={}; signal={}; score={:.3}",
                         denial.code.as_str().to_ascii_lowercase(),
                         r.signal.as_str(),
                         r.score
-                    ));
-                }
-                return Err(denial);
+                    ),
+                    None => format!(
+                        "deny; reason={}; signal=none",
+                        denial.code.as_str().to_ascii_lowercase()
+                    ),
+                });
             }
+            return Err(denial);
         }
+        let started = ctx.phase_start();
         let decision = self.authorize(req, route, &found.params, &who, now, ctx);
+        ctx.phase_end("authorize", started, decision.as_ref().err());
         if let Some((risk, facts, observed)) = &scored {
             let outcome = if decision.is_ok() {
                 Outcome::Served
@@ -258,6 +289,45 @@ impl Gateway {
         Some((Scored { risk, request, at }, facts, observed))
     }
 
+    /// Does this response carry the decision header? For principals in
+    /// `[explain]`, and for a request that sends `x-sentinel-explain: 1`
+    /// from a caller holding `policy:explain` on this route (resource type
+    /// `policy`, the route id as resource id, action `explain`; decided like
+    /// any permission, conditions included). Anyone else's header was
+    /// already removed by `screen_request` and changes nothing.
+    fn explains(
+        &self,
+        req: &RequestHeader,
+        route: &Route,
+        who: &Authenticated<'_>,
+        now: i64,
+        ctx: &Ctx,
+    ) -> bool {
+        if self.state.explain.contains(&who.principal.id) {
+            return true;
+        }
+        if !ctx.explain_asked {
+            return false;
+        }
+        who.snapshot
+            .authorize(&AccessRequest {
+                principal: who.principal,
+                resource_type: sentinel_policy::EXPLAIN_RESOURCE_TYPE,
+                resource_id: Some(&route.id),
+                action: sentinel_policy::EXPLAIN_ACTION,
+                target_tenant: who.principal.tenant,
+                approval_chain: None,
+                context: RequestContext {
+                    now,
+                    client_ip: ctx.client_ip,
+                    method: req.method.as_str(),
+                    mfa: who.mfa,
+                    risk_score: ctx.risk_score.map(f64::from),
+                },
+            })
+            .allowed
+    }
+
     fn count_risk(&self, risk: RequestRisk, outcome: Outcome) {
         if let Some(m) = crate::metrics::get() {
             let what = if outcome == Outcome::Blocked {
@@ -296,6 +366,21 @@ impl Gateway {
             }
             _ => Ok(who),
         }
+    }
+
+    /// [`Gateway::rate_limit`], with its span when tracing (and a limiter) is on.
+    async fn traced_rate_limit(
+        &self,
+        route: &Route,
+        who: Option<&Authenticated<'_>>,
+        ctx: &mut Ctx,
+    ) -> Result<(), Denial> {
+        let started = ctx
+            .phase_start()
+            .filter(|_| self.state.rate_limits.is_some());
+        let limited = self.rate_limit(route, who, ctx).await;
+        ctx.phase_end("rate_limit", started, limited.as_ref().err());
+        limited
     }
 
     /// Checks every limit that applies (tenant plan, principal, route class;
@@ -384,7 +469,7 @@ impl Gateway {
             Some(t) => Uuid::parse_str(t).unwrap_or(Uuid::max()),
             None => principal.tenant,
         };
-        let decision = snapshot.authorize(&AccessRequest {
+        let access = AccessRequest {
             principal,
             resource_type: &resource.resource_type,
             resource_id: resource_id.as_deref(),
@@ -396,10 +481,18 @@ impl Gateway {
                 client_ip: ctx.client_ip,
                 method,
                 mfa: who.mfa,
-                // None only with risk scoring off: a `risk` condition then denies.
+                // None only with risk scoring off: a `risk` condition then
+                // denies unless it says `on_missing = "allow"`.
                 risk_score: ctx.risk_score.map(f64::from),
             },
-        });
+        };
+        let decision = snapshot.authorize(&access);
+        // Only a shard holding shadow rules evaluates a second time.
+        if let Some(shadow) = snapshot.authorize_shadow(&access) {
+            if shadow.allowed != decision.allowed {
+                self.shadow_disagreed(snapshot, shadow, ctx);
+            }
+        }
         ctx.audit.reason = Some(decision.reason.name());
         if self.state.audit.is_some() {
             ctx.audit.resource_id = resource_id.as_deref().map(Box::from);
@@ -418,8 +511,8 @@ impl Gateway {
                     .inc();
             }
         }
-        if self.state.explain.contains(&principal.id) {
-            ctx.explain = Some(explain(snapshot, &decision));
+        if ctx.explain_on {
+            ctx.explain = Some(explain(snapshot, &access, &decision));
         }
         if decision.allowed {
             return Ok(decision);
@@ -436,6 +529,31 @@ impl Gateway {
             }));
         }
         Err(denial)
+    }
+
+    /// A shadow decision that differs from the live one: counted per
+    /// shadow rule that made it (`sentinel_shadow_disagreements_total`) and
+    /// kept for the audit event. Never changes the answer.
+    fn shadow_disagreed(&self, snapshot: &Snapshot, shadow: Decision, ctx: &mut Ctx) {
+        if let Some(m) = crate::metrics::get() {
+            let mut counted = false;
+            for r in shadow.rules.iter() {
+                if snapshot.permission(r).is_some_and(|p| p.shadow) {
+                    m.shadow_disagreements
+                        .with_label_values(&[snapshot.rule_id(r)])
+                        .inc();
+                    counted = true;
+                }
+            }
+            // INVARIANT: shadow rules only add allows or denies, so a
+            // flipped decision always names one; the label is a fallback.
+            if !counted {
+                m.shadow_disagreements.with_label_values(&["unknown"]).inc();
+            }
+        }
+        if self.state.audit.is_some() {
+            ctx.audit.shadow = Some((shadow.allowed, shadow.reason.name(), shadow.rules));
+        }
     }
 
     /// What goes upstream for an allowed caller: the identity headers and
@@ -534,8 +652,9 @@ fn fresh_mfa(who: &Authenticated<'_>, now: i64) -> bool {
             .is_some_and(|iat| now - iat <= crate::risk::FRESH_MFA_SECS)
 }
 
-/// `allow; reason=…; rules=a,b` for the explain header.
-fn explain(snapshot: &Snapshot, d: &Decision) -> String {
+/// `allow; reason=…; rules=a,b` for the explain header, and on a denial
+/// `; failed=rule:condition,…` when allow rules failed on a condition.
+fn explain(snapshot: &Snapshot, req: &AccessRequest<'_>, d: &Decision) -> String {
     let mut s = String::with_capacity(64);
     s.push_str(if d.allowed { "allow" } else { "deny" });
     s.push_str("; reason=");
@@ -545,14 +664,27 @@ fn explain(snapshot: &Snapshot, d: &Decision) -> String {
         if i > 0 {
             s.push(',');
         }
-        s.extend(
-            snapshot
-                .rule_id(r)
-                .chars()
-                .filter(|c| c.is_ascii_graphic() && *c != ';' && *c != ','),
-        );
+        push_token(&mut s, snapshot.rule_id(r));
+    }
+    if !d.allowed {
+        let failed = snapshot.failed_conditions(req);
+        for (i, f) in failed.iter().enumerate() {
+            s.push_str(if i == 0 { "; failed=" } else { "," });
+            push_token(&mut s, snapshot.rule_id(f.rule));
+            s.push(':');
+            push_token(&mut s, &f.condition);
+        }
     }
     s
+}
+
+/// Appends `text` as one token of the explain header: visible ASCII only,
+/// without the separators `;`, `,` and `:`.
+fn push_token(s: &mut String, text: &str) {
+    s.extend(
+        text.chars()
+            .filter(|c| c.is_ascii_graphic() && !matches!(c, ';' | ',' | ':')),
+    );
 }
 
 fn check_limits(req: &RequestHeader, limits: &Limits) -> Result<(), Denial> {

@@ -5,6 +5,7 @@
 //! learned on the way (principal, decision, resource id).
 
 use super::{Ctx, Gateway};
+use crate::audit::event::ShadowDecision;
 use crate::audit::event::{text, MAX_PATH, MAX_REASON, MAX_TEXT, MAX_USER_AGENT};
 use crate::audit::{Event, Outcome, PrincipalKind, Rules, Time};
 use crate::errors::ErrorCode;
@@ -26,6 +27,9 @@ pub(super) struct Facts {
     /// The decision's reason and rules (authorization ran).
     pub reason: Option<&'static str>,
     pub rules: RuleIds,
+    /// The shadow decision, when it disagreed with the live one: (allowed,
+    /// reason, rules).
+    pub shadow: Option<(bool, &'static str, RuleIds)>,
     /// The denial's message when the request was refused.
     pub message: Option<Cow<'static, str>>,
     /// The event was recorded (one per request, even if a later error
@@ -131,6 +135,14 @@ impl Gateway {
             latency_ms: Some(ctx.started.elapsed().as_micros() as f64 / 1000.0),
             risk_score: ctx.risk_score.map(f64::from),
             snapshot_version: snapshot.map(Snapshot::version).or(facts.version),
+            after: facts
+                .shadow
+                .as_ref()
+                .map(|(allowed, reason, rules)| ShadowDecision {
+                    allowed: *allowed,
+                    reason,
+                    rules: Rules(snapshot.map(|s| (s, rules))),
+                }),
         };
         audit.record(&event);
     }

@@ -8,7 +8,7 @@
 //! only then writes the header: a `502` is always possible until the
 //! filtered body is known.
 
-use super::identity::{self, IDENTITY_HEADERS};
+use super::identity;
 use super::{Author, Ctx, Gateway};
 use crate::config::Upstream;
 use crate::errors::{self, Denial, ErrorCode};
@@ -294,7 +294,11 @@ impl Gateway {
         let content_length = (!body.is_empty()
             || !matches!(method, http::Method::GET | http::Method::HEAD))
         .then(|| HeaderValue::from(body.len()));
-        headers::edit_request(&mut req, IDENTITY_HEADERS + 2, |h| {
+        let pool = self.state.pools.get(route.upstream).ok_or_else(internal)?;
+        if let Some(t) = ctx.trace.as_mut() {
+            t.upstream_start(&pool.upstream.name);
+        }
+        headers::edit_request(&mut req, identity::room(ctx) + 2, |h| {
             headers::remove_hop_by_hop(h);
             identity::apply(h, ctx)?;
             // Identity is what the filter reads; gzip and br are decoded if sent anyway.
@@ -312,7 +316,6 @@ impl Gateway {
             Ok(())
         })
         .map_err(|_| internal())?;
-        let pool = self.state.pools.get(route.upstream).ok_or_else(internal)?;
         let limit = fb
             .max_response_bytes
             .unwrap_or(self.state.limits.max_body_bytes);
@@ -348,11 +351,24 @@ impl Gateway {
             }
         };
 
+        if let Some(t) = ctx.trace.as_mut() {
+            t.upstream_end(Some(answer.header.status.as_u16()));
+        }
+
         // 4. Filter, then answer.
         let head = method == http::Method::HEAD;
-        let (mut header, out) = match filtered_answer(answer, &route, &plan, head) {
-            Ok(x) => x,
-            Err(u) => return Err(self.unfilterable(ctx, &route, u)),
+        let started = ctx.phase_start();
+        let filtered = filtered_answer(answer, &route, &plan, head);
+        let (mut header, out) = match filtered {
+            Ok(x) => {
+                ctx.phase_end("field_filter", started, None);
+                x
+            }
+            Err(u) => {
+                let denial = self.unfilterable(ctx, &route, u);
+                ctx.phase_end("field_filter", started, Some(&denial));
+                return Err(denial);
+            }
         };
         self.finish_response(session.req_header(), &mut header, ctx, Author::Upstream)
             .map_err(|_| internal())?;

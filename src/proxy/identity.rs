@@ -12,12 +12,18 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use pingora::http::RequestHeader;
 use pingora::Result;
 
-/// How many headers [`apply`] may add.
-pub(super) const IDENTITY_HEADERS: usize = 7;
+/// How many headers [`apply`] may add without tracing.
+const IDENTITY_HEADERS: usize = 7;
+
+/// How many headers [`apply`] may add for this request: the trace context
+/// takes two more only while tracing.
+pub(super) fn room(ctx: &Ctx) -> usize {
+    IDENTITY_HEADERS + if ctx.trace.is_some() { 2 } else { 0 }
+}
 
 /// Replaces client identity headers with the gateway's (the streamed path).
 pub(super) fn set_identity(upstream_request: &mut RequestHeader, ctx: &Ctx) -> Result<()> {
-    headers::edit_request(upstream_request, IDENTITY_HEADERS, |h| apply(h, ctx))
+    headers::edit_request(upstream_request, room(ctx), |h| apply(h, ctx))
 }
 
 /// [`set_identity`] on headers being edited already (the bound path edits
@@ -44,6 +50,9 @@ pub(super) fn apply(h: &mut HeaderMap, ctx: &Ctx) -> Result<()> {
     }
     if let Some(value) = forwarded_for {
         headers::insert(h, X_FORWARDED_FOR, value)?;
+    }
+    if let Some(t) = &ctx.trace {
+        headers::set_trace_context(h, t.upstream_headers())?;
     }
     Ok(())
 }

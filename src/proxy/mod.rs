@@ -69,6 +69,8 @@ pub struct GatewayState {
     pub audit: Option<Arc<crate::audit::Audit>>,
     /// Risk scoring and the telemetry endpoints; `None` with `[risk] enabled = false`.
     pub risk: Option<Arc<crate::risk::Risk>>,
+    /// Request traces; `None` (the default) when `[otel]` is off.
+    pub tracing: Option<Arc<crate::otel::Tracing>>,
 }
 
 pub struct Gateway {
@@ -84,6 +86,10 @@ pub struct Ctx {
     /// The identity forwarded upstream (shared per principal and snapshot version).
     identity: Option<Arc<IdentityHeaders>>,
     explain: Option<String>,
+    /// The client sent `x-sentinel-explain: 1` (read before it is stripped).
+    explain_asked: bool,
+    /// This response carries the decision header (`Gateway::explains`).
+    explain_on: bool,
     cors_origin: Option<HeaderValue>,
     client_ip: Option<IpAddr>,
     body_bytes: usize,
@@ -102,9 +108,28 @@ pub struct Ctx {
     /// The request's risk score (the larger of anomaly and biometric), when
     /// it was scored: every authenticated request while risk scoring is on.
     pub risk_score: Option<f32>,
+    /// The request's trace; `None` unless tracing is on (crate::otel).
+    trace: Option<Box<crate::otel::RequestTrace>>,
 }
 
 impl Ctx {
+    /// When tracing: the time a phase starts (no clock read otherwise).
+    fn phase_start(&self) -> Option<std::time::SystemTime> {
+        self.trace.as_ref().map(|_| std::time::SystemTime::now())
+    }
+
+    /// When tracing: the phase's span, from `started` to now.
+    fn phase_end(
+        &self,
+        name: &'static str,
+        started: Option<std::time::SystemTime>,
+        denial: Option<&Denial>,
+    ) {
+        if let (Some(t), Some(started)) = (&self.trace, started) {
+            t.phase(name, started, denial.map(|d| d.code.as_str()));
+        }
+    }
+
     /// The request id as text (logs, error bodies).
     fn request_id(&self) -> &str {
         self.request_id_header.to_str().unwrap_or("")
@@ -141,6 +166,8 @@ impl ProxyHttp for Gateway {
             route: None,
             identity: None,
             explain: None,
+            explain_asked: false,
+            explain_on: false,
             cors_origin: None,
             client_ip: None,
             body_bytes: 0,
@@ -152,6 +179,7 @@ impl ProxyHttp for Gateway {
             conn: crate::conn::RequestMark::default(),
             audit: audit::Facts::default(),
             risk_score: None,
+            trace: None,
         }
     }
 
@@ -238,6 +266,14 @@ impl ProxyHttp for Gateway {
         upstream_request: &mut RequestHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
+        if let Some(t) = ctx.trace.as_mut() {
+            let upstream = ctx
+                .route
+                .as_ref()
+                .and_then(|r| self.state.pools.get(r.upstream))
+                .map_or("", |p| p.upstream.name.as_str());
+            t.upstream_start(upstream);
+        }
         identity::set_identity(upstream_request, ctx)
     }
 
@@ -247,6 +283,9 @@ impl ProxyHttp for Gateway {
         response: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
+        if let Some(t) = ctx.trace.as_mut() {
+            t.upstream_end(Some(response.status.as_u16()));
+        }
         self.finish_response(session.req_header(), response, ctx, Author::Upstream)
     }
 
@@ -279,10 +318,13 @@ impl ProxyHttp for Gateway {
     }
 
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Ctx) {
+        let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        if let Some(t) = ctx.trace.as_mut() {
+            t.finish(status, ctx.code.map(ErrorCode::as_str));
+        }
         let Some(m) = crate::metrics::get() else {
             return;
         };
-        let status = session.response_written().map_or(0, |r| r.status.as_u16());
         let (outcome, code) = match ctx.code {
             Some(c) if c.status() < 500 => ("denied", c.as_str()),
             Some(c) => ("error", c.as_str()),

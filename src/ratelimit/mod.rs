@@ -458,6 +458,11 @@ impl Limiter {
         sweep_backend(&self.backend)
     }
 
+    /// Whether limits are shared through Redis (cluster mode).
+    pub fn is_shared(&self) -> bool {
+        matches!(&*self.backend, Backend::Cluster(_))
+    }
+
     /// Counters and health for metrics and `/readyz`.
     pub fn stats(&self) -> Stats {
         match &*self.backend {

@@ -65,13 +65,29 @@ impl RequestRisk {
 /// RISK_BLOCKED` when the anomaly score did); above `step_up_above` it asks
 /// for a step-up (`401 STEP_UP_REQUIRED`) unless the credential carries a
 /// fresh MFA (`fresh_mfa`), which is what a step-up produces.
+///
+/// `risk` is `None` when the request has no score (`[risk] enabled =
+/// false`): unknown risk fails closed. A slot then asks every request for a
+/// step-up (`details.signal` = `none`, `details.score` = `null`), which a
+/// fresh MFA satisfies; it never lets an unscored request through as if
+/// its risk were low (docs/policy.md, "Risk").
 pub fn enforce(
     slot: Option<&RiskSlot>,
-    risk: RequestRisk,
+    risk: Option<RequestRisk>,
     fresh_mfa: bool,
 ) -> Result<(), (Denial, Outcome)> {
     let Some(slot) = slot else {
         return Ok(());
+    };
+    let Some(risk) = risk else {
+        if fresh_mfa {
+            return Ok(());
+        }
+        return Err((
+            Denial::new(ErrorCode::StepUpRequired)
+                .details(serde_json::json!({"signal": "none", "score": null})),
+            Outcome::SteppedUp,
+        ));
     };
     let details = || {
         // Three decimals: enough to read, no float noise in the body.
@@ -230,7 +246,7 @@ mod tests {
     #[test]
     fn slots_answer_by_signal() {
         let code = |r: RequestRisk, mfa: bool| {
-            enforce(Some(&slot(0.85, 0.95)), r, mfa)
+            enforce(Some(&slot(0.85, 0.95)), Some(r), mfa)
                 .err()
                 .map(|(d, _)| d.code)
         };
@@ -249,6 +265,20 @@ mod tests {
             Some(ErrorCode::BiometricAuthFailed)
         );
         // No slot: never refused.
-        assert!(enforce(None, RequestRisk::of(1.0, Some(1.0)), false).is_ok());
+        assert!(enforce(None, Some(RequestRisk::of(1.0, Some(1.0))), false).is_ok());
+    }
+
+    #[test]
+    fn an_unscored_request_is_stepped_up_never_let_through() {
+        let code = |s: RiskSlot, mfa: bool| enforce(Some(&s), None, mfa).err().map(|(d, _)| d.code);
+        assert_eq!(
+            code(slot(0.85, 0.95), false),
+            Some(ErrorCode::StepUpRequired)
+        );
+        assert_eq!(code(slot(1.0, 1.0), false), Some(ErrorCode::StepUpRequired));
+        // A fresh MFA is what a step-up produces.
+        assert_eq!(code(slot(0.85, 0.95), true), None);
+        // No slot: an unscored request is not refused by a score.
+        assert!(enforce(None, None, false).is_ok());
     }
 }

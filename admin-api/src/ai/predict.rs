@@ -247,7 +247,8 @@ pub struct Suggestion {
     /// The role most holding peers have that grants it: the call that assigns it.
     #[schema(value_type = Option<Object>)]
     pub grant: Option<Value>,
-    /// The call that asks for it through an approval chain instead.
+    /// The call that asks for it through an approval chain instead (the
+    /// user makes it: `POST /access-requests` opens a request for its caller).
     #[schema(value_type = Object)]
     pub access_request: Value,
 }
@@ -428,7 +429,7 @@ pub async fn suggestions(state: &AppState, caller: &Caller, user: Uuid) -> ApiRe
                    "body": {"role_id": r}, "role": name})
         });
         let access_request = json!({"method": "POST", "path": "/api/v1/access-requests",
-            "body": {"principal_id": user, "resource": format!("{}:*", s.item.0), "action": s.item.1,
+            "made_by": "the user", "body": {"resource": format!("{}:*", s.item.0), "action": s.item.1,
                      "justification": format!("{} of {} similar peers hold it", s.holders, s.peers)}});
         sqlx::query(
             "INSERT INTO sentinel.permission_predictions

@@ -21,8 +21,11 @@ use serde::Serialize;
 
 /// Every `/api/v1` route with its documentation.
 pub fn api() -> Routes {
-    Routes::new()
-        .nest("/auth", auth::router())
+    let mut r = Routes::new();
+    for (prefix, routes) in crate::approvals::routers() {
+        r = r.nest(prefix, routes);
+    }
+    r.nest("/auth", auth::router())
         .nest("/tenants", tenants::router())
         .nest("/users", users::router())
         .nest("/service-accounts", service_accounts::router())

@@ -180,6 +180,7 @@ fn validate(spec: &Spec, caller: &Caller) -> ApiResult<(Effect, TenantScope)> {
                 tenant_scope: *scope,
                 fields,
                 description: spec.description.clone(),
+                mode: Default::default(),
             }],
             ..PolicySource::default()
         };

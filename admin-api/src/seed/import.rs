@@ -9,7 +9,8 @@
 //! How file objects map to rows: a role or permission without a tenant
 //! (platform-wide in a file) exists by the same name in every non-platform
 //! tenant; a file id that is not a UUID (roles, permissions, groups) is the
-//! row's name. Grants are not imported (approval chains are not built yet).
+//! row's name. Grants are not imported: in the admin API a grant comes from an
+//! approved access request (docs/approvals.md).
 
 use super::demo::AdminOnly;
 use super::{ensure_user, grant_role, upsert_role, upsert_tenant, SeedReport};

@@ -1,5 +1,5 @@
 //! Builds a [`PolicySource`] from the database: every tenant, principal, role,
-//! group, permission, revoked token and field definition the transaction can
+//! group, permission, grant, revoked token and field definition the transaction can
 //! see. Under a one-tenant context (RLS) that is that tenant's policy; under
 //! the all-tenants context it is the whole policy the gateway enforces.
 //!
@@ -9,8 +9,8 @@
 use crate::db::Tx;
 use chrono::{DateTime, Utc};
 use sentinel_policy::source::{
-    ApiKeySource, ConditionSource, Effect, FieldDefinitionSource, FieldRulesSource, GroupSource,
-    MaskStyle, PermissionSource, PolicySource, PrincipalSource, PrincipalStatus,
+    ApiKeySource, ConditionSource, Effect, FieldDefinitionSource, FieldRulesSource, GrantSource,
+    GroupSource, MaskStyle, PermissionSource, PolicySource, PrincipalSource, PrincipalStatus,
     RevokedTokenSource, RoleSource, TenantScope, TenantSource, TenantStatus, Tier,
 };
 use serde_json::Value;
@@ -128,7 +128,20 @@ struct ShardRows {
     roles: Vec<RoleSource>,
     groups: Vec<GroupSource>,
     permissions: Vec<(Uuid, PermissionSource)>,
+    grants: Vec<(Uuid, GrantSource)>,
 }
+
+type GrantRow = (
+    Uuid,
+    Uuid,
+    Uuid,
+    String,
+    String,
+    Vec<String>,
+    String,
+    Option<DateTime<Utc>>,
+    DateTime<Utc>,
+);
 
 /// Tenants (by code), and the set of their ids.
 async fn load_tenants(tx: &mut Tx) -> Result<(Vec<TenantSource>, HashSet<Uuid>), SnapshotError> {
@@ -241,6 +254,9 @@ async fn load_shard_rows(tx: &mut Tx, filter: Filter<'_>) -> Result<ShardRows, S
                 fields: serde_json::from_value::<FieldRulesSource>(fields)
                     .map_err(|e| stored("permission", id, e))?,
                 description,
+                // The admin API's permissions are always live; shadow rules
+                // are a policy-file feature (docs/policy.md, "Shadow rules").
+                mode: Default::default(),
             },
         ));
     }
@@ -297,6 +313,33 @@ async fn load_shard_rows(tx: &mut Tx, filter: Filter<'_>) -> Result<ShardRows, S
             tenant,
             roles: roles_of_group.remove(&id).unwrap_or_default(),
         });
+    }
+
+    // Grants of approved access requests (docs/approvals.md): active and
+    // not yet expired. One that expires later is still enforced only until
+    // its `expires_at` (the gateway checks the time); the approvals worker
+    // marks it expired, which republishes the shard without it.
+    let sql = format!(
+        "SELECT id, tenant_id, principal_id, resource_type, resource_id, actions, approval_chain,
+                not_before, expires_at
+           FROM sentinel.access_grants WHERE status = 'active' AND expires_at > now(){} ORDER BY id",
+        filter.clause("AND", "tenant_id")
+    );
+    let grants: Vec<GrantRow> = filter.query_as(&sql).fetch_all(&mut **tx).await?;
+    for (id, tenant, principal, rtype, resource, actions, chain, not_before, expires) in grants {
+        out.grants.push((
+            tenant,
+            GrantSource {
+                id: id.to_string(),
+                principal,
+                resource_type: rtype,
+                resource,
+                actions,
+                not_before: not_before.map(|t| t.timestamp()),
+                expires_at: expires.timestamp(),
+                approval_chain: Some(chain),
+            },
+        ));
     }
 
     Ok(out)
@@ -358,6 +401,7 @@ pub async fn load_source(tx: &mut Tx) -> Result<PolicySource, SnapshotError> {
     out.roles = rows.roles;
     out.groups = rows.groups;
     out.permissions = rows.permissions.into_iter().map(|(_, p)| p).collect();
+    out.grants = rows.grants.into_iter().map(|(_, g)| g).collect();
     load_global_lists(tx, &visible, &mut out).await?;
     Ok(out)
 }
@@ -401,6 +445,9 @@ pub async fn load_shards(
     }
     for (t, p) in rows.permissions {
         out.entry(t).or_default().permissions.push(p);
+    }
+    for (t, g) in rows.grants {
+        out.entry(t).or_default().grants.push(g);
     }
     Ok(out)
 }

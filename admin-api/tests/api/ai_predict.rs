@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 const OLGA_ID: &str = "aaaaaaaa-0000-4000-8000-000000000005";
+const ALICE_ID: &str = "aaaaaaaa-0000-4000-8000-000000000001";
 
 async fn id_of(t: &TestApp, sql: &str) -> Uuid {
     sqlx::query_scalar(sql)
@@ -104,6 +105,43 @@ async fn peers_who_hold_and_use_a_permission_make_a_suggestion() {
         format!("/api/v1/users/{OLGA_ID}/roles")
     );
     assert_eq!(one["access_request"]["path"], "/api/v1/access-requests");
+    // The access request is a body the approvals endpoint takes as it is
+    // (Olga may ask once she holds `approvals:request`).
+    let (s, req) = t
+        .post(
+            "/api/v1/roles",
+            &alice,
+            json!({"name": "requester", "scopes": ["approvals:request"]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{req}");
+    let (s, v) = t
+        .post(
+            &format!("/api/v1/users/{OLGA_ID}/roles"),
+            &alice,
+            json!({"role_id": req["id"]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
+    let (s, v) = t
+        .post(
+            "/api/v1/approval-chains",
+            &alice,
+            json!({"name": "voyage-closing", "resource_type": "voyage", "resource_pattern": "*",
+                   "action": "delete", "default_duration_seconds": 600, "max_duration_seconds": 3600,
+                   "levels": [{"approvers": {"type": "users", "user_ids": [ALICE_ID]}}]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let olga = t.nordic(OLGA).await;
+    let (s, v) = t
+        .post(
+            "/api/v1/access-requests",
+            &olga,
+            one["access_request"]["body"].clone(),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
 
     // Never applied: Olga still may not delete voyages.
     let (_, c) = t

@@ -30,6 +30,51 @@ async fn login_me_and_jwks() {
 }
 
 #[tokio::test]
+async fn the_discovery_document_names_the_issuer_and_its_jwks() {
+    // The default issuer (`sentinel-admin`) is not a URL: nothing to discover.
+    let t = TestApp::new().await;
+    let (s, v) = t
+        .request("GET", "/.well-known/openid-configuration", None, None, &[])
+        .await;
+    assert_error(s, &v, StatusCode::NOT_FOUND, "RESOURCE_NOT_FOUND");
+    assert!(v["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("SENTINEL_ISSUER"));
+
+    let t = TestApp::with_config(sentinel_admin::config::Config {
+        issuer: "https://admin.example.test/".into(),
+        ..test_config()
+    })
+    .await;
+    let (s, doc) = t
+        .request("GET", "/.well-known/openid-configuration", None, None, &[])
+        .await;
+    assert_eq!(s, StatusCode::OK, "{doc}");
+    // `issuer` is exactly the tokens' `iss`, as a gateway checks it.
+    assert_eq!(doc["issuer"], "https://admin.example.test/");
+    assert_eq!(
+        doc["jwks_uri"],
+        "https://admin.example.test/.well-known/jwks.json"
+    );
+    assert_eq!(
+        doc["id_token_signing_alg_values_supported"],
+        json!(["ES256"])
+    );
+    let (_, v) = t.login_full(ROOT_EMAIL, ROOT_PASSWORD, "PLATFORM").await;
+    let token = v["access_token"].as_str().unwrap();
+    let claims: serde_json::Value = serde_json::from_slice(
+        &base64::Engine::decode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            token.split('.').nth(1).unwrap(),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(claims["iss"], doc["issuer"]);
+}
+
+#[tokio::test]
 async fn login_validation_and_bad_credentials() {
     let t = TestApp::new().await;
     let (s, v) = t

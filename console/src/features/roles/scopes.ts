@@ -13,7 +13,13 @@ export const AREAS = [
   "webhook",
 ] as const;
 
-export const SCOPE_OPTIONS = AREAS.map((area) => ({
-  group: area,
-  items: (["read", "write", "admin"] as const).map((l) => `${area}:${l}`),
-}));
+// Approvals name their levels for what they allow (docs/approvals.md).
+export const APPROVALS = ["approvals:request", "approvals:decide", "approvals:admin"];
+
+export const SCOPE_OPTIONS = [
+  ...AREAS.map((area) => ({
+    group: area,
+    items: (["read", "write", "admin"] as const).map((l) => `${area}:${l}`),
+  })),
+  { group: "approvals", items: APPROVALS },
+];
