@@ -67,6 +67,12 @@ pub struct Config {
     pub webhook_allow_loopback: bool,
     /// Non-public networks webhooks may point at (an internal receiver).
     pub webhook_allowed_networks: Vec<ipnet::IpNet>,
+    /// AI-assisted administration (docs/ai.md): off answers `/ai/...` with 404.
+    pub ai_enabled: bool,
+    /// Predictive access shows suggestions at or above this confidence (seeds: 0.8).
+    pub prediction_confidence_threshold: f64,
+    /// Predictive access: how far back peers' use is read from the audit trail, days.
+    pub prediction_window_days: i64,
 }
 
 impl Default for Config {
@@ -107,6 +113,9 @@ impl Default for Config {
             webhook_retention_days: 14,
             webhook_allow_loopback: false,
             webhook_allowed_networks: Vec::new(),
+            ai_enabled: true,
+            prediction_confidence_threshold: 0.8,
+            prediction_window_days: 90,
         }
     }
 }
@@ -206,6 +215,22 @@ impl Config {
             webhook_allowed_networks: parse_networks(
                 "SENTINEL_WEBHOOK_ALLOWED_NETWORKS",
                 &std::env::var("SENTINEL_WEBHOOK_ALLOWED_NETWORKS").unwrap_or_default(),
+            )?,
+            ai_enabled: env_or("SENTINEL_AI_ENABLED", d.ai_enabled)?,
+            prediction_confidence_threshold: {
+                let t: f64 = env_or(
+                    "SENTINEL_PREDICTION_CONFIDENCE_THRESHOLD",
+                    d.prediction_confidence_threshold,
+                )?;
+                anyhow::ensure!(
+                    (0.0..=1.0).contains(&t),
+                    "invalid SENTINEL_PREDICTION_CONFIDENCE_THRESHOLD: must be in [0, 1]"
+                );
+                t
+            },
+            prediction_window_days: env_or(
+                "SENTINEL_PREDICTION_WINDOW_DAYS",
+                d.prediction_window_days,
             )?,
         })
     }

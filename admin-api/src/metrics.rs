@@ -42,6 +42,8 @@ pub struct Metrics {
     pub outbox_pending: IntGauge,
     /// Age of the oldest such event, seconds.
     pub outbox_oldest_pending_seconds: Gauge,
+    /// Questions and predictions (`sentinel_ai_query_*`, `sentinel_ai_prediction_*`).
+    pub ai_query: crate::ai::query::metrics::QueryMetrics,
 }
 
 impl Metrics {
@@ -182,7 +184,9 @@ impl Metrics {
         for reason in ["compile", "error"] {
             snapshot_publish_failures.with_label_values(&[reason]);
         }
+        let ai_query = crate::ai::query::metrics::QueryMetrics::new(&registry)?;
         Ok(Metrics {
+            ai_query,
             registry,
             requests,
             latency,

@@ -12,6 +12,11 @@
 //! `snapshot:read`, only honoured in the platform tenant and never part of a
 //! tenant admin's set).
 //!
+//! `ai:read` asks the AI-assisted administration (questions in plain
+//! language, predictive access; docs/ai.md). It is a right of its own, and
+//! never more than a door: each answer also needs the scope the ordinary
+//! endpoint for the same data needs.
+//!
 //! Approvals (docs/approvals.md) are one area whose levels are named for what
 //! they let a person do: `approvals:request` (ask for access, see chains) <
 //! `approvals:decide` (approve or deny what one is assigned, delegate) <
@@ -42,6 +47,8 @@ pub const AUDIT_READ: &str = "audit:read";
 pub const AUDIT_EXPORT: &str = "audit:export";
 /// Shipping gateway events to the audit trail (platform service accounts).
 pub const AUDIT_WRITE: &str = "audit:write";
+/// Asking the AI-assisted administration (questions, predictions, findings).
+pub const AI_READ: &str = "ai:read";
 /// The approvals area and its level names (request < decide < admin).
 pub const APPROVALS: &str = "approvals";
 pub const APPROVALS_REQUEST: &str = "approvals:request";
@@ -96,6 +103,9 @@ pub fn parse(scope: &str) -> Option<(&'static str, Level)> {
         };
     }
     let level = Level::parse(level)?;
+    if area == "ai" {
+        return (level == Level::Read).then_some(("ai", Level::Read));
+    }
     if area == "platform" {
         return (level == Level::Admin).then_some(("platform", Level::Admin));
     }
@@ -113,6 +123,7 @@ pub struct ScopeSet {
     audit_read: bool,
     audit_export: bool,
     audit_write: bool,
+    ai_read: bool,
     levels: BTreeMap<&'static str, Level>,
 }
 
@@ -131,6 +142,7 @@ impl ScopeSet {
                 Some(("audit", _)) => set.audit_read = true,
                 Some(("audit_export", _)) => set.audit_export = true,
                 Some(("audit_write", _)) => set.audit_write = platform_tenant,
+                Some(("ai", _)) => set.ai_read = true,
                 Some((area, level)) => {
                     let e = set.levels.entry(area).or_insert(level);
                     if level > *e {
@@ -167,6 +179,11 @@ impl ScopeSet {
         self.platform_admin || self.audit_write
     }
 
+    /// May ask the AI-assisted administration.
+    pub fn can_read_ai(&self) -> bool {
+        self.platform_admin || self.ai_read
+    }
+
     pub fn allows(&self, area: &str, level: Level) -> bool {
         self.platform_admin || self.levels.get(area).is_some_and(|l| *l >= level)
     }
@@ -179,6 +196,7 @@ impl ScopeSet {
             Some(("audit", _)) => self.can_read_audit(),
             Some(("audit_export", _)) => self.can_export_audit(),
             Some(("audit_write", _)) => self.can_write_audit(),
+            Some(("ai", _)) => self.can_read_ai(),
             Some((area, level)) => self.allows(area, level),
             None => false,
         }
@@ -214,6 +232,9 @@ impl ScopeSet {
         if self.audit_write {
             out.push(AUDIT_WRITE.to_owned());
         }
+        if self.ai_read {
+            out.push(AI_READ.to_owned());
+        }
         for (area, level) in &self.levels {
             if *area == APPROVALS {
                 out.push(format!("{area}:{}", approvals_level_name(*level)));
@@ -238,6 +259,7 @@ pub fn tenant_admin_scopes() -> Vec<String> {
     }
     out.push(AUDIT_READ.to_owned());
     out.push(AUDIT_EXPORT.to_owned());
+    out.push(AI_READ.to_owned());
     out.push(APPROVALS_ADMIN.to_owned());
     out
 }
@@ -247,6 +269,7 @@ pub fn auditor_scopes() -> Vec<String> {
     let mut out: Vec<String> = AREAS.iter().map(|a| format!("{a}:read")).collect();
     out.push(AUDIT_READ.to_owned());
     out.push(AUDIT_EXPORT.to_owned());
+    out.push(AI_READ.to_owned());
     out
 }
 
@@ -307,6 +330,9 @@ mod tests {
         assert!(t.can_read_audit() && t.can_export_audit());
         assert!(!t.can_write_audit());
         assert!(parse("audit:admin").is_none());
+        assert!(!r.can_read_ai());
+        assert!(ScopeSet::from_scopes(["ai:read"], false).can_read_ai());
+        assert!(parse("ai:write").is_none());
         assert_eq!(
             ScopeSet::from_scopes(["audit:export", "audit:read"], false).to_strings(),
             vec!["audit:read", "audit:export"]

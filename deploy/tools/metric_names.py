@@ -9,8 +9,9 @@ docs name, beside the names the code registers.
 
 deploy/metrics.txt is the list a test of the running binaries compares with
 a live /metrics. Here the comparison is with the registrations in the source
-(src/metrics.rs, whose registry prefixes `sentinel_`, and
-admin-api/src/metrics.rs): the dashboard and the alerts may only use
+(src/metrics.rs, whose registry prefixes `sentinel_`,
+admin-api/src/metrics.rs and the admin API's AI metrics in
+admin-api/src/ai/query/metrics.rs): the dashboard and the alerts may only use
 registered names; the docs may also name the ones listed in NOT_EXPORTED,
 which is to shrink, not grow. Standard library only.
 """
@@ -29,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "deploy/metrics.txt"
 
 # Files that register metrics, and the prefix their registry adds.
-REGISTRIES = [("src/metrics.rs", None), ("src/risk/mod.rs", "sentinel_"), ("admin-api/src/metrics.rs", "")]
+REGISTRIES = [("src/metrics.rs", None), ("src/risk/mod.rs", "sentinel_"), ("admin-api/src/metrics.rs", ""), ("admin-api/src/ai/query/metrics.rs", "")]
 
 # Names the docs may use although the code registers none (to shrink, not
 # grow). Empty since the gateway exports the rate limiter's counters (issue 25).

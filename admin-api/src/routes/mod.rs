@@ -1,5 +1,7 @@
 //! The `/api/v1` routes, one module per area of the seeds.
 
+pub mod ai_predict;
+pub mod ai_query;
 pub mod auth;
 pub mod field_definitions;
 pub mod groups;
@@ -36,6 +38,8 @@ pub fn api() -> Routes {
         .nest("/snapshots", snapshots::router())
         .nest("/audit", crate::audit::router())
         .nest("/webhooks", webhooks::router())
+        .nest("/ai/query", ai_query::router())
+        .nest("/ai/predictions", ai_predict::router())
         .get(
             "/openapi.json",
             crate::openapi::openapi_json,

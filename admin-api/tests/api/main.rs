@@ -6,6 +6,8 @@
 mod common;
 
 mod account_safety;
+mod ai_predict;
+mod ai_query;
 mod approvals;
 mod approvals_time;
 mod audit_admin;
