@@ -4,6 +4,7 @@
 //! then `curl -s 127.0.0.1:8081/healthz`.
 #![forbid(unsafe_code)]
 
+pub mod ai;
 pub mod audit;
 pub mod auth;
 pub mod config;

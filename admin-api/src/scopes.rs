@@ -11,6 +11,11 @@
 //! `audit:write` (ship events: gateway service accounts; like
 //! `snapshot:read`, only honoured in the platform tenant and never part of a
 //! tenant admin's set).
+//!
+//! AI-assisted administration (docs/ai.md) has two rights of its own:
+//! `ai:read` (see findings and compliance reports, run the analyses) and
+//! `ai:apply` (apply or dismiss a finding; implies `ai:read`). Applying a
+//! finding also needs the scopes of the calls it makes.
 
 use std::collections::BTreeMap;
 
@@ -37,6 +42,10 @@ pub const AUDIT_READ: &str = "audit:read";
 pub const AUDIT_EXPORT: &str = "audit:export";
 /// Shipping gateway events to the audit trail (platform service accounts).
 pub const AUDIT_WRITE: &str = "audit:write";
+/// Seeing the AI features' findings and reports, running the analyses.
+pub const AI_READ: &str = "ai:read";
+/// Applying or dismissing an AI finding (implies [`AI_READ`]).
+pub const AI_APPLY: &str = "ai:apply";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
@@ -68,6 +77,13 @@ pub fn parse(scope: &str) -> Option<(&'static str, Level)> {
             _ => None,
         };
     }
+    if area == "ai" {
+        return match level {
+            "read" => Some(("ai", Level::Read)),
+            "apply" => Some(("ai_apply", Level::Write)),
+            _ => None,
+        };
+    }
     let level = Level::parse(level)?;
     if area == "platform" {
         return (level == Level::Admin).then_some(("platform", Level::Admin));
@@ -86,6 +102,8 @@ pub struct ScopeSet {
     audit_read: bool,
     audit_export: bool,
     audit_write: bool,
+    ai_read: bool,
+    ai_apply: bool,
     levels: BTreeMap<&'static str, Level>,
 }
 
@@ -104,6 +122,8 @@ impl ScopeSet {
                 Some(("audit", _)) => set.audit_read = true,
                 Some(("audit_export", _)) => set.audit_export = true,
                 Some(("audit_write", _)) => set.audit_write = platform_tenant,
+                Some(("ai", _)) => set.ai_read = true,
+                Some(("ai_apply", _)) => set.ai_apply = true,
                 Some((area, level)) => {
                     let e = set.levels.entry(area).or_insert(level);
                     if level > *e {
@@ -140,6 +160,16 @@ impl ScopeSet {
         self.platform_admin || self.audit_write
     }
 
+    /// May see AI findings and reports and run the analyses.
+    pub fn can_read_ai(&self) -> bool {
+        self.platform_admin || self.ai_read || self.ai_apply
+    }
+
+    /// May apply or dismiss AI findings.
+    pub fn can_apply_ai(&self) -> bool {
+        self.platform_admin || self.ai_apply
+    }
+
     pub fn allows(&self, area: &str, level: Level) -> bool {
         self.platform_admin || self.levels.get(area).is_some_and(|l| *l >= level)
     }
@@ -152,6 +182,8 @@ impl ScopeSet {
             Some(("audit", _)) => self.can_read_audit(),
             Some(("audit_export", _)) => self.can_export_audit(),
             Some(("audit_write", _)) => self.can_write_audit(),
+            Some(("ai", _)) => self.can_read_ai(),
+            Some(("ai_apply", _)) => self.can_apply_ai(),
             Some((area, level)) => self.allows(area, level),
             None => false,
         }
@@ -187,6 +219,12 @@ impl ScopeSet {
         if self.audit_write {
             out.push(AUDIT_WRITE.to_owned());
         }
+        if self.ai_read {
+            out.push(AI_READ.to_owned());
+        }
+        if self.ai_apply {
+            out.push(AI_APPLY.to_owned());
+        }
         for (area, level) in &self.levels {
             let l = match level {
                 Level::Read => "read",
@@ -207,6 +245,8 @@ pub fn tenant_admin_scopes() -> Vec<String> {
     }
     out.push(AUDIT_READ.to_owned());
     out.push(AUDIT_EXPORT.to_owned());
+    out.push(AI_READ.to_owned());
+    out.push(AI_APPLY.to_owned());
     out
 }
 
@@ -215,6 +255,7 @@ pub fn auditor_scopes() -> Vec<String> {
     let mut out: Vec<String> = AREAS.iter().map(|a| format!("{a}:read")).collect();
     out.push(AUDIT_READ.to_owned());
     out.push(AUDIT_EXPORT.to_owned());
+    out.push(AI_READ.to_owned());
     out
 }
 
@@ -278,6 +319,29 @@ mod tests {
         assert_eq!(
             ScopeSet::from_scopes(["audit:export", "audit:read"], false).to_strings(),
             vec!["audit:read", "audit:export"]
+        );
+    }
+
+    #[test]
+    fn ai_scopes_are_separate_rights() {
+        let r = ScopeSet::from_scopes(["ai:read"], false);
+        assert!(r.can_read_ai());
+        assert!(!r.can_apply_ai());
+        assert!(!r.covers("ai:apply"));
+        let a = ScopeSet::from_scopes(["ai:apply"], false);
+        assert!(a.can_apply_ai() && a.can_read_ai());
+        assert!(a.covers("ai:read"));
+        assert!(!ScopeSet::default().can_read_ai());
+        assert!(parse("ai:admin").is_none());
+        let admin = tenant_admin_scopes();
+        let t = ScopeSet::from_scopes(admin.iter().map(String::as_str), false);
+        assert!(t.can_apply_ai());
+        let aud = auditor_scopes();
+        let t = ScopeSet::from_scopes(aud.iter().map(String::as_str), false);
+        assert!(t.can_read_ai() && !t.can_apply_ai());
+        assert_eq!(
+            ScopeSet::from_scopes(["ai:apply", "ai:read"], false).to_strings(),
+            vec!["ai:read", "ai:apply"]
         );
     }
 }

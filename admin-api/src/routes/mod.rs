@@ -1,5 +1,7 @@
 //! The `/api/v1` routes, one module per area of the seeds.
 
+pub mod ai_compliance;
+pub mod ai_optimizer;
 pub mod auth;
 pub mod field_definitions;
 pub mod groups;
@@ -33,6 +35,7 @@ pub fn api() -> Routes {
         .nest("/snapshots", snapshots::router())
         .nest("/audit", crate::audit::router())
         .nest("/webhooks", webhooks::router())
+        .nest("/ai", crate::ai::router())
         .get(
             "/openapi.json",
             crate::openapi::openapi_json,
