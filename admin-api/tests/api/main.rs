@@ -6,6 +6,8 @@
 mod common;
 
 mod account_safety;
+mod ai_compliance;
+mod ai_optimizer;
 mod audit_admin;
 mod audit_ingest;
 mod audit_query;
