@@ -127,6 +127,8 @@ pub const USAGE_SQL: &str = "SELECT a.principal_id, r.rule, count(*), max(a.time
    AND a.time >= $2 AND a.time < $3 AND a.principal_id IS NOT NULL
  GROUP BY 1, 2";
 
+type PermRow = (Uuid, String, bool, bool, String, String, Vec<String>);
+
 type UserRow = (
     Uuid,
     Option<String>,
@@ -191,7 +193,7 @@ pub async fn load(
         ApiError::PolicyUnavailable
     })?;
 
-    let rows: Vec<(Uuid, String, bool, bool, String, String, Vec<String>)> = sqlx::query_as(
+    let rows: Vec<PermRow> = sqlx::query_as(
         "SELECT id, name, effect = 'allow', is_active, resource_type, resource_pattern, actions
            FROM sentinel.permissions WHERE tenant_id = $1",
     )
