@@ -76,6 +76,7 @@ const PERMS: &[(&str, &str)] = &[
     ("port_call", "update"),
     ("berth", "read"),
     ("berth", "update"),
+    ("berth", "assign"),
     ("cargo", "read"),
     ("cargo", "create"),
     ("cargo", "update"),
@@ -112,7 +113,10 @@ const ROLES: &[(&str, &[&str])] = &[
             "berth.read",
         ],
     ),
-    ("dispatcher", &["berth.read", "berth.update"]),
+    (
+        "dispatcher",
+        &["berth.read", "berth.update", "berth.assign"],
+    ),
     (
         "cargo_clerk",
         &[

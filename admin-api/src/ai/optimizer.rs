@@ -443,6 +443,36 @@ fn role_mining(f: &Facts, min_users: usize) -> Vec<Finding> {
             .flat_map(|u| u.roles.iter())
             .filter_map(|r| f.roles.get(r).map(|r| r.name.clone()))
             .collect();
+        // Create the role, give it to the users, then take away their
+        // direct roles it covers (`{{0.id}}`: the id call 0 answers).
+        let mut proposal = vec![
+            call(
+                "POST",
+                "/api/v1/roles".to_owned(),
+                Some(json!({
+                    "name": format!("mined-{key}"),
+                    "description": format!("mined from {} users with the same effective permissions", users.len()),
+                    "permission_ids": set,
+                })),
+            ),
+            call(
+                "POST",
+                "/api/v1/roles/{{0.id}}/assign".to_owned(),
+                Some(json!({"user_ids": users.iter().map(|u| u.id).collect::<Vec<_>>()})),
+            ),
+        ];
+        for u in &users {
+            for s in &u.sources {
+                if let Source::Role(r) = s {
+                    if f.roles
+                        .get(r)
+                        .is_some_and(|r| r.chain_allows.is_subset(set))
+                    {
+                        proposal.push(remove_source(u.id, *s));
+                    }
+                }
+            }
+        }
         out.push(Finding {
             kind: "role_mining",
             fingerprint: format!("role_mining:{}", ids.join(",")),
@@ -458,15 +488,7 @@ fn role_mining(f: &Facts, min_users: usize) -> Vec<Finding> {
                 "roles_now": roles_now,
                 "min_users": min_users,
             }),
-            proposal: vec![call(
-                "POST",
-                "/api/v1/roles".to_owned(),
-                Some(json!({
-                    "name": format!("mined-{key}"),
-                    "description": format!("mined from {} users with the same effective permissions", users.len()),
-                    "permission_ids": set,
-                })),
-            )],
+            proposal,
         });
     }
     out

@@ -330,6 +330,22 @@ fn ensure_open(f: &StoredFinding) -> ApiResult<()> {
     }
 }
 
+/// A call with `{{N.id}}` replaced by the `id` the proposal's call `N`
+/// answered (a role created by call 0, assigned by call 1).
+fn resolve(c: &Change, ids: &[Option<String>]) -> ApiResult<Change> {
+    let mut text = serde_json::to_string(c).map_err(ApiError::internal)?;
+    for (i, id) in ids.iter().enumerate() {
+        let mark = format!("{{{{{i}.id}}}}");
+        if text.contains(&mark) {
+            let id = id.as_deref().ok_or_else(|| {
+                ApiError::internal(anyhow::anyhow!("proposal call {i} answered no id"))
+            })?;
+            text = text.replace(&mark, id);
+        }
+    }
+    serde_json::from_str(&text).map_err(ApiError::internal)
+}
+
 /// One proposed call, made through the whole application (routing,
 /// extractors, scope checks, audit) with the applying admin's credential.
 async fn dispatch(state: &AppState, headers: &HeaderMap, c: &Change) -> ApiResult<(u16, Value)> {
@@ -394,8 +410,11 @@ async fn apply(
         ));
     }
     let mut results = Vec::new();
+    let mut ids: Vec<Option<String>> = Vec::new();
     for c in &calls {
+        let c = &resolve(c, &ids)?;
         let (status, answer) = dispatch(&state, &headers, c).await?;
+        ids.push(answer["id"].as_str().map(str::to_owned));
         results
             .push(json!({"method": c.method, "path": c.path, "status": status, "answer": answer}));
         if !(200..300).contains(&status) {

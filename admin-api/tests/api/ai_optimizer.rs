@@ -146,8 +146,11 @@ async fn every_planted_problem_is_found_and_nothing_else() {
             .as_array()
             .unwrap()
             .len(),
-        5
+        6
     );
+    assert_eq!(f[0]["proposal"][1]["path"], "/api/v1/roles/{{0.id}}/assign");
+    // Then each user's two roles, now covered by the new one, go.
+    assert_eq!(f[0]["proposal"].as_array().unwrap().len(), 2 + 2 * 4);
 
     let f = of_kind(&v, "sod_conflict");
     assert_eq!(f.len(), 1);
@@ -503,4 +506,83 @@ async fn measure_run_time() {
         generated.as_secs_f64(),
         runs.iter().map(|x| x.round()).collect::<Vec<_>>()
     );
+}
+
+/// Every kind of proposal is a valid call sequence of this API: applied one
+/// after another, each answers 2xx, and a new run no longer finds what was
+/// applied.
+#[tokio::test]
+async fn every_kind_of_proposal_applies() {
+    let t = TestApp::new().await;
+    let p = planted(&t, "AI-ALL").await;
+    let tok = fixture_admin(&t, &p, "AI-ALL").await;
+    let v = run(&t, &tok).await;
+    for f in v["findings"].as_array().unwrap() {
+        let (s, b) = t
+            .post(
+                &format!(
+                    "/api/v1/ai/optimizer/findings/{}/apply",
+                    f["id"].as_str().unwrap()
+                ),
+                &tok,
+                json!({}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{}: {b}", f["kind"]);
+        assert_eq!(b["status"], "applied");
+    }
+    let gone: i64 = sqlx::query_scalar("SELECT count(*) FROM sentinel.roles WHERE id = ANY($1)")
+        .bind(vec![p.unused_role])
+        .fetch_one(&t.db.owner)
+        .await
+        .unwrap();
+    assert_eq!(gone, 0);
+    let dup: i64 = sqlx::query_scalar("SELECT count(*) FROM sentinel.roles WHERE id = ANY($1)")
+        .bind(vec![p.near_duplicate.0, p.near_duplicate.1])
+        .fetch_one(&t.db.owner)
+        .await
+        .unwrap();
+    assert_eq!(dup, 1, "one of the pair merged into the other");
+    let again = run(&t, &tok).await;
+    for kind in [
+        "unused_permission",
+        "unused_role",
+        "near_duplicate_roles",
+        "role_mining",
+        "sod_conflict",
+    ] {
+        assert!(
+            of_kind(&again, kind).is_empty(),
+            "{kind} still found: {again:#}"
+        );
+    }
+    // The policy these calls left compiles: the evaluator still decides.
+    let (s, b) = t
+        .post(
+            "/api/v1/permissions/check",
+            &tok,
+            json!({"user_id": p.mined_users[0], "resource_type": "berth", "action": "update"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["allowed"], true, "{b}");
+}
+
+#[tokio::test]
+async fn turned_off_answers_not_found() {
+    let t = TestApp::with_config(sentinel_admin::config::Config {
+        ai_enabled: false,
+        ..test_config()
+    })
+    .await;
+    let alice = t.admin("TEST-001").await;
+    for (m, path) in [
+        ("POST", "/api/v1/ai/optimizer/run"),
+        ("GET", "/api/v1/ai/optimizer/findings"),
+        ("GET", "/api/v1/ai/compliance"),
+        ("POST", "/api/v1/ai/compliance/run"),
+    ] {
+        let (s, b) = t.request(m, path, Some(&alice), None, &[]).await;
+        assert_error(s, &b, StatusCode::NOT_FOUND, "RESOURCE_NOT_FOUND");
+    }
 }
