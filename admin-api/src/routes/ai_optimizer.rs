@@ -159,6 +159,14 @@ pub async fn run_for(
     let started = std::time::Instant::now();
     let from = now - Duration::days(days);
     let mut tx = ai::begin_analysis(&state.pool, tenant).await?;
+    // One run per tenant at a time: a run removes the open findings it did
+    // not see, which must not be another run's.
+    sqlx::query(
+        "SELECT pg_advisory_xact_lock(hashtextextended('sentinel.ai.optimizer:' || $1, 0))",
+    )
+    .bind(tenant.to_string())
+    .execute(&mut *tx)
+    .await?;
     let s = settings(&mut tx, state, tenant).await?;
     let f = facts::load(&mut tx, tenant, from, now).await?;
     let found = optimizer::analyze(&f, &s);
