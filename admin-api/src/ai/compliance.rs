@@ -94,7 +94,7 @@ pub struct Inputs {
 
 /// One check's result for one regulation.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
-pub struct CheckResult {
+pub struct ComplianceCheck {
     pub regulation: String,
     pub check: String,
     /// pass, fail or not_modelled
@@ -248,7 +248,7 @@ fn check(f: &Facts, x: &Inputs, name: &str, regulation: &str) -> Option<Outcome>
 }
 
 /// Every check of `regulations` (unknown names are skipped).
-pub fn evaluate(f: &Facts, x: &Inputs, regulations: &[String]) -> Vec<CheckResult> {
+pub fn evaluate(f: &Facts, x: &Inputs, regulations: &[String]) -> Vec<ComplianceCheck> {
     let mut out = Vec::new();
     for (reg, checks) in CHECK_SETS {
         if !regulations.iter().any(|r| r == reg) {
@@ -256,7 +256,7 @@ pub fn evaluate(f: &Facts, x: &Inputs, regulations: &[String]) -> Vec<CheckResul
         }
         for name in *checks {
             if let Some(o) = check(f, x, name, reg) {
-                out.push(CheckResult {
+                out.push(ComplianceCheck {
                     regulation: (*reg).to_owned(),
                     check: (*name).to_owned(),
                     status: if !o.modelled {
@@ -279,7 +279,7 @@ pub fn evaluate(f: &Facts, x: &Inputs, regulations: &[String]) -> Vec<CheckResul
 
 /// One stored run of one tenant.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct Report {
+pub struct ComplianceReport {
     pub tenant_id: Uuid,
     pub run_id: Uuid,
     /// `schedule` or `on_demand`
@@ -287,7 +287,7 @@ pub struct Report {
     pub checked_at: DateTime<Utc>,
     /// Regulations with a failed check.
     pub non_compliant: Vec<String>,
-    pub results: Vec<CheckResult>,
+    pub results: Vec<ComplianceCheck>,
 }
 
 /// How far back the coverage check looks, days.
@@ -300,7 +300,7 @@ pub async fn run(
     now: DateTime<Utc>,
     trigger: &str,
     regulations: Option<Vec<String>>,
-) -> ApiResult<Report> {
+) -> ApiResult<ComplianceReport> {
     let cfg = &state.config;
     let mut tx = super::begin_analysis(&state.pool, tenant).await?;
     let from = now - Duration::days(COVERAGE_DAYS);
@@ -386,14 +386,14 @@ fn report(
     run_id: Uuid,
     trigger: &str,
     at: DateTime<Utc>,
-    results: Vec<CheckResult>,
-) -> Report {
+    results: Vec<ComplianceCheck>,
+) -> ComplianceReport {
     let non_compliant: BTreeSet<String> = results
         .iter()
         .filter(|r| r.status == "fail")
         .map(|r| r.regulation.clone())
         .collect();
-    Report {
+    ComplianceReport {
         tenant_id: tenant,
         run_id,
         trigger: trigger.to_owned(),
@@ -416,7 +416,7 @@ type Row = (
 );
 
 /// The tenant's latest run, read under the caller's transaction.
-pub async fn latest(tx: &mut crate::db::Tx, tenant: Uuid) -> ApiResult<Option<Report>> {
+pub async fn latest(tx: &mut crate::db::Tx, tenant: Uuid) -> ApiResult<Option<ComplianceReport>> {
     let rows: Vec<Row> = sqlx::query_as(
         "SELECT run_id, trigger, checked_at, regulation, check_name, status, severity, summary, evidence
            FROM sentinel.compliance_monitoring
@@ -431,10 +431,10 @@ pub async fn latest(tx: &mut crate::db::Tx, tenant: Uuid) -> ApiResult<Option<Re
     let Some((run_id, trigger, at, ..)) = rows.first().cloned() else {
         return Ok(None);
     };
-    let mut results: Vec<CheckResult> = rows
+    let mut results: Vec<ComplianceCheck> = rows
         .into_iter()
         .map(
-            |(_, _, _, regulation, check, status, severity, summary, evidence)| CheckResult {
+            |(_, _, _, regulation, check, status, severity, summary, evidence)| ComplianceCheck {
                 regulation,
                 check,
                 status,
@@ -444,7 +444,7 @@ pub async fn latest(tx: &mut crate::db::Tx, tenant: Uuid) -> ApiResult<Option<Re
             },
         )
         .collect();
-    let order = |r: &CheckResult| {
+    let order = |r: &ComplianceCheck| {
         CHECK_SETS
             .iter()
             .position(|(n, _)| *n == r.regulation)
@@ -455,7 +455,7 @@ pub async fn latest(tx: &mut crate::db::Tx, tenant: Uuid) -> ApiResult<Option<Re
 }
 
 /// RFC 4180 CSV of a report: one line per check.
-pub fn csv(r: &Report) -> String {
+pub fn csv(r: &ComplianceReport) -> String {
     fn cell(s: &str) -> String {
         if s.contains([',', '"', '\n', '\r']) {
             format!("\"{}\"", s.replace('"', "\"\""))

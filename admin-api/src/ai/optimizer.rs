@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 /// One admin-API call of a proposal.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct Change {
+pub struct ProposedCall {
     pub method: String,
     /// Under `/api/v1`, e.g. `/api/v1/roles/{id}`.
     pub path: String,
@@ -24,8 +24,8 @@ pub struct Change {
     pub body: Option<Value>,
 }
 
-fn call(method: &str, path: String, body: Option<Value>) -> Change {
-    Change {
+fn call(method: &str, path: String, body: Option<Value>) -> ProposedCall {
+    ProposedCall {
         method: method.to_owned(),
         path,
         body,
@@ -40,7 +40,7 @@ pub struct Finding {
     pub fingerprint: String,
     pub summary: String,
     pub evidence: Value,
-    pub proposal: Vec<Change>,
+    pub proposal: Vec<ProposedCall>,
 }
 
 /// The tunables (docs/ai.md, "Tuning").
@@ -197,7 +197,7 @@ fn unused_roles(f: &Facts) -> Vec<Finding> {
 }
 
 /// The call that takes `source` from principal `p`.
-fn remove_source(p: Uuid, s: Source) -> Change {
+fn remove_source(p: Uuid, s: Source) -> ProposedCall {
     match s {
         Source::Role(r) => call("DELETE", format!("/api/v1/users/{p}/roles/{r}"), None),
         Source::Group(g) => call("DELETE", format!("/api/v1/groups/{g}/members/{p}"), None),

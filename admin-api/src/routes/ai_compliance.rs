@@ -22,7 +22,7 @@ pub fn router() -> Routes {
                 "ai:read",
                 "The tenant's latest compliance report (?format=json, default, or csv)",
             )
-            .ok::<compliance::Report>(),
+            .ok::<compliance::ComplianceReport>(),
         )
         .post(
             "/run",
@@ -31,14 +31,14 @@ pub fn router() -> Routes {
                 "ai:read",
                 "Run the compliance checks now and store the results (changes no policy)",
             )
-            .optional_body::<RunRequest>()
-            .ok::<compliance::Report>(),
+            .optional_body::<ComplianceRunRequest>()
+            .ok::<compliance::ComplianceReport>(),
         )
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct RunRequest {
+pub struct ComplianceRunRequest {
     /// Regulations to check (GDPR, SOX, HIPAA, ISPS); default: the tenant's
     /// `settings.compliance_regulations`, else the configured list.
     #[serde(default)]
@@ -48,8 +48,8 @@ pub struct RunRequest {
 async fn run(
     State(state): State<AppState>,
     caller: Caller,
-    MaybeJson(req): MaybeJson<RunRequest>,
-) -> ApiResult<axum::Json<compliance::Report>> {
+    MaybeJson(req): MaybeJson<ComplianceRunRequest>,
+) -> ApiResult<axum::Json<compliance::ComplianceReport>> {
     ai::require_read(&state, &caller)?;
     let regs = req.unwrap_or_default().regulations;
     if let Some(list) = &regs {

@@ -7,7 +7,7 @@
 //! audited and published like the same call made by hand. Nothing else
 //! ever changes policy here.
 
-use crate::ai::optimizer::{self, Change, Settings};
+use crate::ai::optimizer::{self, ProposedCall, Settings};
 use crate::ai::{self, facts};
 use crate::auth::Caller;
 use crate::db;
@@ -33,19 +33,19 @@ pub fn router() -> Routes {
                 "ai:read",
                 "Run the permission optimizer over a window of the audit trail; stores and answers the open findings (changes no policy)",
             )
-            .optional_body::<RunRequest>()
-            .ok::<RunReport>(),
+            .optional_body::<OptimizerRunRequest>()
+            .ok::<OptimizerRunReport>(),
         )
         .get(
             "/findings",
             list,
             doc("ai:read", "List optimizer findings (filters: status, kind)")
-                .ok::<FindingList>(),
+                .ok::<OptimizerFindingList>(),
         )
         .get(
             "/findings/{id}",
             fetch,
-            doc("ai:read", "Get one optimizer finding").ok::<StoredFinding>(),
+            doc("ai:read", "Get one optimizer finding").ok::<OptimizerFinding>(),
         )
         .post(
             "/findings/{id}/apply",
@@ -54,20 +54,20 @@ pub fn router() -> Routes {
                 "ai:apply",
                 "Apply an open finding: run its proposed calls through the normal handlers as the caller (who also needs their scopes), then mark it applied",
             )
-            .ok::<StoredFinding>(),
+            .ok::<OptimizerFinding>(),
         )
         .post(
             "/findings/{id}/dismiss",
             dismiss,
             doc("ai:apply", "Dismiss an open finding (later runs keep it dismissed)")
-                .optional_body::<DismissRequest>()
-                .ok::<StoredFinding>(),
+                .optional_body::<DismissFinding>()
+                .ok::<OptimizerFinding>(),
         )
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct RunRequest {
+pub struct OptimizerRunRequest {
     /// Days of audit trail to read, 1-3660 (default: the `ai_window_days` setting, 90).
     #[serde(default)]
     pub window_days: Option<i64>,
@@ -75,7 +75,7 @@ pub struct RunRequest {
 
 /// A stored finding.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
-pub struct StoredFinding {
+pub struct OptimizerFinding {
     pub id: Uuid,
     pub tenant_id: Uuid,
     /// unused_permission, unused_role, over_privileged, near_duplicate_roles, role_mining, sod_conflict
@@ -87,7 +87,7 @@ pub struct StoredFinding {
     #[schema(value_type = Object)]
     pub evidence: Value,
     /// The admin-API calls that carry the finding out, in order.
-    #[schema(value_type = Vec<Change>)]
+    #[schema(value_type = Vec<ProposedCall>)]
     pub proposal: Value,
     pub window_from: DateTime<Utc>,
     pub window_to: DateTime<Utc>,
@@ -105,12 +105,12 @@ const COLS: &str =
     first_seen, last_seen, decided_by, decided_at, decision_note, applied_result";
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct FindingList {
-    pub items: Vec<StoredFinding>,
+pub struct OptimizerFindingList {
+    pub items: Vec<OptimizerFinding>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct RunReport {
+pub struct OptimizerRunReport {
     pub tenant_id: Uuid,
     pub window_from: DateTime<Utc>,
     pub window_to: DateTime<Utc>,
@@ -119,7 +119,7 @@ pub struct RunReport {
     /// Findings of this run, by kind.
     pub counts: BTreeMap<String, usize>,
     /// Every open finding of the tenant after the run.
-    pub findings: Vec<StoredFinding>,
+    pub findings: Vec<OptimizerFinding>,
 }
 
 /// The settings a run uses: the tenant's `settings.ai_sod_rules` (a list
@@ -155,7 +155,7 @@ pub async fn run_for(
     tenant: Uuid,
     days: i64,
     now: DateTime<Utc>,
-) -> ApiResult<RunReport> {
+) -> ApiResult<OptimizerRunReport> {
     let started = std::time::Instant::now();
     let from = now - Duration::days(days);
     let mut tx = ai::begin_analysis(&state.pool, tenant).await?;
@@ -213,7 +213,7 @@ pub async fn run_for(
     .bind(run_at)
     .execute(&mut *tx)
     .await?;
-    let findings: Vec<StoredFinding> = sqlx::query_as(&format!(
+    let findings: Vec<OptimizerFinding> = sqlx::query_as(&format!(
         "SELECT {COLS} FROM sentinel.permission_optimizations
           WHERE tenant_id = $1 AND status = 'open' ORDER BY kind, fingerprint"
     ))
@@ -224,7 +224,7 @@ pub async fn run_for(
     let secs = started.elapsed().as_secs_f64();
     state.metrics.ai_optimizer_runs_total.inc();
     state.metrics.ai_optimizer_run_seconds.observe(secs);
-    Ok(RunReport {
+    Ok(OptimizerRunReport {
         tenant_id: tenant,
         window_from: from,
         window_to: now,
@@ -237,8 +237,8 @@ pub async fn run_for(
 async fn run(
     State(state): State<AppState>,
     caller: Caller,
-    MaybeJson(req): MaybeJson<RunRequest>,
-) -> ApiResult<axum::Json<RunReport>> {
+    MaybeJson(req): MaybeJson<OptimizerRunRequest>,
+) -> ApiResult<axum::Json<OptimizerRunReport>> {
     ai::require_read(&state, &caller)?;
     let days = req
         .unwrap_or_default()
@@ -263,7 +263,7 @@ async fn list(
     State(state): State<AppState>,
     caller: Caller,
     Query(q): Query<ListParams>,
-) -> ApiResult<axum::Json<FindingList>> {
+) -> ApiResult<axum::Json<OptimizerFindingList>> {
     ai::require_read(&state, &caller)?;
     let mut errs = FieldErrors::new();
     if q.status
@@ -283,7 +283,7 @@ async fn list(
     }
     errs.into_result()?;
     let mut tx = db::begin(&state.pool, caller.ctx()).await?;
-    let items: Vec<StoredFinding> = sqlx::query_as(&format!(
+    let items: Vec<OptimizerFinding> = sqlx::query_as(&format!(
         "SELECT {COLS} FROM sentinel.permission_optimizations
           WHERE tenant_id = $1 AND ($2::text IS NULL OR status = $2) AND ($3::text IS NULL OR kind = $3)
           ORDER BY kind, fingerprint, created_at LIMIT 1000"
@@ -294,7 +294,7 @@ async fn list(
     .fetch_all(&mut *tx)
     .await?;
     tx.commit().await?;
-    Ok(axum::Json(FindingList { items }))
+    Ok(axum::Json(OptimizerFindingList { items }))
 }
 
 async fn get_finding(
@@ -302,7 +302,7 @@ async fn get_finding(
     tenant: Uuid,
     id: Uuid,
     lock: bool,
-) -> ApiResult<StoredFinding> {
+) -> ApiResult<OptimizerFinding> {
     sqlx::query_as(&format!(
         "SELECT {COLS} FROM sentinel.permission_optimizations WHERE id = $1 AND tenant_id = $2{}",
         if lock { " FOR UPDATE" } else { "" }
@@ -318,7 +318,7 @@ async fn fetch(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<Uuid>,
-) -> ApiResult<axum::Json<StoredFinding>> {
+) -> ApiResult<axum::Json<OptimizerFinding>> {
     ai::require_read(&state, &caller)?;
     let mut tx = db::begin(&state.pool, caller.ctx()).await?;
     let f = get_finding(&mut tx, caller.target, id, false).await?;
@@ -327,7 +327,7 @@ async fn fetch(
 }
 
 /// Only an open finding can be applied or dismissed.
-fn ensure_open(f: &StoredFinding) -> ApiResult<()> {
+fn ensure_open(f: &OptimizerFinding) -> ApiResult<()> {
     if f.status == "open" {
         Ok(())
     } else {
@@ -340,7 +340,7 @@ fn ensure_open(f: &StoredFinding) -> ApiResult<()> {
 
 /// A call with `{{N.id}}` replaced by the `id` the proposal's call `N`
 /// answered (a role created by call 0, assigned by call 1).
-fn resolve(c: &Change, ids: &[Option<String>]) -> ApiResult<Change> {
+fn resolve(c: &ProposedCall, ids: &[Option<String>]) -> ApiResult<ProposedCall> {
     let mut text = serde_json::to_string(c).map_err(ApiError::internal)?;
     for (i, id) in ids.iter().enumerate() {
         let mark = format!("{{{{{i}.id}}}}");
@@ -356,7 +356,11 @@ fn resolve(c: &Change, ids: &[Option<String>]) -> ApiResult<Change> {
 
 /// One proposed call, made through the whole application (routing,
 /// extractors, scope checks, audit) with the applying admin's credential.
-async fn dispatch(state: &AppState, headers: &HeaderMap, c: &Change) -> ApiResult<(u16, Value)> {
+async fn dispatch(
+    state: &AppState,
+    headers: &HeaderMap,
+    c: &ProposedCall,
+) -> ApiResult<(u16, Value)> {
     use tower::ServiceExt;
     // INVARIANT: a proposal only ever calls this API (stored by the
     // analysis, never by a client); checked again here.
@@ -409,7 +413,7 @@ async fn apply(
     // The row lock makes two admins applying at once run the calls once.
     let f = get_finding(&mut tx, caller.target, id, true).await?;
     ensure_open(&f)?;
-    let calls: Vec<Change> =
+    let calls: Vec<ProposedCall> =
         serde_json::from_value(f.proposal.clone()).map_err(ApiError::internal)?;
     if calls.is_empty() {
         return Err(FieldErrors::one(
@@ -442,7 +446,7 @@ async fn apply(
             return Ok((code, axum::Json(answer)).into_response());
         }
     }
-    let done: StoredFinding = sqlx::query_as(&format!(
+    let done: OptimizerFinding = sqlx::query_as(&format!(
         "UPDATE sentinel.permission_optimizations
             SET status = 'applied', decided_by = $2, decided_at = now(), applied_result = $3
           WHERE id = $1 RETURNING {COLS}"
@@ -463,7 +467,7 @@ async fn apply(
 
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct DismissRequest {
+pub struct DismissFinding {
     /// Why (kept with the finding), at most 1000 characters.
     #[serde(default)]
     pub note: Option<String>,
@@ -473,7 +477,7 @@ async fn dismiss(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<Uuid>,
-    MaybeJson(req): MaybeJson<DismissRequest>,
+    MaybeJson(req): MaybeJson<DismissFinding>,
 ) -> ApiResult<Response> {
     let note = req.unwrap_or_default().note;
     if note.as_ref().is_some_and(|n| n.chars().count() > 1000) {
@@ -483,7 +487,7 @@ async fn dismiss(
     let mut tx = db::begin(&state.pool, caller.ctx()).await?;
     let f = get_finding(&mut tx, caller.target, id, true).await?;
     ensure_open(&f)?;
-    let done: StoredFinding = sqlx::query_as(&format!(
+    let done: OptimizerFinding = sqlx::query_as(&format!(
         "UPDATE sentinel.permission_optimizations
             SET status = 'dismissed', decided_by = $2, decided_at = now(), decision_note = $3
           WHERE id = $1 RETURNING {COLS}"
