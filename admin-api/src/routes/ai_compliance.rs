@@ -22,7 +22,11 @@ pub fn router() -> Routes {
                 "ai:read",
                 "The tenant's latest compliance report (?format=json, default, or csv)",
             )
-            .ok::<compliance::ComplianceReport>(),
+            .ok::<compliance::ComplianceReport>()
+            .error(
+                404,
+                "RESOURCE_NOT_FOUND: no compliance run yet, or AI features turned off",
+            ),
         )
         .post(
             "/run",
@@ -32,7 +36,12 @@ pub fn router() -> Routes {
                 "Run the compliance checks now and store the results (changes no policy)",
             )
             .optional_body::<ComplianceRunRequest>()
-            .ok::<compliance::ComplianceReport>(),
+            .ok::<compliance::ComplianceReport>()
+            .error(404, "RESOURCE_NOT_FOUND: AI features turned off")
+            .error(
+                503,
+                "POLICY_UNAVAILABLE: the stored policy does not compile",
+            ),
         )
 }
 

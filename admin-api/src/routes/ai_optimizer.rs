@@ -34,13 +34,16 @@ pub fn router() -> Routes {
                 "Run the permission optimizer over a window of the audit trail; stores and answers the open findings (changes no policy)",
             )
             .optional_body::<OptimizerRunRequest>()
-            .ok::<OptimizerRunReport>(),
+            .ok::<OptimizerRunReport>()
+            .error(404, "RESOURCE_NOT_FOUND: AI features turned off")
+            .error(503, "POLICY_UNAVAILABLE: the stored policy does not compile"),
         )
         .get(
             "/findings",
             list,
             doc("ai:read", "List optimizer findings (filters: status, kind)")
-                .ok::<OptimizerFindingList>(),
+                .ok::<OptimizerFindingList>()
+                .error(404, "RESOURCE_NOT_FOUND: AI features turned off"),
         )
         .get(
             "/findings/{id}",

@@ -90,6 +90,15 @@ export type paths = {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
+                /** @description RESOURCE_NOT_FOUND: no compliance run yet, or AI features turned off */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
                 /** @description VALIDATION_ERROR, with per-field details */
                 422: {
                     headers: {
@@ -159,8 +168,26 @@ export type paths = {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
+                /** @description RESOURCE_NOT_FOUND: AI features turned off */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
                 /** @description VALIDATION_ERROR, with per-field details */
                 422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description POLICY_UNAVAILABLE: the stored policy does not compile */
+                503: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -213,6 +240,15 @@ export type paths = {
                 };
                 /** @description PERMISSION_DENIED, ACCOUNT_LOCKED, TENANT_SUSPENDED */
                 403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description RESOURCE_NOT_FOUND: AI features turned off */
+                404: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -515,8 +551,26 @@ export type paths = {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
+                /** @description RESOURCE_NOT_FOUND: AI features turned off */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
                 /** @description VALIDATION_ERROR, with per-field details */
                 422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description POLICY_UNAVAILABLE: the stored policy does not compile */
+                503: {
                     headers: {
                         [name: string]: unknown;
                     };
