@@ -311,3 +311,23 @@ impl Config {
         })
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sod_rules_parse_and_refuse() {
+        let r = parse_sod_rules(DEFAULT_SOD_RULES).unwrap();
+        assert_eq!(r.len(), 3);
+        assert_eq!(r[0].name, "payment-create-approve");
+        assert_eq!(r[0].a, ("payment".to_owned(), "create".to_owned()));
+        assert_eq!(r[2].b, ("port_call".to_owned(), "approve".to_owned()));
+        assert!(parse_sod_rules("").unwrap().is_empty());
+        assert_eq!(parse_sod_rules("x=a:*+b:read;").unwrap().len(), 1);
+        for bad in ["x", "x=a:b", "x=a+b:c", "x=A:b+c:d", "x=a:b+c:"] {
+            assert!(parse_sod_rules(bad).is_err(), "{bad}");
+        }
+    }
+}

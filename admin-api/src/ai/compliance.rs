@@ -539,3 +539,47 @@ pub fn spawn_worker(state: &AppState) -> tokio::task::JoinHandle<()> {
         }
     })
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_quotes_what_needs_it() {
+        let r = ComplianceReport {
+            tenant_id: Uuid::nil(),
+            run_id: Uuid::nil(),
+            trigger: "on_demand".to_owned(),
+            checked_at: DateTime::from_timestamp(0, 0).unwrap(),
+            non_compliant: vec![],
+            results: vec![ComplianceCheck {
+                regulation: "SOX".to_owned(),
+                check: "admin_count".to_owned(),
+                status: "pass".to_owned(),
+                severity: "medium".to_owned(),
+                summary: "2 admins, \"ok\"\nfine".to_owned(),
+                evidence: json!({}),
+            }],
+        };
+        let out = csv(&r);
+        let lines: Vec<&str> = out.split("\r\n").collect();
+        assert_eq!(
+            lines[0],
+            "tenant_id,run_id,checked_at,regulation,check,status,severity,summary"
+        );
+        assert!(
+            lines[1].ends_with(",SOX,admin_count,pass,medium,\"2 admins, \"\"ok\"\"\nfine\""),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn every_regulation_has_retention_bounds() {
+        for (reg, checks) in CHECK_SETS {
+            let (min, max) = retention_bounds(reg);
+            assert!(min.is_some() || max.is_some(), "{reg}");
+            assert!(checks.contains(&"audit_retention") && checks.contains(&"audit_coverage"));
+        }
+    }
+}
