@@ -90,6 +90,8 @@ run_wrk() {
 printf '%-22s %10s %14s %14s\n' target requests "Ir/request" "without sha2"
 for target in $TARGETS; do
     env=()
+    # A file-name form of the target (config:PATH holds slashes).
+    name=${target//[^A-Za-z0-9_.-]/_}
     case $target in
         passthrough | passthrough-timeouts)
             [[ $target == passthrough-timeouts ]] && env=(PASSTHROUGH_TIMEOUTS=1)
@@ -102,17 +104,17 @@ for target in $TARGETS; do
         *) die "unknown target \`$target\`" ;;
     esac
     start proxy env "${env[@]}" valgrind --tool=callgrind \
-        --callgrind-out-file="$WORK/cg.$target.%p" "${cmd[@]}"
+        --callgrind-out-file="$WORK/cg.$name.%p" "${cmd[@]}"
     wait_ready proxy "$port"
     pid=$PID_proxy  # env execs valgrind, which keeps the pid
-    run_wrk "$port" "$WARMUP" "$WORK/warmup.$target" >/dev/null
+    run_wrk "$port" "$WARMUP" "$WORK/warmup.$name" >/dev/null
     # The counters of the process that runs the workers (valgrind's pid).
     callgrind_control -z "$pid" >/dev/null
-    requests=$(run_wrk "$port" "$DURATION" "$WORK/run.$target")
+    requests=$(run_wrk "$port" "$DURATION" "$WORK/run.$name")
     callgrind_control -d "$pid" >/dev/null
     sleep 1
     # `callgrind_control -d` writes the first dump as <out-file>.1.
-    dump=$WORK/cg.$target.$pid.1
+    dump=$WORK/cg.$name.$pid.1
     [[ -s $dump ]] || die "no callgrind dump for $target at $dump"
     total=$(awk '/^(summary|totals):/ { print $2; exit }' "$dump")
     sha=$(callgrind_annotate --auto=no --threshold=100 "$dump" 2>/dev/null |
@@ -121,6 +123,6 @@ for target in $TARGETS; do
     awk -v t="$target" -v n="$requests" -v ir="$total" -v sha="$sha" 'BEGIN {
         printf "%-22s %10d %14.0f %14.0f\n", t, n, ir / n, (ir - sha) / n
     }'
-    [[ -n ${CALLGRIND_KEEP:-} ]] && mkdir -p "$CALLGRIND_KEEP" && cp "$dump" "$CALLGRIND_KEEP/$target.callgrind"
+    [[ -n ${CALLGRIND_KEEP:-} ]] && mkdir -p "$CALLGRIND_KEEP" && cp "$dump" "$CALLGRIND_KEEP/$name.callgrind"
     stop proxy
 done

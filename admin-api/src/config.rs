@@ -73,7 +73,66 @@ pub struct Config {
     pub prediction_confidence_threshold: f64,
     /// Predictive access: how far back peers' use is read from the audit trail, days.
     pub prediction_window_days: i64,
+    /// Optimizer: how far back the audit trail is read, days.
+    pub ai_window_days: i64,
+    /// Optimizer: Jaccard similarity from which two roles are near-duplicates.
+    pub ai_jaccard_threshold: f64,
+    /// Optimizer: fewest users with one permission set that role mining reports.
+    pub ai_role_mining_min_users: usize,
+    /// Separation-of-duties rules (a tenant's `settings.ai_sod_rules` replaces them).
+    pub ai_sod_rules: Vec<SodRule>,
+    /// Compliance: a service-account key older than this is stale, days
+    /// (seeds: `service_account_rotation_days` = 90).
+    pub service_account_rotation_days: i64,
+    /// Compliance: a user without a login for this long is dormant, days.
+    pub ai_dormant_days: i64,
+    /// Compliance: most principals with an admin scope before the check fails.
+    pub ai_max_admins: i64,
+    /// Compliance: the scheduled worker runs (seeds: `compliance_checks_enabled`).
+    pub compliance_checks_enabled: bool,
+    /// Compliance: the regulations checked (seeds: GDPR, SOX, HIPAA, ISPS).
+    pub compliance_regulations: Vec<String>,
+    /// Compliance: a tenant's scheduled run is due this long after its last one, seconds.
+    pub compliance_interval_seconds: u64,
 }
+
+/// A separation-of-duties rule: nobody may be allowed both `a` and `b`,
+/// each a `(resource_type, action)`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SodRule {
+    pub name: String,
+    pub a: (String, String),
+    pub b: (String, String),
+}
+
+/// `name=type:action+type:action;…` (the `SENTINEL_AI_SOD_RULES` format).
+pub fn parse_sod_rules(list: &str) -> anyhow::Result<Vec<SodRule>> {
+    fn side(s: &str) -> Option<(String, String)> {
+        let (t, a) = s.trim().split_once(':')?;
+        let ok = |x: &str| crate::routes::valid_ident(x) || x == "*";
+        (crate::routes::valid_ident(t) && ok(a)).then(|| (t.to_owned(), a.to_owned()))
+    }
+    list.split(';')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|r| {
+            let bad = || anyhow::anyhow!("invalid SENTINEL_AI_SOD_RULES entry {r:?}");
+            let (name, pair) = r.split_once('=').ok_or_else(bad)?;
+            let (a, b) = pair.split_once('+').ok_or_else(bad)?;
+            Ok(SodRule {
+                name: name.trim().to_owned(),
+                a: side(a).ok_or_else(bad)?,
+                b: side(b).ok_or_else(bad)?,
+            })
+        })
+        .collect()
+}
+
+/// The built-in separation-of-duties rules: whoever raises a payment,
+/// invoice or port call may not approve it.
+pub const DEFAULT_SOD_RULES: &str = "payment-create-approve=payment:create+payment:approve;\
+     invoice-create-approve=invoice:create+invoice:approve;\
+     port-call-create-approve=port_call:create+port_call:approve";
 
 impl Default for Config {
     fn default() -> Self {
@@ -116,6 +175,16 @@ impl Default for Config {
             ai_enabled: true,
             prediction_confidence_threshold: 0.8,
             prediction_window_days: 90,
+            ai_window_days: 90,
+            ai_jaccard_threshold: 0.8,
+            ai_role_mining_min_users: 3,
+            ai_sod_rules: parse_sod_rules(DEFAULT_SOD_RULES).unwrap_or_default(),
+            service_account_rotation_days: 90,
+            ai_dormant_days: 90,
+            ai_max_admins: 5,
+            compliance_checks_enabled: true,
+            compliance_regulations: ["GDPR", "SOX", "HIPAA", "ISPS"].map(str::to_owned).to_vec(),
+            compliance_interval_seconds: 24 * 3600,
         }
     }
 }
@@ -232,6 +301,58 @@ impl Config {
                 "SENTINEL_PREDICTION_WINDOW_DAYS",
                 d.prediction_window_days,
             )?,
+            ai_window_days: env_or("SENTINEL_AI_WINDOW_DAYS", d.ai_window_days)?,
+            ai_jaccard_threshold: env_or("SENTINEL_AI_JACCARD_THRESHOLD", d.ai_jaccard_threshold)?,
+            ai_role_mining_min_users: env_or(
+                "SENTINEL_AI_ROLE_MINING_MIN_USERS",
+                d.ai_role_mining_min_users,
+            )?,
+            ai_sod_rules: match std::env::var("SENTINEL_AI_SOD_RULES") {
+                Ok(v) => parse_sod_rules(&v)?,
+                Err(_) => d.ai_sod_rules,
+            },
+            service_account_rotation_days: env_or(
+                "SENTINEL_SERVICE_ACCOUNT_ROTATION_DAYS",
+                d.service_account_rotation_days,
+            )?,
+            ai_dormant_days: env_or("SENTINEL_AI_DORMANT_DAYS", d.ai_dormant_days)?,
+            ai_max_admins: env_or("SENTINEL_AI_MAX_ADMINS", d.ai_max_admins)?,
+            compliance_checks_enabled: env_or(
+                "SENTINEL_COMPLIANCE_CHECKS_ENABLED",
+                d.compliance_checks_enabled,
+            )?,
+            compliance_regulations: match std::env::var("SENTINEL_COMPLIANCE_REGULATIONS") {
+                Ok(v) if !v.trim().is_empty() => v
+                    .split(',')
+                    .map(|s| s.trim().to_ascii_uppercase())
+                    .filter(|s| !s.is_empty())
+                    .collect(),
+                _ => d.compliance_regulations,
+            },
+            compliance_interval_seconds: env_or(
+                "SENTINEL_COMPLIANCE_INTERVAL_SECONDS",
+                d.compliance_interval_seconds,
+            )?,
         })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sod_rules_parse_and_refuse() {
+        let r = parse_sod_rules(DEFAULT_SOD_RULES).unwrap();
+        assert_eq!(r.len(), 3);
+        assert_eq!(r[0].name, "payment-create-approve");
+        assert_eq!(r[0].a, ("payment".to_owned(), "create".to_owned()));
+        assert_eq!(r[2].b, ("port_call".to_owned(), "approve".to_owned()));
+        assert!(parse_sod_rules("").unwrap().is_empty());
+        assert_eq!(parse_sod_rules("x=a:*+b:read;").unwrap().len(), 1);
+        for bad in ["x", "x=a:b", "x=a+b:c", "x=A:b+c:d", "x=a:b+c:"] {
+            assert!(parse_sod_rules(bad).is_err(), "{bad}");
+        }
     }
 }

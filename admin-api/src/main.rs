@@ -300,6 +300,9 @@ async fn main() -> anyhow::Result<()> {
             live_tasks.push(sentinel_admin::audit::spawn_maintenance(&state));
             live_tasks.push(sentinel_admin::approvals::worker::spawn(&state));
             live_tasks.push(sentinel_admin::outbox::spawn(&state)?);
+            if cfg.ai_enabled && cfg.compliance_checks_enabled {
+                live_tasks.push(sentinel_admin::ai::compliance::spawn_worker(&state));
+            }
             let reload = state.clone();
             tokio::spawn(async move {
                 let mut tick = tokio::time::interval(std::time::Duration::from_secs(

@@ -44,6 +44,18 @@ pub struct Metrics {
     pub outbox_oldest_pending_seconds: Gauge,
     /// Questions and predictions (`sentinel_ai_query_*`, `sentinel_ai_prediction_*`).
     pub ai_query: crate::ai::query::metrics::QueryMetrics,
+    /// Permission optimizer runs (docs/ai.md).
+    pub ai_optimizer_runs_total: IntCounter,
+    /// Time of one optimizer run: load, analyze, store.
+    pub ai_optimizer_run_seconds: Histogram,
+    /// Findings optimizer runs produced, by kind.
+    pub ai_optimizer_findings: IntCounterVec,
+    /// Findings admins decided, by decision (`applied`, `dismissed`).
+    pub ai_optimizer_decisions: IntCounterVec,
+    /// Compliance runs by trigger (`schedule`, `on_demand`).
+    pub ai_compliance_runs: IntCounterVec,
+    /// Failed compliance checks by regulation.
+    pub ai_compliance_failed_checks: IntCounterVec,
 }
 
 impl Metrics {
@@ -164,6 +176,53 @@ impl Metrics {
             "sentinel_outbox_oldest_pending_seconds",
             "age of the oldest notification event waiting for delivery",
         )?;
+        let ai_optimizer_runs_total = IntCounter::new(
+            "sentinel_ai_optimizer_runs_total",
+            "permission optimizer runs",
+        )?;
+        let ai_optimizer_run_seconds = Histogram::with_opts(
+            HistogramOpts::new(
+                "sentinel_ai_optimizer_run_seconds",
+                "time of one permission optimizer run: load policy and audit uses, analyze, store",
+            )
+            .buckets(vec![
+                0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+            ]),
+        )?;
+        let ai_optimizer_findings = IntCounterVec::new(
+            Opts::new(
+                "sentinel_ai_optimizer_findings_total",
+                "findings produced by permission optimizer runs, by kind",
+            ),
+            &["kind"],
+        )?;
+        let ai_optimizer_decisions = IntCounterVec::new(
+            Opts::new(
+                "sentinel_ai_optimizer_decisions_total",
+                "optimizer findings applied or dismissed by an admin",
+            ),
+            &["decision"],
+        )?;
+        let ai_compliance_runs = IntCounterVec::new(
+            Opts::new(
+                "sentinel_ai_compliance_runs_total",
+                "compliance monitor runs by trigger (schedule, on_demand)",
+            ),
+            &["trigger"],
+        )?;
+        let ai_compliance_failed_checks = IntCounterVec::new(
+            Opts::new(
+                "sentinel_ai_compliance_failed_checks_total",
+                "failed compliance checks by regulation",
+            ),
+            &["regulation"],
+        )?;
+        registry.register(Box::new(ai_optimizer_runs_total.clone()))?;
+        registry.register(Box::new(ai_optimizer_run_seconds.clone()))?;
+        registry.register(Box::new(ai_optimizer_findings.clone()))?;
+        registry.register(Box::new(ai_optimizer_decisions.clone()))?;
+        registry.register(Box::new(ai_compliance_runs.clone()))?;
+        registry.register(Box::new(ai_compliance_failed_checks.clone()))?;
         registry.register(Box::new(webhook_deliveries.clone()))?;
         registry.register(Box::new(outbox_pending.clone()))?;
         registry.register(Box::new(outbox_oldest_pending_seconds.clone()))?;
@@ -205,6 +264,12 @@ impl Metrics {
             webhook_deliveries,
             outbox_pending,
             outbox_oldest_pending_seconds,
+            ai_optimizer_runs_total,
+            ai_optimizer_run_seconds,
+            ai_optimizer_findings,
+            ai_optimizer_decisions,
+            ai_compliance_runs,
+            ai_compliance_failed_checks,
         })
     }
 

@@ -12,10 +12,12 @@
 //! `snapshot:read`, only honoured in the platform tenant and never part of a
 //! tenant admin's set).
 //!
-//! `ai:read` asks the AI-assisted administration (questions in plain
-//! language, predictive access; docs/ai.md). It is a right of its own, and
-//! never more than a door: each answer also needs the scope the ordinary
-//! endpoint for the same data needs.
+//! AI-assisted administration (docs/ai.md) has two rights of its own:
+//! `ai:read` (ask questions, see predictions, findings and compliance
+//! reports, run the analyses) and `ai:apply` (apply or dismiss a finding;
+//! implies `ai:read`). Neither is more than a door: each answer also needs
+//! the scope the ordinary endpoint for the same data needs, and applying a
+//! finding needs the scopes of the calls it makes.
 //!
 //! Approvals (docs/approvals.md) are one area whose levels are named for what
 //! they let a person do: `approvals:request` (ask for access, see chains) <
@@ -47,8 +49,10 @@ pub const AUDIT_READ: &str = "audit:read";
 pub const AUDIT_EXPORT: &str = "audit:export";
 /// Shipping gateway events to the audit trail (platform service accounts).
 pub const AUDIT_WRITE: &str = "audit:write";
-/// Asking the AI-assisted administration (questions, predictions, findings).
+/// Seeing the AI features' findings and reports, running the analyses.
 pub const AI_READ: &str = "ai:read";
+/// Applying or dismissing an AI finding (implies [`AI_READ`]).
+pub const AI_APPLY: &str = "ai:apply";
 /// The approvals area and its level names (request < decide < admin).
 pub const APPROVALS: &str = "approvals";
 pub const APPROVALS_REQUEST: &str = "approvals:request";
@@ -102,10 +106,14 @@ pub fn parse(scope: &str) -> Option<(&'static str, Level)> {
             _ => None,
         };
     }
-    let level = Level::parse(level)?;
     if area == "ai" {
-        return (level == Level::Read).then_some(("ai", Level::Read));
+        return match level {
+            "read" => Some(("ai", Level::Read)),
+            "apply" => Some(("ai_apply", Level::Write)),
+            _ => None,
+        };
     }
+    let level = Level::parse(level)?;
     if area == "platform" {
         return (level == Level::Admin).then_some(("platform", Level::Admin));
     }
@@ -124,6 +132,7 @@ pub struct ScopeSet {
     audit_export: bool,
     audit_write: bool,
     ai_read: bool,
+    ai_apply: bool,
     levels: BTreeMap<&'static str, Level>,
 }
 
@@ -143,6 +152,7 @@ impl ScopeSet {
                 Some(("audit_export", _)) => set.audit_export = true,
                 Some(("audit_write", _)) => set.audit_write = platform_tenant,
                 Some(("ai", _)) => set.ai_read = true,
+                Some(("ai_apply", _)) => set.ai_apply = true,
                 Some((area, level)) => {
                     let e = set.levels.entry(area).or_insert(level);
                     if level > *e {
@@ -179,9 +189,14 @@ impl ScopeSet {
         self.platform_admin || self.audit_write
     }
 
-    /// May ask the AI-assisted administration.
+    /// May ask questions, see predictions, findings and reports, run the analyses.
     pub fn can_read_ai(&self) -> bool {
-        self.platform_admin || self.ai_read
+        self.platform_admin || self.ai_read || self.ai_apply
+    }
+
+    /// May apply or dismiss AI findings.
+    pub fn can_apply_ai(&self) -> bool {
+        self.platform_admin || self.ai_apply
     }
 
     pub fn allows(&self, area: &str, level: Level) -> bool {
@@ -197,6 +212,7 @@ impl ScopeSet {
             Some(("audit_export", _)) => self.can_export_audit(),
             Some(("audit_write", _)) => self.can_write_audit(),
             Some(("ai", _)) => self.can_read_ai(),
+            Some(("ai_apply", _)) => self.can_apply_ai(),
             Some((area, level)) => self.allows(area, level),
             None => false,
         }
@@ -235,6 +251,9 @@ impl ScopeSet {
         if self.ai_read {
             out.push(AI_READ.to_owned());
         }
+        if self.ai_apply {
+            out.push(AI_APPLY.to_owned());
+        }
         for (area, level) in &self.levels {
             if *area == APPROVALS {
                 out.push(format!("{area}:{}", approvals_level_name(*level)));
@@ -261,6 +280,7 @@ pub fn tenant_admin_scopes() -> Vec<String> {
     out.push(AUDIT_EXPORT.to_owned());
     out.push(AI_READ.to_owned());
     out.push(APPROVALS_ADMIN.to_owned());
+    out.push(AI_APPLY.to_owned());
     out
 }
 
@@ -351,5 +371,28 @@ mod tests {
         let admin = tenant_admin_scopes();
         let t = ScopeSet::from_scopes(admin.iter().map(String::as_str), false);
         assert!(t.covers("approvals:admin"));
+    }
+
+    #[test]
+    fn ai_scopes_are_separate_rights() {
+        let r = ScopeSet::from_scopes(["ai:read"], false);
+        assert!(r.can_read_ai());
+        assert!(!r.can_apply_ai());
+        assert!(!r.covers("ai:apply"));
+        let a = ScopeSet::from_scopes(["ai:apply"], false);
+        assert!(a.can_apply_ai() && a.can_read_ai());
+        assert!(a.covers("ai:read"));
+        assert!(!ScopeSet::default().can_read_ai());
+        assert!(parse("ai:admin").is_none());
+        let admin = tenant_admin_scopes();
+        let t = ScopeSet::from_scopes(admin.iter().map(String::as_str), false);
+        assert!(t.can_apply_ai());
+        let aud = auditor_scopes();
+        let t = ScopeSet::from_scopes(aud.iter().map(String::as_str), false);
+        assert!(t.can_read_ai() && !t.can_apply_ai());
+        assert_eq!(
+            ScopeSet::from_scopes(["ai:apply", "ai:read"], false).to_strings(),
+            vec!["ai:read", "ai:apply"]
+        );
     }
 }

@@ -1,5 +1,7 @@
 //! The `/api/v1` routes, one module per area of the seeds.
 
+pub mod ai_compliance;
+pub mod ai_optimizer;
 pub mod ai_predict;
 pub mod ai_query;
 pub mod auth;
@@ -38,8 +40,7 @@ pub fn api() -> Routes {
         .nest("/snapshots", snapshots::router())
         .nest("/audit", crate::audit::router())
         .nest("/webhooks", webhooks::router())
-        .nest("/ai/query", ai_query::router())
-        .nest("/ai/predictions", ai_predict::router())
+        .nest("/ai", crate::ai::router())
         .get(
             "/openapi.json",
             crate::openapi::openapi_json,

@@ -6,6 +6,8 @@
 mod common;
 
 mod account_safety;
+mod ai_compliance;
+mod ai_optimizer;
 mod ai_predict;
 mod ai_query;
 mod approvals;

@@ -663,6 +663,694 @@ export type paths = {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/ai/compliance": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The tenant's latest compliance report (?format=json, default, or csv) */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description ok */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ComplianceReport"];
+                    };
+                };
+                /** @description AUTH_REQUIRED, AUTH_INVALID, TOKEN_EXPIRED, TOKEN_REVOKED */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description PERMISSION_DENIED, ACCOUNT_LOCKED, TENANT_SUSPENDED */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description RESOURCE_NOT_FOUND: no compliance run yet, or AI features turned off */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description VALIDATION_ERROR, with per-field details */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/ai/compliance/run": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Run the compliance checks now and store the results (changes no policy) */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: {
+                content: {
+                    "application/json": components["schemas"]["ComplianceRunRequest"];
+                };
+            };
+            responses: {
+                /** @description ok */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ComplianceReport"];
+                    };
+                };
+                /** @description AUTH_REQUIRED, AUTH_INVALID, TOKEN_EXPIRED, TOKEN_REVOKED */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description PERMISSION_DENIED, ACCOUNT_LOCKED, TENANT_SUSPENDED */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description RESOURCE_NOT_FOUND: AI features turned off */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description VALIDATION_ERROR, with per-field details */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description POLICY_UNAVAILABLE: the stored policy does not compile */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/ai/optimizer/findings": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List optimizer findings (filters: status, kind) */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description ok */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OptimizerFindingList"];
+                    };
+                };
+                /** @description AUTH_REQUIRED, AUTH_INVALID, TOKEN_EXPIRED, TOKEN_REVOKED */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description PERMISSION_DENIED, ACCOUNT_LOCKED, TENANT_SUSPENDED */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description RESOURCE_NOT_FOUND: AI features turned off */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description VALIDATION_ERROR, with per-field details */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/ai/optimizer/findings/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get one optimizer finding */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description ok */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OptimizerFinding"];
+                    };
+                };
+                /** @description AUTH_REQUIRED, AUTH_INVALID, TOKEN_EXPIRED, TOKEN_REVOKED */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description PERMISSION_DENIED, ACCOUNT_LOCKED, TENANT_SUSPENDED */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description RESOURCE_NOT_FOUND (also for another tenant's object) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description VALIDATION_ERROR, with per-field details */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/ai/optimizer/findings/{id}/apply": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Apply an open finding: run its proposed calls through the normal handlers as the caller (who also needs their scopes), then mark it applied */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description ok */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OptimizerFinding"];
+                    };
+                };
+                /** @description AUTH_REQUIRED, AUTH_INVALID, TOKEN_EXPIRED, TOKEN_REVOKED */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description PERMISSION_DENIED, ACCOUNT_LOCKED, TENANT_SUSPENDED */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description RESOURCE_NOT_FOUND (also for another tenant's object) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description VALIDATION_ERROR, with per-field details */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/ai/optimizer/findings/{id}/dismiss": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Dismiss an open finding (later runs keep it dismissed) */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: {
+                content: {
+                    "application/json": components["schemas"]["DismissFinding"];
+                };
+            };
+            responses: {
+                /** @description ok */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OptimizerFinding"];
+                    };
+                };
+                /** @description AUTH_REQUIRED, AUTH_INVALID, TOKEN_EXPIRED, TOKEN_REVOKED */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description PERMISSION_DENIED, ACCOUNT_LOCKED, TENANT_SUSPENDED */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description RESOURCE_NOT_FOUND (also for another tenant's object) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description VALIDATION_ERROR, with per-field details */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/ai/optimizer/run": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Run the permission optimizer over a window of the audit trail; stores and answers the open findings (changes no policy) */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: {
+                content: {
+                    "application/json": components["schemas"]["OptimizerRunRequest"];
+                };
+            };
+            responses: {
+                /** @description ok */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OptimizerRunReport"];
+                    };
+                };
+                /** @description AUTH_REQUIRED, AUTH_INVALID, TOKEN_EXPIRED, TOKEN_REVOKED */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description PERMISSION_DENIED, ACCOUNT_LOCKED, TENANT_SUSPENDED */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description RESOURCE_NOT_FOUND: AI features turned off */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description VALIDATION_ERROR, with per-field details */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description POLICY_UNAVAILABLE: the stored policy does not compile */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/ai/predictions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Permissions a user's peers hold and use, at or above the confidence threshold (also needs user:read; never applied) */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description ok */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Predictions"];
+                    };
+                };
+                /** @description AUTH_REQUIRED, AUTH_INVALID, TOKEN_EXPIRED, TOKEN_REVOKED */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description PERMISSION_DENIED, ACCOUNT_LOCKED, TENANT_SUSPENDED */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description RESOURCE_NOT_FOUND: `user` names no principal of the tenant, or AI is turned off */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description VALIDATION_ERROR, with per-field details */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/ai/query": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Answer a question in plain language (the answer carries the typed query it ran; each kind of question also needs the scope of the data it reads) */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["QueryRequest"];
+                };
+            };
+            responses: {
+                /** @description ok */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["QueryResponse"];
+                    };
+                };
+                /** @description AUTH_REQUIRED, AUTH_INVALID, TOKEN_EXPIRED, TOKEN_REVOKED */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description PERMISSION_DENIED, ACCOUNT_LOCKED, TENANT_SUSPENDED */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description ROUTE_NOT_FOUND: AI-assisted administration is turned off */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description VALIDATION_ERROR, with per-field details */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/approval-chains": {
         parameters: {
             query?: never;
@@ -7764,6 +8452,19 @@ export type components = {
         AddRoles: {
             role_ids: string[];
         };
+        /** @description What a question's answer holds. */
+        Answer: {
+            /**
+             * Format: int64
+             * @description How many items (or, for a count, the count).
+             */
+            count: number;
+            items: Record<string, never>[];
+            /** @description What the query's names and window resolved to (ids, times). */
+            resolved: Record<string, never>;
+            /** @description One sentence. */
+            summary: string;
+        };
         ApprovalChain: {
             action: string;
             auto_approve_conditions: components["schemas"]["AutoCondition"][];
@@ -7908,6 +8609,38 @@ export type components = {
             /** @description Ids of the permissions that decided. */
             rule_ids: string[];
         };
+        /** @description One check's result for one regulation. */
+        ComplianceCheck: {
+            check: string;
+            evidence: Record<string, never>;
+            regulation: string;
+            /** @description low, medium, high or critical */
+            severity: string;
+            /** @description pass, fail or not_modelled */
+            status: string;
+            summary: string;
+        };
+        /** @description One stored run of one tenant. */
+        ComplianceReport: {
+            /** Format: date-time */
+            checked_at: string;
+            /** @description Regulations with a failed check. */
+            non_compliant: string[];
+            results: components["schemas"]["ComplianceCheck"][];
+            /** Format: uuid */
+            run_id: string;
+            /** Format: uuid */
+            tenant_id: string;
+            /** @description `schedule` or `on_demand` */
+            trigger: string;
+        };
+        ComplianceRunRequest: {
+            /**
+             * @description Regulations to check (GDPR, SOX, HIPAA, ISPS); default: the tenant's
+             *     `settings.compliance_regulations`, else the configured list.
+             */
+            regulations?: string[] | null;
+        };
         CreateField: {
             data_type?: string | null;
             description?: string | null;
@@ -8029,6 +8762,10 @@ export type components = {
             starts_at: string;
             /** Format: uuid */
             tenant_id: string;
+        };
+        DismissFinding: {
+            /** @description Why (kept with the finding), at most 1000 characters. */
+            note?: string | null;
         };
         Error: {
             error: {
@@ -8222,6 +8959,65 @@ export type components = {
             /** @description `type:id` (`voyage:voy-a1`; `voyage:*` for a whole type). */
             resource: string;
         };
+        /** @description A stored finding. */
+        OptimizerFinding: {
+            applied_result?: Record<string, never> | null;
+            /** Format: date-time */
+            decided_at?: string | null;
+            /** Format: uuid */
+            decided_by?: string | null;
+            decision_note?: string | null;
+            evidence: Record<string, never>;
+            fingerprint: string;
+            /** Format: date-time */
+            first_seen: string;
+            /** Format: uuid */
+            id: string;
+            /** @description unused_permission, unused_role, over_privileged, near_duplicate_roles, role_mining, sod_conflict */
+            kind: string;
+            /** Format: date-time */
+            last_seen: string;
+            /** @description The admin-API calls that carry the finding out, in order. */
+            proposal: components["schemas"]["ProposedCall"][];
+            /** @description open, applied or dismissed */
+            status: string;
+            summary: string;
+            /** Format: uuid */
+            tenant_id: string;
+            /** Format: date-time */
+            window_from: string;
+            /** Format: date-time */
+            window_to: string;
+        };
+        OptimizerFindingList: {
+            items: components["schemas"]["OptimizerFinding"][];
+        };
+        OptimizerRunReport: {
+            /** @description Findings of this run, by kind. */
+            counts: {
+                [key: string]: number;
+            };
+            /**
+             * Format: double
+             * @description Time the analysis took (load, analyze, store), milliseconds.
+             */
+            duration_ms: number;
+            /** @description Every open finding of the tenant after the run. */
+            findings: components["schemas"]["OptimizerFinding"][];
+            /** Format: uuid */
+            tenant_id: string;
+            /** Format: date-time */
+            window_from: string;
+            /** Format: date-time */
+            window_to: string;
+        };
+        OptimizerRunRequest: {
+            /**
+             * Format: int64
+             * @description Days of audit trail to read, 1-3660 (default: the `ai_window_days` setting, 90).
+             */
+            window_days?: number | null;
+        };
         /** @description An outbox event and how far its delivery got. */
         OutboxEvent: {
             /** Format: int32 */
@@ -8268,6 +9064,45 @@ export type components = {
             tenant_scope: string;
             /** Format: date-time */
             updated_at: string;
+        };
+        Predictions: {
+            /** @description Principals of the same kind compared with. */
+            compared: number;
+            suggestions: components["schemas"]["Suggestion"][];
+            /** Format: double */
+            threshold: number;
+            /** Format: uuid */
+            user_id: string;
+            /** Format: int64 */
+            window_days: number;
+        };
+        /** @description One admin-API call of a proposal. */
+        ProposedCall: {
+            body?: Record<string, never> | null;
+            method: string;
+            /** @description Under `/api/v1`, e.g. `/api/v1/roles/{id}`. */
+            path: string;
+        };
+        QueryRequest: {
+            /** @description The question, in English (at most 500 characters). */
+            question: string;
+        };
+        /** @description The answer to a question. */
+        QueryResponse: {
+            answer?: null | components["schemas"]["Answer"];
+            /**
+             * Format: uuid
+             * @description The row of `nlp_query_logs` that records this question.
+             */
+            log_id: string;
+            /** @description Why it was not understood (no template matched, or a name is unknown). */
+            problem?: string | null;
+            query?: null | components["schemas"]["TypedQuery"];
+            question: string;
+            /** @description Example questions of the nearest templates, or the names that exist. */
+            suggestions: string[];
+            /** @description Whether the question matched a template and every name in it resolved. */
+            understood: boolean;
         };
         RefreshRequest: {
             refresh_token: string;
@@ -8342,6 +9177,23 @@ export type components = {
             /** Format: date-time */
             updated_at: string;
         };
+        /** @description One suggestion, with how to act on it. */
+        Suggestion: {
+            /**
+             * @description The call that asks for it through an approval chain instead (the
+             *     user makes it: `POST /access-requests` opens a request for its caller).
+             */
+            access_request: Record<string, never>;
+            action: string;
+            /** Format: double */
+            confidence: number;
+            /** @description The role most holding peers have that grants it: the call that assigns it. */
+            grant?: Record<string, never> | null;
+            holders: number;
+            peers: number;
+            resource_type: string;
+            users: number;
+        };
         Tenant: {
             code: string;
             /** Format: date-time */
@@ -8366,6 +9218,67 @@ export type components = {
         };
         TokenRequest: {
             api_key?: string | null;
+        };
+        /** @description One question, understood. */
+        TypedQuery: {
+            action: string;
+            /** @enum {string} */
+            kind: "who_can";
+            resource_id?: string | null;
+            resource_type: string;
+            /** @description A tenant's name or code; none: the caller's target tenant. */
+            tenant?: string | null;
+        } | {
+            /** @enum {string} */
+            kind: "what_can";
+            principal: string;
+            resource_type?: string | null;
+        } | {
+            action: string;
+            /** @enum {string} */
+            kind: "can";
+            principal: string;
+            resource_id?: string | null;
+            resource_type: string;
+        } | {
+            /** @enum {string} */
+            kind: "why_denied";
+            principal: string;
+            window: components["schemas"]["Window"];
+        } | {
+            /** @enum {string} */
+            kind: "denials";
+            principal?: string | null;
+            window: components["schemas"]["Window"];
+        } | {
+            /** @enum {string} */
+            kind: "count_requests";
+            outcome?: string | null;
+            principal: string;
+            window: components["schemas"]["Window"];
+        } | {
+            /** @enum {string} */
+            kind: "stale_keys";
+            /** Format: int32 */
+            older_than_days: number;
+        } | {
+            /** @enum {string} */
+            kind: "roles_of";
+            principal: string;
+        } | {
+            /** @enum {string} */
+            kind: "role_members";
+            role: string;
+        } | {
+            group: string;
+            /** @enum {string} */
+            kind: "group_members";
+        } | {
+            /** @enum {string} */
+            kind: "locked_accounts";
+        } | {
+            /** @enum {string} */
+            kind: "service_accounts";
         };
         UpdateField: {
             data_type?: string | null;
@@ -8476,6 +9389,31 @@ export type components = {
             /** Format: date-time */
             updated_at: string;
             url: string;
+        };
+        /** @description A time window, relative to when the question is asked (UTC). */
+        Window: {
+            at?: string | null;
+            /** @enum {string} */
+            span: "today";
+        } | {
+            at?: string | null;
+            /** @enum {string} */
+            span: "yesterday";
+        } | {
+            at?: string | null;
+            date: string;
+            /** @enum {string} */
+            span: "date";
+        } | {
+            /** Format: int32 */
+            hours: number;
+            /** @enum {string} */
+            span: "last_hours";
+        } | {
+            /** Format: int32 */
+            days: number;
+            /** @enum {string} */
+            span: "last_days";
         };
         WithKey: components["schemas"]["ServiceAccount"] & {
             /** @description Shown once; only its hash is stored. */
