@@ -18,8 +18,8 @@
 #   passthrough-timeouts the same with the gateway's peer timeouts
 #   public               the gateway, route `auth = "public"` (benches/load/gateway-public.toml)
 #   gateway              the gateway, full enforcement (benches/load/gateway.toml)
-#   config:PATH          the gateway with another config on the same ports
-#                        (e.g. config:benches/load/gateway-shadow.toml)
+#   config:PATH          the gateway with another config (its [listen] proxy port,
+#                        upstream on 18081; e.g. config:benches/load/gateway-shadow.toml)
 #
 # Under valgrind sha2 cannot use the CPU's SHA extensions: until 2026-12-01
 # the gateway hashed every bearer token with SHA-256 for its token-cache key,
@@ -100,7 +100,10 @@ for target in $TARGETS; do
         public) cmd=("$BIN/sentinel" run --config benches/load/gateway-public.toml); port=18083 ;;
         gateway) cmd=("$BIN/sentinel" run --config benches/load/gateway.toml); port=18083 ;;
         # Any gateway config proxying on 127.0.0.1:18083 to the upstream on 18081.
-        config:*) cmd=("$BIN/sentinel" run --config "${target#config:}"); port=18083 ;;
+        config:*)
+            cmd=("$BIN/sentinel" run --config "${target#config:}")
+            port=$(sed -nE 's/^proxy *= *"[^"]*:([0-9]+)".*/\1/p' "${target#config:}" | head -n 1)
+            [[ -n $port ]] || die "no [listen] proxy port in ${target#config:}" ;;
         *) die "unknown target \`$target\`" ;;
     esac
     start proxy env "${env[@]}" valgrind --tool=callgrind \
