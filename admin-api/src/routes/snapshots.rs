@@ -38,8 +38,23 @@ pub const MAX_WAIT_SECONDS: u64 = 60;
 
 pub fn router() -> Routes {
     Routes::new()
-        .get("/latest", latest, doc("snapshot:read", "The latest signed policy snapshot as a bundle: signature, manifest, and the parts first published after ?since= (ETag, If-None-Match, ?wait= long-poll; platform service-account API key)").media("application/json"))
+        .get("/latest", latest, doc("snapshot:read", "The latest signed policy snapshot as a bundle: signature, manifest, and the parts first published after ?since= (ETag, If-None-Match, ?wait= long-poll; platform service-account API key)").json(bundle_schema()))
         .get("/jwks", jwks, doc("none", "Public keys that sign policy snapshots (next, current, previous)"))
+}
+
+/// The bundle a gateway reads (`sentinel_policy::bundle`): the signed
+/// manifest, its signature, and the parts the caller lacks (each a part's
+/// JSON by SHA-256).
+fn bundle_schema() -> serde_json::Value {
+    serde_json::json!({
+        "type": "object",
+        "required": ["manifest", "signature"],
+        "properties": {
+            "manifest": {"type": "object", "description": "format, version, the global part and one part per tenant, each by SHA-256 and `since`"},
+            "signature": {"type": "string"},
+            "parts": {"type": "object", "additionalProperties": {"type": "object"}}
+        }
+    })
 }
 
 /// A principal allowed to read the whole policy.

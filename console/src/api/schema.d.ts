@@ -6195,7 +6195,14 @@ export type paths = {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": string;
+                        "application/json": {
+                            /** @description format, version, the global part and one part per tenant, each by SHA-256 and `since` */
+                            manifest: Record<string, never>;
+                            parts?: {
+                                [key: string]: Record<string, never>;
+                            };
+                            signature: string;
+                        };
                     };
                 };
                 /** @description AUTH_REQUIRED, AUTH_INVALID, TOKEN_EXPIRED, TOKEN_REVOKED */
