@@ -56,7 +56,7 @@ impl Snapshot {
         let Some(entry) = self.local.api_keys.get(prefix) else {
             return Err(ApiKeyError::Invalid);
         };
-        if !bool::from(entry.sha256.ct_eq(digest.as_slice())) {
+        if !bool::from(entry.sha256.ct_eq(&digest[..])) {
             return Err(ApiKeyError::Invalid);
         }
         if entry.expires_at.is_some_and(|e| now >= e) {
