@@ -463,7 +463,7 @@ async fn scopes_and_tenant_isolation() {
 /// (docs/PERFORMANCE.md): `cargo test -p sentinel-admin --test api
 /// ai_optimizer::measure_run_time -- --ignored --nocapture`.
 #[tokio::test]
-#[ignore]
+#[ignore = "a measurement (docs/PERFORMANCE.md): generates 449k audit events, ~40 s; run by hand"]
 async fn measure_run_time() {
     let t = TestApp::new().await;
     let started = std::time::Instant::now();

@@ -741,7 +741,7 @@ async fn outbox_tables_force_row_level_security() {
 /// drains a backlog into one local receiver. Run with
 /// `cargo test -p sentinel-admin --test api webhooks::drain_rate -- --ignored --nocapture`.
 #[tokio::test]
-#[ignore]
+#[ignore = "a measurement (docs/webhooks.md), not a test: run by hand"]
 async fn drain_rate() {
     let t = TestApp::with_config(loopback_config()).await;
     let alice = t.admin("TEST-001").await;
