@@ -9,6 +9,11 @@
 //! curl -s 127.0.0.1:9090/readyz
 //! ```
 
+// The allocator: docs/PERFORMANCE.md, "Allocator".
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 use clap::{Parser, Subcommand};
 use sentinel::logging::LogFormat;
 use std::path::PathBuf;
