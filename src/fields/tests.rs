@@ -89,13 +89,69 @@ fn plan_for(perms: &[Permission], unknown: UnknownFields) -> FieldPlan {
     FieldPlan::build(Some(&vessel()), &TENANT_A, &refs, unknown)
 }
 
+/// The streamed filter's answer must be the buffered one's: the same bytes
+/// and counts, or an error of the same kind (a wrong shape may be reported
+/// before a syntax error further on). Splits `body` at every point (two
+/// chunks), and feeds it byte by byte and whole.
+fn assert_streamed_same(
+    binding: &Binding,
+    plan: &FieldPlan,
+    body: &[u8],
+    buffered: &Result<FilterStats, FilterError>,
+    want: &[u8],
+) {
+    let same = |got: Result<FilterStats, FilterError>, out: &[u8], how: &str| match (buffered, got)
+    {
+        (Ok(a), Ok(b)) => {
+            assert_eq!(a, &b, "stats, {how}");
+            assert_eq!(
+                String::from_utf8_lossy(out),
+                String::from_utf8_lossy(want),
+                "output, {how}: {}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        (Err(a), Err(b)) => assert!(
+            a.reason() == b.reason()
+                || (a.reason() == "malformed" && b.reason() == "unexpected_shape"),
+            "{how}: buffered {a}, streamed {b}: {}",
+            String::from_utf8_lossy(body)
+        ),
+        (a, b) => panic!(
+            "{how}: buffered {a:?}, streamed {b:?}: {}",
+            String::from_utf8_lossy(body)
+        ),
+    };
+    let splits: Vec<usize> = if body.len() <= 512 {
+        (0..=body.len()).collect()
+    } else {
+        vec![0, body.len() / 2, body.len()]
+    };
+    for at in splits {
+        let (a, b) = body.split_at(at);
+        let mut f = StreamFilter::new(binding, plan);
+        let mut out = Vec::new();
+        let got = f
+            .push(a, &mut out)
+            .and_then(|()| f.push(b, &mut out))
+            .and_then(|()| f.finish(&mut out));
+        same(got, &out, &format!("split at {at}"));
+    }
+    let mut out = Vec::new();
+    let got = filter_chunked(body, 1, binding, plan, &mut out);
+    same(got, &out, "byte by byte");
+}
+
 fn filter(at: &str, plan: &FieldPlan, body: &str) -> Result<String, FilterError> {
     let mut out = b"prefix:".to_vec();
-    let r = filter_response(
-        body.as_bytes(),
-        &Binding::parse(at).unwrap(),
+    let binding = Binding::parse(at).unwrap();
+    let r = filter_response(body.as_bytes(), &binding, plan, &mut out);
+    assert_streamed_same(
+        &binding,
         plan,
-        &mut out,
+        body.as_bytes(),
+        &r,
+        out.strip_prefix(b"prefix:").unwrap_or_default(),
     );
     match r {
         Ok(_) => Ok(String::from_utf8(out)
