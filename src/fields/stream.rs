@@ -271,6 +271,19 @@ impl<'p> StreamFilter<'p> {
         }
     }
 
+    /// Bytes of memory the filter holds between chunks (its buffers'
+    /// capacities), for tests of its bound.
+    pub fn held(&self) -> usize {
+        self.stack.capacity() * std::mem::size_of::<Frame>()
+            + self.key.capacity()
+            + self.unescaped.capacity()
+            + self.ent.pending.capacity()
+            + self.ent.unknown_arena.capacity()
+            + self.ent.unknown_spans.capacity() * std::mem::size_of::<(usize, usize, usize)>()
+            + self.mask_buf.capacity()
+            + self.scratch.capacity()
+    }
+
     /// The counts so far (final after [`StreamFilter::finish`]).
     pub fn stats(&self) -> FilterStats {
         self.stats
