@@ -245,7 +245,10 @@ async fn a_body_that_breaks_after_the_status_aborts_the_connection() {
         let got = raw_get(&gw, &format!("/bulk/{kind}"));
         assert!(got.starts_with(b"HTTP/1.1 200"), "{kind}");
         let head = String::from_utf8_lossy(&got[..got.len().min(2048)]).to_ascii_lowercase();
-        assert!(head.contains("transfer-encoding: chunked"), "{kind}: {head}");
+        assert!(
+            head.contains("transfer-encoding: chunked"),
+            "{kind}: {head}"
+        );
         assert!(
             contains(&got, "****5044"),
             "{kind}: filtered entities were sent"

@@ -627,7 +627,11 @@ fn streamed_raw_utf8_split_inside_characters() {
     );
     // Invalid UTF-8 is refused however it is split.
     let binding = Binding::root();
-    for body in [&b"{\"id\":\"\xff\"}"[..], b"{\"id\":\"\xe2\x82\"}", b"{\"id\":\"a\"}\xc3"] {
+    for body in [
+        &b"{\"id\":\"\xff\"}"[..],
+        b"{\"id\":\"\xe2\x82\"}",
+        b"{\"id\":\"a\"}\xc3",
+    ] {
         for at in 0..=body.len() {
             let mut f = StreamFilter::new(&binding, &plan);
             let mut out = Vec::new();
