@@ -5,8 +5,9 @@
 //! Every step answers with a [`Denial`] or hands on what the next one needs.
 //!
 //! Over 700 lines (752; the field-plan cache lookups added 29) because the
-//! steps share one request's state and are read in order: risk scoring, the route's risk slot, explain on request and
-//! the shadow decision joined `authorize` this week. Still one concern (the
+//! steps share one request's state and are read in order: risk scoring, the
+//! route's risk slot, explain on request and the shadow decision joined
+//! `authorize` this week. Still one concern (the
 //! decision to admit); the next step that grows it should move `authorize`
 //! and its explain/shadow helpers into their own file.
 
