@@ -29,6 +29,7 @@ pub struct Metrics {
     pub upstream_errors: IntCounterVec,
     pub rate_limit_checks: IntCounterVec,
     pub field_filter_failures: IntCounterVec,
+    pub field_stream_aborts: IntCounterVec,
     pub field_writes: IntCounterVec,
     pub audit_events: IntCounterVec,
     pub audit_dropped: IntCounter,
@@ -245,6 +246,13 @@ fn build() -> Result<Metrics, prometheus::Error> {
         ),
         &["route", "reason"],
     )?;
+    let field_stream_aborts = IntCounterVec::new(
+        Opts::new(
+            "field_stream_aborts_total",
+            "Streamed bound-route answers cut off (connection aborted) because the upstream's body could not be filtered after the status was sent, by route and reason",
+        ),
+        &["route", "reason"],
+    )?;
     let field_writes = IntCounterVec::new(
         Opts::new(
             "field_writes_total",
@@ -301,6 +309,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
     registry.register(Box::new(audit_rejected.clone()))?;
     registry.register(Box::new(audit_torn.clone()))?;
     registry.register(Box::new(field_filter_failures.clone()))?;
+    registry.register(Box::new(field_stream_aborts.clone()))?;
     registry.register(Box::new(field_writes.clone()))?;
     registry.register(Box::new(rate_limit_checks.clone()))?;
     registry.register(Box::new(requests.clone()))?;
@@ -345,6 +354,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
         upstream_errors,
         rate_limit_checks,
         field_filter_failures,
+        field_stream_aborts,
         field_writes,
         audit_events,
         audit_dropped,

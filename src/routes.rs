@@ -58,6 +58,10 @@ pub struct FieldBinding {
     /// filtered (`None`: `limits.max_body_bytes`); larger answers fail closed
     /// with 502.
     pub max_response_bytes: Option<usize>,
+    /// Filter the answer as it streams (`fields.stream`): bounded memory, no
+    /// size limit; a body that turns out unfilterable after the status was
+    /// sent aborts the connection (docs/field-security.md).
+    pub stream: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -130,6 +130,7 @@ pub fn prepare(config: Config) -> anyhow::Result<Prepared> {
     let field_hash_key = crate::fields::hash_key_from_secret(config.assertion.key_pem.as_bytes());
     let state = Arc::new(GatewayState {
         field_hash_key,
+        field_plans: crate::fields::PlanCache::new(),
         routes: ArcSwap::new(config.routes.clone()),
         policy,
         verifier: Arc::new(verifier),

@@ -9,10 +9,11 @@
 // entities, in order; each carries every field the caller may read,
 // unchanged, no field the caller may not read, and each masked field as the
 // mask of its input value (computed here from mask.rs's rules, not by the
-// filter's code).
+// filter's code). The streamed filter, fed the body in several chunkings,
+// must answer exactly as the buffered one: the same bytes, or an error.
 use sentinel::fields::{
-    check_write, filter_response, strip_unwritable, Access, Binding, FieldPlan, Mask, Step,
-    UnknownFields,
+    check_write, filter_chunked, filter_response, strip_unwritable, Access, Binding, FieldPlan,
+    Mask, Step, UnknownFields,
 };
 use sha2::{Digest, Sha256};
 use sentinel_policy::model::{
@@ -155,6 +156,29 @@ fn assert_masked(mask: Mask, was: &Value, got: &Value, k: &str) {
     }
 }
 
+/// The streamed filter over `body` in chunks of 1, 2, 7 and 4096 bytes gives
+/// the buffered filter's output, or fails where it fails.
+fn streamed_matches_buffered(
+    body: &[u8],
+    binding: &Binding,
+    plan: &FieldPlan,
+    buffered: &Result<sentinel::fields::FilterStats, sentinel::fields::FilterError>,
+    want: &[u8],
+) {
+    for size in [1, 2, 7, 4096] {
+        let mut got = Vec::new();
+        let streamed = filter_chunked(body, size, binding, plan, &mut got);
+        match (buffered, streamed) {
+            (Ok(a), Ok(b)) => {
+                assert_eq!(*a, b, "stats differ, chunks of {size}");
+                assert!(got == want, "streamed output differs, chunks of {size}");
+            }
+            (Err(_), Err(_)) => {}
+            (a, b) => panic!("buffered {a:?}, streamed {b:?}, chunks of {size}"),
+        }
+    }
+}
+
 /// Runs one fuzz input (see the layout above); panics on a violated property.
 pub fn check(data: &[u8]) {
     if data.len() < 9 {
@@ -181,6 +205,7 @@ pub fn check(data: &[u8]) {
         };
     let mut out = Vec::new();
     let filtered = filter_response(body, &binding, &plan, &mut out);
+    streamed_matches_buffered(body, &binding, &plan, &filtered, &out);
     let check = check_write(body, &binding, &plan);
     let mut stripped = Vec::new();
     let strip = strip_unwritable(body, &binding, &plan, &mut stripped);

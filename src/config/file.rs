@@ -352,6 +352,9 @@ pub struct FieldsFile {
     pub unknown_fields: Option<Spanned<String>>,
     /// Largest upstream response body filtered (default: `limits.max_body_bytes`).
     pub max_response_bytes: Option<Spanned<usize>>,
+    /// `true`: filter the answer as it streams, in bounded memory, with no
+    /// size limit (default `false`: buffer up to `max_response_bytes`).
+    pub stream: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Lowers a route's `fields = { entity, at, on_write_denied, unknown_fields,
-/// max_response_bytes }`, reporting every problem at its span.
+/// max_response_bytes, stream }`, reporting every problem at its span.
 fn lower_fields(
     f: &toml::Spanned<file::FieldsFile>,
     err: &mut dyn FnMut(std::ops::Range<usize>, String),
@@ -88,6 +88,7 @@ fn lower_fields(
         on_write_denied,
         unknown_fields,
         max_response_bytes,
+        stream: fs.stream.unwrap_or(false),
     })
 }
 

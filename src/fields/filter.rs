@@ -31,6 +31,10 @@ pub enum FilterError {
     TooDeep { offset: usize, limit: usize },
     #[error("unexpected data after the json value at byte {offset}")]
     TrailingData { offset: usize },
+    /// Streamed filter only: a key, a masked value or an entity's undefined
+    /// keys hold more than `limit` bytes.
+    #[error("more than {limit} bytes to hold at byte {offset}")]
+    TooLong { offset: usize, limit: usize },
     #[error("expected {expected} at the binding path at byte {offset}")]
     Shape {
         offset: usize,
@@ -48,6 +52,7 @@ impl FilterError {
             FilterError::DuplicateKey { .. } => "duplicate_key",
             FilterError::TooDeep { .. } => "too_deep",
             FilterError::Shape { .. } => "unexpected_shape",
+            FilterError::TooLong { .. } => "too_long",
         }
     }
 }
@@ -248,7 +253,7 @@ const HI: u64 = 0x8080_8080_8080_8080;
 
 /// Does any byte of `w` need a look: `"`, `\` or a control character?
 #[inline]
-fn special_in(w: u64) -> bool {
+pub(super) fn special_in(w: u64) -> bool {
     let quote = w ^ (LO * b'"' as u64);
     let bslash = w ^ (LO * b'\\' as u64);
     let has_zero = |v: u64| v.wrapping_sub(LO) & !v & HI;

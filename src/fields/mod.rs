@@ -10,16 +10,20 @@
 //!
 //! See `docs/field-security.md` for the model and its decisions.
 
+mod cache;
 mod filter;
 mod mask;
 mod path;
+mod stream;
 mod table;
 
+pub use cache::{PlanCache, PlanKey};
 pub use filter::{
     check_write, filter_response, strip_unwritable, FilterError, FilterStats, WriteCheck, MAX_DEPTH,
 };
 pub use path::{Binding, BindingError, Step, MAX_BINDING_STEPS};
 pub use sentinel_policy::source::{FieldRule, MaskStyle, Tier};
+pub use stream::{filter_chunked, StreamFilter, MAX_HELD};
 
 use sentinel_policy::model::{tier_index, EntityFields, Permission};
 use table::KeyTable;

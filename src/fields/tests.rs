@@ -89,13 +89,66 @@ fn plan_for(perms: &[Permission], unknown: UnknownFields) -> FieldPlan {
     FieldPlan::build(Some(&vessel()), &TENANT_A, &refs, unknown)
 }
 
+/// The streamed filter's answer must be the buffered one's: the same bytes
+/// and counts, or an error of the same kind (a wrong shape may be reported
+/// before a syntax error further on). Splits `body` at every point (two
+/// chunks), and feeds it byte by byte and whole.
+fn assert_streamed_same(
+    binding: &Binding,
+    plan: &FieldPlan,
+    body: &[u8],
+    buffered: &Result<FilterStats, FilterError>,
+    want: &[u8],
+) {
+    let shown: String = String::from_utf8_lossy(body).chars().take(200).collect();
+    let same = |got: Result<FilterStats, FilterError>, out: &[u8], how: &str| match (buffered, got)
+    {
+        (Ok(a), Ok(b)) => {
+            assert_eq!(a, &b, "stats, {how}");
+            assert_eq!(
+                String::from_utf8_lossy(out),
+                String::from_utf8_lossy(want),
+                "output, {how}: {shown}"
+            );
+        }
+        // The streamed filter reports a wrong shape at once; the buffered one
+        // reports it only if nothing else is wrong further on.
+        (Err(a), Err(b)) => assert!(
+            a.reason() == b.reason() || b.reason() == "unexpected_shape",
+            "{how}: buffered {a}, streamed {b}: {shown}"
+        ),
+        (a, b) => panic!("{how}: buffered {a:?}, streamed {b:?}: {shown}"),
+    };
+    let splits: Vec<usize> = if body.len() <= 512 {
+        (0..=body.len()).collect()
+    } else {
+        vec![0, body.len() / 2, body.len()]
+    };
+    for at in splits {
+        let (a, b) = body.split_at(at);
+        let mut f = StreamFilter::new(binding, plan);
+        let mut out = Vec::new();
+        let got = f
+            .push(a, &mut out)
+            .and_then(|()| f.push(b, &mut out))
+            .and_then(|()| f.finish(&mut out));
+        same(got, &out, &format!("split at {at}"));
+    }
+    let mut out = Vec::new();
+    let got = filter_chunked(body, 1, binding, plan, &mut out);
+    same(got, &out, "byte by byte");
+}
+
 fn filter(at: &str, plan: &FieldPlan, body: &str) -> Result<String, FilterError> {
     let mut out = b"prefix:".to_vec();
-    let r = filter_response(
-        body.as_bytes(),
-        &Binding::parse(at).unwrap(),
+    let binding = Binding::parse(at).unwrap();
+    let r = filter_response(body.as_bytes(), &binding, plan, &mut out);
+    assert_streamed_same(
+        &binding,
         plan,
-        &mut out,
+        body.as_bytes(),
+        &r,
+        out.strip_prefix(b"prefix:").unwrap_or_default(),
     );
     match r {
         Ok(_) => Ok(String::from_utf8(out)
@@ -556,4 +609,108 @@ fn write_check_and_strip() {
     assert!(check_write(br#"{"name":1,"zzz":2}"#, &root, &plan)
         .unwrap()
         .is_allowed());
+}
+
+#[test]
+fn streamed_raw_utf8_split_inside_characters() {
+    let plan = plan_for(&[reader()], UnknownFields::Remove);
+    // Every split point falls inside a multi-byte character somewhere.
+    let got = filter(
+        "$",
+        &plan,
+        "{\"name\":\"h\u{e9}llo w\u{f6} \u{1F600}\",\"x\":\"\u{20AC}\",\"imo\":\"\u{1F600}\u{1F601}\"}",
+    )
+    .unwrap();
+    assert_eq!(
+        got,
+        "{\"name\":\"h\u{e9}llo w\u{f6} \u{1F600}\",\"imo\":\"\u{1F600}\u{1F601}\"}"
+    );
+    // Invalid UTF-8 is refused however it is split.
+    let binding = Binding::root();
+    for body in [
+        &b"{\"id\":\"\xff\"}"[..],
+        b"{\"id\":\"\xe2\x82\"}",
+        b"{\"id\":\"a\"}\xc3",
+    ] {
+        for at in 0..=body.len() {
+            let mut f = StreamFilter::new(&binding, &plan);
+            let mut out = Vec::new();
+            let r = f
+                .push(&body[..at], &mut out)
+                .and_then(|()| f.push(&body[at..], &mut out))
+                .and_then(|()| f.finish(&mut out));
+            assert_eq!(r.unwrap_err().reason(), "malformed", "{body:?} at {at}");
+        }
+    }
+}
+
+#[test]
+fn streamed_filter_holds_bounded_memory_over_a_large_body() {
+    let plan = plan_for(&[reader()], UnknownFields::Remove);
+    let binding = Binding::parse("$.data[*]").unwrap();
+    let entity = r#"{"id":"v1","budget":5,"name":"Ever Given","crew_count":25,"x":[1,{"y":2}],"imo":"9811000"}"#;
+    let mut body = b"{\"data\":[".to_vec();
+    while body.len() < 8 << 20 {
+        body.extend_from_slice(entity.as_bytes());
+        body.push(b',');
+    }
+    body.extend_from_slice(entity.as_bytes());
+    body.extend_from_slice(b"],\"count\":1}");
+    let mut want = Vec::new();
+    let stats = filter_response(&body, &binding, &plan, &mut want).unwrap();
+    let mut f = StreamFilter::new(&binding, &plan);
+    let mut got = Vec::new();
+    let mut chunk_out = Vec::new();
+    for c in body.chunks(16 * 1024 + 7) {
+        f.push(c, &mut chunk_out).unwrap();
+        assert!(chunk_out.len() <= 32 * 1024, "output held back");
+        got.extend_from_slice(&chunk_out);
+        chunk_out.clear();
+        assert!(f.held() < 4096, "holds {} bytes", f.held());
+    }
+    assert_eq!(f.finish(&mut got).unwrap(), stats);
+    assert!(got == want, "streamed output differs from buffered");
+}
+
+#[test]
+fn streamed_filter_refuses_to_hold_more_than_its_cap() {
+    let plan = plan_for(&[reader()], UnknownFields::Remove);
+    let binding = Binding::root();
+    let long = "k".repeat(MAX_HELD + 1);
+    let mut out = Vec::new();
+    // A key, a masked value and an entity's undefined keys, each over the cap.
+    for body in [
+        format!("{{\"{long}\":1}}"),
+        format!("{{\"crew_count\":\"{long}\"}}"),
+        format!(
+            "{{{}\"id\":1}}",
+            (0..(MAX_HELD / 1000 + 1))
+                .map(|i| format!("\"{i:0>1000}\":1,"))
+                .collect::<String>()
+        ),
+    ] {
+        let e = filter_chunked(body.as_bytes(), 64 * 1024, &binding, &plan, &mut out).unwrap_err();
+        assert_eq!(e.reason(), "too_long");
+        // The buffered filter has no such cap.
+        assert!(filter_response(body.as_bytes(), &binding, &plan, &mut Vec::new()).is_ok());
+    }
+}
+
+/// The fuzz target's property check, including its streamed-vs-buffered
+/// comparison, over the committed corpus.
+mod fuzz_corpus {
+    use crate as sentinel;
+    include!("../../fuzz/check/field_filter.rs");
+
+    #[test]
+    fn committed_corpus_streams_like_it_buffers() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/field_filter");
+        let mut n = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let data = std::fs::read(entry.unwrap().path()).unwrap();
+            check(&data);
+            n += 1;
+        }
+        assert!(n >= 20, "corpus has {n} inputs");
+    }
 }

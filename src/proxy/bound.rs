@@ -20,6 +20,7 @@ use http::HeaderValue;
 use pingora::connectors::http::Connector;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
+pub(super) use pingora::protocols::http::client::HttpSession as UpstreamSession;
 use pingora::protocols::http::compression::Algorithm;
 use pingora::proxy::Session;
 use std::sync::LazyLock;
@@ -31,7 +32,7 @@ static CONNECTOR: LazyLock<Connector> = LazyLock::new(|| Connector::new(None));
 /// Why a bound route's upstream answer was refused (the metric label and the
 /// `details.reason` of the 502).
 #[derive(Debug)]
-enum Unfilterable {
+pub(super) enum Unfilterable {
     NotJson,
     TooLarge,
     UnsupportedEncoding,
@@ -42,7 +43,7 @@ enum Unfilterable {
 }
 
 impl Unfilterable {
-    fn reason(&self) -> &'static str {
+    pub(super) fn reason(&self) -> &'static str {
         match self {
             Unfilterable::NotJson => "not_json",
             Unfilterable::TooLarge => "too_large",
@@ -71,7 +72,22 @@ struct Answer {
     body: Vec<u8>,
 }
 
-fn is_json(header: &ResponseHeader) -> bool {
+/// How a bound exchange ends when it does not answer normally.
+pub(super) enum BoundFailure {
+    /// Nothing was sent yet: the denial is the answer.
+    Denied(Denial),
+    /// A streamed answer was cut off after its status was sent; the
+    /// downstream connection is shut down (see `bound_stream.rs`).
+    Aborted,
+}
+
+impl From<Denial> for BoundFailure {
+    fn from(d: Denial) -> BoundFailure {
+        BoundFailure::Denied(d)
+    }
+}
+
+pub(super) fn is_json(header: &ResponseHeader) -> bool {
     let Some(ct) = header
         .headers
         .get(http::header::CONTENT_TYPE)
@@ -158,9 +174,30 @@ fn filtered_answer(
             .map_err(Unfilterable::Filter)?;
         out
     };
-    headers::edit_response(&mut header, 2, |h| {
+    client_header(&mut header, Framing::Length(out.len()))?;
+    Ok((header, Bytes::from(out)))
+}
+
+/// How the filtered body is framed for the client.
+pub(super) enum Framing {
+    Length(usize),
+    /// `transfer-encoding: chunked` (HTTP/1.1 clients): a cut-off body is
+    /// recognisable as one.
+    Chunked,
+    /// Framed by the protocol (HTTP/2) or by closing the connection (HTTP/1.0).
+    Open,
+}
+
+/// The header of a filtered answer: the upstream's, without what described
+/// the unfiltered body or would let shared caches keep a per-caller view.
+pub(super) fn client_header(
+    header: &mut ResponseHeader,
+    framing: Framing,
+) -> Result<(), Unfilterable> {
+    headers::edit_response(header, 2, |h| {
         headers::remove_hop_by_hop(h);
         h.remove(http::header::CONTENT_ENCODING);
+        h.remove(http::header::CONTENT_LENGTH);
         // The body now depends on the caller: its validator must not be shared
         // with other callers' views, nor may shared caches keep it.
         h.remove(http::header::ETAG);
@@ -178,25 +215,33 @@ fn filtered_answer(
                 HeaderValue::from_static("private"),
             )?;
         }
-        headers::insert(
-            h,
-            http::header::CONTENT_LENGTH,
-            HeaderValue::from(out.len()),
-        )
+        match framing {
+            Framing::Length(n) => {
+                headers::insert(h, http::header::CONTENT_LENGTH, HeaderValue::from(n))
+            }
+            Framing::Chunked => headers::insert(
+                h,
+                http::header::TRANSFER_ENCODING,
+                HeaderValue::from_static("chunked"),
+            ),
+            Framing::Open => Ok(()),
+        }
     })
-    .map_err(|_| Unfilterable::BadHeader)?;
-    Ok((header, Bytes::from(out)))
+    .map_err(|_| Unfilterable::BadHeader)
 }
 
 /// Decodes `content-encoding` (identity, gzip, br) into at most `limit` bytes.
-struct Decoder {
+pub(super) struct Decoder {
     inner: Option<Box<dyn pingora::protocols::http::compression::Encode + Send + Sync>>,
     out: Vec<u8>,
     limit: usize,
 }
 
 impl Decoder {
-    fn for_header(header: &ResponseHeader, limit: usize) -> Result<Decoder, Unfilterable> {
+    pub(super) fn for_header(
+        header: &ResponseHeader,
+        limit: usize,
+    ) -> Result<Decoder, Unfilterable> {
         let coding = header
             .headers
             .get(http::header::CONTENT_ENCODING)
@@ -225,6 +270,14 @@ impl Decoder {
             out: Vec::new(),
             limit,
         })
+    }
+
+    /// Decodes the next chunk without keeping it (streamed answers).
+    pub(super) fn decode(&mut self, chunk: Bytes, end: bool) -> Result<Bytes, Unfilterable> {
+        match &mut self.inner {
+            None => Ok(chunk),
+            Some(d) => d.encode(&chunk, end).map_err(|_| Unfilterable::BadEncoding),
+        }
     }
 
     fn push(&mut self, chunk: &[u8], end: bool) -> Result<(), Unfilterable> {
@@ -258,7 +311,7 @@ impl Gateway {
         &self,
         session: &mut Session,
         ctx: &mut Ctx,
-    ) -> Result<(), Denial> {
+    ) -> Result<(), BoundFailure> {
         let internal = || Denial::new(ErrorCode::InternalError);
         let route = ctx.route.clone().ok_or_else(internal)?;
         let fb = route.fields.as_ref().ok_or_else(internal)?;
@@ -280,7 +333,8 @@ impl Gateway {
                 return Err(Denial::with_message(
                     ErrorCode::BadRequest,
                     "encoded request bodies are not accepted on this route",
-                ));
+                )
+                .into());
             }
             checked_write(body, &route, &plan)?
         } else {
@@ -325,38 +379,61 @@ impl Gateway {
         // after a stale pooled one.
         let mut stale_retried = false;
         let mut tries = 0;
-        let answer = loop {
+        let (upstream, header, peer) = loop {
             let (idx, addr) = pool.pick().ok_or_else(internal)?;
             tries += 1;
             let peer = pool.peer(addr);
-            match exchange(&peer, &pool.upstream, &req, &body, limit).await {
-                Ok(a) => break a,
+            match exchange(&peer, &pool.upstream, &req, &body).await {
+                Ok((s, h)) => break (s, h, peer),
                 Err(ExchangeError::Connect(e)) => {
                     if pool.connect_failed(idx, tries) {
                         continue;
                     }
-                    return Err(self.upstream_failure(&route, &e));
+                    return Err(self.upstream_failure(&route, &e).into());
                 }
                 Err(ExchangeError::Stale(e)) => {
                     if !stale_retried {
                         stale_retried = true;
                         continue;
                     }
-                    return Err(self.upstream_failure(&route, &e));
+                    return Err(self.upstream_failure(&route, &e).into());
                 }
-                Err(ExchangeError::Failed(e)) => return Err(self.upstream_failure(&route, &e)),
+                Err(ExchangeError::Failed(e)) => {
+                    return Err(self.upstream_failure(&route, &e).into())
+                }
                 Err(ExchangeError::Unfilterable(u)) => {
-                    return Err(self.unfilterable(ctx, &route, u))
+                    return Err(self.unfilterable(ctx, &route, u).into())
                 }
             }
         };
 
         if let Some(t) = ctx.trace.as_mut() {
-            t.upstream_end(Some(answer.header.status.as_u16()));
+            t.upstream_end(Some(header.status.as_u16()));
         }
+        let head = method == http::Method::HEAD;
+        let status = header.status.as_u16();
+        if fb.stream && !head && status != 204 && status != 304 && is_json(&header) {
+            return Box::pin(self.streamed_answer(
+                session,
+                ctx,
+                &route,
+                &plan,
+                (upstream, header),
+                (&peer, &pool.upstream),
+            ))
+            .await;
+        }
+        let answer = match read_buffered(upstream, header, &peer, &pool.upstream, limit).await {
+            Ok(a) => a,
+            Err(ExchangeError::Unfilterable(u)) => {
+                return Err(self.unfilterable(ctx, &route, u).into())
+            }
+            Err(ExchangeError::Connect(e) | ExchangeError::Stale(e) | ExchangeError::Failed(e)) => {
+                return Err(self.upstream_failure(&route, &e).into())
+            }
+        };
 
         // 4. Filter, then answer.
-        let head = method == http::Method::HEAD;
         let started = ctx.phase_start();
         let filtered = filtered_answer(answer, &route, &plan, head);
         let (mut header, out) = match filtered {
@@ -367,7 +444,7 @@ impl Gateway {
             Err(u) => {
                 let denial = self.unfilterable(ctx, &route, u);
                 ctx.phase_end("field_filter", started, Some(&denial));
-                return Err(denial);
+                return Err(denial.into());
             }
         };
         self.finish_response(session.req_header(), &mut header, ctx, Author::Upstream)
@@ -410,14 +487,14 @@ impl Gateway {
         }
     }
 
-    fn upstream_failure(&self, route: &Route, e: &Error) -> Denial {
+    pub(super) fn upstream_failure(&self, route: &Route, e: &Error) -> Denial {
         let code = errors::upstream_code(e);
         self.count_upstream_error(route, code);
         Denial::new(code)
     }
 
     /// Counts, logs (once, without body bytes) and answers an unfilterable upstream answer.
-    fn unfilterable(&self, ctx: &Ctx, route: &Route, u: Unfilterable) -> Denial {
+    pub(super) fn unfilterable(&self, ctx: &Ctx, route: &Route, u: Unfilterable) -> Denial {
         let reason = u.reason();
         if let Some(m) = crate::metrics::get() {
             m.field_filter_failures
@@ -440,15 +517,14 @@ impl Gateway {
     }
 }
 
-/// One request/response exchange with one upstream address through the
-/// shared connector; the answer's body is buffered and decoded (bounded).
+/// Sends the request to one upstream address through the shared connector
+/// and reads the answer's header; the body is left to read.
 async fn exchange(
     peer: &HttpPeer,
     up: &Upstream,
     req: &RequestHeader,
     body: &Bytes,
-    limit: usize,
-) -> Result<Answer, ExchangeError> {
+) -> Result<(UpstreamSession, ResponseHeader), ExchangeError> {
     let (mut s, reused) = CONNECTOR
         .get_http_session(peer)
         .await
@@ -488,6 +564,18 @@ async fn exchange(
         .response_header()
         .cloned()
         .ok_or_else(|| ExchangeError::Failed(Error::new(ErrorType::InvalidHTTPHeader)))?;
+    Ok((s, header))
+}
+
+/// Reads the answer's body, buffered and decoded (bounded), and gives the
+/// connection back to the pool when the exchange completed.
+async fn read_buffered(
+    mut s: UpstreamSession,
+    header: ResponseHeader,
+    peer: &HttpPeer,
+    up: &Upstream,
+    limit: usize,
+) -> Result<Answer, ExchangeError> {
     let mut decoder = Decoder::for_header(&header, limit).map_err(ExchangeError::Unfilterable)?;
     loop {
         match s.read_response_body().await {
@@ -501,6 +589,15 @@ async fn exchange(
     decoder
         .push(&[], true)
         .map_err(ExchangeError::Unfilterable)?;
+    release(s, peer, up).await;
+    Ok(Answer {
+        header,
+        body: decoder.out,
+    })
+}
+
+/// Pools the upstream connection if its exchange completed, else closes it.
+pub(super) async fn release(mut s: UpstreamSession, peer: &HttpPeer, up: &Upstream) {
     if s.response_done() {
         CONNECTOR
             .release_http_session(s, peer, Some(up.idle_timeout))
@@ -508,8 +605,4 @@ async fn exchange(
     } else {
         s.shutdown().await;
     }
-    Ok(Answer {
-        header,
-        body: decoder.out,
-    })
 }

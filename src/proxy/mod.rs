@@ -13,6 +13,7 @@
 mod admit;
 mod audit;
 mod bound;
+mod bound_stream;
 mod identity;
 mod telemetry;
 mod upstream;
@@ -52,6 +53,8 @@ pub struct GatewayState {
     /// Keys the `hash` field mask so masked values cannot be confirmed by
     /// hashing guesses (derived from the assertion signing key).
     pub field_hash_key: [u8; 32],
+    /// Field plans per (snapshot, route, tenant, rule set).
+    pub field_plans: crate::fields::PlanCache,
     pub routes: ArcSwap<RouteTable>,
     pub policy: Arc<PolicyStore>,
     pub verifier: Arc<Verifier>,
@@ -100,7 +103,7 @@ pub struct Ctx {
     peer: Option<usize>,
     tries: usize,
     /// The caller's field access on a bound route, built once from the decision.
-    fields: Option<FieldPlan>,
+    fields: Option<Arc<FieldPlan>>,
     /// In flight for the graceful stop; ends the connection's head deadline.
     conn: crate::conn::RequestMark,
     /// What the audit event says beyond the above.
@@ -192,8 +195,20 @@ impl ProxyHttp for Gateway {
         // (docs/PERFORMANCE.md).
         match self.admit(session, ctx).await {
             Ok(Admission::Forward) if ctx.fields.is_some() => {
-                if let Err(denial) = Box::pin(self.bound_exchange(session, ctx)).await {
-                    Box::pin(self.write_denial(session, ctx, &denial)).await?;
+                match Box::pin(self.bound_exchange(session, ctx)).await {
+                    Ok(()) => {}
+                    Err(bound::BoundFailure::Denied(denial)) => {
+                        Box::pin(self.write_denial(session, ctx, &denial)).await?;
+                    }
+                    // The downstream connection is shut down: an error keeps
+                    // Pingora from finishing (and reusing) it.
+                    Err(bound::BoundFailure::Aborted) => {
+                        return Err(Error::explain(
+                            ErrorType::ConnectionClosed,
+                            "streamed bound-route answer aborted",
+                        )
+                        .into_down())
+                    }
                 }
                 Ok(true)
             }
