@@ -35,13 +35,17 @@ const TABLES: &[&str] = &[
     "navigation_items",
 ];
 
+/// Rows of tenants TEST-001 may not see (for `tenants`: neither itself nor
+/// its sub-tenant, which a tenant sees by design).
 fn foreign(table: &str) -> String {
-    let col = if table == "tenants" {
-        "id"
+    if table == "tenants" {
+        format!(
+            "SELECT count(*) FROM sentinel.tenants \
+              WHERE id <> '{TEST_001}' AND parent_id IS DISTINCT FROM '{TEST_001}'"
+        )
     } else {
-        "tenant_id"
-    };
-    format!("SELECT count(*) FROM sentinel.{table} WHERE {col} <> '{TEST_001}'")
+        format!("SELECT count(*) FROM sentinel.{table} WHERE tenant_id <> '{TEST_001}'")
+    }
 }
 
 #[tokio::test]
