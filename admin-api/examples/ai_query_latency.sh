@@ -23,10 +23,11 @@ SENTINEL_KEK="$(head -c 32 /dev/urandom | base64)"
 export SENTINEL_KEK
 DATABASE_URL=$server_url "$bin" migrate >/dev/null
 psql "$server_url" -qc "ALTER ROLE sentinel_api PASSWORD 'sentinel-st'" >/dev/null
+psql "$server_url" -qc "ALTER ROLE sentinel_platform PASSWORD 'sentinel-st'" >/dev/null
 DATABASE_URL=$server_url SENTINEL_BOOTSTRAP_PASSWORD='Root-Passw0rd!' "$bin" bootstrap --email root@x.example >/dev/null
 DATABASE_URL=$server_url SENTINEL_DEMO_PASSWORD='Demo-Passw0rd!' "$bin" seed-demo >/dev/null
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-DATABASE_URL=$api_url SENTINEL_AUTH_RATE_PER_MINUTE=100000 SENTINEL_AUTH_RATE_BURST=100000 "$bin" serve --listen "127.0.0.1:$port" >"${TMPDIR:-/tmp}/sentinel-aiq-$$.log" 2>&1 &
+DATABASE_URL=$api_url SENTINEL_PLATFORM_DATABASE_URL=${api_url/sentinel_api:/sentinel_platform:} SENTINEL_AUTH_RATE_PER_MINUTE=100000 SENTINEL_AUTH_RATE_BURST=100000 "$bin" serve --listen "127.0.0.1:$port" >"${TMPDIR:-/tmp}/sentinel-aiq-$$.log" 2>&1 &
 pid=$!
 for _ in $(seq 1 50); do curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.2; done
 python3 - "$port" <<'PY'

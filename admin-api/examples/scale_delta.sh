@@ -21,6 +21,8 @@ BIN=${BIN:-target/release/sentinel-admin}
 OWNER="$BASE/$DB"
 # The API role (`sentinel_api`) logs in with trust auth here; else set API_URL.
 API_URL=${API_URL:-"${BASE/\/\/*@/\/\/sentinel_api@}/$DB"}
+# The platform role (`sentinel_platform`, migration 0013) likewise; else set PLATFORM_URL.
+PLATFORM_URL=${PLATFORM_URL:-"${BASE/\/\/*@/\/\/sentinel_platform@}/$DB"}
 A="http://127.0.0.1:$PORT"
 ROOT_EMAIL=root@platform.example.com
 export SENTINEL_BOOTSTRAP_PASSWORD=Scale-Passw0rd!
@@ -59,7 +61,7 @@ psql "$OWNER" -qc "SELECT set_config('sentinel.all_tenants', 'on', false);
 DATABASE_URL=$OWNER RUST_LOG=error /usr/bin/time -f "wall %e s, max RSS %M KiB" $BIN publish
 
 echo "== through the API"
-DATABASE_URL=$API_URL SENTINEL_SNAPSHOT_TICK_SECONDS=3600 $BIN serve --listen 127.0.0.1:$PORT \
+DATABASE_URL=$API_URL SENTINEL_PLATFORM_DATABASE_URL=$PLATFORM_URL SENTINEL_SNAPSHOT_TICK_SECONDS=3600 $BIN serve --listen 127.0.0.1:$PORT \
     > /tmp/scale_delta_serve.log 2>&1 &
 SERVE=$!
 trap 'kill $SERVE 2>/dev/null' EXIT

@@ -154,9 +154,7 @@ pub async fn seal_all(pool: &PgPool, for_rotation: bool) -> anyhow::Result<usize
     let keyring = crate::sealing::keyring()?;
     let mut tx = pool.begin().await?;
     // Webhooks are tenant rows: this maintenance pass reads every tenant's.
-    sqlx::query("SELECT set_config('sentinel.all_tenants', 'on', true)")
-        .execute(&mut *tx)
-        .await?;
+    crate::db::enter_all_tenants(&mut tx).await?;
     let mut changed = 0;
     for (table, id, column, needed) in SEALED {
         sqlx::query(&format!("LOCK TABLE sentinel.{table} IN EXCLUSIVE MODE"))

@@ -315,7 +315,7 @@ async fn listen(state: AppState) {
 }
 
 async fn refresh_latest(state: &AppState) {
-    match state.live.refresh(&state.pool).await {
+    match state.live.refresh(&state.platform).await {
         Ok(true) => {
             if let Some(c) = state.live.cached() {
                 state.metrics.snapshot_version.set(c.version as i64);
@@ -365,7 +365,7 @@ async fn publish_now(state: &AppState, failed: &mut Option<i64>) {
     let m = &state.metrics;
     if let Some(f) = *failed {
         match sqlx::query_scalar::<_, i64>("SELECT revision FROM sentinel.policy_revision")
-            .fetch_one(&state.pool)
+            .fetch_one(&state.platform)
             .await
         {
             Ok(r) if r == f => return,
@@ -373,7 +373,7 @@ async fn publish_now(state: &AppState, failed: &mut Option<i64>) {
         }
     }
     let started = Instant::now();
-    match snapshot::publish(&state.pool, None, false).await {
+    match snapshot::publish(&state.platform, None, false).await {
         Ok(Outcome::Published {
             snapshot,
             new_parts,
@@ -401,12 +401,12 @@ async fn publish_now(state: &AppState, failed: &mut Option<i64>) {
             );
             // The JWKS first: a gateway that sees a version signed by a newly
             // rotated key must find that key when it asks for it.
-            if let Err(e) = state.live.reload_jwks(&state.pool).await {
+            if let Err(e) = state.live.reload_jwks(&state.platform).await {
                 tracing::warn!(error = %e, "cannot reload the snapshot JWKS");
             }
             state.live.offer(snapshot);
             state.live.offer_parts(new_parts);
-            match snapshot::prune(&state.pool, state.config.snapshot_retain).await {
+            match snapshot::prune(&state.platform, state.config.snapshot_retain).await {
                 Ok(n) if n > 0 => tracing::debug!(deleted = n, "old snapshots pruned"),
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "cannot prune old snapshots"),

@@ -3,7 +3,8 @@
 //!
 //! Run: `DATABASE_URL=postgres://postgres@127.0.0.1/sentinel sentinel-admin migrate`, then
 //! `SENTINEL_BOOTSTRAP_PASSWORD=... sentinel-admin bootstrap --email admin@example.com`, then
-//! `DATABASE_URL=postgres://sentinel_api@127.0.0.1/sentinel sentinel-admin serve` and
+//! `DATABASE_URL=postgres://sentinel_api@127.0.0.1/sentinel
+//! SENTINEL_PLATFORM_DATABASE_URL=postgres://sentinel_platform@127.0.0.1/sentinel sentinel-admin serve` and
 //! `curl -s 127.0.0.1:8081/healthz`.
 
 use anyhow::Context;
@@ -17,6 +18,15 @@ struct Cli {
     /// the other commands as the migration (owner) role.
     #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
     database_url: Option<String>,
+    /// PostgreSQL URL of the platform role (`sentinel_platform`), which
+    /// `serve` uses for platform-wide work (migration 0013, docs/admin-api.md).
+    #[arg(
+        long,
+        env = "SENTINEL_PLATFORM_DATABASE_URL",
+        global = true,
+        hide_env_values = true
+    )]
+    platform_database_url: Option<String>,
     /// Log lines on standard error: `json` or `pretty` (default: pretty
     /// when standard error is a terminal, JSON otherwise). Level from `RUST_LOG`.
     #[arg(long, env = "SENTINEL_LOG_FORMAT", global = true)]
@@ -278,8 +288,9 @@ async fn main() -> anyhow::Result<()> {
         Command::Audit {
             action: AuditAction::Maintain,
         } => {
+            // The owner role (DATABASE_URL) is believed across tenants too.
             let pool = db::connect(&url, 2).await?;
-            let state = AppState::new(pool, cfg.clone()).await?;
+            let state = AppState::new(pool.clone(), pool, cfg.clone()).await?;
             sentinel_admin::audit::maintain(&state).await?;
             println!("audit partitions ready and retention applied");
         }
@@ -295,7 +306,27 @@ async fn main() -> anyhow::Result<()> {
                     anyhow::bail!("{problem} (or pass --allow-privileged-role)");
                 }
             }
-            let state = AppState::new(pool.clone(), cfg.clone()).await?;
+            let platform = match cli
+                .platform_database_url
+                .as_deref()
+                .filter(|u| !u.is_empty())
+            {
+                Some(u) => db::connect(u, 8).await?,
+                // Development with a privileged role: it does both kinds of work.
+                None if allow_privileged_role => pool.clone(),
+                None => anyhow::bail!(
+                    "SENTINEL_PLATFORM_DATABASE_URL is not set: `serve` needs the platform role \
+                     `sentinel_platform` for platform-wide work (docs/admin-api.md)"
+                ),
+            };
+            if let Some(problem) = db::platform_role_problem(&platform).await? {
+                if allow_privileged_role {
+                    tracing::warn!("{problem}");
+                } else {
+                    anyhow::bail!("{problem} (or pass --allow-privileged-role)");
+                }
+            }
+            let state = AppState::new(pool.clone(), platform, cfg.clone()).await?;
             let mut live_tasks = sentinel_admin::live::spawn(&state);
             live_tasks.push(sentinel_admin::audit::spawn_maintenance(&state));
             live_tasks.push(sentinel_admin::approvals::worker::spawn(&state));
@@ -310,10 +341,10 @@ async fn main() -> anyhow::Result<()> {
                 ));
                 loop {
                     tick.tick().await;
-                    if let Err(e) = reload.keys.reload(&reload.pool).await {
+                    if let Err(e) = reload.keys.reload(&reload.platform).await {
                         tracing::warn!(error = %e, "cannot reload signing keys");
                     }
-                    if let Err(e) = reload.live.reload_jwks(&reload.pool).await {
+                    if let Err(e) = reload.live.reload_jwks(&reload.platform).await {
                         tracing::warn!(error = %e, "cannot reload snapshot signing keys");
                     }
                 }

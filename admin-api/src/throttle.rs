@@ -1,6 +1,7 @@
 //! Login abuse defences (issue 17, item 9): who the client is, the per-address
 //! rate limit of the auth endpoints, and the failed-login backoff keyed by
-//! (account, client address). The rules and numbers are in docs/admin-api.md,
+//! (account, client address), kept in PostgreSQL so that every replica
+//! counts the same failures. The rules and numbers are in docs/admin-api.md,
 //! "Login throttling".
 
 use crate::error::ApiError;
@@ -10,11 +11,11 @@ use axum::http::request::Parts;
 use governor::clock::Clock;
 use governor::{DefaultKeyedRateLimiter, Quota};
 use ipnet::IpNet;
-use std::collections::HashMap;
+use sha2::{Digest, Sha256};
+use sqlx::PgConnection;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::num::NonZeroU32;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use uuid::Uuid;
 
 /// The client's address: the TCP peer, unless the peer is a trusted proxy;
@@ -88,30 +89,29 @@ impl FromRequestParts<AppState> for AuthThrottle {
     }
 }
 
-/// Failures of one (account, address) pair.
-#[derive(Debug, Clone, Copy)]
-struct Failures {
-    count: u32,
-    last: Instant,
-    locked_until: Option<Instant>,
-}
-
-/// (tenant, lower-case email, client address): unknown emails are keyed
-/// like real ones, so that their answers cannot differ.
-type PairKey = (Uuid, String, IpAddr);
-
 /// A pair is forgotten an hour after its last failure.
-const FORGET_AFTER: Duration = Duration::from_secs(3600);
-/// At most this many pairs are remembered (the rate limit still applies past it).
-const MAX_PAIRS: usize = 100_000;
+const FORGET_AFTER_SECONDS: f64 = 3600.0;
+/// At most this many addresses are remembered by the rate limiter before
+/// it drops the ones it no longer limits.
+const MAX_ADDRESSES: usize = 100_000;
 
-/// The auth endpoints' rate limiter and the failed-login backoff.
+/// The auth endpoints' rate limiter (per process) and the failed-login
+/// backoff, shared by every replica through `sentinel.login_failures`
+/// (migration 0013): the database's clock and rows decide, so failures
+/// counted by one replica hold the pair back on all of them.
 pub struct Throttle {
     limiter: DefaultKeyedRateLimiter<IpAddr>,
-    pairs: Mutex<HashMap<PairKey, Failures>>,
     threshold: u32,
     base: Duration,
     max: Duration,
+}
+
+/// The row key of (account, address): the SHA-256 of the lower-cased email
+/// (unknown emails are keyed like real ones, so that their answers cannot
+/// differ) and the address as text.
+fn key(email: &str, ip: IpAddr) -> (Vec<u8>, String) {
+    let account = Sha256::digest(email.trim().to_lowercase().as_bytes()).to_vec();
+    (account, ip.to_string())
 }
 
 impl Throttle {
@@ -122,7 +122,6 @@ impl Throttle {
             limiter: DefaultKeyedRateLimiter::keyed(
                 Quota::per_minute(per_minute).allow_burst(burst),
             ),
-            pairs: Mutex::new(HashMap::new()),
             threshold: u32::try_from(cfg.lockout_threshold.max(1)).unwrap_or(1),
             base: Duration::from_secs(u64::try_from(cfg.lockout_base_seconds.max(1)).unwrap_or(1)),
             max: Duration::from_secs(u64::try_from(cfg.lockout_seconds.max(1)).unwrap_or(1)),
@@ -131,7 +130,7 @@ impl Throttle {
 
     /// One request of `ip` to an auth endpoint.
     pub fn admit(&self, ip: IpAddr) -> Result<(), ApiError> {
-        if self.limiter.len() > MAX_PAIRS {
+        if self.limiter.len() > MAX_ADDRESSES {
             self.limiter.retain_recent();
         }
         self.limiter.check_key(&ip).map_err(|not_until| {
@@ -142,60 +141,101 @@ impl Throttle {
         })
     }
 
-    fn key(tenant: Uuid, email: &str, ip: IpAddr) -> PairKey {
-        (tenant, email.trim().to_lowercase(), ip)
+    /// The wait after the `failures`-th failure in a row: none below the
+    /// threshold, then `base · 2^(failures − threshold)`, at most `max`.
+    pub fn backoff(&self, failures: u32) -> Option<Duration> {
+        let doublings = failures.checked_sub(self.threshold)?.min(20);
+        Some(self.base.saturating_mul(1 << doublings).min(self.max))
     }
 
-    fn pairs(&self) -> std::sync::MutexGuard<'_, HashMap<PairKey, Failures>> {
-        self.pairs
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    /// Whether logins of `email` from `ip` are held back now. `conn` is in
+    /// a transaction of `tenant` (RLS).
+    pub async fn is_locked(
+        &self,
+        conn: &mut PgConnection,
+        tenant: Uuid,
+        email: &str,
+        ip: IpAddr,
+    ) -> Result<bool, sqlx::Error> {
+        let (account, address) = key(email, ip);
+        let held: Option<bool> = sqlx::query_scalar(
+            "SELECT coalesce(locked_until > now(), false) FROM sentinel.login_failures
+              WHERE tenant_id = $1 AND account = $2 AND address = $3",
+        )
+        .bind(tenant)
+        .bind(account)
+        .bind(address)
+        .fetch_optional(&mut *conn)
+        .await?;
+        Ok(held.unwrap_or(false))
     }
 
-    /// Whether logins of `email` from `ip` are held back now.
-    pub fn is_locked(&self, tenant: Uuid, email: &str, ip: IpAddr) -> bool {
-        let now = Instant::now();
-        self.pairs()
-            .get(&Self::key(tenant, email, ip))
-            .and_then(|f| f.locked_until)
-            .is_some_and(|t| t > now)
-    }
-
-    /// Records a failed login; from the `threshold`-th failure in a row the
-    /// pair waits `base · 2^(failures − threshold)`, at most `max`.
-    pub fn failed(&self, tenant: Uuid, email: &str, ip: IpAddr) -> u32 {
-        let now = Instant::now();
-        let mut pairs = self.pairs();
-        if pairs.len() >= MAX_PAIRS {
-            pairs.retain(|_, f| now.duration_since(f.last) < FORGET_AFTER);
-            if pairs.len() >= MAX_PAIRS {
-                tracing::warn!("login backoff table full: failure not recorded");
-                return 0;
-            }
+    /// Records a failed login and returns the pair's failures in a row (a
+    /// pair quiet for an hour starts again from one); from the threshold on
+    /// the pair is held back for [`Throttle::backoff`]. One statement, so
+    /// that replicas failing the same pair at once both count.
+    pub async fn failed(
+        &self,
+        conn: &mut PgConnection,
+        tenant: Uuid,
+        email: &str,
+        ip: IpAddr,
+    ) -> Result<u32, sqlx::Error> {
+        let (account, address) = key(email, ip);
+        sqlx::query(
+            "DELETE FROM sentinel.login_failures
+              WHERE tenant_id = $1 AND last_failure < now() - make_interval(secs => $2)",
+        )
+        .bind(tenant)
+        .bind(FORGET_AFTER_SECONDS)
+        .execute(&mut *conn)
+        .await?;
+        let failures: i32 = sqlx::query_scalar(
+            "INSERT INTO sentinel.login_failures AS f (tenant_id, account, address, failures, last_failure)
+             VALUES ($1, $2, $3, 1, now())
+             ON CONFLICT (tenant_id, account, address) DO UPDATE
+                SET failures = f.failures + 1, last_failure = now()
+             RETURNING failures",
+        )
+        .bind(tenant)
+        .bind(&account)
+        .bind(&address)
+        .fetch_one(&mut *conn)
+        .await?;
+        let failures = u32::try_from(failures).unwrap_or(u32::MAX);
+        if let Some(wait) = self.backoff(failures) {
+            sqlx::query(
+                "UPDATE sentinel.login_failures SET locked_until = now() + make_interval(secs => $4)
+                  WHERE tenant_id = $1 AND account = $2 AND address = $3",
+            )
+            .bind(tenant)
+            .bind(&account)
+            .bind(&address)
+            .bind(wait.as_secs_f64())
+            .execute(&mut *conn)
+            .await?;
         }
-        let f = pairs
-            .entry(Self::key(tenant, email, ip))
-            .or_insert(Failures {
-                count: 0,
-                last: now,
-                locked_until: None,
-            });
-        if now.duration_since(f.last) >= FORGET_AFTER {
-            f.count = 0;
-        }
-        f.count = f.count.saturating_add(1);
-        f.last = now;
-        if f.count >= self.threshold {
-            let doublings = (f.count - self.threshold).min(20);
-            let wait = self.base.saturating_mul(1 << doublings).min(self.max);
-            f.locked_until = Some(now + wait);
-        }
-        f.count
+        Ok(failures)
     }
 
     /// A successful login clears its own pair only.
-    pub fn succeeded(&self, tenant: Uuid, email: &str, ip: IpAddr) {
-        self.pairs().remove(&Self::key(tenant, email, ip));
+    pub async fn succeeded(
+        &self,
+        conn: &mut PgConnection,
+        tenant: Uuid,
+        email: &str,
+        ip: IpAddr,
+    ) -> Result<(), sqlx::Error> {
+        let (account, address) = key(email, ip);
+        sqlx::query(
+            "DELETE FROM sentinel.login_failures WHERE tenant_id = $1 AND account = $2 AND address = $3",
+        )
+        .bind(tenant)
+        .bind(account)
+        .bind(address)
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
     }
 }
 
@@ -231,7 +271,7 @@ mod tests {
     }
 
     #[test]
-    fn backoff_doubles_and_is_per_address() {
+    fn backoff_doubles_from_the_threshold_up_to_the_maximum() {
         let cfg = crate::config::Config {
             lockout_threshold: 2,
             lockout_base_seconds: 10,
@@ -239,23 +279,22 @@ mod tests {
             ..Default::default()
         };
         let t = Throttle::new(&cfg);
-        let (tenant, a, b) = (
-            Uuid::new_v4(),
-            IpAddr::from([1, 1, 1, 1]),
-            IpAddr::from([2, 2, 2, 2]),
+        let secs = |n| t.backoff(n).map(|d| d.as_secs());
+        assert_eq!(secs(1), None);
+        assert_eq!(secs(2), Some(10));
+        assert_eq!(secs(3), Some(20));
+        assert_eq!(secs(4), Some(25), "capped at max");
+        assert_eq!(secs(u32::MAX), Some(25));
+    }
+
+    #[test]
+    fn the_account_key_ignores_case_and_spaces_and_keeps_no_email() {
+        let ip = IpAddr::from([1, 1, 1, 1]);
+        assert_eq!(key(" X@Example.com ", ip), key("x@example.com", ip));
+        assert_ne!(
+            key("x@example.com", ip),
+            key("x@example.com", IpAddr::from([2, 2, 2, 2]))
         );
-        t.failed(tenant, "X@example.com", a);
-        assert!(!t.is_locked(tenant, "x@example.com", a));
-        t.failed(tenant, "x@example.com", a);
-        assert!(t.is_locked(tenant, "x@example.com", a));
-        assert!(!t.is_locked(tenant, "x@example.com", b));
-        let until = |t: &Throttle| t.pairs().values().next().unwrap().locked_until.unwrap();
-        let first = until(&t) - Instant::now();
-        t.failed(tenant, "x@example.com", a);
-        let second = until(&t) - Instant::now();
-        assert!(first <= Duration::from_secs(10) && second > Duration::from_secs(10));
-        assert!(second <= Duration::from_secs(25), "capped at max");
-        t.succeeded(tenant, "x@example.com", a);
-        assert!(!t.is_locked(tenant, "x@example.com", a));
+        assert_eq!(key("x@example.com", ip).0.len(), 32);
     }
 }

@@ -114,11 +114,16 @@ export async function startStack() {
   try {
     await admin(owner, ["migrate"]);
     await psql(owner, `ALTER ROLE sentinel_api PASSWORD '${API_ROLE_PASSWORD}'`);
+    // The platform role (migrations/0013_platform_role.sql) gets the same test password.
+    await psql(owner, `ALTER ROLE sentinel_platform PASSWORD '${API_ROLE_PASSWORD}'`);
     await admin(owner, ["bootstrap", "--email", ROOT_EMAIL], { SENTINEL_BOOTSTRAP_PASSWORD: ROOT_PASSWORD });
     const seeded = await admin(owner, ["seed-demo"]);
     const port = await freePort();
     const child = spawn(BIN, ["serve", "--listen", `127.0.0.1:${port}`], {
-      env: adminEnv(dbUrl(db, "sentinel_api", API_ROLE_PASSWORD), { SENTINEL_CONSOLE_DIR: DIST }),
+      env: adminEnv(dbUrl(db, "sentinel_api", API_ROLE_PASSWORD), {
+        SENTINEL_PLATFORM_DATABASE_URL: dbUrl(db, "sentinel_platform", API_ROLE_PASSWORD),
+        SENTINEL_CONSOLE_DIR: DIST,
+      }),
       stdio: ["ignore", "inherit", "inherit"],
     });
     cleanups.push(async () => {

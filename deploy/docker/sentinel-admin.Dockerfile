@@ -10,7 +10,8 @@
 #   docker run --rm sentinel-admin:dev --help
 #   docker run --rm -e DATABASE_URL=postgres://owner:…@db:5432/sentinel sentinel-admin:dev migrate
 #   docker run --rm --read-only -p 127.0.0.1:8081:8081 \
-#     -e DATABASE_URL=postgres://sentinel_api:…@db:5432/sentinel sentinel-admin:dev
+#     -e DATABASE_URL=postgres://sentinel_api:…@db:5432/sentinel \
+#     -e SENTINEL_PLATFORM_DATABASE_URL=postgres://sentinel_platform:…@db:5432/sentinel sentinel-admin:dev
 #   curl -s 127.0.0.1:8081/healthz
 #
 # The default command is `serve --listen 0.0.0.0:8081`; every other

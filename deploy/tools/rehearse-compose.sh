@@ -79,6 +79,7 @@ db_url="${super_url%/*}/$db"
 # it (admin-api/tests/api/common.rs), so clusters that ask TCP clients for a
 # password work, and the tests find what they expect.
 api_url=$(sed -E 's#^(postgres(ql)?://)[^@/]*@#\1sentinel_api:sentinel-api-test@#' <<<"$db_url")
+platform_url=$(sed -E 's#^(postgres(ql)?://)[^@/]*@#\1sentinel_platform:sentinel-platform-test@#' <<<"$db_url")
 
 # The compose file's SENTINEL_KEK, generated here: init and serve share it.
 export SENTINEL_KEK="${SENTINEL_KEK:-$(head -c 32 /dev/urandom | base64)}"
@@ -94,12 +95,13 @@ for run in 1 2; do
   cp "$work/bootstrap/gateway.key" "$work/gateway.key.$run"
 done
 psql "$db_url" -q -c "ALTER ROLE sentinel_api PASSWORD 'sentinel-api-test'" >/dev/null
+psql "$db_url" -q -c "ALTER ROLE sentinel_platform PASSWORD 'sentinel-platform-test'" >/dev/null
 cmp -s "$work/gateway.key.1" "$work/gateway.key.2" || fail "the second init run changed the gateway key"
 [ "$(stat -c %a "$work/bootstrap/gateway.key")" = 600 ] || fail "gateway.key is not private (mode $(stat -c %a "$work/bootstrap/gateway.key"))"
 grep -q '"kid"' "$work/bootstrap/snapshot-keys.jwks.json" || fail "no key in snapshot-keys.jwks.json"
 
 # ---------------------------------------------------------------- 2. the stack
-DATABASE_URL="$api_url" SENTINEL_ARGON2_M_KIB=256 SENTINEL_ARGON2_T=1 \
+DATABASE_URL="$api_url" SENTINEL_PLATFORM_DATABASE_URL="$platform_url" SENTINEL_ARGON2_M_KIB=256 SENTINEL_ARGON2_T=1 \
   "$bin/sentinel-admin" serve --listen "127.0.0.1:$admin_port" >"$work/admin.log" 2>&1 &
 pids+=($!)
 "$bin/examples/upstream" --listen "127.0.0.1:$up_port" >"$work/upstream.log" 2>&1 &

@@ -95,10 +95,42 @@ impl Drop for Db {
     }
 }
 
-/// The binary with the tests' settings (cheap argon2, the test KEK).
+/// The platform role's URL beside an API-role URL of [`Db::urls`] (the
+/// same database); any other URL is returned as it is.
+pub fn platform_url(api_url: &str) -> String {
+    api_url.replace(
+        "sentinel_api:sentinel-api-test@",
+        "sentinel_platform:sentinel-platform-test@",
+    )
+}
+
+/// Gives the platform role (migration 0013, cluster-wide) the tests'
+/// password, once per test process.
+fn prepare_platform_role() {
+    static READY: std::sync::Once = std::sync::Once::new();
+    READY.call_once(|| {
+        let sql = "ALTER ROLE sentinel_platform PASSWORD 'sentinel-platform-test'";
+        for _ in 0..10 {
+            let ok = Command::new("psql")
+                .arg(database_base())
+                .args(["-qAtc", sql])
+                .output()
+                .is_ok_and(|o| o.status.success());
+            if ok {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("cannot set the password of sentinel_platform");
+    });
+}
+
+/// The binary with the tests' settings (cheap argon2, the test KEK, the
+/// platform role beside the API role).
 fn command(url: &str) -> Command {
     let mut c = Command::new(admin_binary());
     c.env("DATABASE_URL", url)
+        .env("SENTINEL_PLATFORM_DATABASE_URL", platform_url(url))
         .env("SENTINEL_ARGON2_M_KIB", "256")
         .env("SENTINEL_ARGON2_T", "1")
         .env("SENTINEL_KEK", TEST_KEK)
@@ -136,6 +168,7 @@ impl AdminServer {
     /// On `listen` (a free port when `None`), with more environment.
     pub fn start_with(db_url: &str, listen: Option<String>, env: &[(&str, &str)]) -> AdminServer {
         let listen = listen.unwrap_or_else(|| format!("127.0.0.1:{}", free_port()));
+        prepare_platform_role();
         let mut c = command(db_url);
         c.args(["serve", "--listen", &listen]).stdout(Stdio::null());
         for (k, v) in env {

@@ -491,7 +491,7 @@ pub fn csv(r: &ComplianceReport) -> String {
 /// advisory lock; the others skip this round), each active tenant whose
 /// last scheduled run is older than the interval. Returns the tenants run.
 pub async fn run_due(state: &AppState, now: DateTime<Utc>) -> ApiResult<usize> {
-    let mut lock = crate::db::begin(&state.pool, crate::db::TenantCtx::All).await?;
+    let mut lock = state.begin(crate::db::TenantCtx::All).await?;
     let leader: bool = sqlx::query_scalar(
         "SELECT pg_try_advisory_xact_lock(hashtextextended('sentinel.ai.compliance', 0))",
     )

@@ -175,11 +175,7 @@ fn lookup(map: &BTreeMap<String, Uuid>, key: &str) -> anyhow::Result<Uuid> {
 }
 
 async fn begin_all(pool: &PgPool) -> anyhow::Result<Tx> {
-    let mut tx = pool.begin().await?;
-    sqlx::query("SELECT set_config('sentinel.all_tenants', 'on', true)")
-        .execute(&mut *tx)
-        .await?;
-    Ok(Tx::from(tx))
+    Ok(crate::db::begin_platform(pool).await?)
 }
 
 async fn user(

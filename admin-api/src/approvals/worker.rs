@@ -133,7 +133,7 @@ pub fn spawn_with(state: &AppState, clock: Arc<dyn Clock>) -> tokio::task::JoinH
                 _ = timer.tick() => {}
                 _ = closing.changed() => return,
             }
-            match tick(&state.pool, clock.now()).await {
+            match tick(&state.platform, clock.now()).await {
                 Ok(Some((report, outcomes))) => {
                     super::record(&state, &outcomes);
                     for (b, n) in AGE_BUCKETS.iter().zip(report.pending_by_age) {

@@ -11,7 +11,7 @@
 use super::event::parse_line;
 use super::store;
 use crate::auth;
-use crate::db::{self, TenantCtx};
+use crate::db::TenantCtx;
 use crate::error::{ApiError, ApiResult, FieldErrors};
 use crate::routes::snapshots::{credential, Credential};
 use crate::scopes::ScopeSet;
@@ -190,7 +190,7 @@ pub async fn ingest(
     if invalid > 0 {
         return Err(line_errors(errors, invalid));
     }
-    let mut tx = db::begin(&state.pool, TenantCtx::All).await?;
+    let mut tx = state.begin(TenantCtx::All).await?;
     let done = store::append(&mut tx, events).await?;
     tx.commit().await?;
     let m = &state.metrics;

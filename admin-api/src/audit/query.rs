@@ -189,7 +189,7 @@ async fn page(
     f: &Filter,
     limit: i64,
 ) -> ApiResult<(Vec<Event>, Option<String>)> {
-    let mut tx = db::begin(&state.pool, ctx).await?;
+    let mut tx = state.begin(ctx).await?;
     ordered_walks(&mut tx).await?;
     let mut items: Vec<Event> = f
         .query(limit + 1)
@@ -231,7 +231,7 @@ pub async fn by_request(
     if !caller.scopes.can_read_audit() {
         return Err(ApiError::denied("scope `audit:read` required"));
     }
-    let mut tx = db::begin(&state.pool, visibility(&caller)).await?;
+    let mut tx = state.begin(visibility(&caller)).await?;
     ordered_walks(&mut tx).await?;
     let items: Vec<Event> = sqlx::query_as(&format!(
         "SELECT {COLS} FROM sentinel.audit_logs WHERE request_id = $1 ORDER BY time, id LIMIT 1000"

@@ -439,8 +439,9 @@ fn truncate(s: &mut String, max: usize) {
 /// Runs the worker of `serve`: a round every `webhook_poll_ms` (at once
 /// again while rounds come back full), pruning old rows hourly.
 pub fn spawn(state: &AppState) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    // Claims and prunes across tenants: the platform role.
     let worker = Worker::new(
-        state.pool.clone(),
+        state.platform.clone(),
         &state.metrics,
         DeliveryConfig::from_config(&state.config),
         Arc::new(super::SystemClock),

@@ -113,8 +113,11 @@ async fn login(
     };
     // Held back: this address failed too often for this account. The answer
     // and the work are those of a wrong password (docs/admin-api.md).
-    let held = state.throttle.is_locked(tenant_id, &req.email, ip);
     let mut tx = db::begin(&state.pool, TenantCtx::One(tenant_id)).await?;
+    let held = state
+        .throttle
+        .is_locked(&mut tx, tenant_id, &req.email, ip)
+        .await?;
     let row: Option<LoginRow> = sqlx::query_as(
         "SELECT id, email, password_hash, is_active, is_locked, locked_until
            FROM sentinel.users
@@ -128,7 +131,11 @@ async fn login(
     let Some(user) = row else {
         password_dummy(&state, &req.password).await;
         if !held {
-            state.throttle.failed(tenant_id, &req.email, ip);
+            state
+                .throttle
+                .failed(&mut tx, tenant_id, &req.email, ip)
+                .await?;
+            tx.commit().await?;
         }
         return Err(ApiError::AuthInvalid);
     };
@@ -143,7 +150,10 @@ async fn login(
         return Err(ApiError::AuthInvalid);
     }
     if !ok {
-        let failed = state.throttle.failed(tenant_id, &req.email, ip);
+        let failed = state
+            .throttle
+            .failed(&mut tx, tenant_id, &req.email, ip)
+            .await?;
         // The account's counter is informational: it locks nothing.
         sqlx::query(
             "UPDATE sentinel.users SET failed_login_count = failed_login_count + 1 WHERE id = $1",
@@ -173,7 +183,10 @@ async fn login(
     .bind(user.id)
     .execute(&mut *tx)
     .await?;
-    state.throttle.succeeded(tenant_id, &req.email, ip);
+    state
+        .throttle
+        .succeeded(&mut tx, tenant_id, &req.email, ip)
+        .await?;
     let roles = auth::effective_role_names(&mut tx, user.id).await?;
     let (access, _) =
         auth::issue_access(&state, user.id, tenant_id, roles, false, user.email.clone())?;

@@ -41,7 +41,7 @@ pub fn router() -> Routes {
         )
         .get(
             "/{id}",
-            fetch,
+            rows::fetch::<FieldDefinition>,
             doc("field_definition:read", "Get a field definition").ok::<FieldDefinition>(),
         )
         .patch(
@@ -161,7 +161,7 @@ async fn create(
     } else {
         caller.ctx()
     };
-    let mut tx = db::begin(&state.pool, ctx).await?;
+    let mut tx = state.begin(ctx).await?;
     // A field name is defined once per entity for a tenant: its own fields and the platform-wide ones.
     let clash: bool = sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM sentinel.field_definitions
@@ -232,27 +232,10 @@ async fn list(
     .await
 }
 
-async fn get_field(tx: &mut Tx, tenant: Uuid, id: Uuid) -> ApiResult<FieldDefinition> {
-    sqlx::query_as(&format!(
-        "SELECT {COLS} FROM sentinel.field_definitions WHERE id = $1 AND (tenant_id IS NULL OR tenant_id = $2)"
-    ))
-    .bind(id)
-    .bind(tenant)
-    .fetch_optional(&mut **tx)
-    .await?
-    .ok_or(ApiError::NotFound)
-}
+crate::tenant_row!(FieldDefinition, "field_definition", "field_definitions", "SELECT {COLS} FROM sentinel.field_definitions WHERE id = $1 AND (tenant_id IS NULL OR tenant_id = $2)");
 
-async fn fetch(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<Uuid>,
-) -> ApiResult<axum::Json<FieldDefinition>> {
-    caller.require("field_definition", Level::Read)?;
-    let mut tx = db::begin(&state.pool, caller.ctx()).await?;
-    let f = get_field(&mut tx, caller.target, id).await?;
-    tx.commit().await?;
-    Ok(axum::Json(f))
+async fn get_field(tx: &mut Tx, tenant: Uuid, id: Uuid) -> ApiResult<FieldDefinition> {
+    rows::one(tx, tenant, id).await
 }
 
 /// Loads the field and opens the context that may write it.
@@ -266,7 +249,7 @@ async fn writable(state: &AppState, caller: &Caller, id: Uuid) -> ApiResult<(Tx,
             ));
         }
         tx.rollback().await?;
-        let tx = db::begin(&state.pool, TenantCtx::All).await?;
+        let tx = state.begin(TenantCtx::All).await?;
         return Ok((tx, f));
     }
     Ok((tx, f))

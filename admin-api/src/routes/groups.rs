@@ -9,7 +9,7 @@ use crate::domain::safety::{self, AdminGuard};
 use crate::error::{ApiError, ApiResult, FieldErrors};
 use crate::extract::{Json, Path, Query};
 use crate::openapi::routes::{doc, Routes};
-use crate::pagination::{filter_contains, text, ListResponse, Page, CREATED_AT};
+use crate::pagination::{filter_contains, text, ListResponse, CREATED_AT};
 use crate::routes::{check_text, created};
 use crate::scopes::Level;
 use crate::state::AppState;
@@ -92,15 +92,15 @@ crate::sortable!(Group, "name" => name);
 
 const COLS: &str = "id, tenant_id, name, description, created_at, updated_at";
 
+crate::tenant_row!(
+    Group,
+    "group",
+    "groups",
+    "SELECT {COLS} FROM sentinel.groups WHERE id = $1 AND tenant_id = $2"
+);
+
 async fn get_group(tx: &mut Tx, tenant: Uuid, id: Uuid) -> ApiResult<Group> {
-    sqlx::query_as(&format!(
-        "SELECT {COLS} FROM sentinel.groups WHERE id = $1 AND tenant_id = $2"
-    ))
-    .bind(id)
-    .bind(tenant)
-    .fetch_optional(&mut **tx)
-    .await?
-    .ok_or(ApiError::NotFound)
+    rows::one(tx, tenant, id).await
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -157,17 +157,10 @@ async fn list(
     caller: Caller,
     Query(q): Query<ListParams>,
 ) -> ApiResult<axum::Json<ListResponse<Group>>> {
-    caller.require("group", Level::Read)?;
-    let page = Page::parse(
-        q.limit,
-        q.cursor.as_deref(),
-        q.sort.as_deref(),
+    rows::list::<Group>(
+        (&state, &caller),
+        ("group", (q.limit, q.cursor.as_deref(), q.sort.as_deref())),
         &[CREATED_AT, text("name")],
-    )?;
-    rows::list_page::<Group>(
-        &state,
-        &caller,
-        &page,
         format!("SELECT {COLS} FROM sentinel.groups WHERE tenant_id = "),
         |qb| {
             filter_contains(qb, "name", q.name);

@@ -8,7 +8,7 @@ use crate::domain::rows;
 use crate::error::{ApiError, ApiResult, FieldErrors};
 use crate::extract::{double_option, Json, Path, Query};
 use crate::openapi::routes::{doc, Routes};
-use crate::pagination::{filter_eq, text, ListResponse, Page, CREATED_AT};
+use crate::pagination::{filter_eq, text, ListResponse, CREATED_AT};
 use crate::routes::{check_text, created, valid_ident};
 use crate::scopes::Level;
 use crate::state::AppState;
@@ -43,9 +43,9 @@ pub fn router() -> Routes {
                         "children": {"type": "array", "items": {"$ref": "#/components/schemas/MenuEntry"}}
                     }
                 })),)
-        .get("/{id}", fetch, doc("navigation:read", "Get a menu item").ok::<NavItem>())
+        .get("/{id}", rows::fetch::<NavItem>, doc("navigation:read", "Get a menu item").ok::<NavItem>())
         .patch("/{id}", update, doc("navigation:write", "Update a menu item").body::<UpdateItem>().ok::<NavItem>())
-        .delete("/{id}", remove, doc("navigation:admin", "Delete a menu item (and its children)").no_content())
+        .delete("/{id}", rows::remove::<NavItem>, doc("navigation:admin", "Delete a menu item (and its children)").no_content())
 }
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
@@ -96,15 +96,15 @@ fn validate_permission(errs: &mut FieldErrors, rt: &Option<String>, action: &Opt
     }
 }
 
+crate::tenant_row!(
+    NavItem,
+    "navigation",
+    "navigation_items",
+    "SELECT {COLS} FROM sentinel.navigation_items WHERE id = $1 AND tenant_id = $2"
+);
+
 async fn get_item(tx: &mut Tx, tenant: Uuid, id: Uuid) -> ApiResult<NavItem> {
-    sqlx::query_as(&format!(
-        "SELECT {COLS} FROM sentinel.navigation_items WHERE id = $1 AND tenant_id = $2"
-    ))
-    .bind(id)
-    .bind(tenant)
-    .fetch_optional(&mut **tx)
-    .await?
-    .ok_or(ApiError::NotFound)
+    rows::one(tx, tenant, id).await
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -177,17 +177,13 @@ async fn list(
     caller: Caller,
     Query(q): Query<ListParams>,
 ) -> ApiResult<axum::Json<ListResponse<NavItem>>> {
-    caller.require("navigation", Level::Read)?;
-    let page = Page::parse(
-        q.limit,
-        q.cursor.as_deref(),
-        q.sort.as_deref(),
+    rows::list::<NavItem>(
+        (&state, &caller),
+        (
+            "navigation",
+            (q.limit, q.cursor.as_deref(), q.sort.as_deref()),
+        ),
         &[CREATED_AT, text("label"), text("path")],
-    )?;
-    rows::list_page::<NavItem>(
-        &state,
-        &caller,
-        &page,
         format!("SELECT {COLS} FROM sentinel.navigation_items WHERE tenant_id = "),
         |qb| {
             filter_eq(qb, "parent_id", q.parent_id);
@@ -195,18 +191,6 @@ async fn list(
         },
     )
     .await
-}
-
-async fn fetch(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<Uuid>,
-) -> ApiResult<axum::Json<NavItem>> {
-    caller.require("navigation", Level::Read)?;
-    let mut tx = db::begin(&state.pool, caller.ctx()).await?;
-    let i = get_item(&mut tx, caller.target, id).await?;
-    tx.commit().await?;
-    Ok(axum::Json(i))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -265,15 +249,6 @@ async fn update(
     .await?;
     tx.commit().await?;
     Ok(axum::Json(item))
-}
-
-async fn remove(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<Uuid>,
-) -> ApiResult<StatusCode> {
-    caller.require("navigation", Level::Admin)?;
-    rows::delete_row(&state, &caller, "navigation_items", id).await
 }
 
 /// The caller's menu as a tree: items whose permission the caller holds (and

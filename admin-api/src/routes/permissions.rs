@@ -9,7 +9,7 @@ use crate::domain::rows;
 use crate::error::{ApiError, ApiResult, FieldErrors};
 use crate::extract::{Json, Path, Query};
 use crate::openapi::routes::{doc, Routes};
-use crate::pagination::{filter_contains, filter_eq, text, ListResponse, Page, CREATED_AT};
+use crate::pagination::{filter_contains, filter_eq, text, ListResponse, CREATED_AT};
 use crate::routes::{check_text, created};
 use crate::scopes::Level;
 use crate::snapshot;
@@ -64,7 +64,7 @@ pub fn router() -> Routes {
         )
         .get(
             "/{id}",
-            fetch,
+            rows::fetch::<Permission>,
             doc("permission:read", "Get a permission").ok::<Permission>(),
         )
         .patch(
@@ -76,7 +76,7 @@ pub fn router() -> Routes {
         )
         .delete(
             "/{id}",
-            remove,
+            rows::remove::<Permission>,
             doc("permission:admin", "Delete a permission").no_content(),
         )
 }
@@ -305,17 +305,13 @@ async fn list(
     caller: Caller,
     Query(q): Query<ListParams>,
 ) -> ApiResult<axum::Json<ListResponse<Permission>>> {
-    caller.require("permission", Level::Read)?;
-    let page = Page::parse(
-        q.limit,
-        q.cursor.as_deref(),
-        q.sort.as_deref(),
+    rows::list::<Permission>(
+        (&state, &caller),
+        (
+            "permission",
+            (q.limit, q.cursor.as_deref(), q.sort.as_deref()),
+        ),
         &[CREATED_AT, text("name"), text("resource_type")],
-    )?;
-    rows::list_page::<Permission>(
-        &state,
-        &caller,
-        &page,
         format!("SELECT {COLS} FROM sentinel.permissions WHERE tenant_id = "),
         |qb| {
             filter_contains(qb, "name", q.name);
@@ -327,27 +323,15 @@ async fn list(
     .await
 }
 
-async fn get_perm(tx: &mut Tx, tenant: Uuid, id: Uuid) -> ApiResult<Permission> {
-    sqlx::query_as(&format!(
-        "SELECT {COLS} FROM sentinel.permissions WHERE id = $1 AND tenant_id = $2"
-    ))
-    .bind(id)
-    .bind(tenant)
-    .fetch_optional(&mut **tx)
-    .await?
-    .ok_or(ApiError::NotFound)
-}
+crate::tenant_row!(
+    Permission,
+    "permission",
+    "permissions",
+    "SELECT {COLS} FROM sentinel.permissions WHERE id = $1 AND tenant_id = $2"
+);
 
-async fn fetch(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<Uuid>,
-) -> ApiResult<axum::Json<Permission>> {
-    caller.require("permission", Level::Read)?;
-    let mut tx = db::begin(&state.pool, caller.ctx()).await?;
-    let p = get_perm(&mut tx, caller.target, id).await?;
-    tx.commit().await?;
-    Ok(axum::Json(p))
+async fn get_perm(tx: &mut Tx, tenant: Uuid, id: Uuid) -> ApiResult<Permission> {
+    rows::one(tx, tenant, id).await
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -400,15 +384,6 @@ async fn update(
     let p = write(&mut tx, &caller, Some(id), &spec).await?;
     tx.commit().await?;
     Ok(axum::Json(p))
-}
-
-async fn remove(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<Uuid>,
-) -> ApiResult<StatusCode> {
-    caller.require("permission", Level::Admin)?;
-    rows::delete_row(&state, &caller, "permissions", id).await
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]

@@ -4,10 +4,10 @@
 use crate::auth::Caller;
 use crate::db::{self, Tx};
 use crate::domain::rows;
-use crate::error::{ApiError, ApiResult, FieldErrors};
+use crate::error::{ApiResult, FieldErrors};
 use crate::extract::{double_option, Json, Path, Query};
 use crate::openapi::routes::{doc, Routes};
-use crate::pagination::{filter_contains, filter_eq, text, ListResponse, Page, CREATED_AT};
+use crate::pagination::{filter_contains, filter_eq, text, ListResponse, CREATED_AT};
 use crate::routes::{check_object, created, valid_ident};
 use crate::scopes::Level;
 use crate::state::AppState;
@@ -38,7 +38,7 @@ pub fn router() -> Routes {
         )
         .get(
             "/{id}",
-            fetch,
+            rows::fetch::<Resource>,
             doc("resource:read", "Get a resource").ok::<Resource>(),
         )
         .patch(
@@ -76,15 +76,15 @@ crate::sortable!(Resource, "name" => name, "external_id" => external_id);
 
 const COLS: &str = "id, tenant_id, resource_type, external_id, name, parent_id, attributes, created_at, updated_at";
 
+crate::tenant_row!(
+    Resource,
+    "resource",
+    "resources",
+    "SELECT {COLS} FROM sentinel.resources WHERE id = $1 AND tenant_id = $2"
+);
+
 async fn get_res(tx: &mut Tx, tenant: Uuid, id: Uuid) -> ApiResult<Resource> {
-    sqlx::query_as(&format!(
-        "SELECT {COLS} FROM sentinel.resources WHERE id = $1 AND tenant_id = $2"
-    ))
-    .bind(id)
-    .bind(tenant)
-    .fetch_optional(&mut **tx)
-    .await?
-    .ok_or(ApiError::NotFound)
+    rows::one(tx, tenant, id).await
 }
 
 /// The parent must exist in the tenant and must not be `id` or below it.
@@ -186,17 +186,13 @@ async fn list(
     caller: Caller,
     Query(q): Query<ListParams>,
 ) -> ApiResult<axum::Json<ListResponse<Resource>>> {
-    caller.require("resource", Level::Read)?;
-    let page = Page::parse(
-        q.limit,
-        q.cursor.as_deref(),
-        q.sort.as_deref(),
+    rows::list::<Resource>(
+        (&state, &caller),
+        (
+            "resource",
+            (q.limit, q.cursor.as_deref(), q.sort.as_deref()),
+        ),
         &[CREATED_AT, text("name"), text("external_id")],
-    )?;
-    rows::list_page::<Resource>(
-        &state,
-        &caller,
-        &page,
         format!("SELECT {COLS} FROM sentinel.resources WHERE tenant_id = "),
         |qb| {
             filter_eq(qb, "resource_type", q.resource_type);
@@ -206,18 +202,6 @@ async fn list(
         },
     )
     .await
-}
-
-async fn fetch(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<Uuid>,
-) -> ApiResult<axum::Json<Resource>> {
-    caller.require("resource", Level::Read)?;
-    let mut tx = db::begin(&state.pool, caller.ctx()).await?;
-    let r = get_res(&mut tx, caller.target, id).await?;
-    tx.commit().await?;
-    Ok(axum::Json(r))
 }
 
 async fn children(

@@ -13,7 +13,7 @@ use crate::domain::safety::{self, AdminGuard};
 use crate::error::{ApiError, ApiResult, FieldErrors};
 use crate::extract::{double_option, Json, Path, Query};
 use crate::openapi::routes::{doc, Routes};
-use crate::pagination::{filter_contains, filter_eq, text, ListResponse, Page, CREATED_AT};
+use crate::pagination::{filter_contains, filter_eq, text, ListResponse, CREATED_AT};
 use crate::routes::{check_text, created};
 use crate::scopes::{self, Level};
 use crate::state::AppState;
@@ -240,17 +240,10 @@ async fn list(
     caller: Caller,
     Query(q): Query<ListParams>,
 ) -> ApiResult<axum::Json<ListResponse<Role>>> {
-    caller.require("role", Level::Read)?;
-    let page = Page::parse(
-        q.limit,
-        q.cursor.as_deref(),
-        q.sort.as_deref(),
+    rows::list::<Role>(
+        (&state, &caller),
+        ("role", (q.limit, q.cursor.as_deref(), q.sort.as_deref())),
         &[CREATED_AT, text("name")],
-    )?;
-    rows::list_page::<Role>(
-        &state,
-        &caller,
-        &page,
         format!("SELECT {COLS} FROM sentinel.roles WHERE tenant_id = "),
         |qb| {
             filter_contains(qb, "name", q.name);
@@ -260,15 +253,15 @@ async fn list(
     .await
 }
 
+crate::tenant_row!(
+    Role,
+    "role",
+    "roles",
+    "SELECT {COLS} FROM sentinel.roles WHERE id = $1 AND tenant_id = $2"
+);
+
 pub async fn get_role(tx: &mut Tx, tenant: Uuid, id: Uuid) -> ApiResult<Role> {
-    sqlx::query_as(&format!(
-        "SELECT {COLS} FROM sentinel.roles WHERE id = $1 AND tenant_id = $2"
-    ))
-    .bind(id)
-    .bind(tenant)
-    .fetch_optional(&mut **tx)
-    .await?
-    .ok_or(ApiError::NotFound)
+    rows::one(tx, tenant, id).await
 }
 
 async fn fetch(

@@ -10,7 +10,7 @@ use crate::domain::rows;
 use crate::error::{ApiError, ApiResult, FieldErrors};
 use crate::extract::{Json, MaybeJson, Path, Query};
 use crate::openapi::routes::{doc, Routes};
-use crate::pagination::{filter_contains, filter_eq, text, ListResponse, Page, CREATED_AT};
+use crate::pagination::{filter_contains, filter_eq, text, ListResponse, CREATED_AT};
 use crate::routes::{check_object, check_text, NoStore};
 use crate::scopes::Level;
 use crate::state::AppState;
@@ -40,7 +40,7 @@ pub fn router() -> Routes {
         )
         .get(
             "/{id}",
-            fetch,
+            rows::fetch::<ServiceAccount>,
             doc("service_account:read", "Get a service account").ok::<ServiceAccount>(),
         )
         .patch(
@@ -103,15 +103,15 @@ pub struct WithKey {
     pub api_key: String,
 }
 
+crate::tenant_row!(
+    ServiceAccount,
+    "service_account",
+    "users",
+    "SELECT {COLS} FROM sentinel.users WHERE id = $1 AND tenant_id = $2 AND is_service_account"
+);
+
 async fn get_sa(tx: &mut Tx, tenant: Uuid, id: Uuid) -> ApiResult<ServiceAccount> {
-    sqlx::query_as(&format!(
-        "SELECT {COLS} FROM sentinel.users WHERE id = $1 AND tenant_id = $2 AND is_service_account"
-    ))
-    .bind(id)
-    .bind(tenant)
-    .fetch_optional(&mut **tx)
-    .await?
-    .ok_or(ApiError::NotFound)
+    rows::one(tx, tenant, id).await
 }
 
 fn validate_ttl(errs: &mut FieldErrors, days: Option<i64>) {
@@ -201,17 +201,13 @@ async fn list(
     caller: Caller,
     Query(q): Query<ListParams>,
 ) -> ApiResult<axum::Json<ListResponse<ServiceAccount>>> {
-    caller.require("service_account", Level::Read)?;
-    let page = Page::parse(
-        q.limit,
-        q.cursor.as_deref(),
-        q.sort.as_deref(),
+    rows::list::<ServiceAccount>(
+        (&state, &caller),
+        (
+            "service_account",
+            (q.limit, q.cursor.as_deref(), q.sort.as_deref()),
+        ),
         &[CREATED_AT, text("name")],
-    )?;
-    rows::list_page::<ServiceAccount>(
-        &state,
-        &caller,
-        &page,
         format!("SELECT {COLS} FROM sentinel.users WHERE is_service_account AND tenant_id = "),
         |qb| {
             filter_contains(qb, "name", q.name);
@@ -219,18 +215,6 @@ async fn list(
         },
     )
     .await
-}
-
-async fn fetch(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<Uuid>,
-) -> ApiResult<axum::Json<ServiceAccount>> {
-    caller.require("service_account", Level::Read)?;
-    let mut tx = db::begin(&state.pool, caller.ctx()).await?;
-    let sa = get_sa(&mut tx, caller.target, id).await?;
-    tx.commit().await?;
-    Ok(axum::Json(sa))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

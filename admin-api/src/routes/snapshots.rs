@@ -217,7 +217,7 @@ fn not_modified(version: u64) -> Response {
 async fn full(state: &AppState, p: &Published, since: u64) -> ApiResult<Response> {
     let parts = state
         .live
-        .parts(&state.pool, p, since)
+        .parts(&state.platform, p, since)
         .await
         .map_err(ApiError::internal)?;
     let refs: Vec<(&str, &[u8])> = parts.iter().map(|(s, b)| (s.as_str(), &b[..])).collect();
@@ -248,7 +248,7 @@ async fn latest(
     // Subscribe before reading, so a version published in between is not missed.
     let mut rx = live.subscribe();
     let mut closing = live.closing();
-    let current: Option<Arc<Published>> = live.latest(&state.pool).await?;
+    let current: Option<Arc<Published>> = live.latest(&state.platform).await?;
     let Some(mut current) = current else {
         return Err(ApiError::PolicyUnavailable);
     };
@@ -275,7 +275,7 @@ async fn latest(
             _ = tokio::time::sleep_until(step) => {}
             _ = closing.changed() => break,
         }
-        if let Some(p) = live.latest(&state.pool).await? {
+        if let Some(p) = live.latest(&state.platform).await? {
             current = p;
         }
         if !held.contains(&current.version) {

@@ -4,7 +4,7 @@
 //! and its direct sub-tenants (row-level security enforces the same).
 
 use crate::auth::Caller;
-use crate::db::{self, TenantCtx};
+use crate::db::TenantCtx;
 use crate::error::{ApiError, ApiResult, FieldErrors};
 use crate::extract::{Json, Path, Query};
 use crate::openapi::routes::{doc, Routes};
@@ -195,7 +195,7 @@ async fn insert(state: &AppState, caller: &Caller, req: CreateTenant) -> ApiResu
         }
         _ => {}
     }
-    let mut tx = db::begin(&state.pool, ctx(caller)).await?;
+    let mut tx = state.begin(ctx(caller)).await?;
     if let Some(p) = req.parent_id {
         let exists: bool =
             sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM sentinel.tenants WHERE id = $1)")
@@ -295,14 +295,14 @@ async fn list(
     filter_eq(&mut qb, "type", q.kind);
     filter_eq(&mut qb, "parent_id", q.parent_id);
     page.push_tail(&mut qb);
-    let mut tx = db::begin(&state.pool, ctx(&caller)).await?;
+    let mut tx = state.begin(ctx(&caller)).await?;
     let rows: Vec<Tenant> = qb.build_query_as().fetch_all(&mut *tx).await?;
     tx.commit().await?;
     Ok(axum::Json(page.finish(rows)))
 }
 
 async fn get_one(state: &AppState, caller: &Caller, id: Uuid) -> ApiResult<Tenant> {
-    let mut tx = db::begin(&state.pool, ctx(caller)).await?;
+    let mut tx = state.begin(ctx(caller)).await?;
     let t: Option<Tenant> = sqlx::query_as(&format!(
         "SELECT {COLS} FROM sentinel.tenants WHERE id = $1"
     ))
@@ -328,7 +328,7 @@ async fn by_code(
     Path(code): Path<String>,
 ) -> ApiResult<axum::Json<Tenant>> {
     caller.require("tenant", Level::Read)?;
-    let mut tx = db::begin(&state.pool, ctx(&caller)).await?;
+    let mut tx = state.begin(ctx(&caller)).await?;
     let t: Option<Tenant> = sqlx::query_as(&format!(
         "SELECT {COLS} FROM sentinel.tenants WHERE code = $1"
     ))
@@ -378,7 +378,7 @@ async fn set_fields(
             ));
         }
     }
-    let mut tx = db::begin(&state.pool, ctx(caller)).await?;
+    let mut tx = state.begin(ctx(caller)).await?;
     let t: Option<Tenant> = sqlx::query_as(&format!(
         "UPDATE sentinel.tenants SET name = coalesce($2, name), status = coalesce($3, status),
                 settings = coalesce($4, settings)
@@ -454,7 +454,7 @@ async fn remove(
     if id == PLATFORM_TENANT || id == caller.tenant_id {
         return Err(ApiError::denied("this tenant cannot be deleted by you"));
     }
-    let mut tx = db::begin(&state.pool, ctx(&caller)).await?;
+    let mut tx = state.begin(ctx(&caller)).await?;
     let visible: bool =
         sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM sentinel.tenants WHERE id = $1)")
             .bind(id)
@@ -497,7 +497,7 @@ async fn hierarchy(
     Path(id): Path<Uuid>,
 ) -> ApiResult<axum::Json<Hierarchy>> {
     caller.require("tenant", Level::Read)?;
-    let mut tx = db::begin(&state.pool, ctx(&caller)).await?;
+    let mut tx = state.begin(ctx(&caller)).await?;
     let tenant: Tenant = sqlx::query_as(&format!(
         "SELECT {COLS} FROM sentinel.tenants WHERE id = $1"
     ))

@@ -14,7 +14,7 @@ use crate::domain::safety::{self, AdminGuard};
 use crate::error::{ApiError, ApiResult, FieldErrors};
 use crate::extract::{Json, Path, Query};
 use crate::openapi::routes::{doc, Routes};
-use crate::pagination::{filter_contains, filter_eq, text, ListResponse, Page, CREATED_AT};
+use crate::pagination::{filter_contains, filter_eq, text, ListResponse, CREATED_AT};
 use crate::routes::{check_object, created};
 use crate::scopes::Level;
 use crate::state::AppState;
@@ -169,15 +169,15 @@ fn validate_password(errs: &mut FieldErrors, field: &str, pw: &str) {
     }
 }
 
+crate::tenant_row!(
+    User,
+    "user",
+    "users",
+    "SELECT {COLS} FROM sentinel.users WHERE id = $1 AND tenant_id = $2 AND NOT is_service_account"
+);
+
 async fn get_user(tx: &mut Tx, tenant: Uuid, id: Uuid) -> ApiResult<User> {
-    sqlx::query_as(&format!(
-        "SELECT {COLS} FROM sentinel.users WHERE id = $1 AND tenant_id = $2 AND NOT is_service_account"
-    ))
-    .bind(id)
-    .bind(tenant)
-    .fetch_optional(&mut **tx)
-    .await?
-    .ok_or(ApiError::NotFound)
+    rows::one(tx, tenant, id).await
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -275,17 +275,10 @@ async fn list(
     caller: Caller,
     Query(q): Query<ListParams>,
 ) -> ApiResult<axum::Json<ListResponse<User>>> {
-    caller.require("user", Level::Read)?;
-    let page = Page::parse(
-        q.limit,
-        q.cursor.as_deref(),
-        q.sort.as_deref(),
+    rows::list::<User>(
+        (&state, &caller),
+        ("user", (q.limit, q.cursor.as_deref(), q.sort.as_deref())),
         &[CREATED_AT, text("email"), text("name")],
-    )?;
-    rows::list_page::<User>(
-        &state,
-        &caller,
-        &page,
         format!("SELECT {COLS} FROM sentinel.users WHERE NOT is_service_account AND tenant_id = "),
         |qb| {
             filter_contains(qb, "email", q.email);

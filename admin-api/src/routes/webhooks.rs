@@ -9,7 +9,7 @@ use crate::error::{ApiError, ApiResult, FieldErrors};
 use crate::extract::{Json, Path, Query};
 use crate::openapi::routes::{doc, Routes};
 use crate::outbox::target::{self, AddressPolicy};
-use crate::pagination::{filter_contains, filter_eq, text, ListResponse, Page, CREATED_AT};
+use crate::pagination::{filter_contains, filter_eq, text, ListResponse, CREATED_AT};
 use crate::routes::created;
 use crate::scopes::Level;
 use crate::state::AppState;
@@ -57,7 +57,7 @@ pub fn router() -> Routes {
         )
         .get(
             "/{id}",
-            fetch,
+            rows::fetch::<Webhook>,
             doc("webhook:read", "Get a webhook").ok::<Webhook>(),
         )
         .patch(
@@ -72,7 +72,7 @@ pub fn router() -> Routes {
         )
         .delete(
             "/{id}",
-            remove,
+            rows::remove::<Webhook>,
             doc("webhook:admin", "Delete a webhook").no_content(),
         )
 }
@@ -186,15 +186,15 @@ fn check_name(errs: &mut FieldErrors, n: &str) {
     }
 }
 
+crate::tenant_row!(
+    Webhook,
+    "webhook",
+    "webhooks",
+    "SELECT {COLS} FROM sentinel.webhooks WHERE id = $1 AND tenant_id = $2"
+);
+
 async fn get_hook(tx: &mut Tx, tenant: Uuid, id: Uuid) -> ApiResult<Webhook> {
-    sqlx::query_as(&format!(
-        "SELECT {COLS} FROM sentinel.webhooks WHERE id = $1 AND tenant_id = $2"
-    ))
-    .bind(id)
-    .bind(tenant)
-    .fetch_optional(&mut **tx)
-    .await?
-    .ok_or(ApiError::NotFound)
+    rows::one(tx, tenant, id).await
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -262,17 +262,10 @@ async fn list(
     caller: Caller,
     Query(q): Query<ListParams>,
 ) -> ApiResult<axum::Json<ListResponse<Webhook>>> {
-    caller.require("webhook", Level::Read)?;
-    let page = Page::parse(
-        q.limit,
-        q.cursor.as_deref(),
-        q.sort.as_deref(),
+    rows::list::<Webhook>(
+        (&state, &caller),
+        ("webhook", (q.limit, q.cursor.as_deref(), q.sort.as_deref())),
         &[CREATED_AT, text("name")],
-    )?;
-    rows::list_page::<Webhook>(
-        &state,
-        &caller,
-        &page,
         format!("SELECT {COLS} FROM sentinel.webhooks WHERE tenant_id = "),
         |qb| {
             filter_eq(qb, "enabled", q.enabled);
@@ -280,18 +273,6 @@ async fn list(
         },
     )
     .await
-}
-
-async fn fetch(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<Uuid>,
-) -> ApiResult<axum::Json<Webhook>> {
-    caller.require("webhook", Level::Read)?;
-    let mut tx = db::begin(&state.pool, caller.ctx()).await?;
-    let w = get_hook(&mut tx, caller.target, id).await?;
-    tx.commit().await?;
-    Ok(axum::Json(w))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -364,15 +345,6 @@ async fn update(
     Ok(axum::Json(w))
 }
 
-async fn remove(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<Uuid>,
-) -> ApiResult<StatusCode> {
-    caller.require("webhook", Level::Admin)?;
-    rows::delete_row(&state, &caller, "webhooks", id).await
-}
-
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EventParams {
@@ -401,17 +373,10 @@ async fn list_events(
             ))
         }
     };
-    caller.require("webhook", Level::Read)?;
-    let page = Page::parse(
-        q.limit,
-        q.cursor.as_deref(),
-        q.sort.as_deref(),
+    rows::list::<OutboxEvent>(
+        (&state, &caller),
+        ("webhook", (q.limit, q.cursor.as_deref(), q.sort.as_deref())),
         &[CREATED_AT, text("event")],
-    )?;
-    rows::list_page::<OutboxEvent>(
-        &state,
-        &caller,
-        &page,
         format!("SELECT * FROM (SELECT {EVENT_COLS} FROM sentinel.outbox) o WHERE tenant_id = "),
         |qb| {
             if let Some(s) = status {

@@ -182,9 +182,7 @@ async fn publish_once(
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         .execute(&mut *tx)
         .await?;
-    sqlx::query("SELECT set_config('sentinel.all_tenants', 'on', true)")
-        .execute(&mut *tx)
-        .await?;
+    crate::db::enter_all_tenants(&mut tx).await?;
     let revision: i64 = sqlx::query_scalar("SELECT revision FROM sentinel.policy_revision")
         .fetch_one(&mut *tx)
         .await?;

@@ -23,7 +23,7 @@ async fn the_worker_escalates_expires_and_runs_once() {
     chain(&t, &s, c).await;
     let r = open(&t, &s.req, gateway_body("voyage-deletion", "voy-1")).await;
     let now = Utc::now();
-    let pool = &t.db.api;
+    let pool = &t.db.platform;
     let (rep, _) = worker::tick(pool, now).await.unwrap().unwrap();
     assert_eq!((rep.escalated, rep.expired_requests), (0, 0));
     assert_eq!(rep.pending_by_age, [1, 0, 0, 0]);

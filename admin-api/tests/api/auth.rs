@@ -380,7 +380,7 @@ async fn key_rotation_keeps_previous_key_valid() {
     let t = TestApp::new().await;
     let old = t.root().await;
     sentinel_admin::keys::rotate(&t.db.owner).await.unwrap();
-    t.state.keys.reload(&t.state.pool).await.unwrap();
+    t.state.keys.reload(&t.state.platform).await.unwrap();
     let (_, jwks) = t
         .request("GET", "/.well-known/jwks.json", None, None, &[])
         .await;
@@ -394,7 +394,7 @@ async fn key_rotation_keeps_previous_key_valid() {
     );
     // A second rotation retires the first key.
     sentinel_admin::keys::rotate(&t.db.owner).await.unwrap();
-    t.state.keys.reload(&t.state.pool).await.unwrap();
+    t.state.keys.reload(&t.state.platform).await.unwrap();
     let (s, v) = t.get("/api/v1/auth/me", &old).await;
     assert_error(s, &v, StatusCode::UNAUTHORIZED, "AUTH_INVALID");
 }

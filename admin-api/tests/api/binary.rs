@@ -18,9 +18,18 @@ pub fn urls(db: &str) -> (String, String) {
     )
 }
 
+/// The platform role's URL beside an API-role URL (the same database).
+pub fn platform_url(api_url: &str) -> String {
+    api_url.replace(
+        &format!("sentinel_api:{API_ROLE_PASSWORD}@"),
+        &format!("sentinel_platform:{PLATFORM_ROLE_PASSWORD}@"),
+    )
+}
+
 pub fn admin_cmd(url: &str) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_sentinel-admin"));
     c.env("DATABASE_URL", url)
+        .env("SENTINEL_PLATFORM_DATABASE_URL", platform_url(url))
         .env("SENTINEL_ARGON2_M_KIB", "256")
         .env("SENTINEL_ARGON2_T", "1")
         .env(

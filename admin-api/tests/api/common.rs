@@ -36,25 +36,33 @@ pub fn base_url() -> String {
 /// Password the harness gives the API role, so that password-authenticating
 /// clusters work too (trust clusters ignore it).
 pub const API_ROLE_PASSWORD: &str = "sentinel-api-test";
+/// The same for the platform role (`sentinel_platform`, migration 0013).
+pub const PLATFORM_ROLE_PASSWORD: &str = "sentinel-platform-test";
 
 static API_ROLE_READY: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
 
-/// Sets the API role's password once per test process (the role is cluster-wide).
+/// Sets the API and platform roles' passwords once per test process (the
+/// roles are cluster-wide).
 async fn prepare_api_role(owner: &PgPool) {
     API_ROLE_READY
         .get_or_init(|| async {
-            for _ in 0..10 {
-                let r = sqlx::query(&format!(
-                    "ALTER ROLE sentinel_api PASSWORD '{API_ROLE_PASSWORD}'"
-                ))
-                .execute(owner)
-                .await;
-                if r.is_ok() {
-                    return;
+            for (role, password) in [
+                ("sentinel_api", API_ROLE_PASSWORD),
+                ("sentinel_platform", PLATFORM_ROLE_PASSWORD),
+            ] {
+                let mut done = false;
+                for _ in 0..10 {
+                    let r = sqlx::query(&format!("ALTER ROLE {role} PASSWORD '{password}'"))
+                        .execute(owner)
+                        .await;
+                    if r.is_ok() {
+                        done = true;
+                        break;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                 }
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                assert!(done, "cannot set the password of {role}");
             }
-            panic!("cannot set the password of sentinel_api");
         })
         .await;
 }
@@ -80,6 +88,8 @@ pub struct TestDb {
     pub owner: PgPool,
     pub api: PgPool,
     pub api_options: PgConnectOptions,
+    /// Connected as the platform role.
+    pub platform: PgPool,
 }
 
 /// The key-encryption key of the tests (the binaries get it as `SENTINEL_KEK`).
@@ -121,11 +131,22 @@ impl TestDb {
             .connect_with(api_options.clone())
             .await
             .unwrap();
+        let platform = PgPoolOptions::new()
+            .max_connections(4)
+            .connect_with(
+                base.clone()
+                    .database(&name)
+                    .username("sentinel_platform")
+                    .password(PLATFORM_ROLE_PASSWORD),
+            )
+            .await
+            .unwrap();
         TestDb {
             name,
             owner,
             api,
             api_options,
+            platform,
         }
     }
 }
@@ -180,7 +201,9 @@ impl TestApp {
         seed::seed_demo(&db.owner, &cfg, DEMO_PASSWORD)
             .await
             .unwrap();
-        let state = AppState::new(db.api.clone(), cfg).await.unwrap();
+        let state = AppState::new(db.api.clone(), db.platform.clone(), cfg)
+            .await
+            .unwrap();
         let app = sentinel_admin::app(state.clone());
         TestApp { db, app, state }
     }

@@ -45,11 +45,15 @@ fn published(o: Outcome) -> Pub {
 
 /// Publishes (unforced: there must be a change).
 async fn publish(t: &TestApp) -> Pub {
-    published(snapshot::publish(&t.db.api, None, false).await.unwrap())
+    published(
+        snapshot::publish(&t.db.platform, None, false)
+            .await
+            .unwrap(),
+    )
 }
 
 async fn publish_forced(t: &TestApp) -> Pub {
-    published(snapshot::publish(&t.db.api, None, true).await.unwrap())
+    published(snapshot::publish(&t.db.platform, None, true).await.unwrap())
 }
 
 /// Publishes and checks that exactly `expected` parts changed since `prev`:
@@ -128,7 +132,7 @@ async fn a_change_in_one_tenant_republishes_only_its_shard() {
     assert_eq!(m2.shards[&TEST_002], m1.shards[&TEST_002]);
     // Nothing changed since: nothing to publish.
     assert!(matches!(
-        snapshot::publish(&t.db.api, None, false).await.unwrap(),
+        snapshot::publish(&t.db.platform, None, false).await.unwrap(),
         Outcome::Unchanged(v) if v == m2.version
     ));
     // A forced publication (key rotation, --min-version) builds no shard.
@@ -158,7 +162,9 @@ async fn each_kind_of_change_lands_in_its_part() {
     // A login is no change (it writes last_login, login_count).
     t.nordic(AXEL).await;
     assert!(matches!(
-        snapshot::publish(&t.db.api, None, false).await.unwrap(),
+        snapshot::publish(&t.db.platform, None, false)
+            .await
+            .unwrap(),
         Outcome::Unchanged(_)
     ));
 
@@ -270,7 +276,7 @@ async fn each_kind_of_change_lands_in_its_part() {
 
     // After all that, a rebuild of every part yields the same manifest.
     let rebuilt = published(
-        snapshot::publish_with(&t.db.api, None, true, 0, true)
+        snapshot::publish_with(&t.db.platform, None, true, 0, true)
             .await
             .unwrap(),
     );
@@ -285,7 +291,7 @@ async fn each_kind_of_change_lands_in_its_part() {
 /// permissions no role holds (as a whole snapshot did, so that a broken one
 /// is still refused), which `split` leaves out.
 async fn assert_split_matches(t: &TestApp, m: &Manifest) {
-    let mut tx = sentinel_admin::db::begin(&t.db.api, sentinel_admin::db::TenantCtx::All)
+    let mut tx = sentinel_admin::db::begin(&t.db.platform, sentinel_admin::db::TenantCtx::All)
         .await
         .unwrap();
     let whole = snapshot::load_source(&mut tx).await.unwrap();
@@ -408,7 +414,7 @@ async fn get(t: &TestApp, key: &str, query: &str, held: Option<u64>) -> (StatusC
 }
 
 async fn verifier(t: &TestApp) -> SnapshotVerifier {
-    let mut conn = t.db.api.acquire().await.unwrap();
+    let mut conn = t.db.platform.acquire().await.unwrap();
     let jwks = sentinel_admin::snapshot_keys::jwks(&mut conn)
         .await
         .unwrap();
@@ -448,7 +454,10 @@ async fn since_serves_exactly_the_changed_parts_and_a_consumer_rebuilds_the_poli
     assert_eq!(shas(&b), all);
     gw.apply(&v, &body).unwrap();
     assert_eq!(gw.source().version, m1.version);
-    assert_eq!(normalized(gw.source()), database_policy(&t.db.api).await);
+    assert_eq!(
+        normalized(gw.source()),
+        database_policy(&t.db.platform).await
+    );
     // since=0 and a since above the latest are "everything" too.
     for q in [
         "?since=0".to_owned(),
@@ -507,7 +516,7 @@ async fn since_serves_exactly_the_changed_parts_and_a_consumer_rebuilds_the_poli
     assert_eq!(applied.shards_kept, m3.shards.len() - 1);
     assert_eq!(gw.version, m3.version);
     let policy = normalized(gw.source());
-    assert_eq!(policy, database_policy(&t.db.api).await);
+    assert_eq!(policy, database_policy(&t.db.platform).await);
     assert!(policy
         .principals
         .iter()
@@ -576,7 +585,10 @@ async fn an_invalid_change_is_refused_and_nothing_new_is_served() {
     .execute(&t.db.owner)
     .await
     .unwrap();
-    match snapshot::publish(&t.db.api, None, false).await.unwrap() {
+    match snapshot::publish(&t.db.platform, None, false)
+        .await
+        .unwrap()
+    {
         Outcome::Invalid { errors, .. } => {
             assert!(
                 errors.iter().any(|e| e.contains(&TEST_002.to_string())),
@@ -596,7 +608,7 @@ async fn an_invalid_change_is_refused_and_nothing_new_is_served() {
     assert_eq!(decode(&body).manifest, m1);
     // Forced (the CLI): still refused.
     assert!(matches!(
-        snapshot::publish(&t.db.api, None, true).await.unwrap(),
+        snapshot::publish(&t.db.platform, None, true).await.unwrap(),
         Outcome::Invalid { .. }
     ));
     // Fixed: the next version publishes; the shard is what it was, so it
@@ -634,7 +646,7 @@ async fn a_write_committed_during_a_publication_is_not_lost() {
         .execute(&mut *blocker)
         .await
         .unwrap();
-    let pool = t.db.api.clone();
+    let pool = t.db.platform.clone();
     let running = tokio::spawn(async move { snapshot::publish(&pool, None, false).await });
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
@@ -714,7 +726,7 @@ async fn pruning_keeps_the_parts_kept_manifests_list() {
     };
     // Keep 2 versions: the last two of TEST-001's shards, everything else
     // (still listed with `since` = the first version).
-    let gone = snapshot::prune(&t.db.api, 2).await.unwrap();
+    let gone = snapshot::prune(&t.db.platform, 2).await.unwrap();
     assert_eq!(gone, 2);
     let kept = stored().await;
     assert!(kept.contains(&old_a[2]) && kept.contains(&old_a[3]));
@@ -722,7 +734,7 @@ async fn pruning_keeps_the_parts_kept_manifests_list() {
     assert!(listed(&m).is_subset(&kept));
     assert_eq!(m.shards[&TEST_002], m1.shards[&TEST_002]);
     // Keep 1: exactly the latest manifest's parts; dirty rows it absorbed are gone.
-    snapshot::prune(&t.db.api, 1).await.unwrap();
+    snapshot::prune(&t.db.platform, 1).await.unwrap();
     assert_eq!(stored().await, listed(&m));
     let dirty: i64 = sqlx::query_scalar("SELECT count(*) FROM sentinel.policy_dirty")
         .fetch_one(&t.db.owner)

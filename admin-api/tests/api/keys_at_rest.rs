@@ -108,12 +108,13 @@ async fn keys_stored_in_clear_before_the_upgrade_are_sealed_at_start_and_keep_si
             .unwrap();
     }
     // A clear key is not used as it is: the loader refuses it.
-    let e = t.state.keys.reload(&t.state.pool).await.unwrap_err();
+    let e = t.state.keys.reload(&t.state.platform).await.unwrap_err();
     assert!(e.to_string().contains("seal-keys"), "{e}");
     // A start seals it, and the same key signs again.
-    let state = sentinel_admin::AppState::new(t.db.api.clone(), test_config())
-        .await
-        .unwrap();
+    let state =
+        sentinel_admin::AppState::new(t.db.api.clone(), t.db.platform.clone(), test_config())
+            .await
+            .unwrap();
     let (kid2, value2) = sqlx::query_as::<_, (String, String)>(
         "SELECT kid, private_pem FROM sentinel.signing_keys WHERE status = 'current'",
     )
@@ -135,19 +136,20 @@ async fn keys_stored_in_clear_before_the_upgrade_are_sealed_at_start_and_keep_si
 #[tokio::test]
 async fn a_tenants_transaction_cannot_read_keys_or_snapshots() {
     let t = TestApp::new().await;
-    sentinel_admin::snapshot::publish_with(&t.state.pool, None, true, 0, false)
+    sentinel_admin::snapshot::publish_with(&t.state.platform, None, true, 0, false)
         .await
         .unwrap();
     for table in PLATFORM_TABLES {
-        // Outside a tenant (the publisher, the key loader): rows are there.
+        // Outside a tenant, as the platform role (the publisher, the key
+        // loader): rows are there.
         let n: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM sentinel.{table}"))
-            .fetch_one(&t.db.api)
+            .fetch_one(&t.db.platform)
             .await
             .unwrap();
         assert!(n > 0, "{table}: the positive control found no rows");
-        // Inside a tenant's transaction: none.
+        // Inside a tenant's transaction: none, even for the platform role.
         let mut tx = sentinel_admin::db::begin(
-            &t.db.api,
+            &t.db.platform,
             sentinel_admin::db::TenantCtx::One(TEST_001.parse().unwrap()),
         )
         .await
@@ -157,6 +159,26 @@ async fn a_tenants_transaction_cannot_read_keys_or_snapshots() {
             .await
             .unwrap();
         assert_eq!(n, 0, "{table} is readable in a tenant's transaction");
+        tx.rollback().await.unwrap();
+        // The API role may not read them at all, in a tenant or outside
+        // (migration 0013).
+        let mut tx = sentinel_admin::db::begin(
+            &t.db.api,
+            sentinel_admin::db::TenantCtx::One(TEST_001.parse().unwrap()),
+        )
+        .await
+        .unwrap();
+        let e = sqlx::query_scalar::<_, i64>(&format!("SELECT count(*) FROM sentinel.{table}"))
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("permission denied"), "{table}: {e}");
+        tx.rollback().await.unwrap();
+        let e = sqlx::query_scalar::<_, i64>(&format!("SELECT count(*) FROM sentinel.{table}"))
+            .fetch_one(&t.db.api)
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("permission denied"), "{table}: {e}");
     }
 }
 

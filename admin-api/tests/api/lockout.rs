@@ -288,3 +288,84 @@ async fn the_real_server_limits_per_peer_address() {
     assert_eq!(r.status(), 200);
     child.kill().await.unwrap();
 }
+
+/// `sentinel-admin serve` on a free loopback port (killed on drop), and its base URL.
+async fn replica(api: &str, env: &[(&str, &str)]) -> (tokio::process::Child, String) {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let listen = format!("127.0.0.1:{port}");
+    let mut cmd = crate::binary::admin_cmd(api);
+    cmd.args(["serve", "--listen", &listen])
+        .env("SENTINEL_CONSOLE_DIR", "");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let child = cmd.spawn().unwrap();
+    let base = format!("http://{listen}");
+    for _ in 0..200 {
+        if let Ok(r) = reqwest::get(format!("{base}/healthz")).await {
+            if r.status() == 200 {
+                return (child, base);
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("replica on {listen} did not come up");
+}
+
+/// Two replicas of the real binary on one database: the failures counted by
+/// one hold the (account, address) pair back on the other, as they would
+/// behind a load balancer spreading an attacker's guesses.
+#[tokio::test]
+async fn failures_on_one_replica_hold_the_pair_back_on_another() {
+    let t = TestApp::new().await;
+    let (_, api) = crate::binary::urls(&t.db.name);
+    let env = [
+        ("SENTINEL_LOCKOUT_THRESHOLD", "3"),
+        ("SENTINEL_AUTH_RATE_PER_MINUTE", "100000"),
+        ("SENTINEL_AUTH_RATE_BURST", "100000"),
+    ];
+    let (_a, a) = replica(&api, &env).await;
+    let (_b, b) = replica(&api, &env).await;
+    let from = |ip: [u8; 4]| {
+        reqwest::Client::builder()
+            .local_address(Some(std::net::IpAddr::from(ip)))
+            .build()
+            .unwrap()
+    };
+    let (attacker, other) = (from([127, 0, 0, 1]), from([127, 0, 0, 3]));
+    let login = |c: &reqwest::Client, base: &str, pw: &str| {
+        c.post(format!("{base}/api/v1/auth/login"))
+            .json(&json!({"email": VICTOR, "password": pw, "tenant_code": "TEST-001"}))
+            .send()
+    };
+    // Two failures on A, one on B: three for the pair, the threshold.
+    for base in [&a, &a, &b] {
+        let r = login(&attacker, base, "Wrong-Passw0rd1").await.unwrap();
+        assert_eq!(r.status(), 401);
+    }
+    // Held back on both replicas, even with the right password (A alone has
+    // seen only two failures: per-replica counters would let it in).
+    for base in [&a, &b] {
+        let r = login(&attacker, base, DEMO_PASSWORD).await.unwrap();
+        let status = r.status();
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(status, 401, "{base}: {body}");
+        assert_eq!(body["error"]["code"], "AUTH_INVALID", "{body}");
+    }
+    // The control: the password is right, and another address is not held back.
+    let r = login(&other, &a, DEMO_PASSWORD).await.unwrap();
+    assert_eq!(r.status(), 200);
+    // The pair's row is in the database, keyed without the email in clear.
+    let mut tx = sentinel_admin::db::begin_platform(&t.db.platform)
+        .await
+        .unwrap();
+    let rows: Vec<(String, i32)> =
+        sqlx::query_as("SELECT address, failures FROM sentinel.login_failures ORDER BY address")
+            .fetch_all(&mut *tx)
+            .await
+            .unwrap();
+    assert_eq!(rows, vec![("127.0.0.1".to_owned(), 3)]);
+}

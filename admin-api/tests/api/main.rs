@@ -31,6 +31,7 @@ mod openapi;
 mod otel;
 mod password_policy;
 mod permissions;
+mod platform_role;
 mod rbac;
 mod readme;
 mod rls;

@@ -138,6 +138,11 @@ async fn the_readme_admin_api_quick_start_works_as_written() {
         "postgres://sentinel_api@127.0.0.1:5432/sentinel",
         &api,
     );
+    script = stand_in(
+        &script,
+        "postgres://sentinel_platform@127.0.0.1:5432/sentinel",
+        &crate::binary::platform_url(&api),
+    );
     // `api` carries the password the harness gives the API role (the role is
     // cluster-wide; a trust cluster ignores it).
     let mut cmd = bash(&format!("{CARGO_SHIM}\n{script}"));

@@ -658,7 +658,7 @@ async fn an_uncompilable_policy_is_not_published_and_counted() {
 #[tokio::test]
 async fn concurrent_publishers_and_retention() {
     let t = TestApp::new().await;
-    let pool = t.db.api.clone();
+    let pool = t.db.platform.clone();
     // Several publishers at once (admin replicas): distinct, gap-free versions.
     let mut tasks = Vec::new();
     for _ in 0..4 {
@@ -1018,7 +1018,7 @@ async fn writes_that_would_not_compile_are_refused_and_change_nothing() {
     }
     // And what is stored still compiles.
     assert!(matches!(
-        sentinel_admin::snapshot::publish(&t.db.api, None, true)
+        sentinel_admin::snapshot::publish(&t.db.platform, None, true)
             .await
             .unwrap(),
         sentinel_admin::snapshot::Outcome::Published { .. }

@@ -104,7 +104,7 @@ fn worker(t: &TestApp, allow_loopback: bool) -> (Worker, Arc<ManualClock>) {
         chrono::Utc::now() + chrono::Duration::minutes(1),
     ));
     let w = Worker::new(
-        t.state.pool.clone(),
+        t.state.platform.clone(),
         &t.state.metrics,
         delivery(allow_loopback),
         clock.clone(),

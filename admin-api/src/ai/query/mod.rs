@@ -70,7 +70,7 @@ async fn tenant_of(
     } else {
         caller.ctx()
     };
-    let mut tx = db::begin(&state.pool, ctx).await?;
+    let mut tx = state.begin(ctx).await?;
     let rows: Vec<(Uuid, String, String)> =
         sqlx::query_as("SELECT id, code, name FROM sentinel.tenants ORDER BY name")
             .fetch_all(&mut *tx)
