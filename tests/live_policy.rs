@@ -615,7 +615,9 @@ async fn enforced(
     }
 }
 
-/// Both gateways enforce the change within the generous bound; prints the latencies.
+/// Both gateways enforce the change within the generous bound; the two
+/// latencies (printed when `verbose`).
+#[expect(clippy::too_many_arguments, reason = "a test step, spelled out at each call")]
 async fn both_enforce(
     what: &str,
     gws: [&Gateway; 2],
@@ -624,21 +626,71 @@ async fn both_enforce(
     token: &str,
     want: u16,
     since: Instant,
-) {
+    verbose: bool,
+) -> [Duration; 2] {
     let (a, b) = tokio::join!(
         enforced(gws[0], method.clone(), path, token, want, since),
         enforced(gws[1], method.clone(), path, token, want, since)
     );
-    println!(
-        "e2e: {what}: enforced by gateway 1 after {:.1} ms, gateway 2 after {:.1} ms (from the API call returning)",
-        a.as_secs_f64() * 1000.0,
-        b.as_secs_f64() * 1000.0
-    );
+    if verbose {
+        println!(
+            "e2e: {what}: enforced by gateway 1 after {:.1} ms, gateway 2 after {:.1} ms (from the API call returning)",
+            a.as_secs_f64() * 1000.0,
+            b.as_secs_f64() * 1000.0
+        );
+    }
     let bound = Duration::from_secs(5);
     assert!(
         a < bound && b < bound,
         "{what}: {a:?} / {b:?} exceed {bound:?}"
     );
+    [a, b]
+}
+
+/// Latencies of each kind of change, per gateway, over the rounds.
+#[derive(Default)]
+struct Samples(Vec<(&'static str, [Vec<Duration>; 2])>);
+
+impl Samples {
+    fn add(&mut self, what: &'static str, took: [Duration; 2]) {
+        let i = match self.0.iter().position(|(w, _)| *w == what) {
+            Some(i) => i,
+            None => {
+                self.0.push((what, [Vec::new(), Vec::new()]));
+                self.0.len() - 1
+            }
+        };
+        for (list, t) in self.0[i].1.iter_mut().zip(took) {
+            list.push(t);
+        }
+    }
+
+    /// One line per kind: p50 / p99 (nearest rank) and max per gateway.
+    fn print(&self) {
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        for (what, per_gw) in &self.0 {
+            let cols: Vec<String> = per_gw
+                .iter()
+                .map(|v| {
+                    let mut v = v.clone();
+                    v.sort();
+                    let rank = |p: f64| v[((p * v.len() as f64).ceil() as usize).max(1) - 1];
+                    format!(
+                        "p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+                        ms(rank(0.50)),
+                        ms(rank(0.99)),
+                        ms(v[v.len() - 1])
+                    )
+                })
+                .collect();
+            println!(
+                "e2e summary: {what} (n = {}): gateway 1 {} | gateway 2 {}",
+                per_gw[0].len(),
+                cols[0],
+                cols[1]
+            );
+        }
+    }
 }
 
 /// `SENTINEL_E2E_SCALE=tenants,users,roles,perms` (per tenant, as
@@ -775,127 +827,150 @@ async fn end_to_end_with_the_admin_api_postgres_and_two_gateways() {
         &victor,
         403,
         Instant::now(),
+        true,
     )
     .await;
 
-    // 1. A permission grant.
-    let r = client()
-        .post(format!("{api}/api/v1/roles/{viewer}/permissions"))
-        .bearer_auth(&alice)
-        .json(&serde_json::json!({ "permission_ids": [update] }))
-        .send()
-        .await
-        .unwrap();
-    let since = Instant::now();
-    assert!(r.status().is_success(), "grant: {}", r.status());
-    both_enforce(
-        "grant",
-        [g1, g2],
-        patch.clone(),
-        "/msw/vessels/v-a2",
-        &victor,
-        200,
-        since,
-    )
-    .await;
+    // `SENTINEL_E2E_ROUNDS=20` repeats every kind of change for p50/p99
+    // figures (docs/PERFORMANCE.md); one round by default.
+    let rounds: usize = std::env::var("SENTINEL_E2E_ROUNDS")
+        .ok()
+        .map_or(1, |v| v.trim().parse().unwrap());
+    let verbose = rounds == 1;
+    let mut samples = Samples::default();
+    let mut session = String::new();
+    for _ in 0..rounds {
+        // 1. A permission grant.
+        let r = client()
+            .post(format!("{api}/api/v1/roles/{viewer}/permissions"))
+            .bearer_auth(&alice)
+            .json(&serde_json::json!({ "permission_ids": [update] }))
+            .send()
+            .await
+            .unwrap();
+        let since = Instant::now();
+        assert!(r.status().is_success(), "grant: {}", r.status());
+        let took = both_enforce(
+            "grant",
+            [g1, g2],
+            patch.clone(),
+            "/msw/vessels/v-a2",
+            &victor,
+            200,
+            since,
+            verbose,
+        )
+        .await;
+        samples.add("grant", took);
 
-    // 2. Its revocation.
-    let r = client()
-        .delete(format!("{api}/api/v1/roles/{viewer}/permissions/{update}"))
-        .bearer_auth(&alice)
-        .send()
-        .await
-        .unwrap();
-    let since = Instant::now();
-    assert!(r.status().is_success(), "revoke: {}", r.status());
-    both_enforce(
-        "revocation",
-        [g1, g2],
-        patch.clone(),
-        "/msw/vessels/v-a2",
-        &victor,
-        403,
-        since,
-    )
-    .await;
+        // 2. Its revocation.
+        let r = client()
+            .delete(format!("{api}/api/v1/roles/{viewer}/permissions/{update}"))
+            .bearer_auth(&alice)
+            .send()
+            .await
+            .unwrap();
+        let since = Instant::now();
+        assert!(r.status().is_success(), "revoke: {}", r.status());
+        let took = both_enforce(
+            "revocation",
+            [g1, g2],
+            patch.clone(),
+            "/msw/vessels/v-a2",
+            &victor,
+            403,
+            since,
+            verbose,
+        )
+        .await;
+        samples.add("revocation", took);
 
-    // 3. A user lock (then unlock).
-    let victor_id = VICTOR;
-    let r = client()
-        .post(format!("{api}/api/v1/users/{victor_id}/lock"))
-        .bearer_auth(&alice)
-        .send()
-        .await
-        .unwrap();
-    let since = Instant::now();
-    assert!(r.status().is_success(), "lock: {}", r.status());
-    both_enforce(
-        "user lock",
-        [g1, g2],
-        get.clone(),
-        "/msw/vessels",
-        &victor,
-        403,
-        since,
-    )
-    .await;
-    let body = client()
-        .get(g2.url("/msw/vessels"))
-        .bearer_auth(&victor)
-        .send()
-        .await
-        .unwrap();
-    expect_error(body, 403, "ACCOUNT_LOCKED").await;
-    let r = client()
-        .post(format!("{api}/api/v1/users/{victor_id}/unlock"))
-        .bearer_auth(&alice)
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success(), "unlock: {}", r.status());
-    let since = Instant::now();
-    both_enforce(
-        "unlock",
-        [g1, g2],
-        get.clone(),
-        "/msw/vessels",
-        &victor,
-        200,
-        since,
-    )
-    .await;
+        // 3. A user lock (then unlock).
+        let victor_id = VICTOR;
+        let r = client()
+            .post(format!("{api}/api/v1/users/{victor_id}/lock"))
+            .bearer_auth(&alice)
+            .send()
+            .await
+            .unwrap();
+        let since = Instant::now();
+        assert!(r.status().is_success(), "lock: {}", r.status());
+        let took = both_enforce(
+            "user lock",
+            [g1, g2],
+            get.clone(),
+            "/msw/vessels",
+            &victor,
+            403,
+            since,
+            verbose,
+        )
+        .await;
+        samples.add("user lock", took);
+        let body = client()
+            .get(g2.url("/msw/vessels"))
+            .bearer_auth(&victor)
+            .send()
+            .await
+            .unwrap();
+        expect_error(body, 403, "ACCOUNT_LOCKED").await;
+        let r = client()
+            .post(format!("{api}/api/v1/users/{victor_id}/unlock"))
+            .bearer_auth(&alice)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "unlock: {}", r.status());
+        let since = Instant::now();
+        let took = both_enforce(
+            "unlock",
+            [g1, g2],
+            get.clone(),
+            "/msw/vessels",
+            &victor,
+            200,
+            since,
+            verbose,
+        )
+        .await;
+        samples.add("unlock", took);
 
-    // 4. A logout: the token's jti is revoked at both gateways.
-    let session = login(&api, "victor@nordic.example").await;
-    both_enforce(
-        "new session",
-        [g1, g2],
-        get.clone(),
-        "/msw/vessels",
-        &session,
-        200,
-        Instant::now(),
-    )
-    .await;
-    let r = client()
-        .post(format!("{api}/api/v1/auth/logout"))
-        .bearer_auth(&session)
-        .json(&serde_json::json!({}))
-        .send()
-        .await
-        .unwrap();
-    let since = Instant::now();
-    assert!(r.status().is_success(), "logout: {}", r.status());
-    both_enforce(
-        "logout",
-        [g1, g2],
-        get.clone(),
-        "/msw/vessels",
-        &session,
-        401,
-        since,
-    )
-    .await;
+        // 4. A logout: the token's jti is revoked at both gateways.
+        session = login(&api, "victor@nordic.example").await;
+        both_enforce(
+            "new session",
+            [g1, g2],
+            get.clone(),
+            "/msw/vessels",
+            &session,
+            200,
+            Instant::now(),
+            verbose,
+        )
+        .await;
+        let r = client()
+            .post(format!("{api}/api/v1/auth/logout"))
+            .bearer_auth(&session)
+            .json(&serde_json::json!({}))
+            .send()
+            .await
+            .unwrap();
+        let since = Instant::now();
+        assert!(r.status().is_success(), "logout: {}", r.status());
+        let took = both_enforce(
+            "logout",
+            [g1, g2],
+            get.clone(),
+            "/msw/vessels",
+            &session,
+            401,
+            since,
+            verbose,
+        )
+        .await;
+        samples.add("logout", took);
+    }
+    samples.print();
 
     // Admin API stopped: both keep enforcing; a gateway restarted during the
     // outage serves from its cache file.
@@ -931,6 +1006,7 @@ async fn end_to_end_with_the_admin_api_postgres_and_two_gateways() {
 
     // The API returns: both catch up with changes made after it came back.
     server.restart();
+    let back = Instant::now();
     let r = client()
         .post(format!("{api}/api/v1/roles/{viewer}/permissions"))
         .bearer_auth(&alice)
@@ -952,8 +1028,14 @@ async fn end_to_end_with_the_admin_api_postgres_and_two_gateways() {
         &victor,
         200,
         since,
+        true,
     )
     .await;
+    let back = back.elapsed();
+    println!(
+        "e2e: grant after the outage: both gateways enforced it {:.1} ms after the admin API accepted connections again",
+        back.as_secs_f64() * 1000.0
+    );
     let latest = client()
         .get(format!("{api}/api/v1/snapshots/latest"))
         .header("authorization", format!("ApiKey {gateway_key}"))
