@@ -371,6 +371,82 @@ async fn a_restart_during_an_outage_serves_the_cache_and_catches_up() {
     let _ = std::fs::remove_dir_all(&keys);
 }
 
+/// The `[policy]` section of [`start_admin`] with a long backoff (15–30 s
+/// after the first failure).
+fn long_backoff(server: &SnapshotServer, keys: &std::path::Path) -> String {
+    let short = "backoff_min = \"100ms\"\nbackoff_max = \"400ms\"\n";
+    let section = admin_policy_section(keys, &server.url(), "");
+    assert!(section.contains(short));
+    section.replace(short, "backoff_min = \"30s\"\nbackoff_max = \"60s\"\n")
+}
+
+/// An admin API that cannot be reached is tried again every 250–500 ms
+/// whatever the backoff (there is nothing to overload), so a gateway catches
+/// up within a second of its return, not a backoff step later. Fails on a
+/// poller that backs off on an unreachable API as on an error answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_admin_api_is_tried_again_quickly_despite_a_long_backoff() {
+    let server = SnapshotServer::start();
+    server.set(Reply::signed(5, payload(5, &[JTI])));
+    let keys = scratch();
+    let gw = start(Options {
+        policy_section: Some(long_backoff(&server, &keys)),
+        env: admin_env(),
+        require_ready: true,
+        capture_log: true,
+        ..Options::default()
+    });
+    let victor = token_with(VICTOR, NORDIC, false, Some(JTI));
+    assert_eq!(status(&gw, &victor).await, 401);
+
+    // The admin API goes away (connections are closed unanswered): the
+    // gateway keeps enforcing what it holds.
+    server.set_down(true);
+    gw.wait_metric("sentinel_snapshot_fetches_total{outcome=\"error\"}", 1.0)
+        .await;
+    assert_eq!(status(&gw, &victor).await, 401, "kept during the outage");
+
+    // Back with a newer snapshot. A backoff step would be 15–30 s here.
+    server.set(Reply::signed(6, payload(6, &[])));
+    server.set_down(false);
+    let back = Instant::now();
+    let took = wait_status(&gw, &victor, 200).await;
+    println!(
+        "caught up {:.0} ms after the admin API came back (backoff_min = 30s)",
+        back.elapsed().as_secs_f64() * 1000.0
+    );
+    assert!(took < Duration::from_secs(10), "caught up after {took:?}");
+    drop(gw);
+    let _ = std::fs::remove_dir_all(&keys);
+}
+
+/// An admin API that answers with an error is not hammered: the backoff
+/// holds for answers (here a 401 to a wrong API key), only an unreachable
+/// API is tried again quickly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn error_answers_keep_the_backoff() {
+    let server = SnapshotServer::start();
+    server.set(Reply::signed(5, payload(5, &[])));
+    let keys = scratch();
+    let gw = start(Options {
+        policy_section: Some(long_backoff(&server, &keys)),
+        env: vec![(admin_env()[0].0.clone(), "sk_wrong_key".to_owned())],
+        require_ready: false,
+        capture_log: true,
+        ..Options::default()
+    });
+    gw.wait_metric("sentinel_snapshot_fetches_total{outcome=\"error\"}", 1.0)
+        .await;
+    let first = server.bad_auth();
+    assert!(first >= 1);
+    // The next try is 15–30 s away; two seconds see none.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(server.bad_auth(), first, "an error answer was retried at once");
+    assert_eq!(readyz(&gw).await.0, 503);
+    drop(gw);
+    let _ = std::fs::remove_dir_all(&keys);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nothing_published_yet_means_not_ready() {
     let server = SnapshotServer::start();
@@ -756,7 +832,15 @@ async fn end_to_end_with_the_admin_api_postgres_and_two_gateways() {
             started.elapsed().as_secs_f64()
         );
     }
-    let mut server = AdminServer::start(&api_role);
+    // Twenty rounds log in and out more often than the default auth rate allows.
+    let mut server = AdminServer::start_with(
+        &api_role,
+        None,
+        &[
+            ("SENTINEL_AUTH_RATE_PER_MINUTE", "6000"),
+            ("SENTINEL_AUTH_RATE_BURST", "1000"),
+        ],
+    );
     let api = server.url();
 
     // The gateways trust the admin API's tokens (JWKS written to a file, so a
@@ -771,12 +855,15 @@ async fn end_to_end_with_the_admin_api_postgres_and_two_gateways() {
         .unwrap();
     let mut gws = Vec::new();
     let mut dirs = Vec::new();
+    // A long backoff (10–20 s after the first failure): only the quick
+    // retry of an unreachable admin API brings the gateways back within
+    // the bound after the outage below.
     for _ in 0..2 {
         let dir = scratch();
         std::fs::write(dir.join("snapshot.jwks.json"), &pinned).unwrap();
         std::fs::write(dir.join("admin.jwks.json"), &jwks).unwrap();
         let section = format!(
-            "[policy]\nsource = \"admin\"\nadmin_url = \"{api}\"\nkeys_file = \"{}\"\napi_key_env = \"{GATEWAY_KEY_ENV}\"\nwait = \"30s\"\ncache_file = \"{}\"\nbackoff_min = \"100ms\"\nbackoff_max = \"500ms\"\n",
+            "[policy]\nsource = \"admin\"\nadmin_url = \"{api}\"\nkeys_file = \"{}\"\napi_key_env = \"{GATEWAY_KEY_ENV}\"\nwait = \"30s\"\ncache_file = \"{}\"\nbackoff_min = \"20s\"\nbackoff_max = \"30s\"\n",
             dir.join("snapshot.jwks.json").display(),
             dir.join("snapshot.cache").display(),
         );
