@@ -518,7 +518,11 @@ mod tests {
         assert_eq!(p.next_start(t1 + 30 * MS), t1 + 500 * MS, "in a burst");
         let t2 = t1 + 500 * MS;
         p.published(t2, 1);
-        assert_eq!(p.next_start(t2 + 10 * MS), t2 + 100 * MS, "the burst is over");
+        assert_eq!(
+            p.next_start(t2 + 10 * MS),
+            t2 + 100 * MS,
+            "the burst is over"
+        );
     }
 
     #[test]
