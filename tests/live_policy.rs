@@ -371,6 +371,86 @@ async fn a_restart_during_an_outage_serves_the_cache_and_catches_up() {
     let _ = std::fs::remove_dir_all(&keys);
 }
 
+/// The `[policy]` section of [`start_admin`] with a long backoff (15–30 s
+/// after the first failure).
+fn long_backoff(server: &SnapshotServer, keys: &std::path::Path) -> String {
+    let short = "backoff_min = \"100ms\"\nbackoff_max = \"400ms\"\n";
+    let section = admin_policy_section(keys, &server.url(), "");
+    assert!(section.contains(short));
+    section.replace(short, "backoff_min = \"30s\"\nbackoff_max = \"60s\"\n")
+}
+
+/// An admin API that cannot be reached is tried again every 250–500 ms
+/// whatever the backoff (there is nothing to overload), so a gateway catches
+/// up within a second of its return, not a backoff step later. Fails on a
+/// poller that backs off on an unreachable API as on an error answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_admin_api_is_tried_again_quickly_despite_a_long_backoff() {
+    let server = SnapshotServer::start();
+    server.set(Reply::signed(5, payload(5, &[JTI])));
+    let keys = scratch();
+    let gw = start(Options {
+        policy_section: Some(long_backoff(&server, &keys)),
+        env: admin_env(),
+        require_ready: true,
+        capture_log: true,
+        ..Options::default()
+    });
+    let victor = token_with(VICTOR, NORDIC, false, Some(JTI));
+    assert_eq!(status(&gw, &victor).await, 401);
+
+    // The admin API goes away (connections are closed unanswered): the
+    // gateway keeps enforcing what it holds.
+    server.set_down(true);
+    gw.wait_metric("sentinel_snapshot_fetches_total{outcome=\"error\"}", 1.0)
+        .await;
+    assert_eq!(status(&gw, &victor).await, 401, "kept during the outage");
+
+    // Back with a newer snapshot. A backoff step would be 15–30 s here.
+    server.set(Reply::signed(6, payload(6, &[])));
+    server.set_down(false);
+    let back = Instant::now();
+    let took = wait_status(&gw, &victor, 200).await;
+    println!(
+        "caught up {:.0} ms after the admin API came back (backoff_min = 30s)",
+        back.elapsed().as_secs_f64() * 1000.0
+    );
+    assert!(took < Duration::from_secs(10), "caught up after {took:?}");
+    drop(gw);
+    let _ = std::fs::remove_dir_all(&keys);
+}
+
+/// An admin API that answers with an error is not hammered: the backoff
+/// holds for answers (here a 401 to a wrong API key), only an unreachable
+/// API is tried again quickly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn error_answers_keep_the_backoff() {
+    let server = SnapshotServer::start();
+    server.set(Reply::signed(5, payload(5, &[])));
+    let keys = scratch();
+    let gw = start(Options {
+        policy_section: Some(long_backoff(&server, &keys)),
+        env: vec![(admin_env()[0].0.clone(), "sk_wrong_key".to_owned())],
+        require_ready: false,
+        capture_log: true,
+        ..Options::default()
+    });
+    gw.wait_metric("sentinel_snapshot_fetches_total{outcome=\"error\"}", 1.0)
+        .await;
+    let first = server.bad_auth();
+    assert!(first >= 1);
+    // The next try is 15–30 s away; two seconds see none.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        server.bad_auth(),
+        first,
+        "an error answer was retried at once"
+    );
+    assert_eq!(readyz(&gw).await.0, 503);
+    drop(gw);
+    let _ = std::fs::remove_dir_all(&keys);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nothing_published_yet_means_not_ready() {
     let server = SnapshotServer::start();
@@ -615,7 +695,12 @@ async fn enforced(
     }
 }
 
-/// Both gateways enforce the change within the generous bound; prints the latencies.
+/// Both gateways enforce the change within the generous bound; the two
+/// latencies (printed when `verbose`).
+#[expect(
+    clippy::too_many_arguments,
+    reason = "a test step, spelled out at each call"
+)]
 async fn both_enforce(
     what: &str,
     gws: [&Gateway; 2],
@@ -624,21 +709,71 @@ async fn both_enforce(
     token: &str,
     want: u16,
     since: Instant,
-) {
+    verbose: bool,
+) -> [Duration; 2] {
     let (a, b) = tokio::join!(
         enforced(gws[0], method.clone(), path, token, want, since),
         enforced(gws[1], method.clone(), path, token, want, since)
     );
-    println!(
-        "e2e: {what}: enforced by gateway 1 after {:.1} ms, gateway 2 after {:.1} ms (from the API call returning)",
-        a.as_secs_f64() * 1000.0,
-        b.as_secs_f64() * 1000.0
-    );
+    if verbose {
+        println!(
+            "e2e: {what}: enforced by gateway 1 after {:.1} ms, gateway 2 after {:.1} ms (from the API call returning)",
+            a.as_secs_f64() * 1000.0,
+            b.as_secs_f64() * 1000.0
+        );
+    }
     let bound = Duration::from_secs(5);
     assert!(
         a < bound && b < bound,
         "{what}: {a:?} / {b:?} exceed {bound:?}"
     );
+    [a, b]
+}
+
+/// Latencies of each kind of change, per gateway, over the rounds.
+#[derive(Default)]
+struct Samples(Vec<(&'static str, [Vec<Duration>; 2])>);
+
+impl Samples {
+    fn add(&mut self, what: &'static str, took: [Duration; 2]) {
+        let i = match self.0.iter().position(|(w, _)| *w == what) {
+            Some(i) => i,
+            None => {
+                self.0.push((what, [Vec::new(), Vec::new()]));
+                self.0.len() - 1
+            }
+        };
+        for (list, t) in self.0[i].1.iter_mut().zip(took) {
+            list.push(t);
+        }
+    }
+
+    /// One line per kind: p50 / p99 (nearest rank) and max per gateway.
+    fn print(&self) {
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        for (what, per_gw) in &self.0 {
+            let cols: Vec<String> = per_gw
+                .iter()
+                .map(|v| {
+                    let mut v = v.clone();
+                    v.sort();
+                    let rank = |p: f64| v[((p * v.len() as f64).ceil() as usize).max(1) - 1];
+                    format!(
+                        "p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+                        ms(rank(0.50)),
+                        ms(rank(0.99)),
+                        ms(v[v.len() - 1])
+                    )
+                })
+                .collect();
+            println!(
+                "e2e summary: {what} (n = {}): gateway 1 {} | gateway 2 {}",
+                per_gw[0].len(),
+                cols[0],
+                cols[1]
+            );
+        }
+    }
 }
 
 /// `SENTINEL_E2E_SCALE=tenants,users,roles,perms` (per tenant, as
@@ -704,7 +839,15 @@ async fn end_to_end_with_the_admin_api_postgres_and_two_gateways() {
             started.elapsed().as_secs_f64()
         );
     }
-    let mut server = AdminServer::start(&api_role);
+    // Twenty rounds log in and out more often than the default auth rate allows.
+    let mut server = AdminServer::start_with(
+        &api_role,
+        None,
+        &[
+            ("SENTINEL_AUTH_RATE_PER_MINUTE", "6000"),
+            ("SENTINEL_AUTH_RATE_BURST", "1000"),
+        ],
+    );
     let api = server.url();
 
     // The gateways trust the admin API's tokens (JWKS written to a file, so a
@@ -719,18 +862,23 @@ async fn end_to_end_with_the_admin_api_postgres_and_two_gateways() {
         .unwrap();
     let mut gws = Vec::new();
     let mut dirs = Vec::new();
+    // A long backoff (10–20 s after the first failure): only the quick
+    // retry of an unreachable admin API brings the gateways back within
+    // the bound after the outage below.
     for _ in 0..2 {
         let dir = scratch();
         std::fs::write(dir.join("snapshot.jwks.json"), &pinned).unwrap();
         std::fs::write(dir.join("admin.jwks.json"), &jwks).unwrap();
         let section = format!(
-            "[policy]\nsource = \"admin\"\nadmin_url = \"{api}\"\nkeys_file = \"{}\"\napi_key_env = \"{GATEWAY_KEY_ENV}\"\nwait = \"30s\"\ncache_file = \"{}\"\nbackoff_min = \"100ms\"\nbackoff_max = \"500ms\"\n",
+            "[policy]\nsource = \"admin\"\nadmin_url = \"{api}\"\nkeys_file = \"{}\"\napi_key_env = \"{GATEWAY_KEY_ENV}\"\nwait = \"30s\"\ncache_file = \"{}\"\nbackoff_min = \"20s\"\nbackoff_max = \"30s\"\n",
             dir.join("snapshot.jwks.json").display(),
             dir.join("snapshot.cache").display(),
         );
         // Strict low-s (the default): the admin API writes the canonical form.
+        // Risk scoring off: polling every 5 ms for twenty rounds is an
+        // anomaly by design (RISK_BLOCKED), and risk is not what this measures.
         let issuer = format!(
-            "\n[[issuers]]\nissuer = \"sentinel-admin\"\naudiences = [\"sentinel\"]\nalgorithms = [\"ES256\"]\njwks_file = \"{}\"\nleeway = \"30s\"\n",
+            "\n[[issuers]]\nissuer = \"sentinel-admin\"\naudiences = [\"sentinel\"]\nalgorithms = [\"ES256\"]\njwks_file = \"{}\"\nleeway = \"30s\"\n\n[risk]\nenabled = false\n",
             dir.join("admin.jwks.json").display()
         );
         let started = Instant::now();
@@ -775,127 +923,150 @@ async fn end_to_end_with_the_admin_api_postgres_and_two_gateways() {
         &victor,
         403,
         Instant::now(),
+        true,
     )
     .await;
 
-    // 1. A permission grant.
-    let r = client()
-        .post(format!("{api}/api/v1/roles/{viewer}/permissions"))
-        .bearer_auth(&alice)
-        .json(&serde_json::json!({ "permission_ids": [update] }))
-        .send()
-        .await
-        .unwrap();
-    let since = Instant::now();
-    assert!(r.status().is_success(), "grant: {}", r.status());
-    both_enforce(
-        "grant",
-        [g1, g2],
-        patch.clone(),
-        "/msw/vessels/v-a2",
-        &victor,
-        200,
-        since,
-    )
-    .await;
+    // `SENTINEL_E2E_ROUNDS=20` repeats every kind of change for p50/p99
+    // figures (docs/PERFORMANCE.md); one round by default.
+    let rounds: usize = std::env::var("SENTINEL_E2E_ROUNDS")
+        .ok()
+        .map_or(1, |v| v.trim().parse().unwrap());
+    let verbose = rounds == 1;
+    let mut samples = Samples::default();
+    let mut session = String::new();
+    for _ in 0..rounds {
+        // 1. A permission grant.
+        let r = client()
+            .post(format!("{api}/api/v1/roles/{viewer}/permissions"))
+            .bearer_auth(&alice)
+            .json(&serde_json::json!({ "permission_ids": [update] }))
+            .send()
+            .await
+            .unwrap();
+        let since = Instant::now();
+        assert!(r.status().is_success(), "grant: {}", r.status());
+        let took = both_enforce(
+            "grant",
+            [g1, g2],
+            patch.clone(),
+            "/msw/vessels/v-a2",
+            &victor,
+            200,
+            since,
+            verbose,
+        )
+        .await;
+        samples.add("grant", took);
 
-    // 2. Its revocation.
-    let r = client()
-        .delete(format!("{api}/api/v1/roles/{viewer}/permissions/{update}"))
-        .bearer_auth(&alice)
-        .send()
-        .await
-        .unwrap();
-    let since = Instant::now();
-    assert!(r.status().is_success(), "revoke: {}", r.status());
-    both_enforce(
-        "revocation",
-        [g1, g2],
-        patch.clone(),
-        "/msw/vessels/v-a2",
-        &victor,
-        403,
-        since,
-    )
-    .await;
+        // 2. Its revocation.
+        let r = client()
+            .delete(format!("{api}/api/v1/roles/{viewer}/permissions/{update}"))
+            .bearer_auth(&alice)
+            .send()
+            .await
+            .unwrap();
+        let since = Instant::now();
+        assert!(r.status().is_success(), "revoke: {}", r.status());
+        let took = both_enforce(
+            "revocation",
+            [g1, g2],
+            patch.clone(),
+            "/msw/vessels/v-a2",
+            &victor,
+            403,
+            since,
+            verbose,
+        )
+        .await;
+        samples.add("revocation", took);
 
-    // 3. A user lock (then unlock).
-    let victor_id = VICTOR;
-    let r = client()
-        .post(format!("{api}/api/v1/users/{victor_id}/lock"))
-        .bearer_auth(&alice)
-        .send()
-        .await
-        .unwrap();
-    let since = Instant::now();
-    assert!(r.status().is_success(), "lock: {}", r.status());
-    both_enforce(
-        "user lock",
-        [g1, g2],
-        get.clone(),
-        "/msw/vessels",
-        &victor,
-        403,
-        since,
-    )
-    .await;
-    let body = client()
-        .get(g2.url("/msw/vessels"))
-        .bearer_auth(&victor)
-        .send()
-        .await
-        .unwrap();
-    expect_error(body, 403, "ACCOUNT_LOCKED").await;
-    let r = client()
-        .post(format!("{api}/api/v1/users/{victor_id}/unlock"))
-        .bearer_auth(&alice)
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success(), "unlock: {}", r.status());
-    let since = Instant::now();
-    both_enforce(
-        "unlock",
-        [g1, g2],
-        get.clone(),
-        "/msw/vessels",
-        &victor,
-        200,
-        since,
-    )
-    .await;
+        // 3. A user lock (then unlock).
+        let victor_id = VICTOR;
+        let r = client()
+            .post(format!("{api}/api/v1/users/{victor_id}/lock"))
+            .bearer_auth(&alice)
+            .send()
+            .await
+            .unwrap();
+        let since = Instant::now();
+        assert!(r.status().is_success(), "lock: {}", r.status());
+        let took = both_enforce(
+            "user lock",
+            [g1, g2],
+            get.clone(),
+            "/msw/vessels",
+            &victor,
+            403,
+            since,
+            verbose,
+        )
+        .await;
+        samples.add("user lock", took);
+        let body = client()
+            .get(g2.url("/msw/vessels"))
+            .bearer_auth(&victor)
+            .send()
+            .await
+            .unwrap();
+        expect_error(body, 403, "ACCOUNT_LOCKED").await;
+        let r = client()
+            .post(format!("{api}/api/v1/users/{victor_id}/unlock"))
+            .bearer_auth(&alice)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "unlock: {}", r.status());
+        let since = Instant::now();
+        let took = both_enforce(
+            "unlock",
+            [g1, g2],
+            get.clone(),
+            "/msw/vessels",
+            &victor,
+            200,
+            since,
+            verbose,
+        )
+        .await;
+        samples.add("unlock", took);
 
-    // 4. A logout: the token's jti is revoked at both gateways.
-    let session = login(&api, "victor@nordic.example").await;
-    both_enforce(
-        "new session",
-        [g1, g2],
-        get.clone(),
-        "/msw/vessels",
-        &session,
-        200,
-        Instant::now(),
-    )
-    .await;
-    let r = client()
-        .post(format!("{api}/api/v1/auth/logout"))
-        .bearer_auth(&session)
-        .json(&serde_json::json!({}))
-        .send()
-        .await
-        .unwrap();
-    let since = Instant::now();
-    assert!(r.status().is_success(), "logout: {}", r.status());
-    both_enforce(
-        "logout",
-        [g1, g2],
-        get.clone(),
-        "/msw/vessels",
-        &session,
-        401,
-        since,
-    )
-    .await;
+        // 4. A logout: the token's jti is revoked at both gateways.
+        session = login(&api, "victor@nordic.example").await;
+        both_enforce(
+            "new session",
+            [g1, g2],
+            get.clone(),
+            "/msw/vessels",
+            &session,
+            200,
+            Instant::now(),
+            verbose,
+        )
+        .await;
+        let r = client()
+            .post(format!("{api}/api/v1/auth/logout"))
+            .bearer_auth(&session)
+            .json(&serde_json::json!({}))
+            .send()
+            .await
+            .unwrap();
+        let since = Instant::now();
+        assert!(r.status().is_success(), "logout: {}", r.status());
+        let took = both_enforce(
+            "logout",
+            [g1, g2],
+            get.clone(),
+            "/msw/vessels",
+            &session,
+            401,
+            since,
+            verbose,
+        )
+        .await;
+        samples.add("logout", took);
+    }
+    samples.print();
 
     // Admin API stopped: both keep enforcing; a gateway restarted during the
     // outage serves from its cache file.
@@ -931,6 +1102,7 @@ async fn end_to_end_with_the_admin_api_postgres_and_two_gateways() {
 
     // The API returns: both catch up with changes made after it came back.
     server.restart();
+    let back = Instant::now();
     let r = client()
         .post(format!("{api}/api/v1/roles/{viewer}/permissions"))
         .bearer_auth(&alice)
@@ -952,8 +1124,14 @@ async fn end_to_end_with_the_admin_api_postgres_and_two_gateways() {
         &victor,
         200,
         since,
+        true,
     )
     .await;
+    let back = back.elapsed();
+    println!(
+        "e2e: grant after the outage: both gateways enforced it {:.1} ms after the admin API accepted connections again",
+        back.as_secs_f64() * 1000.0
+    );
     let latest = client()
         .get(format!("{api}/api/v1/snapshots/latest"))
         .header("authorization", format!("ApiKey {gateway_key}"))

@@ -3,9 +3,10 @@
 //! `GET /api/v1/snapshots/latest` serves and long-polls on.
 //!
 //! Every policy write bumps `sentinel.policy_revision` at commit and sends
-//! `NOTIFY sentinel_policy` (migration 0002). The publisher LISTENs, waits for
-//! a quiet moment (debounce), and publishes through [`crate::snapshot::publish`];
-//! it also ticks, so a notification lost with a dropped connection delays a
+//! `NOTIFY sentinel_policy` (migration 0002). The publisher LISTENs and
+//! publishes through [`crate::snapshot::publish`]: a change after a quiet
+//! spell at once, further ones at most one publication per debounce
+//! interval, and bursts at most one per `max_delay` ([`Pacer`]); it also ticks, so a notification lost with a dropped connection delays a
 //! change by one tick at most, never loses it. Each published version is
 //! announced with `NOTIFY sentinel_snapshot`, which wakes the long-polls of
 //! every admin replica.
@@ -326,11 +327,60 @@ async fn refresh_latest(state: &AppState) {
     }
 }
 
-/// Waits for a change (or a tick), debounces, publishes.
+/// When the publisher may start its next publication. Publishing at once
+/// is what makes a change reach the gateways quickly; spacing publications
+/// is what keeps a bulk change from becoming a publication (and a delta to
+/// every gateway) per row:
+///
+/// - a change after a quiet spell (no publication started within the
+///   interval below) is published at once (leading edge);
+/// - while changes come one at a time, publications start at least
+///   `debounce` apart; changes in between are taken in by the next one;
+/// - once a publication took in more than one committed change (a burst),
+///   the next starts at least `max_delay` after it, until one takes in a
+///   single change again.
+#[derive(Debug, Clone)]
+pub struct Pacer {
+    debounce: Duration,
+    max_delay: Duration,
+    /// Start of the last publication and whether it took in a burst.
+    last: Option<(Instant, bool)>,
+}
+
+impl Pacer {
+    pub fn new(debounce: Duration, max_delay: Duration) -> Pacer {
+        Pacer {
+            debounce,
+            max_delay: max_delay.max(debounce),
+            last: None,
+        }
+    }
+
+    /// The earliest moment a publication for a change seen at `now` may start.
+    pub fn next_start(&self, now: Instant) -> Instant {
+        match self.last {
+            None => now,
+            Some((at, burst)) => {
+                let gap = if burst { self.max_delay } else { self.debounce };
+                (at + gap).max(now)
+            }
+        }
+    }
+
+    /// Records a publication that started at `at` and took in `changes`
+    /// committed changes.
+    pub fn published(&mut self, at: Instant, changes: u64) {
+        self.last = Some((at, changes > 1));
+    }
+}
+
+/// Waits for a change (or a tick), paces ([`Pacer`]), publishes.
 async fn publish_loop(state: AppState) {
     let cfg = &state.config;
-    let debounce = Duration::from_millis(cfg.snapshot_debounce_ms);
-    let max_delay = Duration::from_millis(cfg.snapshot_max_delay_ms.max(cfg.snapshot_debounce_ms));
+    let mut pacer = Pacer::new(
+        Duration::from_millis(cfg.snapshot_debounce_ms),
+        Duration::from_millis(cfg.snapshot_max_delay_ms),
+    );
     let mut tick = tokio::time::interval(Duration::from_secs(cfg.snapshot_tick_seconds.max(1)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut closing = state.live.closing();
@@ -339,36 +389,35 @@ async fn publish_loop(state: AppState) {
     loop {
         tokio::select! {
             _ = state.live.poke.notified() => {
-                // Debounce: publish after `debounce` without a new change, or
-                // `max_delay` after the first one, whichever comes first.
-                let deadline = Instant::now() + max_delay;
-                loop {
-                    let quiet = tokio::time::sleep(debounce);
-                    let hard = tokio::time::sleep_until(deadline.into());
-                    tokio::select! {
-                        _ = state.live.poke.notified() => {
-                            if Instant::now() >= deadline { break; }
-                        }
-                        _ = quiet => break,
-                        _ = hard => break,
-                    }
+                // Changes committed while this waits are taken in by the
+                // publication (their pokes leave one permit: a check after).
+                let at = pacer.next_start(Instant::now());
+                tokio::select! {
+                    _ = tokio::time::sleep_until(at.into()) => {}
+                    _ = closing.changed() => return,
                 }
             }
             _ = tick.tick() => {}
             _ = closing.changed() => return,
         }
-        publish_now(&state, &mut failed).await;
+        let started = Instant::now();
+        if let Some(changes) = publish_now(&state, &mut failed).await {
+            pacer.published(started, changes);
+        }
     }
 }
 
-async fn publish_now(state: &AppState, failed: &mut Option<i64>) {
+/// Publishes if the policy changed; the changes a publication took in
+/// (`None`: nothing was published, so the next change need not wait; an
+/// attempt that failed counts as a burst, so a retry is not immediate).
+async fn publish_now(state: &AppState, failed: &mut Option<i64>) -> Option<u64> {
     let m = &state.metrics;
     if let Some(f) = *failed {
         match sqlx::query_scalar::<_, i64>("SELECT revision FROM sentinel.policy_revision")
             .fetch_one(&state.platform)
             .await
         {
-            Ok(r) if r == f => return,
+            Ok(r) if r == f => return None,
             _ => {}
         }
     }
@@ -378,6 +427,7 @@ async fn publish_now(state: &AppState, failed: &mut Option<i64>) {
             snapshot,
             new_parts,
             shards_built,
+            changes,
             compile,
             sign,
         }) => {
@@ -411,8 +461,9 @@ async fn publish_now(state: &AppState, failed: &mut Option<i64>) {
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "cannot prune old snapshots"),
             }
+            Some(changes)
         }
-        Ok(Outcome::Unchanged(_)) => {}
+        Ok(Outcome::Unchanged(_)) => None,
         Ok(Outcome::Invalid { revision, errors }) => {
             *failed = Some(revision);
             m.snapshot_publish_failures
@@ -423,12 +474,62 @@ async fn publish_now(state: &AppState, failed: &mut Option<i64>) {
                 errors = ?errors,
                 "stored policy does not compile; the last snapshot stays published"
             );
+            Some(2)
         }
         Err(e) => {
             m.snapshot_publish_failures
                 .with_label_values(&["error"])
                 .inc();
             tracing::warn!(error = %e, "cannot publish a policy snapshot; will retry");
+            Some(2)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Pacer;
+    use std::time::{Duration, Instant};
+
+    const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn a_change_after_a_quiet_spell_is_published_at_once() {
+        let t0 = Instant::now();
+        let mut p = Pacer::new(100 * MS, 500 * MS);
+        assert_eq!(p.next_start(t0), t0, "the very first change");
+        p.published(t0, 1);
+        let later = t0 + 150 * MS;
+        assert_eq!(p.next_start(later), later, "quiet for longer than debounce");
+        // Even after a burst, once `max_delay` has passed.
+        p.published(later, 7);
+        let quiet = later + 600 * MS;
+        assert_eq!(p.next_start(quiet), quiet);
+    }
+
+    #[test]
+    fn single_changes_are_spaced_by_debounce_and_bursts_by_max_delay() {
+        let t0 = Instant::now();
+        let mut p = Pacer::new(100 * MS, 500 * MS);
+        p.published(t0, 1);
+        assert_eq!(p.next_start(t0 + 30 * MS), t0 + 100 * MS);
+        let t1 = t0 + 100 * MS;
+        p.published(t1, 3);
+        assert_eq!(p.next_start(t1 + 30 * MS), t1 + 500 * MS, "in a burst");
+        let t2 = t1 + 500 * MS;
+        p.published(t2, 1);
+        assert_eq!(
+            p.next_start(t2 + 10 * MS),
+            t2 + 100 * MS,
+            "the burst is over"
+        );
+    }
+
+    #[test]
+    fn max_delay_is_never_below_debounce() {
+        let t0 = Instant::now();
+        let mut p = Pacer::new(300 * MS, 100 * MS);
+        p.published(t0, 5);
+        assert_eq!(p.next_start(t0), t0 + 300 * MS);
     }
 }

@@ -210,6 +210,7 @@ async fn main() -> anyhow::Result<()> {
                     shards_built,
                     compile,
                     sign,
+                    ..
                 } => {
                     println!(
                         "published policy snapshot version {} ({} shards; {} built, {} new parts, \

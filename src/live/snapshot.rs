@@ -27,6 +27,13 @@ use std::time::{Duration, Instant, SystemTime};
 /// Bundles larger than this are refused before they are read whole.
 pub const MAX_SNAPSHOT_BYTES: usize = 512 << 20;
 
+/// While the admin API cannot be reached (connection refused, closed or
+/// reset; a proxy in front answering 502 or 504), the next try is at most
+/// this far away (jittered to half of it and more), whatever the backoff:
+/// there is nothing to overload, and the gateway should catch up within a
+/// second of the API's return. Answers that are errors keep the backoff.
+pub const RECONNECT_MAX: Duration = Duration::from_millis(500);
+
 const CACHE_MAGIC: &[u8] = b"sentinel-snapshot-cache v2\n";
 
 /// Why a bundle was refused. The policy in force keeps serving.
@@ -254,6 +261,10 @@ enum Fetched {
 
 #[derive(Debug, thiserror::Error)]
 enum FetchError {
+    /// No answer: refused, closed or reset (or a proxy's 502 / 504).
+    #[error("admin API unreachable: {0}")]
+    Unreachable(String),
+    /// A timeout, or the verification task failing.
     #[error("admin API unreachable: {0}")]
     Transport(String),
     #[error("admin API answered {0}")]
@@ -362,9 +373,15 @@ impl Poller {
                         }
                         self.set_health(Health::Ok, None);
                         failures = 0;
-                        // A server that answers at once instead of waiting
-                        // must not turn this loop into a busy one.
-                        Duration::from_millis(200).saturating_sub(started.elapsed())
+                        // A server that answers "not modified" at once
+                        // instead of waiting must not turn this loop into a
+                        // busy one. A new version asks again at once: each
+                        // needs a newer signed version, so no busy loop, and
+                        // a change right after another is not held back.
+                        match fetched {
+                            Fetched::Updated => Duration::ZERO,
+                            _ => Duration::from_millis(200).saturating_sub(started.elapsed()),
+                        }
                     }
                 }
                 Err(e) => {
@@ -374,7 +391,7 @@ impl Poller {
                             crate::metrics::snapshot_fetch("rejected");
                             Health::Rejecting(r.reason())
                         }
-                        FetchError::Transport(_) => {
+                        FetchError::Transport(_) | FetchError::Unreachable(_) => {
                             crate::metrics::snapshot_fetch("error");
                             Health::Failing("transport".to_owned())
                         }
@@ -385,7 +402,12 @@ impl Poller {
                     };
                     self.set_health(health, Some(&e));
                     failures = failures.saturating_add(1);
-                    self.backoff(failures)
+                    let backoff = self.backoff(failures);
+                    if e.is_unreachable() {
+                        backoff.min(jittered(RECONNECT_MAX))
+                    } else {
+                        backoff
+                    }
                 }
             };
             self.check_staleness();
@@ -404,8 +426,7 @@ impl Poller {
             .backoff_min
             .saturating_mul(1u32 << exp)
             .min(self.src.backoff_max);
-        let jitter = (uuid::Uuid::new_v4().as_u128() as u64 % 1000) as u32;
-        step / 2 + (step / 2) * jitter / 1000
+        jittered(step)
     }
 
     fn set_health(&mut self, health: Health, error: Option<&FetchError>) {
@@ -509,10 +530,7 @@ impl Poller {
         if let Some(v) = held_version {
             req = req.header(http::header::IF_NONE_MATCH, format!("\"{v}\""));
         }
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| FetchError::Transport(without_url(&e)))?;
+        let resp = req.send().await.map_err(|e| FetchError::of(&e))?;
         match resp.status().as_u16() {
             304 => return Ok(Fetched::NotModified),
             503 => return Ok(Fetched::Unavailable),
@@ -565,6 +583,32 @@ impl Poller {
         }
         Ok(Fetched::Updated)
     }
+}
+
+impl FetchError {
+    /// Nothing answered: try again soon ([`RECONNECT_MAX`]).
+    fn is_unreachable(&self) -> bool {
+        matches!(
+            self,
+            FetchError::Unreachable(_) | FetchError::Status(502) | FetchError::Status(504)
+        )
+    }
+
+    /// A failed request: a timeout keeps the backoff (the API may be
+    /// overloaded); anything else means nothing answered.
+    fn of(e: &reqwest::Error) -> FetchError {
+        if e.is_timeout() {
+            FetchError::Transport(without_url(e))
+        } else {
+            FetchError::Unreachable(without_url(e))
+        }
+    }
+}
+
+/// Between half of `step` and all of it, so replicas do not retry in lockstep.
+fn jittered(step: Duration) -> Duration {
+    let jitter = (uuid::Uuid::new_v4().as_u128() as u64 % 1000) as u32;
+    step / 2 + (step / 2) * jitter / 1000
 }
 
 /// Reads the body up to [`MAX_SNAPSHOT_BYTES`].

@@ -62,6 +62,10 @@ pub enum Outcome {
         new_parts: Vec<(String, Bytes)>,
         /// Shards loaded and compiled (the others were carried over).
         shards_built: usize,
+        /// Committed policy transactions this version took in since the one
+        /// it extends (1 for a first publication or a forced one): more
+        /// than one means changes came in a burst.
+        changes: u64,
         /// Time to compile the parts built (not to load or serialize them)
         /// and to sign the manifest.
         compile: std::time::Duration,
@@ -222,6 +226,9 @@ async fn publish_once(
             return Ok(Outcome::Unchanged(u64::try_from(*version)?));
         }
     }
+    let changes = prev.as_ref().map_or(1, |p| {
+        u64::try_from(revision.saturating_sub(p.source_revision)).unwrap_or(0)
+    });
     let version = (last.as_ref().map_or(0, |l| l.0) + 1).max(i64::try_from(min_version)?);
     let uversion = u64::try_from(version)?;
     let phase = std::time::Instant::now();
@@ -407,6 +414,7 @@ async fn publish_once(
         },
         new_parts: new_parts.into_iter().collect(),
         shards_built: built.len(),
+        changes,
         compile,
         sign,
     })
