@@ -308,7 +308,12 @@ fn apply_one(src: &mut PolicySource, i: usize, c: &Change, errs: &mut FieldError
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests fail loudly"
+)]
 mod tests {
     use super::*;
     use sentinel_policy::source::{GroupSource, PrincipalSource, RoleSource};
