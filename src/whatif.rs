@@ -114,31 +114,5 @@ fn as_text(r: &Report, names: &[Option<&Snapshot>]) -> String {
 }
 
 fn as_json(r: &Report, names: &[Option<&Snapshot>]) -> String {
-    let mut skipped = serde_json::Map::new();
-    for (why, n) in &r.skipped {
-        skipped.insert(why.as_str().to_owned(), (*n).into());
-    }
-    let groups: Vec<serde_json::Value> = r
-        .groups()
-        .into_iter()
-        .map(|(g, count, principals)| {
-            serde_json::json!({
-                "flip": g.flip.as_str(),
-                "rules": g.rules,
-                "reason": g.reason,
-                "count": count,
-                "principals": principals.iter().map(|(p, n)| serde_json::json!({
-                    "id": p, "name": name_of(names, p), "count": n
-                })).collect::<Vec<_>>(),
-            })
-        })
-        .collect();
-    serde_json::json!({
-        "lines": r.lines,
-        "replayed": r.replayed,
-        "flipped": r.flipped(),
-        "skipped": skipped,
-        "groups": groups,
-    })
-    .to_string()
+    r.to_json(|p| name_of(names, p)).to_string()
 }

@@ -30,6 +30,7 @@ pub mod snapshot;
 pub mod snapshot_keys;
 pub mod state;
 pub mod throttle;
+pub mod whatif;
 
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderValue, StatusCode};

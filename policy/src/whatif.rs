@@ -15,40 +15,47 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use uuid::Uuid;
 
-/// One line: an audit event (`principal_id`, `tenant_id`, `resource`,
+/// One record: an audit event (`principal_id`, `tenant_id`, `resource`,
 /// `resource_id`, `action`, `method`, `client_ip`, `risk_score`, `time`,
 /// and the recorded `outcome`/`reason`/`rules`), or a request in the same
 /// names with the optional `mfa`, `approval_chain` and `allowed`. Every
-/// other field is ignored.
-#[derive(Deserialize)]
-struct Record<'a> {
+/// other field of a line is ignored. Callers that read records from
+/// elsewhere (the admin API, from `audit_logs`) build one directly and hand
+/// it to [`Replay::record`].
+#[derive(Debug, Default, Deserialize)]
+pub struct Recorded<'a> {
     #[serde(borrow)]
-    principal_id: Option<Cow<'a, str>>,
+    pub principal_id: Option<Cow<'a, str>>,
     #[serde(borrow)]
-    tenant_id: Option<Cow<'a, str>>,
+    pub tenant_id: Option<Cow<'a, str>>,
     #[serde(borrow)]
-    resource: Option<Cow<'a, str>>,
+    pub resource: Option<Cow<'a, str>>,
     #[serde(borrow)]
-    resource_id: Option<Cow<'a, str>>,
+    pub resource_id: Option<Cow<'a, str>>,
     #[serde(borrow)]
-    action: Option<Cow<'a, str>>,
+    pub action: Option<Cow<'a, str>>,
     #[serde(borrow)]
-    method: Option<Cow<'a, str>>,
+    pub method: Option<Cow<'a, str>>,
     #[serde(borrow)]
-    client_ip: Option<Cow<'a, str>>,
-    risk_score: Option<f64>,
+    pub client_ip: Option<Cow<'a, str>>,
+    pub risk_score: Option<f64>,
+    /// RFC 3339 (`unix_seconds`).
     #[serde(borrow)]
-    time: Option<Cow<'a, str>>,
-    mfa: Option<bool>,
+    pub time: Option<Cow<'a, str>>,
+    /// The time as Unix seconds, for callers that hold it parsed; takes
+    /// precedence over `time`. Never read from a line.
+    #[serde(skip)]
+    pub unix_time: Option<i64>,
+    pub mfa: Option<bool>,
     #[serde(borrow)]
-    approval_chain: Option<Cow<'a, str>>,
+    pub approval_chain: Option<Cow<'a, str>>,
     /// Requests: the decision recorded for them, if any.
-    allowed: Option<bool>,
+    pub allowed: Option<bool>,
     /// Audit events: the live decision's reason (`allowed`, `explicit_deny`, …).
     #[serde(borrow)]
-    reason: Option<Cow<'a, str>>,
+    pub reason: Option<Cow<'a, str>>,
     #[serde(borrow)]
-    rules: Option<Vec<Cow<'a, str>>>,
+    pub rules: Option<Vec<Cow<'a, str>>>,
 }
 
 /// Which way a decision flipped.
@@ -126,6 +133,55 @@ impl Report {
         self.flips.values().flat_map(|p| p.values()).sum()
     }
 
+    /// Flips in one direction.
+    pub fn flipped_to(&self, flip: Flip) -> u64 {
+        self.flips
+            .iter()
+            .filter(|(g, _)| g.flip == flip)
+            .flat_map(|(_, p)| p.values())
+            .sum()
+    }
+
+    /// The report as one JSON object: `lines`, `replayed`, `flipped`,
+    /// `allow_to_deny`, `deny_to_allow`, `skipped` (count by cause) and
+    /// `groups[]` (`flip`, `rules`, `reason`, `count`, `principals[]` with
+    /// `id`, `name`, `count`), in [`Report::groups`] order. The one shape of
+    /// `sentinel what-if --json` and of the admin API's
+    /// `POST /api/v1/policy/what-if`; `name_of` names a principal (empty
+    /// when unknown).
+    pub fn to_json(&self, name_of: impl Fn(&Uuid) -> String) -> serde_json::Value {
+        let mut skipped = serde_json::Map::new();
+        let mut causes: Vec<_> = self.skipped.iter().collect();
+        causes.sort();
+        for (why, n) in causes {
+            skipped.insert(why.as_str().to_owned(), (*n).into());
+        }
+        let groups: Vec<serde_json::Value> = self
+            .groups()
+            .into_iter()
+            .map(|(g, count, principals)| {
+                serde_json::json!({
+                    "flip": g.flip.as_str(),
+                    "rules": g.rules,
+                    "reason": g.reason,
+                    "count": count,
+                    "principals": principals.iter().map(|(p, n)| serde_json::json!({
+                        "id": p, "name": name_of(p), "count": n
+                    })).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        serde_json::json!({
+            "lines": self.lines,
+            "replayed": self.replayed,
+            "flipped": self.flipped(),
+            "allow_to_deny": self.flipped_to(Flip::AllowToDeny),
+            "deny_to_allow": self.flipped_to(Flip::DenyToAllow),
+            "skipped": skipped,
+            "groups": groups,
+        })
+    }
+
     /// The groups, most flips first, each with its principals, most first.
     pub fn groups(&self) -> Vec<GroupCount<'_>> {
         let mut out: Vec<_> = self
@@ -175,13 +231,23 @@ impl<'s> Replay<'s> {
             return;
         }
         self.report.lines += 1;
-        if let Err(skip) = self.replay(line) {
+        let outcome = serde_json::from_slice::<Recorded<'_>>(line)
+            .map_err(|_| Skip::Malformed)
+            .and_then(|r| self.replay(&r));
+        if let Err(skip) = outcome {
             *self.report.skipped.entry(skip).or_default() += 1;
         }
     }
 
-    fn replay(&mut self, line: &[u8]) -> Result<(), Skip> {
-        let r: Record<'_> = serde_json::from_slice(line).map_err(|_| Skip::Malformed)?;
+    /// Replays one record (counted as a line).
+    pub fn record(&mut self, r: &Recorded<'_>) {
+        self.report.lines += 1;
+        if let Err(skip) = self.replay(r) {
+            *self.report.skipped.entry(skip).or_default() += 1;
+        }
+    }
+
+    fn replay(&mut self, r: &Recorded<'_>) -> Result<(), Skip> {
         let (Some(principal), Some(resource_type), Some(action)) = (
             r.principal_id.as_deref(),
             r.resource.as_deref(),
@@ -198,7 +264,10 @@ impl<'s> Replay<'s> {
             (None, None) => None,
         };
         let pid = Uuid::parse_str(principal).map_err(|_| Skip::UnknownPrincipal)?;
-        let now = r.time.as_deref().and_then(unix_seconds).unwrap_or(0);
+        let now = r
+            .unix_time
+            .or_else(|| r.time.as_deref().and_then(unix_seconds))
+            .unwrap_or(0);
         let client_ip: Option<IpAddr> = r.client_ip.as_deref().and_then(|s| s.parse().ok());
         let target = |p: &crate::Principal| {
             r.tenant_id

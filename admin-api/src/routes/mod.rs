@@ -41,6 +41,7 @@ pub fn api() -> Routes {
         .nest("/audit", crate::audit::router())
         .nest("/webhooks", webhooks::router())
         .nest("/ai", crate::ai::router())
+        .nest("/policy", crate::whatif::router())
         .get(
             "/openapi.json",
             crate::openapi::openapi_json,

@@ -40,3 +40,4 @@ mod socket;
 mod tenants;
 mod users;
 mod webhooks;
+mod what_if;
