@@ -123,8 +123,14 @@ fn setup(prefix: &str) -> Setup {
     let db = Db::new(prefix);
     let (owner, api_role) = db.urls();
     admin(&owner, &["migrate"]);
-    psql(&owner, "ALTER ROLE sentinel_api PASSWORD 'sentinel-api-test'");
-    admin(&owner, &["bootstrap", "--email", "root@platform.example.com"]);
+    psql(
+        &owner,
+        "ALTER ROLE sentinel_api PASSWORD 'sentinel-api-test'",
+    );
+    admin(
+        &owner,
+        &["bootstrap", "--email", "root@platform.example.com"],
+    );
     admin(&owner, &["seed-demo"]);
     let key = admin(&owner, &["gateway-key", "create", "--name", "gw-bio-e2e"])
         .trim()
@@ -174,11 +180,16 @@ async fn a_profile_survives_a_restart_and_a_reset_reaches_the_gateway() {
     session(&gw, &victor, "v-1", 30, false).await;
     session(&gw, &victor, "v-2", 30, false).await;
     let before = session(&gw, &victor, "v-3", 12, false).await;
-    assert!(before["score"].is_number(), "scored once enrolled: {before}");
+    assert!(
+        before["score"].is_number(),
+        "scored once enrolled: {before}"
+    );
     // The fitted profile reaches PostgreSQL (written back off the request path).
-    wait_for("Victor's ready profile in PostgreSQL", Duration::from_secs(30), || {
-        stored(&s.owner, VICTOR).starts_with("ready|")
-    });
+    wait_for(
+        "Victor's ready profile in PostgreSQL",
+        Duration::from_secs(30),
+        || stored(&s.owner, VICTOR).starts_with("ready|"),
+    );
     let size: usize = stored(&s.owner, VICTOR)
         .split('|')
         .nth(1)
@@ -191,9 +202,15 @@ async fn a_profile_survives_a_restart_and_a_reset_reaches_the_gateway() {
     gw.stop();
     gw.restart(true);
     let after = session(&gw, &victor, "v-4", 12, false).await;
-    assert_ne!(after["status"], "enrolling", "re-enrolling after a restart: {after}");
+    assert_ne!(
+        after["status"], "enrolling",
+        "re-enrolling after a restart: {after}"
+    );
     assert_eq!(after["status"], before["status"], "{before} / {after}");
-    assert_eq!(after["score"], before["score"], "the same profile scores the same");
+    assert_eq!(
+        after["score"], before["score"],
+        "the same profile scores the same"
+    );
     // An impostor on Victor's account still fails against the loaded profile.
     let stolen = session(&gw, &token(VICTOR, NORDIC), "v-x", 12, true).await;
     assert_eq!(stolen["status"], "failed", "{stolen}");
@@ -220,7 +237,10 @@ async fn a_profile_survives_a_restart_and_a_reset_reaches_the_gateway() {
     assert_eq!(r.status(), 200);
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let reset = session(&gw, &victor, "v-5", 12, false).await;
-    assert_eq!(reset["status"], "enrolling", "the reset reached the gateway: {reset}");
+    assert_eq!(
+        reset["status"], "enrolling",
+        "the reset reached the gateway: {reset}"
+    );
     assert!(reset["score"].is_null());
     // And the gateway's stale copy did not undo it.
     tokio::time::sleep(Duration::from_millis(800)).await;
@@ -317,7 +337,10 @@ async fn two_gateways_see_one_session_score_and_fail_closed_without_redis() {
         b["error"]["details"]["score"].as_f64().unwrap(),
         theirs["score"].as_f64().unwrap(),
     );
-    assert!((seen - posted).abs() < 1e-4, "the same session score: {seen} / {posted}");
+    assert!(
+        (seen - posted).abs() < 1e-4,
+        "the same session score: {seen} / {posted}"
+    );
     // A credential that never posted is not refused by a biometric score.
     let fresh = token(VICTOR, NORDIC);
     assert_eq!(get(&two, "/risky/block", &fresh).await.status(), 200);
@@ -336,7 +359,10 @@ async fn two_gateways_see_one_session_score_and_fail_closed_without_redis() {
     let again = session(&one, &owner, "v-4", 3, false).await;
     assert_eq!(again["session_id"], "v-4");
     let errors = two
-        .metric_sum("sentinel_biometric_shared_errors_total", &["kind=\"redis\""])
+        .metric_sum(
+            "sentinel_biometric_shared_errors_total",
+            &["kind=\"redis\""],
+        )
         .await;
     assert!(errors >= 1.0, "{errors}");
 }

@@ -203,7 +203,9 @@ impl Lowering<'_> {
         }
         out.profile_check = self.duration(&f.profile_check, out.profile_check);
         if let Some(s) = &f.profile_check {
-            if out.profile_check < Duration::from_secs(1) || out.profile_check > Duration::from_secs(3600) {
+            if out.profile_check < Duration::from_secs(1)
+                || out.profile_check > Duration::from_secs(3600)
+            {
                 self.err(s.span(), "`profile_check` must be between 1s and 1h");
             }
         }
@@ -217,7 +219,10 @@ impl Lowering<'_> {
         if let Some(u) = &f.redis_url {
             let url = u.get_ref().trim();
             if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
-                self.err(u.span(), "`redis_url` must be a `redis://` or `rediss://` URL");
+                self.err(
+                    u.span(),
+                    "`redis_url` must be a `redis://` or `rediss://` URL",
+                );
             }
             let timeout = self.duration(&f.redis_timeout, Duration::from_millis(100));
             if timeout.is_zero() || timeout > Duration::from_secs(5) {

@@ -276,7 +276,10 @@ impl Gateway {
     /// one): observed in the anomaly state, joined with the credential's
     /// biometric session score (`shared`: as read from Redis, else this
     /// gateway's), kept in `ctx.risk_score`.
-    #[expect(clippy::too_many_arguments, reason = "the request's parts, each borrowed")]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the request's parts, each borrowed"
+    )]
     fn score<'r>(
         &'r self,
         req: &RequestHeader,

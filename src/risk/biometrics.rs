@@ -230,9 +230,7 @@ impl BiometricStore {
         if let Some(key) = &named {
             self.admit(key)?;
         }
-        let slot = self
-            .profiles
-            .get_with(user, || Arc::new(Slot::new(tenant)));
+        let slot = self.profiles.get_with(user, || Arc::new(Slot::new(tenant)));
         let mut profile = slot.profile.clone().lock_owned().await;
         if let Some(sync) = self.sync.get() {
             sync.bind_runtime();

@@ -22,7 +22,10 @@ use std::time::{Duration, Instant};
 const PROBE_INTERVAL: Duration = Duration::from_millis(500);
 
 pub struct SharedScores {
-    conn: ConnectionManager,
+    client: redis::Client,
+    config: ConnectionManagerConfig,
+    /// Made on first use: the manager's driver task needs the serving runtime.
+    conn: tokio::sync::OnceCell<ConnectionManager>,
     prefix: String,
     timeout: Duration,
     ttl: Duration,
@@ -46,10 +49,10 @@ impl SharedScores {
             .set_number_of_retries(1)
             .set_min_delay(Duration::from_millis(50))
             .set_max_delay(PROBE_INTERVAL);
-        let conn = ConnectionManager::new_lazy_with_config(client, config)
-            .map_err(|e| e.to_string())?;
         Ok(SharedScores {
-            conn,
+            client,
+            config,
+            conn: tokio::sync::OnceCell::new(),
             prefix: prefix.to_owned(),
             timeout,
             ttl,
@@ -61,6 +64,20 @@ impl SharedScores {
 
     fn key(&self, credential: u128) -> String {
         format!("{}c:{credential:032x}", self.prefix)
+    }
+
+    /// The managed connection (made on first use, then reused).
+    async fn conn(&self) -> Result<ConnectionManager, Unavailable> {
+        self.conn
+            .get_or_try_init(|| async {
+                ConnectionManager::new_lazy_with_config(self.client.clone(), self.config.clone())
+            })
+            .await
+            .cloned()
+            .map_err(|e| {
+                self.failed(&e.to_string());
+                Unavailable
+            })
     }
 
     /// Whether a call may try Redis now (always while up; one probe per
@@ -83,7 +100,10 @@ impl SharedScores {
                 .is_ok()
     }
 
-    fn outcome<T>(&self, r: Result<Result<T, redis::RedisError>, tokio::time::error::Elapsed>) -> Result<T, Unavailable> {
+    fn outcome<T>(
+        &self,
+        r: Result<Result<T, redis::RedisError>, tokio::time::error::Elapsed>,
+    ) -> Result<T, Unavailable> {
         match r {
             Ok(Ok(v)) => {
                 if self.down.swap(false, Ordering::Relaxed) {
@@ -123,9 +143,10 @@ impl SharedScores {
         if !self.may_try() {
             return Err(Unavailable);
         }
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn().await?;
         let key = self.key(credential);
-        let r = tokio::time::timeout(self.timeout, conn.get::<_, Option<String>>(key.as_str())).await;
+        let r =
+            tokio::time::timeout(self.timeout, conn.get::<_, Option<String>>(key.as_str())).await;
         let v = self.outcome(r)?;
         match v.as_deref() {
             None | Some("-") => Ok(None),
@@ -142,7 +163,7 @@ impl SharedScores {
         if !self.may_try() {
             return Err(Unavailable);
         }
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn().await?;
         let key = self.key(credential);
         let value = score.map_or_else(|| "-".to_owned(), |s| format!("{:.6}", s.clamp(0.0, 1.0)));
         let ttl = self.ttl.as_millis().max(1) as u64;

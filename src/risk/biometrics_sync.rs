@@ -86,10 +86,10 @@ impl ProfileClient {
         user: Uuid,
         etag: Option<&str>,
     ) -> Result<Remote, String> {
-        let mut req = self
-            .client
-            .get(self.url(tenant, user))
-            .header(http::header::AUTHORIZATION, format!("ApiKey {}", self.key.0));
+        let mut req = self.client.get(self.url(tenant, user)).header(
+            http::header::AUTHORIZATION,
+            format!("ApiKey {}", self.key.0),
+        );
         if let Some(t) = etag {
             req = req.header(http::header::IF_NONE_MATCH, t);
         }
@@ -153,7 +153,10 @@ impl ProfileClient {
             .client
             .post(self.url(tenant, user))
             .query(&query)
-            .header(http::header::AUTHORIZATION, format!("ApiKey {}", self.key.0))
+            .header(
+                http::header::AUTHORIZATION,
+                format!("ApiKey {}", self.key.0),
+            )
             .header(http::header::CONTENT_TYPE, "application/octet-stream")
             .body(bytes)
             .send()

@@ -77,9 +77,7 @@ impl FromRequestParts<AppState> for Gateway {
         let key = match credential(&parts.headers)? {
             Credential::ApiKey(k) => k.to_owned(),
             // Profiles move between gateways and the database only.
-            Credential::Bearer => {
-                return Err(ApiError::denied("a gateway's API key is required"))
-            }
+            Credential::Bearer => return Err(ApiError::denied("a gateway's API key is required")),
         };
         let (user_id, tenant_id, mut tx) = crate::domain::api_keys::verify(state, &key).await?;
         let scopes = auth::effective_scopes(&mut tx, user_id).await?;
@@ -128,7 +126,8 @@ async fn fetch(
             Some((g, v)) if etag(g, v) == tag.trim() => {
                 tx.commit().await?;
                 let mut r = StatusCode::NOT_MODIFIED.into_response();
-                r.headers_mut().insert(header::ETAG, header_value(&etag(g, v))?);
+                r.headers_mut()
+                    .insert(header::ETAG, header_value(&etag(g, v))?);
                 return Ok(r);
             }
             Some(_) => full_row(&mut tx, tenant, user).await?,
@@ -142,11 +141,9 @@ async fn fetch(
         return Err(ApiError::NotFound);
     };
     let mut r = match profile {
-        Some(bytes) => (
-            [(header::CONTENT_TYPE, "application/octet-stream")],
-            bytes,
-        )
-            .into_response(),
+        Some(bytes) => {
+            ([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response()
+        }
         None => StatusCode::NO_CONTENT.into_response(),
     };
     let h = r.headers_mut();

@@ -31,8 +31,7 @@ pub fn user_routes() -> Routes {
         .get(
             "/",
             read,
-            doc("user:read", "A user's behavioural-biometric profile status")
-                .ok::<ProfileStatus>(),
+            doc("user:read", "A user's behavioural-biometric profile status").ok::<ProfileStatus>(),
         )
         .post(
             "/reset",
