@@ -333,12 +333,13 @@ async fn two_gateways_see_one_session_score_and_fail_closed_without_redis() {
     let r = get(&two, "/risky/block", &stolen).await;
     let b = expect_error(r, 401, "BIOMETRIC_AUTH_FAILED").await;
     assert_eq!(b["error"]["details"]["signal"], "biometric");
+    // The error body rounds scores to 3 decimals.
     let (seen, posted) = (
         b["error"]["details"]["score"].as_f64().unwrap(),
         theirs["score"].as_f64().unwrap(),
     );
     assert!(
-        (seen - posted).abs() < 1e-4,
+        (seen - posted).abs() < 1e-3,
         "the same session score: {seen} / {posted}"
     );
     // A credential that never posted is not refused by a biometric score.

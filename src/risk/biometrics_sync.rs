@@ -288,7 +288,7 @@ impl ProfileSync {
                 }
                 // Deleted (a data-subject request): forget it.
                 *profile = Profile::default();
-                fresh(&mut *st, None, None);
+                fresh(&mut st, None, None);
                 true
             }
             Ok(Remote::Empty { generation, etag }) => {
@@ -298,7 +298,7 @@ impl ProfileSync {
                 }
                 // Reset: enrolment starts again.
                 *profile = Profile::default();
-                fresh(&mut *st, Some(generation), Some(etag));
+                fresh(&mut st, Some(generation), Some(etag));
                 true
             }
             Ok(Remote::Profile {
@@ -313,7 +313,7 @@ impl ProfileSync {
                 match bio::decode::<Profile>(&bytes) {
                     Ok(p) => {
                         *profile = p;
-                        fresh(&mut *st, Some(generation), Some(etag));
+                        fresh(&mut st, Some(generation), Some(etag));
                         true
                     }
                     Err(e) => {
