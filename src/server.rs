@@ -145,7 +145,12 @@ pub fn prepare(config: Config) -> anyhow::Result<Prepared> {
         audit,
         risk: config.risk.enabled.then(|| {
             let secret = crate::risk::telemetry_secret(config.assertion.key_pem.as_bytes());
-            Arc::new(crate::risk::Risk::new(&config.risk, secret))
+            let risk = crate::risk::Risk::new(&config.risk, secret);
+            // Profiles live in the admin API when there is one (else in memory).
+            if let (Some(b), Some(admin)) = (&risk.biometrics, &config.policy.admin) {
+                b.attach(admin);
+            }
+            Arc::new(risk)
         }),
         tracing,
     });

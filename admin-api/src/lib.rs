@@ -8,6 +8,7 @@ pub mod ai;
 pub mod approvals;
 pub mod audit;
 pub mod auth;
+pub mod biometrics;
 pub mod config;
 pub mod console;
 pub mod db;

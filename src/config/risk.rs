@@ -45,6 +45,22 @@ pub struct BiometricsFile {
     pub batches_per_second: Option<Spanned<f64>>,
     pub burst: Option<Spanned<u32>>,
     pub max_body_bytes: Option<Spanned<usize>>,
+    /// How often a cached profile is checked against the admin API's copy
+    /// (a reset or deletion reaches the gateway within this), e.g. `30s`.
+    pub profile_check: Option<Spanned<String>>,
+    /// How long a changed profile waits before it is written back (changes
+    /// in between are written once), e.g. `2s`.
+    pub profile_write_delay: Option<Spanned<String>>,
+    /// Live session scores shared by gateways through this Redis
+    /// (`redis://…`); absent: each gateway knows its own sessions only.
+    pub redis_url: Option<Spanned<String>>,
+    /// Key prefix in that Redis (default `sentinel:bio:`).
+    pub redis_prefix: Option<String>,
+    /// Bound on every Redis call (default `100ms`).
+    pub redis_timeout: Option<Spanned<String>>,
+    /// Serve the collector's demo page at `/.sentinel/telemetry/demo`
+    /// (`sentinel demo` turns it on; default off).
+    pub demo_page: Option<bool>,
     /// `sentinel_risk::biometrics::BiometricsConfig`: thresholds and model settings.
     pub scoring: Option<BiometricsConfig>,
 }
@@ -71,7 +87,23 @@ pub struct BiometricsSettings {
     pub batches_per_second: f64,
     pub burst: u32,
     pub max_body_bytes: usize,
+    /// Revalidation interval of a cached profile (admin source only).
+    pub profile_check: Duration,
+    /// Debounce of profile write-backs (admin source only).
+    pub profile_write_delay: Duration,
+    /// Session scores shared through Redis (`redis_url`).
+    pub redis: Option<SharedScoresConfig>,
+    /// `GET /.sentinel/telemetry/demo` is served.
+    pub demo_page: bool,
     pub scoring: BiometricsConfig,
+}
+
+/// `[risk.biometrics] redis_*`.
+#[derive(Debug, Clone)]
+pub struct SharedScoresConfig {
+    pub url: String,
+    pub prefix: String,
+    pub timeout: Duration,
 }
 
 impl Default for BiometricsSettings {
@@ -82,6 +114,10 @@ impl Default for BiometricsSettings {
             batches_per_second: 50.0,
             burst: 50,
             max_body_bytes: 512 * 1024,
+            profile_check: Duration::from_secs(30),
+            profile_write_delay: Duration::from_secs(2),
+            redis: None,
+            demo_page: false,
             scoring: BiometricsConfig::default(),
         }
     }
@@ -164,6 +200,44 @@ impl Lowering<'_> {
         }
         if let Some(m) = &f.max_body_bytes {
             out.max_body_bytes = *m.get_ref();
+        }
+        out.profile_check = self.duration(&f.profile_check, out.profile_check);
+        if let Some(s) = &f.profile_check {
+            if out.profile_check < Duration::from_secs(1)
+                || out.profile_check > Duration::from_secs(3600)
+            {
+                self.err(s.span(), "`profile_check` must be between 1s and 1h");
+            }
+        }
+        out.profile_write_delay = self.duration(&f.profile_write_delay, out.profile_write_delay);
+        if let Some(s) = &f.profile_write_delay {
+            if out.profile_write_delay > Duration::from_secs(60) {
+                self.err(s.span(), "`profile_write_delay` must be at most 1m");
+            }
+        }
+        out.demo_page = f.demo_page.unwrap_or(false);
+        if let Some(u) = &f.redis_url {
+            let url = u.get_ref().trim();
+            if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+                self.err(
+                    u.span(),
+                    "`redis_url` must be a `redis://` or `rediss://` URL",
+                );
+            }
+            let timeout = self.duration(&f.redis_timeout, Duration::from_millis(100));
+            if timeout.is_zero() || timeout > Duration::from_secs(5) {
+                if let Some(t) = &f.redis_timeout {
+                    self.err(t.span(), "`redis_timeout` must be between 1ms and 5s");
+                }
+            }
+            out.redis = Some(SharedScoresConfig {
+                url: url.to_owned(),
+                prefix: f
+                    .redis_prefix
+                    .clone()
+                    .unwrap_or_else(|| "sentinel:bio:".to_owned()),
+                timeout,
+            });
         }
         if let Some(s) = &f.scoring {
             // No span for a dotted table (see above): the problem names its key.

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 /// Appended to the demo's `sentinel.toml`: with no admin API the audit trail
 /// is spool-only, in the demo directory.
 const DEMO_AUDIT: &str =
-    "\n[audit]\nspool_dir = \"audit-spool\"\nmax_spool_bytes = 67108864\nsegment_bytes = 4194304\n";
+    "\n[audit]\nspool_dir = \"audit-spool\"\nmax_spool_bytes = 67108864\nsegment_bytes = 4194304\n\n[risk.biometrics]\ndemo_page = true\n";
 
 /// The bundled files, relative to the demo directory.
 const FILES: &[(&str, &str)] = &[
@@ -257,6 +257,7 @@ Try (x-sentinel-decision explains Alice's and Victor's decisions):
   curl -si {gw}/nowhere -H "Authorization: Bearer $ALICE"
   # behavioural telemetry (what {gw}/.sentinel/telemetry.js sends from a browser): the answer says enrolling, collecting, ok, suspicious or failed
   curl -s -X POST {gw}/.sentinel/biometrics -H "Authorization: Bearer $VICTOR" -H 'content-type: application/json' -d '{{"session_id":"s-demo","seq":0,"mouse":[{{"t":0,"x":100,"y":80,"button":"none","state":"move"}},{{"t":16,"x":104,"y":82,"button":"none","state":"move"}}]}}'
+  # …or in a browser: open {gw}/.sentinel/telemetry/demo#token=<$VICTOR's value>, move, click, type; the page shows each answer
   # request risk: once Victor's baseline is learned (30 requests), failed logins from his address raise his next request's risk above the route's step_up_above (0.85): 401 STEP_UP_REQUIRED, details.signal "anomaly"
   for i in $(seq 30); do curl -s -o /dev/null {gw}/msw/vessels -H "Authorization: Bearer $VICTOR"; done
   for i in $(seq 25); do curl -s -o /dev/null {gw}/msw/vessels -H "Authorization: Bearer stuffed.$i"; done

@@ -4,10 +4,10 @@
 //! [`authorize`](Gateway::authorize) → [`identity`](Gateway::identity).
 //! Every step answers with a [`Denial`] or hands on what the next one needs.
 //!
-//! Over 700 lines (752; the field-plan cache lookups added 29) because the
-//! steps share one request's state and are read in order: risk scoring, the
-//! route's risk slot, explain on request and the shadow decision joined
-//! `authorize` this week. Still one concern (the
+//! Over 700 lines because the steps share one request's state and are read
+//! in order: risk scoring, the route's risk slot, explain on request and the
+//! shadow decision joined `authorize` this week, then the field-plan cache
+//! lookups and the shared (Redis) biometric score read. Still one concern (the
 //! decision to admit); the next step that grows it should move `authorize`
 //! and its explain/shadow helpers into their own file.
 
@@ -186,7 +186,20 @@ impl Gateway {
             .resource
             .as_ref()
             .and_then(|r| r.render(&found.params));
-        let scored = self.score(req, route, resource_id.as_deref(), &who, now, ctx);
+        // A route that acts on the score reads the credential's session
+        // score as every gateway sees it (Redis); unknown fails closed below.
+        let shared = match (&route.risk, read_credential(req), &state.risk) {
+            (Some(_), Credential::Bearer(token), Some(risk)) => match &risk.biometrics {
+                Some(store) if store.shares_scores() => Some(store.shared_score(token).await),
+                _ => None,
+            },
+            _ => None,
+        };
+        let scored = match shared {
+            Some(Err(_)) => None,
+            Some(Ok(b)) => self.score(req, route, resource_id.as_deref(), &who, now, Some(b), ctx),
+            None => self.score(req, route, resource_id.as_deref(), &who, now, None, ctx),
+        };
         ctx.explain_on = self.explains(req, route, &who, now, ctx);
         // Without a score (risk scoring off) a route's slot still applies:
         // unknown risk fails closed (`risk::enforce`).
@@ -275,7 +288,12 @@ impl Gateway {
 
     /// The request's risk score (SPEC: every authenticated request gets
     /// one): observed in the anomaly state, joined with the credential's
-    /// biometric session score, kept in `ctx.risk_score`.
+    /// biometric session score (`shared`: as read from Redis, else this
+    /// gateway's), kept in `ctx.risk_score`.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the request's parts, each borrowed"
+    )]
     fn score<'r>(
         &'r self,
         req: &RequestHeader,
@@ -283,11 +301,13 @@ impl Gateway {
         resource: Option<&'r str>,
         who: &Authenticated<'_>,
         now: i64,
+        shared: Option<Option<f32>>,
         ctx: &mut Ctx,
     ) -> Option<(Scored<'r>, RequestFacts<'r>, Observed)> {
         let risk = self.state.risk.as_deref()?;
-        let biometric = match (read_credential(req), &risk.biometrics) {
-            (Credential::Bearer(token), Some(store)) => store.credential_score(token),
+        let biometric = match (shared, read_credential(req), &risk.biometrics) {
+            (Some(b), _, _) => b,
+            (None, Credential::Bearer(token), Some(store)) => store.credential_score(token),
             _ => None,
         };
         let mut facts = RequestFacts {

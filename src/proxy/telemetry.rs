@@ -1,8 +1,10 @@
 //! The gateway's own endpoints under `/.sentinel/` on the proxy listener
 //! (SPEC "Behavioural telemetry"): `GET /.sentinel/telemetry.js` (the
 //! collector, public, cacheable), `GET /.sentinel/telemetry/key` (the
-//! caller's key-id secret) and `POST /.sentinel/biometrics` (a batch,
-//! answered with the session's status). Pingora glue only: the state and
+//! caller's key-id secret), `POST /.sentinel/biometrics` (a batch,
+//! answered with the session's status) and, with `[risk.biometrics]
+//! demo_page` (`sentinel demo`), `GET /.sentinel/telemetry/demo`, a page
+//! that runs the collector. Pingora glue only: the state and
 //! the rules are `crate::risk::biometrics`.
 
 use super::{Admission, Author, Ctx, Gateway};
@@ -12,7 +14,7 @@ use crate::errors::{Denial, ErrorCode};
 use crate::headers;
 use crate::request::Credential;
 use crate::risk::biometrics::BiometricStore;
-use crate::risk::TELEMETRY_JS;
+use crate::risk::{TELEMETRY_DEMO_HTML, TELEMETRY_JS};
 use bytes::Bytes;
 use http::HeaderValue;
 use pingora::http::ResponseHeader;
@@ -51,12 +53,15 @@ impl Gateway {
             }
             ("/.sentinel/telemetry/key", Some(store)) if is_get(&method) => {
                 match self.user(session).await {
-                    Ok(user) => {
+                    Ok((user, _)) => {
                         let body = serde_json::json!({"key": store.key_secret(&user)});
                         self.write_json(session, ctx, &body).await
                     }
                     Err(d) => Err(d),
                 }
+            }
+            ("/.sentinel/telemetry/demo", Some(store)) if is_get(&method) && store.demo_page() => {
+                self.write_demo_page(session, ctx).await
             }
             ("/.sentinel/biometrics", Some(store)) if method == http::Method::POST => {
                 self.biometrics(session, ctx, store).await
@@ -109,7 +114,7 @@ impl Gateway {
         }
         let body = read_body(session, store.max_body_bytes()).await?;
         let answer = store
-            .post(user, &credential, &body, now_ms().max(0) as u64)
+            .post(user.0, user.1, &credential, &body, now_ms().max(0) as u64)
             .await?;
         let body =
             serde_json::to_value(&answer).map_err(|_| Denial::new(ErrorCode::InternalError))?;
@@ -118,7 +123,7 @@ impl Gateway {
 
     /// The caller, who must be a user (service accounts: `403`), by the
     /// same authentication as every route.
-    async fn user(&self, session: &Session) -> Result<uuid::Uuid, Denial> {
+    async fn user(&self, session: &Session) -> Result<(uuid::Uuid, uuid::Uuid), Denial> {
         let policy = self
             .state
             .policy
@@ -132,7 +137,7 @@ impl Gateway {
                 "behavioural telemetry is for users only",
             ));
         }
-        Ok(who.principal.id)
+        Ok((who.principal.id, who.principal.tenant))
     }
 
     async fn write_script(
@@ -164,6 +169,25 @@ impl Gateway {
         ];
         let body = (!fresh).then_some(body);
         self.write_own(session, ctx, status, &head, body).await
+    }
+
+    async fn write_demo_page(
+        &self,
+        session: &mut Session,
+        ctx: &mut Ctx,
+    ) -> Result<Admission, Denial> {
+        let head = [
+            (
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            ),
+            (
+                http::header::CACHE_CONTROL,
+                HeaderValue::from_static("no-store"),
+            ),
+        ];
+        let body = Bytes::from_static(TELEMETRY_DEMO_HTML.as_bytes());
+        self.write_own(session, ctx, 200, &head, Some(body)).await
     }
 
     async fn write_json(

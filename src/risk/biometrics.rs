@@ -5,7 +5,9 @@
 //! Scoring is `sentinel_risk::biometrics` (pure); this module holds its
 //! state in memory, bounded (moka): per-user profiles, per-(user, session)
 //! session states, per-credential session scores and per-session rate
-//! buckets. It knows nothing of Pingora: the proxy hands it a principal, a
+//! buckets. With an admin API ([`BiometricStore::attach`]) profiles are
+//! loaded from it on first use, checked every `profile_check` and written
+//! back after they change ([`super::biometrics_sync`]). It knows nothing of Pingora: the proxy hands it a principal, a
 //! credential and the body bytes, and writes what it answers.
 //!
 //! Locking: a user's profile is a `tokio::sync::Mutex`, held while one batch
@@ -15,7 +17,9 @@
 //! completes it). A session's state sits behind a `std::sync::Mutex` taken
 //! only inside the profile's lock.
 
-use crate::config::BiometricsSettings;
+use super::biometrics_shared::{SharedScores, Unavailable};
+use super::biometrics_sync::{ProfileClient, ProfileSync, Slot};
+use crate::config::{AdminSource, BiometricsSettings};
 use crate::errors::{Denial, ErrorCode};
 use moka::notification::RemovalCause;
 use moka::sync::Cache;
@@ -23,7 +27,7 @@ use sentinel_risk::biometrics::{
     self as bio, Answer, BackgroundPart, BiometricsConfig, Profile, SessionState, Status,
 };
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
@@ -69,7 +73,7 @@ struct Bucket {
     at: Instant,
 }
 
-type ProfileSlot = Arc<tokio::sync::Mutex<Profile>>;
+type ProfileSlot = Arc<Slot>;
 
 /// Biometric state of one gateway (in memory; see docs/biometrics.md, "At the edge").
 pub struct BiometricStore {
@@ -85,6 +89,10 @@ pub struct BiometricStore {
     ready: Arc<AtomicUsize>,
     /// Whether any batch was accepted yet.
     posted: AtomicBool,
+    /// Profiles kept in the admin API (set by [`BiometricStore::attach`]).
+    sync: Arc<OnceLock<Arc<ProfileSync>>>,
+    /// Session scores shared with other gateways (`redis_url`).
+    shared: Option<SharedScores>,
 }
 
 /// Why a batch was refused (the proxy writes it as the SPEC error body).
@@ -98,13 +106,14 @@ impl BiometricStore {
         let interval = Duration::from_secs(cfg.continuous_auth_interval_s.max(1));
         // A session ends when it posted nothing for the continuous-auth
         // interval; moka expires it then and an `ok` one teaches its profile.
-        let (p, c) = (profiles.clone(), cfg.clone());
+        let sync: Arc<OnceLock<Arc<ProfileSync>>> = Arc::new(OnceLock::new());
+        let (p, c, y) = (profiles.clone(), cfg.clone(), sync.clone());
         let sessions = Cache::builder()
             .max_capacity(settings.max_sessions)
             .time_to_idle(interval)
             .eviction_listener(move |key: Arc<SessionKey>, s: Arc<Session>, cause| {
                 if matches!(cause, RemovalCause::Expired | RemovalCause::Size) {
-                    adapt_ended(&p, &c, &key.0, &s);
+                    adapt_ended(&p, &c, y.get(), &key.0, &s);
                 }
             })
             .build();
@@ -124,7 +133,32 @@ impl BiometricStore {
                 .build(),
             ready: Arc::new(AtomicUsize::new(0)),
             posted: AtomicBool::new(false),
+            sync,
+            shared: settings.redis.as_ref().and_then(|r| {
+                SharedScores::new(&r.url, &r.prefix, r.timeout, CREDENTIAL_TTL)
+                    .map_err(|e| tracing::error!(error = %e, "cannot set up the redis client of shared biometric scores; scores stay local"))
+                    .ok()
+            }),
         }
+    }
+
+    /// Keeps profiles in the admin API (`[policy] source = "admin"`): loaded
+    /// on first use, checked every `profile_check`, written back
+    /// `profile_write_delay` after a change. Without it they live in memory.
+    pub fn attach(&self, admin: &AdminSource) {
+        if let Some(client) = ProfileClient::new(admin) {
+            let _ = self.sync.set(Arc::new(ProfileSync::new(
+                client,
+                self.settings.profile_check,
+                self.settings.profile_write_delay,
+                self.cfg.clone(),
+            )));
+        }
+    }
+
+    /// Whether `GET /.sentinel/telemetry/demo` is served (`demo_page`).
+    pub fn demo_page(&self) -> bool {
+        self.settings.demo_page
     }
 
     /// Largest body the endpoint reads.
@@ -139,6 +173,22 @@ impl BiometricStore {
             return None;
         }
         self.credentials.get(&credential_key(credential))?.get()
+    }
+
+    /// Whether session scores are shared with other gateways (Redis).
+    pub fn shares_scores(&self) -> bool {
+        self.shared.is_some()
+    }
+
+    /// The credential's session score as every gateway sees it: the shared
+    /// one (Redis), else this gateway's own; `Err` when Redis cannot say
+    /// (the caller fails closed). Without Redis: this gateway's own.
+    pub async fn shared_score(&self, credential: &str) -> Result<Option<f32>, Unavailable> {
+        let local = self.credential_score(credential);
+        match &self.shared {
+            Some(shared) => Ok(shared.get(credential_key(credential)).await?.or(local)),
+            None => Ok(local),
+        }
     }
 
     /// The user's key-id secret for the collector (SPEC: "a keyed hash the
@@ -157,11 +207,12 @@ impl BiometricStore {
         Some((st.mouse_events, st.key_events))
     }
 
-    /// One `POST /.sentinel/biometrics` of `user`, posted with `credential`
-    /// (the bearer token), at wall-clock `now_ms`.
+    /// One `POST /.sentinel/biometrics` of `user` (of `tenant`), posted with
+    /// `credential` (the bearer token), at wall-clock `now_ms`.
     pub async fn post(
         &self,
         user: Uuid,
+        tenant: Uuid,
         credential: &str,
         body: &[u8],
         now_ms: u64,
@@ -179,10 +230,20 @@ impl BiometricStore {
         if let Some(key) = &named {
             self.admit(key)?;
         }
-        let slot = self.profiles.get_with(user, || {
-            Arc::new(tokio::sync::Mutex::new(Profile::default()))
-        });
-        let mut profile = slot.clone().lock_owned().await;
+        let slot = self.profiles.get_with(user, || Arc::new(Slot::new(tenant)));
+        let mut profile = slot.profile.clone().lock_owned().await;
+        if let Some(sync) = self.sync.get() {
+            sync.bind_runtime();
+            let was_ready = profile.phase == bio::Phase::Ready;
+            if sync.refresh(user, &slot, &mut profile).await {
+                let ready = profile.phase == bio::Phase::Ready;
+                if ready && !was_ready {
+                    self.ready.fetch_add(1, Ordering::Relaxed);
+                } else if was_ready && !ready {
+                    self.ready.fetch_sub(1, Ordering::Relaxed);
+                }
+            }
+        }
         let existing = named.as_ref().and_then(|k| self.sessions.get(k));
 
         // A retried batch (its `seq` already accepted): the answer as it stands.
@@ -221,9 +282,21 @@ impl BiometricStore {
             outcome
         };
         session.score.set(outcome.answer.score);
+        if outcome.profile_changed {
+            if let Some(sync) = self.sync.get() {
+                sync.changed(user, slot.clone());
+            }
+        }
         self.posted.store(true, Ordering::Relaxed);
         self.credentials
             .insert(credential_key(credential), session.score.clone());
+        if let Some(shared) = &self.shared {
+            // Before answering: the page's next request, on any gateway,
+            // sees this score. A failed write leaves it local (logged).
+            let _ = shared
+                .set(credential_key(credential), outcome.answer.score)
+                .await;
+        }
         if let Some(m) = crate::metrics::get() {
             m.risk
                 .biometric_batches
@@ -241,7 +314,7 @@ impl BiometricStore {
             .saturating_sub(own)
             .min(MAX_BACKGROUND_USERS);
         if profile.fit_due(others) {
-            self.fit_later(user, profile);
+            self.fit_later(user, slot, profile);
         }
         Ok(outcome.answer)
     }
@@ -274,10 +347,16 @@ impl BiometricStore {
 
     /// Fits the profile on the blocking pool, holding its lock, with up to
     /// [`MAX_BACKGROUND_USERS`] other users' parts as impostor background.
-    fn fit_later(&self, user: Uuid, mut profile: tokio::sync::OwnedMutexGuard<Profile>) {
+    fn fit_later(
+        &self,
+        user: Uuid,
+        slot: ProfileSlot,
+        mut profile: tokio::sync::OwnedMutexGuard<Profile>,
+    ) {
         let background = self.background(&user);
         let cfg = self.cfg.clone();
         let ready = self.ready.clone();
+        let sync = self.sync.get().cloned();
         tokio::task::spawn_blocking(move || {
             let was_ready = profile.phase == bio::Phase::Ready;
             let result = profile.fit(&cfg, &background);
@@ -292,6 +371,10 @@ impl BiometricStore {
                 Ok(()) => {}
                 Err(e) => tracing::warn!(error = %e, "biometric profile fit failed"),
             }
+            drop(profile);
+            if let Some(sync) = sync {
+                sync.changed(user, slot);
+            }
         });
     }
 
@@ -305,7 +388,7 @@ impl BiometricStore {
             if *other == *user {
                 continue;
             }
-            if let Ok(p) = slot.try_lock() {
+            if let Ok(p) = slot.profile.try_lock() {
                 // Fitted (or due) profiles only, as `ready` counts them: a
                 // refit is due when more users can lend than the fit had.
                 if p.phase != bio::Phase::Enrolling && p.pooled().0 >= 20 {
@@ -320,7 +403,12 @@ impl BiometricStore {
     pub fn profile_ready(&self, user: &Uuid) -> bool {
         self.profiles
             .get(user)
-            .and_then(|p| p.try_lock().ok().map(|p| p.phase == bio::Phase::Ready))
+            .and_then(|s| {
+                s.profile
+                    .try_lock()
+                    .ok()
+                    .map(|p| p.phase == bio::Phase::Ready)
+            })
             .unwrap_or(false)
     }
 }
@@ -330,17 +418,24 @@ impl BiometricStore {
 fn adapt_ended(
     profiles: &Cache<Uuid, ProfileSlot>,
     cfg: &BiometricsConfig,
+    sync: Option<&Arc<ProfileSync>>,
     user: &Uuid,
     s: &Session,
 ) {
     let Some(slot) = profiles.get(user) else {
         return;
     };
-    let (Ok(mut p), Ok(mut st)) = (slot.try_lock(), s.state.lock()) else {
-        return;
+    let adapted = {
+        let (Ok(mut p), Ok(mut st)) = (slot.profile.try_lock(), s.state.lock()) else {
+            return;
+        };
+        st.status == Status::Ok && p.adapt(cfg, &mut st)
     };
-    if st.status == Status::Ok && p.adapt(cfg, &mut st) {
+    if adapted {
         tracing::debug!(user = %user, "biometric profile adapted from an ended ok session");
+        if let Some(sync) = sync {
+            sync.changed(*user, slot);
+        }
     }
 }
 

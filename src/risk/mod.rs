@@ -9,6 +9,8 @@
 
 pub mod anomaly;
 pub mod biometrics;
+pub mod biometrics_shared;
+pub mod biometrics_sync;
 
 use crate::config::RiskConfig;
 use crate::errors::{Denial, ErrorCode};
@@ -18,6 +20,8 @@ use sentinel_risk::anomaly::Outcome;
 
 /// The browser collector served at `GET /.sentinel/telemetry.js`.
 pub const TELEMETRY_JS: &str = include_str!("telemetry.js");
+/// The demo page at `GET /.sentinel/telemetry/demo` (`[risk.biometrics] demo_page`).
+pub const TELEMETRY_DEMO_HTML: &str = include_str!("telemetry-demo.html");
 
 /// Which signal a risk score came from (`details.signal`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -172,6 +176,9 @@ pub struct RiskMetrics {
     pub biometric_score: Histogram,
     pub biometric_batches: IntCounterVec,
     pub biometric_fits: IntCounterVec,
+    /// Failed calls of the biometric state shared with other gateways, by
+    /// kind (`redis`, `profile_load`, `profile_write`).
+    pub biometric_shared_errors: IntCounterVec,
 }
 
 impl RiskMetrics {
@@ -209,6 +216,14 @@ impl RiskMetrics {
             ),
             &["outcome"],
         )?;
+        let biometric_shared_errors = IntCounterVec::new(
+            Opts::new(
+                "biometric_shared_errors_total",
+                "Failed calls of the biometric state shared between gateways, by kind (redis, profile_load, profile_write)",
+            ),
+            &["kind"],
+        )?;
+        registry.register(Box::new(biometric_shared_errors.clone()))?;
         registry.register(Box::new(biometric_fits.clone()))?;
         registry.register(Box::new(anomaly_score.clone()))?;
         registry.register(Box::new(risk_decisions.clone()))?;
@@ -220,6 +235,7 @@ impl RiskMetrics {
             biometric_score,
             biometric_batches,
             biometric_fits,
+            biometric_shared_errors,
         })
     }
 }

@@ -42,6 +42,8 @@ pub fn api() -> Routes {
         .nest("/webhooks", webhooks::router())
         .nest("/ai", crate::ai::router())
         .nest("/policy", crate::whatif::router())
+        .nest("/users/{id}/biometrics", crate::biometrics::user_routes())
+        .nest("/gateway/biometrics", crate::biometrics::gateway::routes())
         .get(
             "/openapi.json",
             crate::openapi::openapi_json,

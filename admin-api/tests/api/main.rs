@@ -17,6 +17,7 @@ mod audit_ingest;
 mod audit_query;
 mod auth;
 mod binary;
+mod biometrics;
 mod bundle_util;
 mod catalog;
 mod console;
