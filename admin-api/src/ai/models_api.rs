@@ -108,10 +108,12 @@ async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<axum::
     Ok(axum::Json(ModelList { items }))
 }
 
+/// The id is read before the caller: `GET /rollback` (a `POST` route) is a
+/// missing object, as every unserved method is, not an auth question.
 async fn get(
     State(state): State<AppState>,
-    caller: Caller,
     Path(id): Path<Uuid>,
+    caller: Caller,
 ) -> ApiResult<axum::Json<AiModel>> {
     require_read(&caller)?;
     models::get(&state.pool, id).await.map(axum::Json)

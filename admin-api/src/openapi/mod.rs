@@ -53,7 +53,6 @@ fn operation(op: &Op) -> Value {
                 json!({"type": "string"})
             } else if name == "sha256" {
                 json!({"type": "string", "pattern": "^[0-9a-f]{64}$"})
-                json!({"type": "string"})
             } else {
                 json!({"type": "string", "format": "uuid"})
             };
