@@ -26,10 +26,7 @@ const KEY_ENV: &str = "SENTINEL_MODEL_TEST_KEY";
 /// protobuf lengths unchanged): a second valid model with the same trees.
 fn variant(version: u8) -> Vec<u8> {
     let from = b"\x10sentinel.version\x12\x011";
-    let at = MODEL
-        .windows(from.len())
-        .position(|w| w == from)
-        .unwrap();
+    let at = MODEL.windows(from.len()).position(|w| w == from).unwrap();
     let mut out = MODEL.to_vec();
     out[at + from.len() - 1] = version;
     out
@@ -112,8 +109,14 @@ async fn activated_models_are_hot_swapped_and_bad_ones_refused() {
     let db = Db::new("sentinel_model_registry");
     let (owner, api_role) = db.urls();
     admin(&owner, &["migrate"]);
-    psql(&owner, "ALTER ROLE sentinel_api PASSWORD 'sentinel-api-test'");
-    admin(&owner, &["bootstrap", "--email", "root@platform.example.com"]);
+    psql(
+        &owner,
+        "ALTER ROLE sentinel_api PASSWORD 'sentinel-api-test'",
+    );
+    admin(
+        &owner,
+        &["bootstrap", "--email", "root@platform.example.com"],
+    );
     admin(&owner, &["seed-demo"]);
     let key = admin(&owner, &["gateway-key", "create", "--name", "gw-models"])
         .trim()
@@ -155,7 +158,11 @@ async fn activated_models_are_hot_swapped_and_bad_ones_refused() {
     // Roll back → the previous one again.
     post(&api, &root, "/rollback").await;
     wait_in_force(&gw, "2").await;
-    assert!(gw.metric("sentinel_anomaly_model_updates_total{outcome=\"loaded\"}").await >= 3.0);
+    assert!(
+        gw.metric("sentinel_anomaly_model_updates_total{outcome=\"loaded\"}")
+            .await
+            >= 3.0
+    );
 
     // A corrupt model (registered behind the API's back: the upload would
     // refuse it) is activated: refused, model 2 keeps scoring.
@@ -211,7 +218,10 @@ async fn activated_models_are_hot_swapped_and_bad_ones_refused() {
         {
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(20), "cache never named model 2");
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "cache never named model 2"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     server.kill();

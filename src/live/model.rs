@@ -226,10 +226,9 @@ impl ModelFollower {
             None => self.fetch(client, w).await?,
         };
         let wanted = w.clone();
-        let (scorer, bytes) =
-            tokio::task::spawn_blocking(move || (verify(&wanted, &bytes), bytes))
-                .await
-                .map_err(|e| Refused::Fetch(format!("load task failed: {e}")))?;
+        let (scorer, bytes) = tokio::task::spawn_blocking(move || (verify(&wanted, &bytes), bytes))
+            .await
+            .map_err(|e| Refused::Fetch(format!("load task failed: {e}")))?;
         let scorer = scorer?;
         self.risk.anomaly.swap_scorer(Arc::new(scorer));
         self.in_force = Some(w.sha256.clone());
@@ -322,7 +321,10 @@ mod tests {
         // A refused hash is not fetched again; another one is.
         assert_eq!(next_step(None, Some(&a_hash), Some(&a)), Step::Keep);
         let b = model('b');
-        assert_eq!(next_step(Some(&a_hash), Some(&a_hash), Some(&b)), Step::Load(b));
+        assert_eq!(
+            next_step(Some(&a_hash), Some(&a_hash), Some(&b)),
+            Step::Load(b)
+        );
     }
 
     #[test]

@@ -227,11 +227,10 @@ pub async fn rollback(pool: &sqlx::PgPool) -> ApiResult<AiModel> {
     sqlx::query("LOCK TABLE sentinel.ai_models IN SHARE ROW EXCLUSIVE MODE")
         .execute(&mut *tx)
         .await?;
-    let current: Option<(Uuid, Option<Uuid>)> = sqlx::query_as(
-        "SELECT id, previous_id FROM sentinel.ai_models WHERE status = 'active'",
-    )
-    .fetch_optional(&mut *tx)
-    .await?;
+    let current: Option<(Uuid, Option<Uuid>)> =
+        sqlx::query_as("SELECT id, previous_id FROM sentinel.ai_models WHERE status = 'active'")
+            .fetch_optional(&mut *tx)
+            .await?;
     let Some((current, previous)) = current else {
         return Err(FieldErrors::one("model", "no model is active"));
     };
@@ -275,7 +274,11 @@ pub async fn active_ref(conn: &mut sqlx::PgConnection) -> Result<Option<ModelRef
 
 /// The bytes of a registered model by hash (`None`: no such model).
 pub async fn content(pool: &sqlx::PgPool, sha256: &str) -> ApiResult<Option<Vec<u8>>> {
-    if sha256.len() != 64 || !sha256.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+    if sha256.len() != 64
+        || !sha256
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    {
         return Ok(None);
     }
     let mut tx = db::Tx::from(pool.begin().await?);

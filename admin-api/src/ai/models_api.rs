@@ -129,7 +129,13 @@ async fn upload(
     let media = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        });
     if media.as_deref() != Some("application/octet-stream") {
         return Err(FieldErrors::one(
             "Content-Type",
@@ -177,10 +183,7 @@ async fn activate(
     Ok(axum::Json(row))
 }
 
-async fn rollback(
-    State(state): State<AppState>,
-    caller: Caller,
-) -> ApiResult<axum::Json<AiModel>> {
+async fn rollback(State(state): State<AppState>, caller: Caller) -> ApiResult<axum::Json<AiModel>> {
     require_write(&caller)?;
     let row = models::rollback(&state.pool).await?;
     tracing::info!(id = %row.id, name = %row.name, version = %row.version, "anomaly model rolled back to");

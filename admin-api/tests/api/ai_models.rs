@@ -48,7 +48,12 @@ async fn raw(
     let status = resp.status();
     (
         status,
-        resp.into_body().collect().await.unwrap().to_bytes().to_vec(),
+        resp.into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec(),
     )
 }
 
@@ -87,7 +92,10 @@ async fn upload_activate_and_roll_back_are_audited_and_published() {
     assert_eq!(m1["name"], "anomaly-gbdt");
     assert_eq!(m1["version"], "1");
     assert_eq!(m1["status"], "staged");
-    assert_eq!(m1["sha256"], MODEL_SHA256.split_whitespace().next().unwrap());
+    assert_eq!(
+        m1["sha256"],
+        MODEL_SHA256.split_whitespace().next().unwrap()
+    );
     assert_eq!(m1["size"], MODEL.len());
     assert_eq!(m1["metrics"]["engine"], "trees");
     let v2 = variant(b'2');
@@ -106,7 +114,11 @@ async fn upload_activate_and_roll_back_are_audited_and_published() {
     assert_eq!(manifest_model(&t).await, Value::Null);
 
     let (s, a1) = t
-        .post(&format!("/api/v1/ai/models/{id1}/activate"), &root, Value::Null)
+        .post(
+            &format!("/api/v1/ai/models/{id1}/activate"),
+            &root,
+            Value::Null,
+        )
         .await;
     assert_eq!(s, StatusCode::OK, "{a1}");
     assert_eq!(a1["status"], "active");
@@ -115,10 +127,17 @@ async fn upload_activate_and_roll_back_are_audited_and_published() {
     let named = manifest_model(&t).await;
     assert_eq!(named["sha256"], m1["sha256"]);
     assert_eq!(named["id"], m1["id"]);
-    assert_eq!((&named["name"], &named["version"]), (&m1["name"], &m1["version"]));
+    assert_eq!(
+        (&named["name"], &named["version"]),
+        (&m1["name"], &m1["version"])
+    );
 
     let (s, a2) = t
-        .post(&format!("/api/v1/ai/models/{id2}/activate"), &root, Value::Null)
+        .post(
+            &format!("/api/v1/ai/models/{id2}/activate"),
+            &root,
+            Value::Null,
+        )
         .await;
     assert_eq!(s, StatusCode::OK, "{a2}");
     assert_eq!(a2["previous_id"], m1["id"]);
@@ -127,14 +146,21 @@ async fn upload_activate_and_roll_back_are_audited_and_published() {
     assert_eq!(old["status"], "retired");
 
     // Roll back: model 1 again, model 2 retired.
-    let (s, back) = t.post("/api/v1/ai/models/rollback", &root, Value::Null).await;
+    let (s, back) = t
+        .post("/api/v1/ai/models/rollback", &root, Value::Null)
+        .await;
     assert_eq!(s, StatusCode::OK, "{back}");
-    assert_eq!((&back["id"], &back["status"]), (&m1["id"], &Value::from("active")));
+    assert_eq!(
+        (&back["id"], &back["status"]),
+        (&m1["id"], &Value::from("active"))
+    );
     assert_eq!(manifest_model(&t).await["sha256"], m1["sha256"]);
     let (_, two) = t.get(&format!("/api/v1/ai/models/{id2}"), &root).await;
     assert_eq!(two["status"], "retired");
     // Model 1 had nothing before it.
-    let (s, v) = t.post("/api/v1/ai/models/rollback", &root, Value::Null).await;
+    let (s, v) = t
+        .post("/api/v1/ai/models/rollback", &root, Value::Null)
+        .await;
     let d = assert_error(s, &v, StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_ERROR");
     assert!(d["model"].is_array(), "{v}");
 
@@ -174,9 +200,17 @@ async fn upload_activate_and_roll_back_are_audited_and_published() {
         .iter()
         .map(|e| e["action"].as_str().unwrap())
         .collect();
-    assert_eq!(actions.iter().filter(|a| **a == "ai_model.create").count(), 2, "{actions:?}");
+    assert_eq!(
+        actions.iter().filter(|a| **a == "ai_model.create").count(),
+        2,
+        "{actions:?}"
+    );
     // activate 1 (1 row), activate 2 (2 rows), roll back (2 rows).
-    assert_eq!(actions.iter().filter(|a| **a == "ai_model.update").count(), 5, "{actions:?}");
+    assert_eq!(
+        actions.iter().filter(|a| **a == "ai_model.update").count(),
+        5,
+        "{actions:?}"
+    );
 }
 
 #[tokio::test]
@@ -226,7 +260,9 @@ async fn corrupt_oversize_and_duplicate_models_are_refused() {
         )
         .await;
     assert_error(s, &v, StatusCode::NOT_FOUND, "RESOURCE_NOT_FOUND");
-    let (s, v) = t.post("/api/v1/ai/models/rollback", &root, Value::Null).await;
+    let (s, v) = t
+        .post("/api/v1/ai/models/rollback", &root, Value::Null)
+        .await;
     assert_error(s, &v, StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_ERROR");
 }
 
@@ -248,10 +284,16 @@ async fn the_registry_is_out_of_every_tenants_reach() {
     let (s, v) = upload(&t, &alice, &variant(b'3')).await;
     assert_error(s, &v, StatusCode::FORBIDDEN, "PERMISSION_DENIED");
     let (s, v) = t
-        .post(&format!("/api/v1/ai/models/{id}/activate"), &alice, Value::Null)
+        .post(
+            &format!("/api/v1/ai/models/{id}/activate"),
+            &alice,
+            Value::Null,
+        )
         .await;
     assert_error(s, &v, StatusCode::FORBIDDEN, "PERMISSION_DENIED");
-    let (s, v) = t.post("/api/v1/ai/models/rollback", &alice, Value::Null).await;
+    let (s, v) = t
+        .post("/api/v1/ai/models/rollback", &alice, Value::Null)
+        .await;
     assert_error(s, &v, StatusCode::FORBIDDEN, "PERMISSION_DENIED");
     let (s, _) = raw(
         &t,
@@ -270,10 +312,12 @@ async fn the_registry_is_out_of_every_tenants_reach() {
     // Row-level security: a transaction working for a tenant sees no model
     // and cannot write one, whatever the SQL.
     let mut tx = t.db.api.begin().await.unwrap();
-    sqlx::query("SELECT set_config('sentinel.tenant_id', '11111111-1111-1111-1111-111111111111', true)")
-        .execute(&mut *tx)
-        .await
-        .unwrap();
+    sqlx::query(
+        "SELECT set_config('sentinel.tenant_id', '11111111-1111-1111-1111-111111111111', true)",
+    )
+    .execute(&mut *tx)
+    .await
+    .unwrap();
     let n: i64 = sqlx::query_scalar("SELECT count(*) FROM sentinel.ai_models")
         .fetch_one(&mut *tx)
         .await
