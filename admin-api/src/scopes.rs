@@ -170,9 +170,11 @@ impl ScopeSet {
                 Some(("ai", _)) => set.ai_read = true,
                 Some(("ai_apply", _)) => set.ai_apply = true,
                 Some(("ai_models", level)) => {
-                    if platform_tenant && set.ai_models.is_none_or(|l| level > l) {
-                        set.ai_models = Some(level);
-                    }
+                    set.ai_models = if platform_tenant {
+                        set.ai_models.max(Some(level))
+                    } else {
+                        None
+                    };
                 }
                 Some((area, level)) => {
                     let e = set.levels.entry(area).or_insert(level);

@@ -52,7 +52,8 @@ pub struct Manifest {
     /// then not serialized, so a manifest without one is byte for byte what
     /// it was before the registry existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub anomaly_model: Option<ModelRef>,
+    /// Boxed: most manifests have none, and the manifest travels by value.
+    pub anomaly_model: Option<Box<ModelRef>>,
 }
 
 /// The active anomaly model, as the signed manifest names it.

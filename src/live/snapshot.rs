@@ -341,7 +341,7 @@ impl Poller {
             let wanted = self
                 .held
                 .as_ref()
-                .and_then(|h| h.manifest.anomaly_model.clone());
+                .and_then(|h| h.manifest.anomaly_model.as_deref().cloned());
             tx.send_if_modified(|cur| {
                 let changed = *cur != wanted;
                 if changed {
