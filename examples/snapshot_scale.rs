@@ -143,6 +143,7 @@ fn main() {
                 version: 1,
                 global,
                 shards,
+                anomaly_model: None,
             },
             parts,
         }

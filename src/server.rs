@@ -202,10 +202,23 @@ impl BackgroundService for Background {
         let reload = tokio::spawn(reloader.run(self.config.policy.watch_interval));
         let policy = self.state.policy.clone();
         let policy_task = match (&self.config.policy.admin, keys) {
-            (Some(admin), Some(keys)) => tokio::spawn(
-                crate::live::snapshot::Poller::new(policy, admin.clone(), keys, self.held.clone())
-                    .run(),
-            ),
+            (Some(admin), Some(keys)) => {
+                let mut poller = crate::live::snapshot::Poller::new(
+                    policy,
+                    admin.clone(),
+                    keys,
+                    self.held.clone(),
+                );
+                // The registry's anomaly model follows the manifest (ends
+                // with the poller, which holds the sender).
+                if let Some(risk) = &self.state.risk {
+                    let (follower, tx) =
+                        crate::live::model::ModelFollower::new(Arc::clone(risk), admin.clone());
+                    tokio::spawn(follower.run());
+                    poller = poller.with_model_follower(tx);
+                }
+                tokio::spawn(poller.run())
+            }
             _ => tokio::spawn(files::watch(
                 policy,
                 self.config.policy.patterns.clone(),

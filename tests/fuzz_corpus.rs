@@ -290,6 +290,7 @@ mod snapshot_bundle {
                 since: 1,
             },
             shards: refs,
+            anomaly_model: None,
         };
         let mut out = vec![flags | 1];
         out.extend_from_slice(&serde_json::to_vec(&manifest).unwrap());

@@ -19,6 +19,13 @@
 //! the scope the ordinary endpoint for the same data needs, and applying a
 //! finding needs the scopes of the calls it makes.
 //!
+//! The anomaly model registry (docs/anomaly.md, "Registry") is the
+//! platform's, not a tenant's: `ai:models:read` (list, get) and
+//! `ai:models:write` (upload, activate, roll back; implies read), honoured
+//! only in the platform tenant and never part of a tenant admin's set, like
+//! `snapshot:read`. Gateways download the active model's bytes with their
+//! `snapshot:read` key.
+//!
 //! Approvals (docs/approvals.md) are one area whose levels are named for what
 //! they let a person do: `approvals:request` (ask for access, see chains) <
 //! `approvals:decide` (approve or deny what one is assigned, delegate) <
@@ -53,6 +60,11 @@ pub const AUDIT_WRITE: &str = "audit:write";
 pub const AI_READ: &str = "ai:read";
 /// Applying or dismissing an AI finding (implies [`AI_READ`]).
 pub const AI_APPLY: &str = "ai:apply";
+/// Listing and reading the anomaly model registry (platform tenant only).
+pub const AI_MODELS_READ: &str = "ai:models:read";
+/// Uploading, activating and rolling back anomaly models (platform tenant
+/// only; implies [`AI_MODELS_READ`]).
+pub const AI_MODELS_WRITE: &str = "ai:models:write";
 /// The approvals area and its level names (request < decide < admin).
 pub const APPROVALS: &str = "approvals";
 pub const APPROVALS_REQUEST: &str = "approvals:request";
@@ -110,6 +122,8 @@ pub fn parse(scope: &str) -> Option<(&'static str, Level)> {
         return match level {
             "read" => Some(("ai", Level::Read)),
             "apply" => Some(("ai_apply", Level::Write)),
+            "models:read" => Some(("ai_models", Level::Read)),
+            "models:write" => Some(("ai_models", Level::Write)),
             _ => None,
         };
     }
@@ -133,6 +147,8 @@ pub struct ScopeSet {
     audit_write: bool,
     ai_read: bool,
     ai_apply: bool,
+    /// The model registry's level (platform tenant only).
+    ai_models: Option<Level>,
     levels: BTreeMap<&'static str, Level>,
 }
 
@@ -153,6 +169,13 @@ impl ScopeSet {
                 Some(("audit_write", _)) => set.audit_write = platform_tenant,
                 Some(("ai", _)) => set.ai_read = true,
                 Some(("ai_apply", _)) => set.ai_apply = true,
+                Some(("ai_models", level)) => {
+                    set.ai_models = if platform_tenant {
+                        set.ai_models.max(Some(level))
+                    } else {
+                        None
+                    };
+                }
                 Some((area, level)) => {
                     let e = set.levels.entry(area).or_insert(level);
                     if level > *e {
@@ -199,6 +222,16 @@ impl ScopeSet {
         self.platform_admin || self.ai_apply
     }
 
+    /// May list and read the anomaly model registry.
+    pub fn can_read_models(&self) -> bool {
+        self.platform_admin || self.ai_models.is_some()
+    }
+
+    /// May upload, activate and roll back anomaly models.
+    pub fn can_write_models(&self) -> bool {
+        self.platform_admin || self.ai_models == Some(Level::Write)
+    }
+
     pub fn allows(&self, area: &str, level: Level) -> bool {
         self.platform_admin || self.levels.get(area).is_some_and(|l| *l >= level)
     }
@@ -213,6 +246,8 @@ impl ScopeSet {
             Some(("audit_write", _)) => self.can_write_audit(),
             Some(("ai", _)) => self.can_read_ai(),
             Some(("ai_apply", _)) => self.can_apply_ai(),
+            Some(("ai_models", Level::Read)) => self.can_read_models(),
+            Some(("ai_models", _)) => self.can_write_models(),
             Some((area, level)) => self.allows(area, level),
             None => false,
         }
@@ -253,6 +288,11 @@ impl ScopeSet {
         }
         if self.ai_apply {
             out.push(AI_APPLY.to_owned());
+        }
+        match self.ai_models {
+            Some(Level::Read) => out.push(AI_MODELS_READ.to_owned()),
+            Some(_) => out.push(AI_MODELS_WRITE.to_owned()),
+            None => {}
         }
         for (area, level) in &self.levels {
             if *area == APPROVALS {
@@ -357,6 +397,27 @@ mod tests {
             ScopeSet::from_scopes(["audit:export", "audit:read"], false).to_strings(),
             vec!["audit:read", "audit:export"]
         );
+    }
+
+    #[test]
+    fn model_registry_scopes_only_in_platform_tenant() {
+        // A tenant's role cannot carry them into effect.
+        let t = ScopeSet::from_scopes(["ai:models:write", "ai:models:read"], false);
+        assert!(!t.can_read_models() && !t.can_write_models());
+        assert!(!t.covers("ai:models:read"));
+        let r = ScopeSet::from_scopes(["ai:models:read"], true);
+        assert!(r.can_read_models() && !r.can_write_models());
+        assert!(!r.covers("ai:models:write"));
+        let w = ScopeSet::from_scopes(["ai:models:write"], true);
+        assert!(w.can_read_models() && w.can_write_models());
+        assert_eq!(w.to_strings(), vec!["ai:models:write"]);
+        assert!(ScopeSet::from_scopes(["platform:admin"], true).can_write_models());
+        // Neither a tenant admin's set nor `ai:apply` reaches the registry.
+        let admin = tenant_admin_scopes();
+        let a = ScopeSet::from_scopes(admin.iter().map(String::as_str), true);
+        assert!(!a.can_read_models());
+        assert!(parse("ai:models:admin").is_none());
+        assert!(parse("ai:models").is_none());
     }
 
     #[test]

@@ -46,6 +46,28 @@ pub struct Manifest {
     pub global: PartRef,
     /// Tenant id → its shard.
     pub shards: BTreeMap<Uuid, PartRef>,
+    /// The anomaly model the registry has active (docs/anomaly.md,
+    /// "Registry"), named by hash: a gateway fetches its bytes apart and
+    /// loads them only if they hash to this. Absent when none is active, and
+    /// then not serialized, so a manifest without one is byte for byte what
+    /// it was before the registry existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Boxed: most manifests have none, and the manifest travels by value.
+    pub anomaly_model: Option<Box<ModelRef>>,
+}
+
+/// The active anomaly model, as the signed manifest names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelRef {
+    /// The registry's id of the model.
+    pub id: Uuid,
+    /// Lowercase hex SHA-256 of the model file.
+    pub sha256: String,
+    /// The file's size in bytes.
+    pub size: u64,
+    pub name: String,
+    pub version: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -117,6 +117,7 @@ impl Publisher {
             version,
             global,
             shards,
+            anomaly_model: None,
         };
         self.manifest = Some(manifest);
         self.bundle(since)
@@ -413,6 +414,7 @@ fn a_shard_that_does_not_compile_fails_the_whole_bundle() {
                 )
             })
             .collect(),
+        anomaly_model: None,
     };
     let mb = serde_json::to_vec(&manifest).unwrap();
     let hashes: Vec<String> = parts.iter().map(|(b, _)| hash(b)).collect();

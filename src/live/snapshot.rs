@@ -116,7 +116,7 @@ fn file_name(path: &Path) -> String {
 
 /// Writes `chunks` to `path` atomically: a temporary file in the same
 /// directory, synced, then renamed over the old one.
-fn write_atomic(path: &Path, chunks: &[&[u8]]) -> std::io::Result<()> {
+pub(crate) fn write_atomic(path: &Path, chunks: &[&[u8]]) -> std::io::Result<()> {
     let tmp = path.with_file_name(format!(".{}.tmp-{}", file_name(path), std::process::id()));
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
@@ -297,6 +297,8 @@ pub struct Poller {
     /// Bundles swapped in, written to the cache in order by their own task
     /// (see [`cache_writer`]).
     cache: Option<tokio::sync::mpsc::UnboundedSender<Opened>>,
+    /// Where the manifest's anomaly model is announced (`live/model.rs`).
+    model: Option<tokio::sync::watch::Sender<Option<sentinel_policy::bundle::ModelRef>>>,
 }
 
 /// Writes cache updates one after the other, so the poller never waits for
@@ -330,6 +332,34 @@ impl Poller {
             health: Health::Starting,
             stale: false,
             cache: None,
+            model: None,
+        }
+    }
+
+    /// Announces each manifest's anomaly model on `tx` (the registry's model
+    /// follower, `live/model.rs`).
+    pub fn with_model_follower(
+        mut self,
+        tx: tokio::sync::watch::Sender<Option<sentinel_policy::bundle::ModelRef>>,
+    ) -> Poller {
+        self.model = Some(tx);
+        self
+    }
+
+    /// Tells the model follower which model the manifest in force names.
+    fn announce_model(&self) {
+        if let Some(tx) = &self.model {
+            let wanted = self
+                .held
+                .as_ref()
+                .and_then(|h| h.manifest.anomaly_model.as_deref().cloned());
+            tx.send_if_modified(|cur| {
+                let changed = *cur != wanted;
+                if changed {
+                    *cur = wanted;
+                }
+                changed
+            });
         }
     }
 
@@ -352,6 +382,7 @@ impl Poller {
         };
         let mut failures: u32 = 0;
         loop {
+            self.announce_model();
             let started = Instant::now();
             let result = self.poll_once(&client).await;
             let pause = match result {
@@ -578,6 +609,7 @@ impl Poller {
             "policy snapshot swapped in"
         );
         self.held = Some(accepted.held);
+        self.announce_model();
         if let Some(cache) = &self.cache {
             let _ = cache.send(accepted.opened);
         }

@@ -9,24 +9,50 @@
 //! authentications go to [`AnomalyStore::auth_failure`]. The crate's
 //! `examples/anomaly_replay.rs` is the reference for this loop.
 //!
+//! The scorer is swapped whole without a restart ([`AnomalyStore::swap_scorer`]):
+//! the registry's active model, which `live/model.rs` fetches and loads off
+//! the request path when the policy snapshot names it; a request reads the
+//! scorer once (`ArcSwap`) and scores with that one.
+//!
 //! Concurrency: each state is read, updated and written back whole; two
 //! requests of one principal at the same instant may lose one count of the
 //! window (last writer wins). No lock is held across an await.
 
 use crate::config::RiskConfig;
+use arc_swap::ArcSwap;
 use moka::sync::Cache;
 use sentinel_risk::anomaly::{
     observe, rule_score, settle, AddressState, AnomalyConfig, Outcome, PrincipalState,
     RequestFacts, Score, Scorer, ScorerKind, FEATURE_NAMES,
 };
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
+
+/// Sets `sentinel_anomaly_model{name,version,sha256}` to 1 for the scorer in
+/// force (`rules` for all three without a model), and clears the others.
+pub fn model_in_force(scorer: &Scorer) {
+    let Some(m) = crate::metrics::get() else {
+        return;
+    };
+    m.risk.anomaly_model.reset();
+    let labels = match scorer.model() {
+        Some(i) => [i.name.as_str(), i.version.as_str(), i.sha256.as_str()],
+        None => ["rules", "rules", "rules"],
+    };
+    m.risk.anomaly_model.with_label_values(&labels).set(1);
+}
 
 /// Anomaly state of one gateway.
 pub struct AnomalyStore {
     config: AnomalyConfig,
-    scorer: Scorer,
+    /// The scorer in force: the registry's active model once one is loaded,
+    /// else `file_scorer`.
+    scorer: ArcSwap<Scorer>,
+    /// What `[risk] model` loaded at start (the model file or the rules):
+    /// in force while the snapshot names no registry model.
+    file_scorer: Arc<Scorer>,
     principals: Cache<Uuid, PrincipalState, foldhash::fast::RandomState>,
     addresses: Cache<IpAddr, AddressState, foldhash::fast::RandomState>,
 }
@@ -54,6 +80,8 @@ impl AnomalyStore {
             None => tracing::info!("anomaly scoring by the rule fallback (no model)"),
         }
         let config = cfg.anomaly.clone();
+        let scorer = Arc::new(scorer);
+        model_in_force(&scorer);
         let hasher = foldhash::fast::RandomState::default;
         AnomalyStore {
             principals: Cache::builder()
@@ -65,13 +93,26 @@ impl AnomalyStore {
                 .time_to_idle(Duration::from_secs(config.window_ttl.max(1)))
                 .build_with_hasher(hasher()),
             config,
-            scorer,
+            scorer: ArcSwap::new(Arc::clone(&scorer)),
+            file_scorer: scorer,
         }
     }
 
-    /// `model` or `rules`.
-    pub fn scorer(&self) -> &Scorer {
-        &self.scorer
+    /// The scorer in force (`model` or `rules`; `Scorer::model` names the model).
+    pub fn scorer(&self) -> Arc<Scorer> {
+        self.scorer.load_full()
+    }
+
+    /// Puts `scorer` in force for the next requests (one atomic swap; a
+    /// request already scoring finishes with the one it read).
+    pub fn swap_scorer(&self, scorer: Arc<Scorer>) {
+        self.scorer.store(scorer);
+        model_in_force(&self.scorer.load());
+    }
+
+    /// Puts the scorer `[risk] model` loaded at start back in force.
+    pub fn restore_file_scorer(&self) {
+        self.swap_scorer(Arc::clone(&self.file_scorer));
     }
 
     /// Counts the request in the client address's and the principal's
@@ -98,7 +139,7 @@ impl AnomalyStore {
         debug_assert_eq!(FEATURE_NAMES[0], "maturity");
         let mature = features.values[0] >= 1.0;
         let score = if mature {
-            self.scorer.score(&features)
+            self.scorer.load().score(&features)
         } else {
             Score {
                 value: rule_score(&features),

@@ -15,7 +15,7 @@ pub mod biometrics_sync;
 use crate::config::RiskConfig;
 use crate::errors::{Denial, ErrorCode};
 use crate::routes::RiskSlot;
-use prometheus::{Histogram, HistogramOpts, IntCounterVec, Opts, Registry};
+use prometheus::{Histogram, HistogramOpts, IntCounterVec, IntGaugeVec, Opts, Registry};
 use sentinel_risk::anomaly::Outcome;
 
 /// The browser collector served at `GET /.sentinel/telemetry.js`.
@@ -172,6 +172,11 @@ pub fn telemetry_secret(material: &[u8]) -> [u8; 32] {
 /// The risk metrics (registered with the gateway's registry).
 pub struct RiskMetrics {
     pub anomaly_score: Histogram,
+    /// 1 for the anomaly model in force (`name`, `version`, `sha256`).
+    pub anomaly_model: IntGaugeVec,
+    /// Registry models the gateway tried to put in force, by outcome
+    /// (`loaded`, `restored`, `hash_mismatch`, `invalid`, `too_large`, `fetch_failed`).
+    pub anomaly_model_updates: IntCounterVec,
     pub risk_decisions: IntCounterVec,
     pub biometric_score: Histogram,
     pub biometric_batches: IntCounterVec,
@@ -224,6 +229,22 @@ impl RiskMetrics {
             &["kind"],
         )?;
         registry.register(Box::new(biometric_shared_errors.clone()))?;
+        let anomaly_model = IntGaugeVec::new(
+            Opts::new(
+                "anomaly_model",
+                "The anomaly model in force (1), by name, version and SHA-256 (`rules` without a model)",
+            ),
+            &["name", "version", "sha256"],
+        )?;
+        let anomaly_model_updates = IntCounterVec::new(
+            Opts::new(
+                "anomaly_model_updates_total",
+                "Registry anomaly models the snapshot named, by outcome (loaded, restored, hash_mismatch, invalid, too_large, fetch_failed)",
+            ),
+            &["outcome"],
+        )?;
+        registry.register(Box::new(anomaly_model.clone()))?;
+        registry.register(Box::new(anomaly_model_updates.clone()))?;
         registry.register(Box::new(biometric_fits.clone()))?;
         registry.register(Box::new(anomaly_score.clone()))?;
         registry.register(Box::new(risk_decisions.clone()))?;
@@ -231,6 +252,8 @@ impl RiskMetrics {
         registry.register(Box::new(biometric_batches.clone()))?;
         Ok(RiskMetrics {
             anomaly_score,
+            anomaly_model,
+            anomaly_model_updates,
             risk_decisions,
             biometric_score,
             biometric_batches,

@@ -108,6 +108,7 @@ impl Parts {
                 version,
                 global,
                 shards,
+                anomaly_model: None,
             },
             parts,
         }

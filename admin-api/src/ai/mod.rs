@@ -13,12 +13,16 @@
 //!   and the run-time measurement.
 //! - [`query`]: questions in plain language (a `nom` grammar → a typed
 //!   query → the evaluator or the audit trail); routes in `routes/ai_query.rs`.
+//! - [`models`]: the anomaly model registry (platform-level ONNX models
+//!   the gateways load through the snapshot path); routes in `models_api.rs`.
 //! - [`predict`]: predictive access (collaborative filtering over peers and
 //!   the audit trail); routes in `routes/ai_predict.rs`.
 
 pub mod compliance;
 pub mod facts;
 pub mod fixture;
+pub mod models;
+pub mod models_api;
 pub mod optimizer;
 pub mod predict;
 pub mod query;
@@ -35,6 +39,7 @@ pub fn router() -> Routes {
         .nest("/compliance", crate::routes::ai_compliance::router())
         .nest("/query", crate::routes::ai_query::router())
         .nest("/predictions", crate::routes::ai_predict::router())
+        .nest("/models", models_api::router())
 }
 
 /// The features are on, and the caller may read their results.

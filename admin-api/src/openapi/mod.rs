@@ -51,6 +51,8 @@ fn operation(op: &Op) -> Value {
         .map(|name| {
             let schema = if name == "code" || name == "request_id" {
                 json!({"type": "string"})
+            } else if name == "sha256" {
+                json!({"type": "string", "pattern": "^[0-9a-f]{64}$"})
             } else {
                 json!({"type": "string", "format": "uuid"})
             };
@@ -113,6 +115,12 @@ fn operation(op: &Op) -> Value {
     });
     if d.scope != "none" {
         out["security"] = json!([{"bearer": []}]);
+    }
+    if let Some(media) = d.raw_body {
+        out["requestBody"] = json!({
+            "required": true,
+            "content": {media: {"schema": {"type": "string", "contentMediaType": media}}}
+        });
     }
     if let Some((name, required)) = &d.body {
         out["requestBody"] = json!({

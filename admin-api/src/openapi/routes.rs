@@ -29,6 +29,8 @@ pub struct Doc {
     pub summary: &'static str,
     /// Request body schema name and whether it is required.
     pub body: Option<(String, bool)>,
+    /// A required request body that is not JSON: its media type.
+    pub raw_body: Option<&'static str>,
     pub answer: Answer,
     /// Statuses beyond the ones every operation of its kind has.
     pub errors: Vec<(u16, &'static str)>,
@@ -42,6 +44,7 @@ pub fn doc(scope: &'static str, summary: &'static str) -> Doc {
         scope,
         summary,
         body: None,
+        raw_body: None,
         answer: Answer::Json(200, json!({"type": "object"})),
         errors: Vec::new(),
         schemas: Vec::new(),
@@ -80,6 +83,12 @@ impl Doc {
     pub fn optional_body<T: utoipa::ToSchema>(mut self) -> Self {
         let n = self.with::<T>();
         self.body = Some((n, false));
+        self
+    }
+
+    /// A required request body of this (non-JSON) media type, e.g. a file.
+    pub fn raw_body(mut self, media_type: &'static str) -> Self {
+        self.raw_body = Some(media_type);
         self
     }
 

@@ -345,6 +345,9 @@ async fn publish_once(
         version: uversion,
         global: global_ref,
         shards,
+        // The registry's active anomaly model (migration 0012): a change of
+        // it bumps the revision, so it is published like a policy change.
+        anomaly_model: crate::ai::models::active_ref(&mut tx).await?.map(Box::new),
     };
     let manifest_bytes = serde_json::to_vec(&manifest)?;
 

@@ -7,6 +7,7 @@ mod common;
 
 mod account_safety;
 mod ai_compliance;
+mod ai_models;
 mod ai_optimizer;
 mod ai_predict;
 mod ai_query;

@@ -36,7 +36,7 @@ pub use features::{
     observe, record_auth_failure, settle, Features, Method, Outcome, RequestFacts, Sensitivity,
     FEATURE_COUNT, FEATURE_NAMES,
 };
-pub use model::{Calibration, Engine, ModelError, ModelInfo, OnnxModel};
+pub use model::{Calibration, Engine, ModelError, ModelInfo, OnnxModel, MAX_MODEL_BYTES};
 pub use rules::rule_score;
 pub use scorer::{Score, Scorer, ScorerKind, Thresholds, Verdict};
 pub use state::{AddressSignals, AddressState, PrincipalState};
