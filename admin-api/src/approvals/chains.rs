@@ -498,7 +498,7 @@ async fn create(
     Json(spec): Json<ChainSpec>,
 ) -> ApiResult<(StatusCode, axum::Json<ApprovalChain>)> {
     require(&caller, Right::Admin)?;
-    let mut tx = db::begin(&state.pool, caller.ctx()).await?;
+    let mut tx = state.begin(caller.ctx()).await?;
     let c = write(&mut tx, caller.target, None, &spec).await?;
     tx.commit().await?;
     Ok(created(c))
@@ -511,7 +511,7 @@ async fn update(
     Json(p): Json<ChainPatch>,
 ) -> ApiResult<axum::Json<ApprovalChain>> {
     require(&caller, Right::Admin)?;
-    let mut tx = db::begin(&state.pool, caller.ctx()).await?;
+    let mut tx = state.begin(caller.ctx()).await?;
     let cur = get_chain(&mut tx, caller.target, id).await?;
     let spec = ChainSpec {
         name: p.name.unwrap_or(cur.name),
@@ -576,7 +576,7 @@ async fn fetch(
     Path(id): Path<Uuid>,
 ) -> ApiResult<axum::Json<ApprovalChain>> {
     require(&caller, Right::Request)?;
-    let mut tx = db::begin(&state.pool, caller.ctx()).await?;
+    let mut tx = state.begin(caller.ctx()).await?;
     let c = get_chain(&mut tx, caller.target, id).await?;
     tx.commit().await?;
     Ok(axum::Json(c))

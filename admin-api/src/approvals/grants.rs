@@ -138,7 +138,7 @@ async fn revoke(
     Path(id): Path<Uuid>,
 ) -> ApiResult<axum::Json<AccessGrant>> {
     require(&caller, Right::Admin)?;
-    let mut tx = db::begin(&state.pool, caller.ctx()).await?;
+    let mut tx = state.begin(caller.ctx()).await?;
     let g: AccessGrant = sqlx::query_as(&format!(
         "SELECT {GRANT_COLS} FROM sentinel.access_grants WHERE id = $1 AND tenant_id = $2 FOR UPDATE"
     ))
@@ -243,7 +243,7 @@ async fn delegate(
         errs.add("reason", "must be at most 500 characters");
     }
     errs.into_result()?;
-    let mut tx = db::begin(&state.pool, caller.ctx()).await?;
+    let mut tx = state.begin(caller.ctx()).await?;
     let ok: bool = sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM sentinel.users
                          WHERE id = $1 AND tenant_id = $2 AND is_active AND NOT is_service_account)",
@@ -319,7 +319,7 @@ async fn end_delegation(
 ) -> ApiResult<StatusCode> {
     require(&caller, Right::Decide)?;
     let admin = super::allows(&caller, Right::Admin);
-    let mut tx = db::begin(&state.pool, caller.ctx()).await?;
+    let mut tx = state.begin(caller.ctx()).await?;
     let n = sqlx::query(
         "DELETE FROM sentinel.approval_delegations
           WHERE id = $1 AND tenant_id = $2 AND (delegator_id = $3 OR $4)",

@@ -90,7 +90,7 @@ async fn open(
 ) -> ApiResult<(StatusCode, axum::Json<AccessRequest>)> {
     require(&caller, Right::Request)?;
     own_tenant(&caller)?;
-    let mut tx = db::begin(&state.pool, caller.ctx()).await?;
+    let mut tx = state.begin(caller.ctx()).await?;
     let (r, outcomes) =
         super::open::open(&mut tx, caller.target, caller.user_id, &body, Utc::now()).await?;
     tx.commit().await?;
@@ -121,7 +121,7 @@ async fn decide(
             "must be at most 2000 characters",
         ));
     }
-    let mut tx = db::begin(&state.pool, caller.ctx()).await?;
+    let mut tx = state.begin(caller.ctx()).await?;
     let (r, outcomes) = workflow::decide(
         &mut tx,
         caller.target,
@@ -160,7 +160,7 @@ async fn cancel(
     Path(id): Path<Uuid>,
 ) -> ApiResult<axum::Json<AccessRequest>> {
     require(&caller, Right::Request)?;
-    let mut tx = db::begin(&state.pool, caller.ctx()).await?;
+    let mut tx = state.begin(caller.ctx()).await?;
     let r = workflow::lock(&mut tx, caller.target, id).await?;
     if r.requester_id != caller.user_id {
         // Another's request: invisible unless one may see it anyway.
@@ -231,7 +231,7 @@ async fn fetch(
     Path(id): Path<Uuid>,
 ) -> ApiResult<axum::Json<Value>> {
     require(&caller, Right::Request)?;
-    let mut tx = db::begin(&state.pool, caller.ctx()).await?;
+    let mut tx = state.begin(caller.ctx()).await?;
     let r = workflow::get(&mut tx, caller.target, id).await?;
     if !visible(&mut tx, &caller, &r).await? {
         return Err(ApiError::NotFound);
@@ -318,7 +318,7 @@ async fn inbox(
 ) -> ApiResult<axum::Json<ListResponse<AccessRequest>>> {
     require(caller, Right::Decide)?;
     let limit = limit.unwrap_or(MAX_LIMIT).clamp(1, MAX_LIMIT);
-    let mut tx = db::begin(&state.pool, caller.ctx()).await?;
+    let mut tx = state.begin(caller.ctx()).await?;
     let pending: Vec<AccessRequest> = sqlx::query_as(&format!(
         "SELECT {REQUEST_COLS} {REQUEST_FROM}
           WHERE r.tenant_id = $1 AND r.status = 'pending' AND r.requester_id <> $2

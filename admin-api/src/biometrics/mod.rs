@@ -174,7 +174,7 @@ async fn read(
     Path(id): Path<Uuid>,
 ) -> ApiResult<axum::Json<ProfileStatus>> {
     caller.require("user", Level::Read)?;
-    let mut tx = db::begin(&state.pool, caller.ctx()).await?;
+    let mut tx = state.begin(caller.ctx()).await?;
     ensure_user(&mut tx, caller.target, id).await?;
     let status = load(&mut tx, caller.target, id, false).await?;
     record(&mut tx, "read", id, None, Some(status.summary())).await?;
@@ -188,7 +188,7 @@ async fn reset(
     Path(id): Path<Uuid>,
 ) -> ApiResult<axum::Json<ProfileStatus>> {
     caller.require("user", Level::Write)?;
-    let mut tx = db::begin(&state.pool, caller.ctx()).await?;
+    let mut tx = state.begin(caller.ctx()).await?;
     ensure_user(&mut tx, caller.target, id).await?;
     let before = load(&mut tx, caller.target, id, true).await?;
     // A new generation: no gateway's cached copy can be written back over
@@ -222,7 +222,7 @@ async fn remove(
     Path(id): Path<Uuid>,
 ) -> ApiResult<axum::http::StatusCode> {
     caller.require("user", Level::Write)?;
-    let mut tx = db::begin(&state.pool, caller.ctx()).await?;
+    let mut tx = state.begin(caller.ctx()).await?;
     ensure_user(&mut tx, caller.target, id).await?;
     let before = load(&mut tx, caller.target, id, true).await?;
     sqlx::query("DELETE FROM sentinel.biometric_profiles WHERE tenant_id = $1 AND user_id = $2")

@@ -62,7 +62,7 @@ pub async fn fetch<T: TenantRow>(
     Path(id): Path<Uuid>,
 ) -> ApiResult<axum::Json<T>> {
     caller.require(T::AREA, Level::Read)?;
-    let mut tx = db::begin(&state.pool, caller.ctx()).await?;
+    let mut tx = state.begin(caller.ctx()).await?;
     let row = one::<T>(&mut tx, caller.target, id).await?;
     tx.commit().await?;
     Ok(axum::Json(row))
@@ -117,7 +117,7 @@ where
     qb.push_bind(caller.target);
     filter(&mut qb);
     page.push_tail(&mut qb);
-    let mut tx = db::begin(&state.pool, caller.ctx()).await?;
+    let mut tx = state.begin(caller.ctx()).await?;
     let rows: Vec<T> = qb.build_query_as().fetch_all(&mut *tx).await?;
     tx.commit().await?;
     Ok(axum::Json(page.finish(rows)))
@@ -132,7 +132,7 @@ pub async fn unlink(
     (a_col, a): (&str, Uuid),
     (b_col, b): (&str, Uuid),
 ) -> ApiResult<StatusCode> {
-    let mut tx = db::begin(&state.pool, caller.ctx()).await?;
+    let mut tx = state.begin(caller.ctx()).await?;
     unlink_in(&mut tx, caller, table, (a_col, a), (b_col, b)).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
@@ -169,7 +169,7 @@ pub async fn delete_row(
     table: &str,
     id: Uuid,
 ) -> ApiResult<StatusCode> {
-    let mut tx = db::begin(&state.pool, caller.ctx()).await?;
+    let mut tx = state.begin(caller.ctx()).await?;
     let n = sqlx::query(&format!(
         "DELETE FROM sentinel.{table} WHERE id = $1 AND tenant_id = $2"
     ))

@@ -98,7 +98,7 @@ async fn latest(
         Some("csv") => true,
         Some(_) => return Err(FieldErrors::one("format", "must be `json` or `csv`")),
     };
-    let mut tx = db::begin(&state.pool, caller.ctx()).await?;
+    let mut tx = state.begin(caller.ctx()).await?;
     let report = compliance::latest(&mut tx, caller.target).await?;
     tx.commit().await?;
     let report = report.ok_or(ApiError::NotFoundBecause(

@@ -285,7 +285,7 @@ async fn list(
         );
     }
     errs.into_result()?;
-    let mut tx = db::begin(&state.pool, caller.ctx()).await?;
+    let mut tx = state.begin(caller.ctx()).await?;
     let items: Vec<OptimizerFinding> = sqlx::query_as(&format!(
         "SELECT {COLS} FROM sentinel.permission_optimizations
           WHERE tenant_id = $1 AND ($2::text IS NULL OR status = $2) AND ($3::text IS NULL OR kind = $3)
@@ -323,7 +323,7 @@ async fn fetch(
     Path(id): Path<Uuid>,
 ) -> ApiResult<axum::Json<OptimizerFinding>> {
     ai::require_read(&state, &caller)?;
-    let mut tx = db::begin(&state.pool, caller.ctx()).await?;
+    let mut tx = state.begin(caller.ctx()).await?;
     let f = get_finding(&mut tx, caller.target, id, false).await?;
     tx.commit().await?;
     Ok(axum::Json(f))
@@ -412,7 +412,7 @@ async fn apply(
     Path(id): Path<Uuid>,
 ) -> ApiResult<Response> {
     ai::require_apply(&state, &caller)?;
-    let mut tx = db::begin(&state.pool, caller.ctx()).await?;
+    let mut tx = state.begin(caller.ctx()).await?;
     // The row lock makes two admins applying at once run the calls once.
     let f = get_finding(&mut tx, caller.target, id, true).await?;
     ensure_open(&f)?;
@@ -487,7 +487,7 @@ async fn dismiss(
         return Err(FieldErrors::one("note", "must be at most 1000 characters"));
     }
     ai::require_apply(&state, &caller)?;
-    let mut tx = db::begin(&state.pool, caller.ctx()).await?;
+    let mut tx = state.begin(caller.ctx()).await?;
     let f = get_finding(&mut tx, caller.target, id, true).await?;
     ensure_open(&f)?;
     let done: OptimizerFinding = sqlx::query_as(&format!(

@@ -240,7 +240,7 @@ async fn get_field(tx: &mut Tx, tenant: Uuid, id: Uuid) -> ApiResult<FieldDefini
 
 /// Loads the field and opens the context that may write it.
 async fn writable(state: &AppState, caller: &Caller, id: Uuid) -> ApiResult<(Tx, FieldDefinition)> {
-    let mut tx = db::begin(&state.pool, caller.ctx()).await?;
+    let mut tx = state.begin(caller.ctx()).await?;
     let f = get_field(&mut tx, caller.target, id).await?;
     if f.tenant_id.is_none() {
         if !caller.is_platform_admin() {

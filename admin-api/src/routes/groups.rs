@@ -124,7 +124,7 @@ async fn create(
     check_text(&mut errs, "name", &req.name, 100);
     errs.into_result()?;
     caller.require("group", Level::Admin)?;
-    let mut tx = db::begin(&state.pool, caller.ctx()).await?;
+    let mut tx = state.begin(caller.ctx()).await?;
     let g: Group = sqlx::query_as(&format!(
         "INSERT INTO sentinel.groups (tenant_id, name, description) VALUES ($1, $2, $3) RETURNING {COLS}"
     ))
@@ -175,7 +175,7 @@ async fn fetch(
     Path(id): Path<Uuid>,
 ) -> ApiResult<axum::Json<Value>> {
     caller.require("group", Level::Read)?;
-    let mut tx = db::begin(&state.pool, caller.ctx()).await?;
+    let mut tx = state.begin(caller.ctx()).await?;
     let g = get_group(&mut tx, caller.target, id).await?;
     let role_ids: Vec<Uuid> = sqlx::query_scalar(
         "SELECT role_id FROM sentinel.group_roles WHERE group_id = $1 ORDER BY role_id",
@@ -216,7 +216,7 @@ async fn update(
     }
     errs.into_result()?;
     caller.require("group", Level::Write)?;
-    let mut tx = db::begin(&state.pool, caller.ctx()).await?;
+    let mut tx = state.begin(caller.ctx()).await?;
     let g: Option<Group> = sqlx::query_as(&format!(
         "UPDATE sentinel.groups SET name = coalesce($3, name), description = coalesce($4, description)
           WHERE id = $1 AND tenant_id = $2 RETURNING {COLS}"
@@ -237,7 +237,7 @@ async fn remove(
     Path(id): Path<Uuid>,
 ) -> ApiResult<StatusCode> {
     caller.require("group", Level::Admin)?;
-    let mut tx = db::begin(&state.pool, caller.ctx()).await?;
+    let mut tx = state.begin(caller.ctx()).await?;
     // Deleting a group takes its roles from every member.
     let scopes = group_scopes(&mut tx, id).await?;
     if !caller
@@ -270,7 +270,7 @@ async fn members(
     Path(id): Path<Uuid>,
 ) -> ApiResult<axum::Json<Value>> {
     caller.require("group", Level::Read)?;
-    let mut tx = db::begin(&state.pool, caller.ctx()).await?;
+    let mut tx = state.begin(caller.ctx()).await?;
     get_group(&mut tx, caller.target, id).await?;
     let rows: Vec<(Uuid, Option<String>, String, bool)> = sqlx::query_as(
         "SELECT u.id, u.email, u.name, u.is_service_account FROM sentinel.user_groups ug
@@ -303,7 +303,7 @@ async fn add_members(
         return Err(FieldErrors::one("user_ids", "must list 1 to 500 users"));
     }
     caller.require("group", Level::Write)?;
-    let mut tx = db::begin(&state.pool, caller.ctx()).await?;
+    let mut tx = state.begin(caller.ctx()).await?;
     get_group(&mut tx, caller.target, id).await?;
     for u in &req.user_ids {
         add_member(&mut tx, &caller, id, *u).await?;
@@ -318,7 +318,7 @@ async fn remove_member(
     Path((id, user_id)): Path<(Uuid, Uuid)>,
 ) -> ApiResult<StatusCode> {
     caller.require("group", Level::Write)?;
-    let mut tx = db::begin(&state.pool, caller.ctx()).await?;
+    let mut tx = state.begin(caller.ctx()).await?;
     ensure_not_above(&mut tx, &caller, user_id).await?;
     let guard = AdminGuard::take(&mut tx, caller.target).await?;
     rows::unlink_in(
@@ -340,7 +340,7 @@ async fn roles(
     Path(id): Path<Uuid>,
 ) -> ApiResult<axum::Json<Value>> {
     caller.require("group", Level::Read)?;
-    let mut tx = db::begin(&state.pool, caller.ctx()).await?;
+    let mut tx = state.begin(caller.ctx()).await?;
     get_group(&mut tx, caller.target, id).await?;
     let rows: Vec<crate::routes::roles::Role> = sqlx::query_as(&format!(
         "SELECT {} FROM sentinel.roles WHERE id IN (SELECT role_id FROM sentinel.group_roles WHERE group_id = $1) ORDER BY name",
@@ -373,7 +373,7 @@ async fn add_roles(
     }
     caller.require("group", Level::Write)?;
     caller.require("role", Level::Write)?;
-    let mut tx = db::begin(&state.pool, caller.ctx()).await?;
+    let mut tx = state.begin(caller.ctx()).await?;
     get_group(&mut tx, caller.target, id).await?;
     for r in &req.role_ids {
         attach_role(&mut tx, &caller, id, *r).await?;
@@ -388,7 +388,7 @@ async fn remove_role(
     Path((id, role_id)): Path<(Uuid, Uuid)>,
 ) -> ApiResult<StatusCode> {
     caller.require("group", Level::Write)?;
-    let mut tx = db::begin(&state.pool, caller.ctx()).await?;
+    let mut tx = state.begin(caller.ctx()).await?;
     safety::ensure_role_not_above(&mut tx, &caller, role_id).await?;
     let guard = AdminGuard::take(&mut tx, caller.target).await?;
     rows::unlink_in(

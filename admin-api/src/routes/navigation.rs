@@ -135,7 +135,7 @@ async fn create(
     validate_permission(&mut errs, &req.resource_type, &req.action);
     errs.into_result()?;
     caller.require("navigation", Level::Admin)?;
-    let mut tx = db::begin(&state.pool, caller.ctx()).await?;
+    let mut tx = state.begin(caller.ctx()).await?;
     if let Some(p) = req.parent_id {
         if get_item(&mut tx, caller.target, p).await.is_err() {
             return Err(FieldErrors::one(
@@ -219,7 +219,7 @@ async fn update(
     Json(req): Json<UpdateItem>,
 ) -> ApiResult<axum::Json<NavItem>> {
     caller.require("navigation", Level::Write)?;
-    let mut tx = db::begin(&state.pool, caller.ctx()).await?;
+    let mut tx = state.begin(caller.ctx()).await?;
     let cur = get_item(&mut tx, caller.target, id).await?;
     let label = req.label.unwrap_or(cur.label);
     let path = req.path.unwrap_or(cur.path);

@@ -282,7 +282,7 @@ async fn create(
     };
     validate(&spec, &caller)?;
     caller.require("permission", Level::Admin)?;
-    let mut tx = db::begin(&state.pool, caller.ctx()).await?;
+    let mut tx = state.begin(caller.ctx()).await?;
     let p = write(&mut tx, &caller, None, &spec).await?;
     tx.commit().await?;
     Ok(created(p))
@@ -366,7 +366,7 @@ async fn update(
     Json(req): Json<UpdatePermission>,
 ) -> ApiResult<axum::Json<Permission>> {
     caller.require("permission", Level::Write)?;
-    let mut tx = db::begin(&state.pool, caller.ctx()).await?;
+    let mut tx = state.begin(caller.ctx()).await?;
     let cur = get_perm(&mut tx, caller.target, id).await?;
     let spec = Spec {
         name: req.name.unwrap_or(cur.name),
@@ -451,7 +451,7 @@ pub async fn decide(
     req: &CheckRequest,
 ) -> ApiResult<CheckResponse> {
     let principal_id = req.user_id.unwrap_or(caller.user_id);
-    let mut tx = db::begin(&state.pool, caller.ctx()).await?;
+    let mut tx = state.begin(caller.ctx()).await?;
     let src = snapshot::load_source(&mut tx)
         .await
         .map_err(ApiError::internal)?;

@@ -149,7 +149,7 @@ async fn create(
     check_object(&mut errs, "attributes", &attributes);
     errs.into_result()?;
     caller.require("resource", Level::Admin)?;
-    let mut tx = db::begin(&state.pool, caller.ctx()).await?;
+    let mut tx = state.begin(caller.ctx()).await?;
     if let Some(p) = req.parent_id {
         check_parent(&mut tx, caller.target, None, p).await?;
     }
@@ -210,7 +210,7 @@ async fn children(
     Path(id): Path<Uuid>,
 ) -> ApiResult<axum::Json<Value>> {
     caller.require("resource", Level::Read)?;
-    let mut tx = db::begin(&state.pool, caller.ctx()).await?;
+    let mut tx = state.begin(caller.ctx()).await?;
     get_res(&mut tx, caller.target, id).await?;
     let rows: Vec<Resource> = sqlx::query_as(&format!(
         "SELECT {COLS} FROM sentinel.resources WHERE parent_id = $1 AND tenant_id = $2 ORDER BY resource_type, external_id"
@@ -246,7 +246,7 @@ async fn update(
     }
     errs.into_result()?;
     caller.require("resource", Level::Write)?;
-    let mut tx = db::begin(&state.pool, caller.ctx()).await?;
+    let mut tx = state.begin(caller.ctx()).await?;
     get_res(&mut tx, caller.target, id).await?;
     if let Some(Some(p)) = req.parent_id {
         sqlx::query("SELECT pg_advisory_xact_lock(hashtext('sentinel.resources:' || $1::text))")
@@ -278,7 +278,7 @@ async fn remove(
     Path(id): Path<Uuid>,
 ) -> ApiResult<StatusCode> {
     caller.require("resource", Level::Admin)?;
-    let mut tx = db::begin(&state.pool, caller.ctx()).await?;
+    let mut tx = state.begin(caller.ctx()).await?;
     get_res(&mut tx, caller.target, id).await?;
     let has_children: bool =
         sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM sentinel.resources WHERE parent_id = $1)")

@@ -197,7 +197,7 @@ async fn create(
     errs.into_result()?;
     caller.require("role", Level::Admin)?;
     caller.ensure_holds(req.scopes.iter().map(String::as_str), "this role")?;
-    let mut tx = db::begin(&state.pool, caller.ctx()).await?;
+    let mut tx = state.begin(caller.ctx()).await?;
     lock_hierarchy(&mut tx, caller.target).await?;
     if let Some(p) = req.parent_role_id {
         check_parent(&mut tx, None, p).await?;
@@ -270,7 +270,7 @@ async fn fetch(
     Path(id): Path<Uuid>,
 ) -> ApiResult<axum::Json<Value>> {
     caller.require("role", Level::Read)?;
-    let mut tx = db::begin(&state.pool, caller.ctx()).await?;
+    let mut tx = state.begin(caller.ctx()).await?;
     let role = get_role(&mut tx, caller.target, id).await?;
     let perms: Vec<Uuid> = sqlx::query_scalar("SELECT permission_id FROM sentinel.role_permissions WHERE role_id = $1 ORDER BY permission_id")
         .bind(id)
@@ -312,7 +312,7 @@ async fn update(
     }
     errs.into_result()?;
     caller.require("role", Level::Write)?;
-    let mut tx = db::begin(&state.pool, caller.ctx()).await?;
+    let mut tx = state.begin(caller.ctx()).await?;
     lock_hierarchy(&mut tx, caller.target).await?;
     let current = get_role(&mut tx, caller.target, id).await?;
     if req.scopes.is_some() || req.parent_role_id.is_some() {
@@ -367,7 +367,7 @@ async fn remove(
     Path(id): Path<Uuid>,
 ) -> ApiResult<StatusCode> {
     caller.require("role", Level::Admin)?;
-    let mut tx = db::begin(&state.pool, caller.ctx()).await?;
+    let mut tx = state.begin(caller.ctx()).await?;
     let role = get_role(&mut tx, caller.target, id).await?;
     if role.is_system {
         return Err(ApiError::denied("system roles cannot be deleted"));
@@ -397,7 +397,7 @@ async fn hierarchy(
     Path(id): Path<Uuid>,
 ) -> ApiResult<axum::Json<RoleHierarchy>> {
     caller.require("role", Level::Read)?;
-    let mut tx = db::begin(&state.pool, caller.ctx()).await?;
+    let mut tx = state.begin(caller.ctx()).await?;
     let role = get_role(&mut tx, caller.target, id).await?;
     let ancestors: Vec<Role> = sqlx::query_as(&format!(
         "WITH RECURSIVE up (id, depth) AS (
@@ -448,7 +448,7 @@ async fn assign_users(
         return Err(FieldErrors::one("user_ids", "must list 1 to 500 users"));
     }
     caller.require("role", Level::Write)?;
-    let mut tx = db::begin(&state.pool, caller.ctx()).await?;
+    let mut tx = state.begin(caller.ctx()).await?;
     get_role(&mut tx, caller.target, id).await?;
     // Re-assigning with a window that has ended takes the role away.
     let guard = AdminGuard::take(&mut tx, caller.target).await?;
@@ -468,7 +468,7 @@ async fn unassign_user(
     Path((id, user_id)): Path<(Uuid, Uuid)>,
 ) -> ApiResult<StatusCode> {
     caller.require("role", Level::Write)?;
-    let mut tx = db::begin(&state.pool, caller.ctx()).await?;
+    let mut tx = state.begin(caller.ctx()).await?;
     safety::take_role(&mut tx, &caller, user_id, id).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
@@ -494,7 +494,7 @@ async fn add_permissions(
     }
     caller.require("role", Level::Write)?;
     caller.require("permission", Level::Read)?;
-    let mut tx = db::begin(&state.pool, caller.ctx()).await?;
+    let mut tx = state.begin(caller.ctx()).await?;
     get_role(&mut tx, caller.target, id).await?;
     for p in &req.permission_ids {
         attach_permission(&mut tx, &caller, id, *p).await?;
@@ -511,7 +511,7 @@ async fn list_permissions(
     Path(id): Path<Uuid>,
 ) -> ApiResult<axum::Json<Value>> {
     caller.require("role", Level::Read)?;
-    let mut tx = db::begin(&state.pool, caller.ctx()).await?;
+    let mut tx = state.begin(caller.ctx()).await?;
     get_role(&mut tx, caller.target, id).await?;
     let rows: Vec<crate::routes::permissions::Permission> = sqlx::query_as(&format!(
         "SELECT {} FROM sentinel.permissions p JOIN sentinel.role_permissions rp ON rp.permission_id = p.id
@@ -531,7 +531,7 @@ async fn remove_permission(
     Path((id, pid)): Path<(Uuid, Uuid)>,
 ) -> ApiResult<StatusCode> {
     caller.require("role", Level::Write)?;
-    let mut tx = db::begin(&state.pool, caller.ctx()).await?;
+    let mut tx = state.begin(caller.ctx()).await?;
     safety::ensure_role_not_above(&mut tx, &caller, id).await?;
     rows::unlink_in(
         &mut tx,

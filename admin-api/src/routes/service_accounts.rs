@@ -180,7 +180,7 @@ async fn create(
     Json(req): Json<CreateServiceAccount>,
 ) -> ApiResult<(StatusCode, NoStore<WithKey>)> {
     caller.require("service_account", Level::Admin)?;
-    let mut tx = db::begin(&state.pool, caller.ctx()).await?;
+    let mut tx = state.begin(caller.ctx()).await?;
     let out = insert(&state, &mut tx, &caller, req).await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, NoStore(out)))
@@ -246,7 +246,7 @@ async fn update(
     if id == caller.user_id {
         return Err(ApiError::denied("a service account may not change itself"));
     }
-    let mut tx = db::begin(&state.pool, caller.ctx()).await?;
+    let mut tx = state.begin(caller.ctx()).await?;
     get_sa(&mut tx, caller.target, id).await?;
     ensure_not_above(&mut tx, &caller, id).await?;
     let sa: ServiceAccount = sqlx::query_as(&format!(
@@ -271,7 +271,7 @@ async fn remove(
     Path(id): Path<Uuid>,
 ) -> ApiResult<StatusCode> {
     caller.require("service_account", Level::Admin)?;
-    let mut tx = db::begin(&state.pool, caller.ctx()).await?;
+    let mut tx = state.begin(caller.ctx()).await?;
     get_sa(&mut tx, caller.target, id).await?;
     ensure_not_above(&mut tx, &caller, id).await?;
     sqlx::query(
@@ -303,7 +303,7 @@ async fn rotate(
     validate_ttl(&mut errs, req.expires_in_days);
     errs.into_result()?;
     caller.require("service_account", Level::Admin)?;
-    let mut tx = db::begin(&state.pool, caller.ctx()).await?;
+    let mut tx = state.begin(caller.ctx()).await?;
     get_sa(&mut tx, caller.target, id).await?;
     ensure_not_above(&mut tx, &caller, id).await?;
     let (key, prefix, hash) = new_key();
@@ -333,7 +333,7 @@ async fn validate(
     Path(id): Path<Uuid>,
 ) -> ApiResult<axum::Json<Value>> {
     caller.require("service_account", Level::Admin)?;
-    let mut tx = db::begin(&state.pool, caller.ctx()).await?;
+    let mut tx = state.begin(caller.ctx()).await?;
     let sa = get_sa(&mut tx, caller.target, id).await?;
     let tenant_status: String =
         sqlx::query_scalar("SELECT status FROM sentinel.tenants WHERE id = $1")

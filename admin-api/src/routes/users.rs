@@ -251,7 +251,7 @@ async fn create(
     Json(req): Json<CreateUser>,
 ) -> ApiResult<(StatusCode, axum::Json<User>)> {
     caller.require("user", Level::Admin)?;
-    let mut tx = db::begin(&state.pool, caller.ctx()).await?;
+    let mut tx = state.begin(caller.ctx()).await?;
     let u = insert_user(&state, &mut tx, &caller, req).await?;
     tx.commit().await?;
     Ok(created(u))
@@ -305,7 +305,7 @@ async fn fetch(
     Path(id): Path<Uuid>,
 ) -> ApiResult<axum::Json<Value>> {
     caller.require("user", Level::Read)?;
-    let mut tx = db::begin(&state.pool, caller.ctx()).await?;
+    let mut tx = state.begin(caller.ctx()).await?;
     let user = get_user(&mut tx, caller.target, id).await?;
     let roles: Vec<RoleGrantRow> = sqlx::query_as(
         "SELECT r.id, r.name, ur.is_active, ur.valid_from, ur.valid_until
@@ -375,7 +375,7 @@ async fn update(
     if req.attributes.is_some() && id == caller.user_id {
         return Err(ApiError::denied("you may not change your own attributes"));
     }
-    let mut tx = db::begin(&state.pool, caller.ctx()).await?;
+    let mut tx = state.begin(caller.ctx()).await?;
     get_user(&mut tx, caller.target, id).await?;
     if id != caller.user_id {
         ensure_not_above(&mut tx, &caller, id).await?;
@@ -408,7 +408,7 @@ async fn remove(
     if id == caller.user_id {
         return Err(ApiError::denied("you may not delete yourself"));
     }
-    let mut tx = db::begin(&state.pool, caller.ctx()).await?;
+    let mut tx = state.begin(caller.ctx()).await?;
     get_user(&mut tx, caller.target, id).await?;
     ensure_not_above(&mut tx, &caller, id).await?;
     let guard = AdminGuard::take(&mut tx, caller.target).await?;
@@ -477,7 +477,7 @@ async fn change_password(
     if !own {
         caller.require("user", Level::Write)?;
     }
-    let mut tx = db::begin(&state.pool, caller.ctx()).await?;
+    let mut tx = state.begin(caller.ctx()).await?;
     get_user(&mut tx, caller.target, id).await?;
     if own {
         let stored: Option<String> =
@@ -525,7 +525,7 @@ async fn reset_password(
     validate_password(&mut errs, "new_password", &req.new_password);
     errs.into_result()?;
     caller.require("user", Level::Admin)?;
-    let mut tx = db::begin(&state.pool, caller.ctx()).await?;
+    let mut tx = state.begin(caller.ctx()).await?;
     get_user(&mut tx, caller.target, id).await?;
     ensure_not_above(&mut tx, &caller, id).await?;
     store_password(&state, &mut tx, caller.target, id, req.new_password).await?;
@@ -538,7 +538,7 @@ async fn set_lock(state: &AppState, caller: &Caller, id: Uuid, locked: bool) -> 
     if locked && id == caller.user_id {
         return Err(ApiError::denied("you may not lock yourself"));
     }
-    let mut tx = db::begin(&state.pool, caller.ctx()).await?;
+    let mut tx = state.begin(caller.ctx()).await?;
     get_user(&mut tx, caller.target, id).await?;
     ensure_not_above(&mut tx, caller, id).await?;
     let guard = AdminGuard::take(&mut tx, caller.target).await?;
@@ -605,7 +605,7 @@ async fn bulk(
     errs.into_result()?;
     caller.require("user", Level::Admin)?;
     let mut results = Vec::with_capacity(req.user_ids.len());
-    let mut tx = db::begin(&state.pool, caller.ctx()).await?;
+    let mut tx = state.begin(caller.ctx()).await?;
     let guard = AdminGuard::take(&mut tx, caller.target).await?;
     for id in &req.user_ids {
         let status = if *id == caller.user_id {
@@ -650,7 +650,7 @@ async fn effective_permissions(
     if id != caller.user_id {
         caller.require("user", Level::Read)?;
     }
-    let mut tx = db::begin(&state.pool, caller.ctx()).await?;
+    let mut tx = state.begin(caller.ctx()).await?;
     let exists: bool = sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM sentinel.users WHERE id = $1 AND tenant_id = $2)",
     )
@@ -705,7 +705,7 @@ async fn add_role(
     Json(req): Json<AddRole>,
 ) -> ApiResult<StatusCode> {
     caller.require("role", Level::Write)?;
-    let mut tx = db::begin(&state.pool, caller.ctx()).await?;
+    let mut tx = state.begin(caller.ctx()).await?;
     let exists: bool = sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM sentinel.users WHERE id = $1 AND tenant_id = $2)",
     )
@@ -738,7 +738,7 @@ async fn remove_role(
     Path((id, role_id)): Path<(Uuid, Uuid)>,
 ) -> ApiResult<StatusCode> {
     caller.require("role", Level::Write)?;
-    let mut tx = db::begin(&state.pool, caller.ctx()).await?;
+    let mut tx = state.begin(caller.ctx()).await?;
     safety::take_role(&mut tx, &caller, id, role_id).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)

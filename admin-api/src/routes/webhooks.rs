@@ -229,7 +229,7 @@ async fn create(
     caller.require("webhook", Level::Admin)?;
     let id = Uuid::new_v4();
     let secret = seal_secret(id, &req.secret)?;
-    let mut tx = db::begin(&state.pool, caller.ctx()).await?;
+    let mut tx = state.begin(caller.ctx()).await?;
     let w: Webhook = sqlx::query_as(&format!(
         "INSERT INTO sentinel.webhooks (id, tenant_id, name, url, secret, events, enabled)
          VALUES ($7, $1, $2, $3, $4, $5, $6) RETURNING {COLS}"
@@ -325,7 +325,7 @@ async fn update(
         .as_deref()
         .map(|s| seal_secret(id, s))
         .transpose()?;
-    let mut tx = db::begin(&state.pool, caller.ctx()).await?;
+    let mut tx = state.begin(caller.ctx()).await?;
     get_hook(&mut tx, caller.target, id).await?;
     let w: Webhook = sqlx::query_as(&format!(
         "UPDATE sentinel.webhooks SET name = coalesce($3, name), url = coalesce($4, url),
@@ -394,7 +394,7 @@ async fn retry_event(
     Path(id): Path<Uuid>,
 ) -> ApiResult<axum::Json<OutboxEvent>> {
     caller.require("webhook", Level::Admin)?;
-    let mut tx = db::begin(&state.pool, caller.ctx()).await?;
+    let mut tx = state.begin(caller.ctx()).await?;
     // A failed event starts over; a pending or delivered one is left as it is.
     sqlx::query(
         "UPDATE sentinel.outbox SET attempts = 0, failed_at = NULL, next_attempt_at = now()
