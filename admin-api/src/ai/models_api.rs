@@ -104,7 +104,7 @@ fn require_write(caller: &Caller) -> ApiResult<()> {
 
 async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<axum::Json<ModelList>> {
     require_read(&caller)?;
-    let items = models::list(&state.pool).await?;
+    let items = models::list(&state.platform).await?;
     Ok(axum::Json(ModelList { items }))
 }
 
@@ -116,7 +116,7 @@ async fn get(
     caller: Caller,
 ) -> ApiResult<axum::Json<AiModel>> {
     require_read(&caller)?;
-    models::get(&state.pool, id).await.map(axum::Json)
+    models::get(&state.platform, id).await.map(axum::Json)
 }
 
 async fn upload(
@@ -161,7 +161,7 @@ async fn upload(
     .await
     .map_err(ApiError::internal)?;
     let validated = validated?;
-    let row = models::upload(&state.pool, caller.user_id, &bytes, &validated).await?;
+    let row = models::upload(&state.platform, caller.user_id, &bytes, &validated).await?;
     tracing::info!(
         id = %row.id,
         name = %row.name,
@@ -178,14 +178,14 @@ async fn activate(
     Path(id): Path<Uuid>,
 ) -> ApiResult<axum::Json<AiModel>> {
     require_write(&caller)?;
-    let row = models::activate(&state.pool, id).await?;
+    let row = models::activate(&state.platform, id).await?;
     tracing::info!(id = %row.id, name = %row.name, version = %row.version, "anomaly model activated");
     Ok(axum::Json(row))
 }
 
 async fn rollback(State(state): State<AppState>, caller: Caller) -> ApiResult<axum::Json<AiModel>> {
     require_write(&caller)?;
-    let row = models::rollback(&state.pool).await?;
+    let row = models::rollback(&state.platform).await?;
     tracing::info!(id = %row.id, name = %row.name, version = %row.version, "anomaly model rolled back to");
     Ok(axum::Json(row))
 }
@@ -195,7 +195,7 @@ async fn content(
     _reader: SnapshotReader,
     Path(sha256): Path<String>,
 ) -> ApiResult<Response> {
-    let bytes = models::content(&state.pool, &sha256)
+    let bytes = models::content(&state.platform, &sha256)
         .await?
         .ok_or(ApiError::NotFound)?;
     Ok((
