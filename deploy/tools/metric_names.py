@@ -39,6 +39,7 @@ NOT_EXPORTED: set[str] = set()
 # `sentinel_…` words in the docs that are not metrics.
 NOT_METRICS = {
     "sentinel_api": "the admin API's database role",
+    "sentinel_platform": "the admin API's second database role, for platform-wide work",
     "sentinel_owner": "the migration role in docs/deploy.md's examples",
     "sentinel_policy": "the NOTIFY channel of policy changes",
     "sentinel_snapshot": "the NOTIFY channel of new snapshots",
