@@ -7,7 +7,6 @@
 use super::notify::{self, Subject};
 use super::{require, Right};
 use crate::auth::Caller;
-use crate::db;
 use crate::domain::rows;
 use crate::error::{ApiError, ApiResult, FieldErrors};
 use crate::extract::{Json, Path, Query};

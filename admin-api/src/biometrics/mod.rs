@@ -13,7 +13,7 @@
 pub mod gateway;
 
 use crate::auth::Caller;
-use crate::db::{self, Tx};
+use crate::db::Tx;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Path;
 use crate::openapi::routes::{doc, Routes};

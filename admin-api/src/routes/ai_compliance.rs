@@ -3,7 +3,6 @@
 
 use crate::ai::{self, compliance};
 use crate::auth::Caller;
-use crate::db;
 use crate::error::{ApiError, ApiResult, FieldErrors};
 use crate::extract::{MaybeJson, Query};
 use crate::openapi::routes::{doc, Routes};

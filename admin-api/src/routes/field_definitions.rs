@@ -3,7 +3,7 @@
 //! them, every tenant reads them); `tenant_specific` fields belong to one tenant.
 
 use crate::auth::Caller;
-use crate::db::{self, TenantCtx, Tx};
+use crate::db::{TenantCtx, Tx};
 use crate::domain::rows;
 use crate::error::{ApiError, ApiResult, FieldErrors};
 use crate::extract::{Json, Path, Query};

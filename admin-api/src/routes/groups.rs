@@ -1,7 +1,7 @@
 //! `/api/v1/groups`: groups of users; every member receives the group's roles.
 
 use crate::auth::Caller;
-use crate::db::{self, Tx};
+use crate::db::Tx;
 use crate::domain::groups::{add_member, attach_role, group_scopes};
 use crate::domain::roles::ensure_not_above;
 use crate::domain::rows;

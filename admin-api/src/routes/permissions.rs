@@ -4,7 +4,7 @@
 //! by the same evaluator the gateway runs.
 
 use crate::auth::Caller;
-use crate::db::{self, Tx};
+use crate::db::Tx;
 use crate::domain::rows;
 use crate::error::{ApiError, ApiResult, FieldErrors};
 use crate::extract::{Json, Path, Query};

@@ -2,7 +2,7 @@
 //! calls, …) in a hierarchy; permissions name them by type and external id.
 
 use crate::auth::Caller;
-use crate::db::{self, Tx};
+use crate::db::Tx;
 use crate::domain::rows;
 use crate::error::{ApiResult, FieldErrors};
 use crate::extract::{double_option, Json, Path, Query};

@@ -6,7 +6,7 @@
 //! roles (directly or through groups) whose chains carry only scopes it holds.
 
 use crate::auth::{self, Caller};
-use crate::db::{self, Tx};
+use crate::db::Tx;
 use crate::domain::roles::{assign, attach_permission};
 use crate::domain::rows;
 use crate::domain::safety::{self, AdminGuard};

@@ -3,7 +3,7 @@
 //! alphanumerics>`, stored as SHA-256 and shown once, at creation or rotation.
 
 use crate::auth::Caller;
-use crate::db::{self, Tx};
+use crate::db::Tx;
 use crate::domain::api_keys::new_key;
 use crate::domain::roles::{assign, ensure_not_above};
 use crate::domain::rows;

@@ -7,7 +7,7 @@
 //! password and lock handlers into `domain/` (as the grant rules were).
 
 use crate::auth::{self, Caller};
-use crate::db::{self, Tx};
+use crate::db::Tx;
 use crate::domain::roles::{assign, ensure_not_above};
 use crate::domain::rows;
 use crate::domain::safety::{self, AdminGuard};

@@ -3,7 +3,7 @@
 //! delivery state. A webhook's secret is written, never read back.
 
 use crate::auth::Caller;
-use crate::db::{self, Tx};
+use crate::db::Tx;
 use crate::domain::rows;
 use crate::error::{ApiError, ApiResult, FieldErrors};
 use crate::extract::{Json, Path, Query};
