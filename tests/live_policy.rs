@@ -875,10 +875,11 @@ async fn end_to_end_with_the_admin_api_postgres_and_two_gateways() {
             dir.join("snapshot.cache").display(),
         );
         // Strict low-s (the default): the admin API writes the canonical form.
-        // Risk scoring off: polling every 5 ms for twenty rounds is an
-        // anomaly by design (RISK_BLOCKED), and risk is not what this measures.
+        // Risk scoring stays on (the routes' risk slots fail closed without
+        // it). Many rounds of 5 ms polling (SENTINEL_E2E_ROUNDS) read as an
+        // anomaly by design (RISK_BLOCKED): measure rounds in fresh runs.
         let issuer = format!(
-            "\n[[issuers]]\nissuer = \"sentinel-admin\"\naudiences = [\"sentinel\"]\nalgorithms = [\"ES256\"]\njwks_file = \"{}\"\nleeway = \"30s\"\n\n[risk]\nenabled = false\n",
+            "\n[[issuers]]\nissuer = \"sentinel-admin\"\naudiences = [\"sentinel\"]\nalgorithms = [\"ES256\"]\njwks_file = \"{}\"\nleeway = \"30s\"\n",
             dir.join("admin.jwks.json").display()
         );
         let started = Instant::now();
