@@ -205,7 +205,10 @@ async fn fingerprint(t: &TestApp) -> Vec<(String, String)> {
     out
 }
 
-fn flips(v: &Value) -> Vec<(String, String, String, Vec<(String, u64)>)> {
+/// One flipped group: rule, principal, flip, and the (request, count) pairs.
+type Flip = (String, String, String, Vec<(String, u64)>);
+
+fn flips(v: &Value) -> Vec<Flip> {
     v["groups"]
         .as_array()
         .unwrap()
