@@ -71,7 +71,7 @@ async fn upload(t: &TestApp, token: &str, bytes: &[u8]) -> (StatusCode, Value) {
 }
 
 async fn manifest_model(t: &TestApp) -> Value {
-    match sentinel_admin::snapshot::publish(&t.state.pool, None, true)
+    match sentinel_admin::snapshot::publish(&t.state.platform, None, true)
         .await
         .unwrap()
     {

@@ -25,7 +25,11 @@ fn body_operations() -> Vec<(String, String)> {
     let mut out = Vec::new();
     for (path, ops) in doc["paths"].as_object().unwrap() {
         for (method, op) in ops.as_object().unwrap() {
-            if op.get("requestBody").is_some() {
+            // JSON bodies only: a model upload's body is the file's bytes.
+            if op["requestBody"]["content"]
+                .get("application/json")
+                .is_some()
+            {
                 out.push((method.to_uppercase(), path.clone()));
             }
         }
