@@ -820,6 +820,414 @@ export type paths = {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/ai/models": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Every anomaly model of the registry, newest first */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description ok */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ModelList"];
+                    };
+                };
+                /** @description AUTH_REQUIRED, AUTH_INVALID, TOKEN_EXPIRED, TOKEN_REVOKED */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description PERMISSION_DENIED, ACCOUNT_LOCKED, TENANT_SUSPENDED */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description VALIDATION_ERROR, with per-field details */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        /** Upload an ONNX anomaly model (the file's bytes); accepted as `staged` only if the gateway's loader accepts it */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/octet-stream": string;
+                };
+            };
+            responses: {
+                /** @description created */
+                201: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AiModel"];
+                    };
+                };
+                /** @description AUTH_REQUIRED, AUTH_INVALID, TOKEN_EXPIRED, TOKEN_REVOKED */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description PERMISSION_DENIED, ACCOUNT_LOCKED, TENANT_SUSPENDED */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description BODY_TOO_LARGE: the file is larger than 16 MiB */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description VALIDATION_ERROR, with per-field details */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/ai/models/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One anomaly model */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description ok */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AiModel"];
+                    };
+                };
+                /** @description AUTH_REQUIRED, AUTH_INVALID, TOKEN_EXPIRED, TOKEN_REVOKED */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description PERMISSION_DENIED, ACCOUNT_LOCKED, TENANT_SUSPENDED */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description RESOURCE_NOT_FOUND (also for another tenant's object) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description VALIDATION_ERROR, with per-field details */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/ai/models/{id}/activate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Make this model the active one; the next policy snapshot names it and gateways load it */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description ok */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AiModel"];
+                    };
+                };
+                /** @description AUTH_REQUIRED, AUTH_INVALID, TOKEN_EXPIRED, TOKEN_REVOKED */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description PERMISSION_DENIED, ACCOUNT_LOCKED, TENANT_SUSPENDED */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description RESOURCE_NOT_FOUND (also for another tenant's object) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description VALIDATION_ERROR, with per-field details */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/ai/models/content/{sha256}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The bytes of a registered model by SHA-256 (gateways fetch the model the snapshot names) */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    sha256: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description ok */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/octet-stream": string;
+                    };
+                };
+                /** @description AUTH_REQUIRED, AUTH_INVALID, TOKEN_EXPIRED, TOKEN_REVOKED */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description PERMISSION_DENIED, ACCOUNT_LOCKED, TENANT_SUSPENDED */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description RESOURCE_NOT_FOUND (also for another tenant's object) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description VALIDATION_ERROR, with per-field details */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/ai/models/rollback": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Make the model active before the active one active again (the active one is retired) */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description ok */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AiModel"];
+                    };
+                };
+                /** @description AUTH_REQUIRED, AUTH_INVALID, TOKEN_EXPIRED, TOKEN_REVOKED */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description PERMISSION_DENIED, ACCOUNT_LOCKED, TENANT_SUSPENDED */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description VALIDATION_ERROR, with per-field details */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/ai/optimizer/findings": {
         parameters: {
             query?: never;
@@ -3003,6 +3411,158 @@ export type paths = {
         };
         trace?: never;
     };
+    "/api/v1/gateway/biometrics/{tenant_id}/{user_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A user's encoded biometric profile (gateways; ETag, 304, 204 after a reset) */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    tenant_id: string;
+                    user_id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description ok */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/octet-stream": string;
+                    };
+                };
+                /** @description Not modified (If-None-Match) */
+                304: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description AUTH_REQUIRED, AUTH_INVALID, TOKEN_EXPIRED, TOKEN_REVOKED */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description PERMISSION_DENIED, ACCOUNT_LOCKED, TENANT_SUSPENDED */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description RESOURCE_NOT_FOUND (also for another tenant's object) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description VALIDATION_ERROR, with per-field details */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        /** Store a user's encoded biometric profile (gateways; body application/octet-stream) */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    tenant_id: string;
+                    user_id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description ok */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Stored"];
+                    };
+                };
+                /** @description AUTH_REQUIRED, AUTH_INVALID, TOKEN_EXPIRED, TOKEN_REVOKED */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description PERMISSION_DENIED, ACCOUNT_LOCKED, TENANT_SUSPENDED */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description RESOURCE_NOT_FOUND (also for another tenant's object) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Profile too large */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description VALIDATION_ERROR, with per-field details */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/groups": {
         parameters: {
             query?: never;
@@ -4522,6 +5082,118 @@ export type paths = {
                 };
                 /** @description VALIDATION_ERROR, with per-field details */
                 422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/policy/what-if": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Replay the tenant's recorded gateway decisions (audit events in [since, until), newest first, at most `limit`) through the current policy and through the policy a proposed change would make; answer the decisions that would flip, grouped by rule and principal. Nothing is written. Also needs `audit:read`. */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["WhatIfRequest"];
+                };
+            };
+            responses: {
+                /** @description ok */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            allow_to_deny: number;
+                            changes: number;
+                            deny_to_allow: number;
+                            elapsed_ms: number;
+                            flipped: number;
+                            groups: {
+                                count: number;
+                                /** @enum {string} */
+                                flip: "allow -> deny" | "deny -> allow";
+                                principals: {
+                                    count: number;
+                                    /** Format: uuid */
+                                    id: string;
+                                    name: string;
+                                }[];
+                                /** @description the proposed decision's reason */
+                                reason: string;
+                                /** @description rule ids, comma-separated; `(none)` */
+                                rules: string;
+                            }[];
+                            limit: number;
+                            /** @description events read */
+                            lines: number;
+                            /** @description events decided by both policies */
+                            replayed: number;
+                            /** Format: date-time */
+                            since: string;
+                            /** @description events not replayed, by cause */
+                            skipped: {
+                                [key: string]: number;
+                            };
+                            /** @description more events in the window than `limit` */
+                            truncated: boolean;
+                            /** Format: date-time */
+                            until: string;
+                        };
+                    };
+                };
+                /** @description AUTH_REQUIRED, AUTH_INVALID, TOKEN_EXPIRED, TOKEN_REVOKED */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description PERMISSION_DENIED, ACCOUNT_LOCKED, TENANT_SUSPENDED */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description VALIDATION_ERROR: details name each bad field (`changes[2].role_id`: unknown id, a change that changes nothing; `since`/`until`/`limit`); `changes` lists the compiler's problems of a proposal that does not compile */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description POLICY_UNAVAILABLE: the stored policy does not compile */
+                503: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -7236,6 +7908,210 @@ export type paths = {
         };
         trace?: never;
     };
+    "/api/v1/users/{id}/biometrics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A user's behavioural-biometric profile status */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description ok */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ProfileStatus"];
+                    };
+                };
+                /** @description AUTH_REQUIRED, AUTH_INVALID, TOKEN_EXPIRED, TOKEN_REVOKED */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description PERMISSION_DENIED, ACCOUNT_LOCKED, TENANT_SUSPENDED */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description RESOURCE_NOT_FOUND (also for another tenant's object) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description VALIDATION_ERROR, with per-field details */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        /** Erase a user's biometric profile (data-subject request) */
+        delete: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description done */
+                204: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description AUTH_REQUIRED, AUTH_INVALID, TOKEN_EXPIRED, TOKEN_REVOKED */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description PERMISSION_DENIED, ACCOUNT_LOCKED, TENANT_SUSPENDED */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description RESOURCE_NOT_FOUND (also for another tenant's object) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description VALIDATION_ERROR, with per-field details */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/users/{id}/biometrics/reset": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Reset a user's biometric profile: enrolment starts again */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description ok */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ProfileStatus"];
+                    };
+                };
+                /** @description AUTH_REQUIRED, AUTH_INVALID, TOKEN_EXPIRED, TOKEN_REVOKED */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description PERMISSION_DENIED, ACCOUNT_LOCKED, TENANT_SUSPENDED */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description RESOURCE_NOT_FOUND (also for another tenant's object) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description VALIDATION_ERROR, with per-field details */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/users/{id}/change-password": {
         parameters: {
             query?: never;
@@ -8459,6 +9335,38 @@ export type components = {
         AddRoles: {
             role_ids: string[];
         };
+        /** @description A model of the registry (its bytes are fetched apart, by hash). */
+        AiModel: {
+            /** Format: date-time */
+            activated_at?: string | null;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: uuid */
+            created_by?: string | null;
+            /** Format: uuid */
+            id: string;
+            /** @description What the loader found (engine, trees, nodes) when it was uploaded. */
+            metrics: Record<string, never>;
+            /** @description `sentinel.name` of the file's metadata. */
+            name: string;
+            /**
+             * Format: uuid
+             * @description The model that was active when this one was activated: what a roll
+             *     back returns to.
+             */
+            previous_id?: string | null;
+            /** @description Lowercase hex SHA-256 of the file: what the snapshot names. */
+            sha256: string;
+            /**
+             * Format: int64
+             * @description The file's size in bytes.
+             */
+            size: number;
+            /** @description `staged`, `active` or `retired`. */
+            status: string;
+            /** @description `sentinel.version` of the file's metadata. */
+            version: string;
+        };
         /** @description What a question's answer holds. */
         Answer: {
             /**
@@ -8571,6 +9479,80 @@ export type components = {
             name: string;
             resource_pattern?: string;
             resource_type: string;
+        };
+        /** @description One operation of a proposed change. */
+        Change: {
+            /** @enum {string} */
+            op: "add_permission";
+            /** Format: uuid */
+            permission_id: string;
+            /** Format: uuid */
+            role_id: string;
+        } | {
+            /** @enum {string} */
+            op: "remove_permission";
+            /** Format: uuid */
+            permission_id: string;
+            /** Format: uuid */
+            role_id: string;
+        } | {
+            /** @enum {string} */
+            op: "assign_role";
+            /** Format: uuid */
+            role_id: string;
+            /** Format: uuid */
+            user_id: string;
+        } | {
+            /** @enum {string} */
+            op: "unassign_role";
+            /** Format: uuid */
+            role_id: string;
+            /** Format: uuid */
+            user_id: string;
+        } | {
+            /** Format: uuid */
+            group_id: string;
+            /** @enum {string} */
+            op: "add_member";
+            /** Format: uuid */
+            user_id: string;
+        } | {
+            /** Format: uuid */
+            group_id: string;
+            /** @enum {string} */
+            op: "remove_member";
+            /** Format: uuid */
+            user_id: string;
+        } | {
+            /** Format: uuid */
+            group_id: string;
+            /** @enum {string} */
+            op: "add_group_role";
+            /** Format: uuid */
+            role_id: string;
+        } | {
+            /** Format: uuid */
+            group_id: string;
+            /** @enum {string} */
+            op: "remove_group_role";
+            /** Format: uuid */
+            role_id: string;
+        } | {
+            /** @description Actions (`read`, `delete`, …) or `*`; at least one. */
+            actions: string[];
+            /** @enum {string} */
+            op: "add_deny";
+            /** @description `*` (default), an exact id, or a prefix ending in `*`. */
+            resource?: string | null;
+            /** @description A resource type (`vessel`) or `*`. */
+            resource_type: string;
+            /** Format: uuid */
+            role_id: string;
+        } | {
+            /** @enum {string} */
+            op: "remove_deny";
+            /** Format: uuid */
+            permission_id: string;
         };
         ChangePassword: {
             /** @description Required when changing one's own password. */
@@ -8914,6 +9896,10 @@ export type components = {
             label: string;
             path: string;
         };
+        /** @description The registry's models. */
+        ModelList: {
+            items: components["schemas"]["AiModel"][];
+        };
         NavItem: {
             action?: string | null;
             /** Format: date-time */
@@ -9083,6 +10069,34 @@ export type components = {
             /** Format: int64 */
             window_days: number;
         };
+        /** @description What a person may see of a profile: its state, never its contents. */
+        ProfileStatus: {
+            /** Format: date-time */
+            created_at?: string | null;
+            /** Format: int32 */
+            key_observations: number;
+            /**
+             * Format: int32
+             * @description Mouse actions and key timing observations the profile keeps.
+             */
+            mouse_actions: number;
+            /**
+             * Format: int32
+             * @description Enrolment samples taken (a profile is ready at `baseline_samples`).
+             */
+            samples: number;
+            /**
+             * Format: int64
+             * @description Size of the stored profile (features and models), bytes.
+             */
+            size_bytes: number;
+            /** @description `none` (nothing stored), `enrolling` or `ready`. */
+            status: string;
+            /** Format: date-time */
+            updated_at?: string | null;
+            /** Format: uuid */
+            user_id: string;
+        };
         /** @description One admin-API call of a proposal. */
         ProposedCall: {
             body?: Record<string, never> | null;
@@ -9183,6 +10197,21 @@ export type components = {
             tenant_id: string;
             /** Format: date-time */
             updated_at: string;
+        };
+        /** @description The answer of a store. */
+        Stored: {
+            /**
+             * Format: uuid
+             * @description The row's generation and version now (null: no row).
+             */
+            generation?: string | null;
+            /**
+             * @description False when the generation given is not the row's any more (a reset
+             *     or deletion since the gateway loaded it): nothing was written.
+             */
+            stored: boolean;
+            /** Format: int64 */
+            version?: number | null;
         };
         /** @description One suggestion, with how to act on it. */
         Suggestion: {
@@ -9396,6 +10425,26 @@ export type components = {
             /** Format: date-time */
             updated_at: string;
             url: string;
+        };
+        /** @description A proposed change and the window to replay. */
+        WhatIfRequest: {
+            /** @description The operations, applied in order (1-100). */
+            changes: components["schemas"]["Change"][];
+            /**
+             * Format: int64
+             * @description Most events replayed, newest first (1-1,000,000; default 1,000,000).
+             */
+            limit?: number | null;
+            /**
+             * Format: date-time
+             * @description Oldest event replayed (inclusive, RFC 3339); default `until` − 24 h.
+             */
+            since?: string | null;
+            /**
+             * Format: date-time
+             * @description End of the window (exclusive); default now.
+             */
+            until?: string | null;
         };
         /** @description A time window, relative to when the question is asked (UTC). */
         Window: {
